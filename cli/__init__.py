@@ -1,0 +1,1 @@
+"""The ``gridatlas`` command line: the edge that owns one transaction per command."""

@@ -1,0 +1,130 @@
+"""``gridatlas``: bring up the database, import, export, serve, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import db as db_cmd
+from cli.common import fail, open_engine
+from gis.errors import GridAtlasError
+from gis.settings import PROJECT_ROOT, get_settings
+
+app = typer.Typer(help="Grid Atlas (网格化管理): community grid management on PostGIS.",
+                  no_args_is_help=True, add_completion=False)
+app.add_typer(db_cmd.app, name="db")
+
+DEMO_FILE = PROJECT_ROOT / "data" / "osm" / "nanjing-central.osm"
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="OSM (.osm/.pbf), GeoJSON, GeoPackage, Shapefile, "
+                                              "or a CSV/XLSX of households or dwellings")],
+    layer: Annotated[list[str] | None, typer.Option(
+        "--layer", help="what to import: buildings, streets, facilities, communities, grids, "
+                        "subdistricts, households, dwellings (repeat; default: all the file has)")
+    ] = None,
+    crs: Annotated[str | None, typer.Option(
+        help="CRS of a file that carries none, e.g. EPSG:4326 or EPSG:32651")] = None,
+    source: Annotated[str | None, typer.Option(
+        help="dataset name that identifies re-imports (default: the file name)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Import a file into PostGIS in one transaction; re-importing updates in place."""
+    from gis.io.pipeline import import_file
+    from cli.progress import progress_reporter
+
+    engine = open_engine()
+    try:
+        with progress_reporter(enabled=not quiet) as report_step:
+            report = import_file(engine, path, layers=layer, crs=crs, source=source,
+                                 on_step=report_step)
+    except GridAtlasError as err:
+        fail(err)
+    finally:
+        engine.dispose()
+    typer.echo(report.render())
+
+
+@app.command("export")
+def export(
+    layer: Annotated[str, typer.Argument(help="buildings, facilities, walk_edges, walk_nodes, "
+                                               "communities, grids, subdistricts, dwellings")],
+    path: Annotated[Path, typer.Argument(help=".geojson, .gpkg, .shp or .csv")],
+) -> None:
+    """Export a layer from PostGIS to a file (WGS 84)."""
+    from gis.io.export import export_layer
+
+    engine = open_engine()
+    try:
+        n = export_layer(engine, layer, path)
+    except GridAtlasError as err:
+        fail(err)
+    finally:
+        engine.dispose()
+    typer.echo(f"wrote {n} {layer} to {path}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+) -> None:
+    """Serve the API and the map pages."""
+    import uvicorn
+
+    open_engine().dispose()  # start the local database and fail early with a clear reason
+    typer.echo(f"Grid Atlas at http://{host}:{port}/  (map: http://{host}:{port}/map)")
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="set up only")] = False,
+) -> None:
+    """Set up everything (database, schema, bundled Nanjing data) and serve the map."""
+    from gis.io.pipeline import import_file
+    from cli.progress import progress_reporter
+
+    engine = open_engine()
+    try:
+        with progress_reporter(enabled=sys.stderr.isatty()) as report_step:
+            report = import_file(engine, DEMO_FILE, on_step=report_step)
+    except GridAtlasError as err:
+        fail(err)
+    finally:
+        engine.dispose()
+    typer.echo(report.render())
+    if not no_serve:
+        serve(host=host, port=port)
+
+
+@app.command()
+def synth(
+    buildings: Annotated[int, typer.Option(help="how many buildings")] = 5000,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same city)")] = 1,
+    out: Annotated[Path, typer.Option(help="GeoPackage to write")] = Path("var/synth.gpkg"),
+) -> None:
+    """Generate a deterministic synthetic city (GeoPackage the importer reads)."""
+    from gis.synth import write_city
+
+    try:
+        summary = write_city(out, buildings=buildings, seed=seed)
+    except GridAtlasError as err:
+        fail(err)
+    typer.echo(summary)
+
+
+def _settings_note() -> str:
+    s = get_settings()
+    return s.database_url or str(s.pg_dir)
+
+
+if __name__ == "__main__":
+    app()

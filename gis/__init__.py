@@ -1,0 +1,1 @@
+"""Grid Atlas spatial core: import, storage and analysis of the community grid hierarchy."""

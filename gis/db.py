@@ -1,0 +1,86 @@
+"""Engines, databases and migrations. Callers own transactions (one per request or command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine, make_url
+
+__all__ = ["make_url"]
+
+from gis import pgcluster
+from gis.errors import DatabaseUnavailable
+from gis.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def resolve_url(settings: Settings, *, start_local: bool = True) -> str:
+    """Return the database URL: ``GRIDATLAS_DATABASE_URL`` or the local cluster's."""
+    if settings.database_url:
+        return settings.database_url
+    cluster = pgcluster.LocalCluster(settings.pg_dir)
+    if start_local:
+        return pgcluster.ensure_up(cluster)
+    if not pgcluster.is_running(cluster):
+        raise DatabaseUnavailable("the local database is not running; start it with "
+                                  "`gridatlas db up`")
+    return cluster.url()
+
+
+def create_engine(url: str, **kwargs: object) -> Engine:
+    """Return an engine for ``url`` (psycopg 3 driver), checking connections before use."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return sa.create_engine(u, pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+
+
+def ensure_database(url: str) -> None:
+    """Create the database of ``url`` if missing, with PostGIS, pgRouting and pgcrypto."""
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres").render_as_string(hide_password=False),
+                          isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with admin.connect() as conn:
+            exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                 {"n": u.database})
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{u.database}"'))
+    except sa.exc.OperationalError as err:
+        raise DatabaseUnavailable(f"cannot reach PostgreSQL at {u.host}:{u.port}: "
+                                  f"{str(err.orig).strip().splitlines()[0]}") from err
+    finally:
+        admin.dispose()
+    eng = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with eng.connect() as conn:
+            for ext in pgcluster.EXTENSIONS:
+                conn.execute(sa.text(f"CREATE EXTENSION IF NOT EXISTS {ext}"))
+    finally:
+        eng.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    """Return an Alembic configuration pointing at our migrations and ``url``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the schema of ``url`` to ``revision``."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the schema revision of the database, or None before any migration."""
+    with engine.connect() as conn:
+        has = conn.scalar(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+        if not has:
+            return None
+        return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))

@@ -1,0 +1,31 @@
+"""Errors a user can act on. The API and the CLI map each class to one response."""
+
+from __future__ import annotations
+
+
+class GridAtlasError(Exception):
+    """Base class: ``str(err)`` is a one-line reason that says what to do."""
+
+
+class InvalidInput(GridAtlasError):
+    """The input is malformed, empty, of the wrong format or missing something required."""
+
+
+class InvalidGeometry(InvalidInput):
+    """A geometry cannot be used, even after repair."""
+
+
+class MissingCRS(InvalidInput):
+    """A file carries no coordinate reference system and none was given."""
+
+
+class NotFound(GridAtlasError):
+    """The record does not exist (or is outside the caller's scope)."""
+
+
+class Conflict(GridAtlasError):
+    """The change clashes with the current state (a stale edit, a duplicate)."""
+
+
+class DatabaseUnavailable(GridAtlasError):
+    """PostGIS is not running, not installed or not reachable."""

@@ -1,0 +1,204 @@
+"""The spatial hierarchy, facilities, the walk network and provenance.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-22
+"""
+
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+# Provenance carried by every imported row: which file, which id in it, when.
+PROVENANCE = """
+    source_file text,
+    source_id   text,
+    imported_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (source_file, source_id)
+"""
+
+AREA_LEVELS = [
+    # table, parent table, parent column, is the parent required
+    ("subdistrict", None, None, False),
+    ("community", "subdistrict", "subdistrict_id", False),
+    ("grid", "community", "community_id", True),
+]
+
+GROUP_LEVELS = [
+    ("residents_group", "community", "community_id"),
+    ("building_cluster", "residents_group", "residents_group_id"),
+    ("unit", "building_cluster", "building_cluster_id"),
+]
+
+
+def _gist(table: str) -> None:
+    op.execute(f"CREATE INDEX {table}_geom_gist ON {table} USING gist (geom)")
+
+
+def upgrade() -> None:
+    op.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    op.execute(
+        """
+        CREATE TABLE import_run (
+            id          bigserial PRIMARY KEY,
+            source_file text NOT NULL,
+            path        text NOT NULL,
+            sha256      text NOT NULL,
+            format      text NOT NULL,
+            started_at  timestamptz NOT NULL DEFAULT now(),
+            finished_at timestamptz,
+            report      jsonb NOT NULL DEFAULT '{}'::jsonb
+        )
+        """
+    )
+    for table, parent, column, required in AREA_LEVELS:
+        parent_sql = ""
+        if parent:
+            null = "NOT NULL" if required else ""
+            parent_sql = f"{column} bigint {null} REFERENCES {parent} (id) ON DELETE RESTRICT,"
+        op.execute(
+            f"""
+            CREATE TABLE {table} (
+                id          bigserial PRIMARY KEY,
+                {parent_sql}
+                code        text NOT NULL,
+                name        text,
+                households  integer NOT NULL DEFAULT 0 CHECK (households >= 0),
+                attrs       jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+                geom        geometry(MultiPolygon, 4326) NOT NULL CHECK (ST_IsValid(geom)),
+                {PROVENANCE}
+            )
+            """
+        )
+        _gist(table)
+        if parent:
+            op.execute(f"CREATE INDEX {table}_{column}_idx ON {table} ({column})")
+    op.execute("CREATE UNIQUE INDEX subdistrict_code_key ON subdistrict (code)")
+    op.execute("CREATE UNIQUE INDEX community_code_key ON community (code)")
+    op.execute("CREATE UNIQUE INDEX grid_code_key ON grid (community_id, code)")
+    op.execute("ALTER TABLE community ADD COLUMN housing_type text")
+
+    for table, parent, column in GROUP_LEVELS:
+        extra = ""
+        if table == "residents_group":
+            extra = """
+                grid_id   bigint REFERENCES grid (id) ON DELETE SET NULL,
+                is_locked boolean NOT NULL DEFAULT false,
+            """
+        op.execute(
+            f"""
+            CREATE TABLE {table} (
+                id          bigserial PRIMARY KEY,
+                {column}    bigint NOT NULL REFERENCES {parent} (id) ON DELETE CASCADE,
+                {extra}
+                code        text NOT NULL,
+                households  integer NOT NULL DEFAULT 0 CHECK (households >= 0),
+                geom        geometry(MultiPolygon, 4326) NOT NULL,
+                created_at  timestamptz NOT NULL DEFAULT now(),
+                UNIQUE ({column}, code)
+            )
+            """
+        )
+        _gist(table)
+
+    op.execute(
+        f"""
+        CREATE TABLE building (
+            id              bigserial PRIMARY KEY,
+            unit_id         bigint REFERENCES unit (id) ON DELETE SET NULL,
+            community_id    bigint REFERENCES community (id) ON DELETE SET NULL,
+            building_type   text NOT NULL DEFAULT 'yes',
+            name            text,
+            addr_street     text,
+            addr_housenumber text,
+            levels          integer CHECK (levels > 0),
+            levels_source   text NOT NULL DEFAULT 'default'
+                            CHECK (levels_source IN ('tag', 'height', 'default', 'attribute')),
+            height_m        double precision,
+            flats           integer CHECK (flats >= 0),
+            area_m2         double precision NOT NULL CHECK (area_m2 >= 0),
+            is_residential  boolean NOT NULL,
+            households      integer NOT NULL DEFAULT 0 CHECK (households >= 0),
+            households_source text NOT NULL DEFAULT 'none'
+                            CHECK (households_source IN
+                                   ('none', 'flats', 'estimate', 'attribute', 'csv', 'register')),
+            tags            jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+            geom            geometry(MultiPolygon, 4326) NOT NULL CHECK (ST_IsValid(geom)),
+            {PROVENANCE}
+        )
+        """
+    )
+    _gist("building")
+    op.execute("CREATE INDEX building_unit_id_idx ON building (unit_id)")
+    op.execute("CREATE INDEX building_community_id_idx ON building (community_id)")
+
+    op.execute(
+        """
+        CREATE TABLE dwelling (
+            id           bigserial PRIMARY KEY,
+            building_id  bigint NOT NULL REFERENCES building (id) ON DELETE CASCADE,
+            floor        integer NOT NULL,
+            room         text NOT NULL,
+            households   integer NOT NULL DEFAULT 1 CHECK (households >= 0),
+            is_estimated boolean NOT NULL,
+            source_file  text,
+            imported_at  timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (building_id, room)
+        )
+        """
+    )
+
+    op.execute(
+        f"""
+        CREATE TABLE facility (
+            id          bigserial PRIMARY KEY,
+            categories  text[] NOT NULL CHECK (cardinality(categories) > 0),
+            kind        text NOT NULL,
+            name        text,
+            tags        jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+            geom        geometry(Geometry, 4326) NOT NULL
+                        CHECK (GeometryType(geom) IN ('POINT', 'MULTIPOLYGON') AND ST_IsValid(geom)),
+            {PROVENANCE}
+        )
+        """
+    )
+    _gist("facility")
+    op.execute("CREATE INDEX facility_categories_gin ON facility USING gin (categories)")
+
+    op.execute(
+        f"""
+        CREATE TABLE walk_node (
+            id          bigserial PRIMARY KEY,
+            geom        geometry(Point, 4326) NOT NULL,
+            {PROVENANCE}
+        )
+        """
+    )
+    _gist("walk_node")
+    op.execute(
+        f"""
+        CREATE TABLE walk_edge (
+            id          bigserial PRIMARY KEY,
+            source      bigint NOT NULL REFERENCES walk_node (id) ON DELETE CASCADE,
+            target      bigint NOT NULL REFERENCES walk_node (id) ON DELETE CASCADE,
+            highway     text NOT NULL,
+            name        text,
+            length_m    double precision NOT NULL CHECK (length_m >= 0),
+            geom        geometry(LineString, 4326) NOT NULL,
+            {PROVENANCE}
+        )
+        """
+    )
+    _gist("walk_edge")
+    op.execute("CREATE INDEX walk_edge_source_idx ON walk_edge (source)")
+    op.execute("CREATE INDEX walk_edge_target_idx ON walk_edge (target)")
+
+
+def downgrade() -> None:
+    for table in ("walk_edge", "walk_node", "facility", "dwelling", "building", "unit",
+                  "building_cluster", "residents_group", "grid", "community", "subdistrict",
+                  "import_run"):
+        op.execute(f"DROP TABLE IF EXISTS {table} CASCADE")

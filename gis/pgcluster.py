@@ -1,0 +1,212 @@
+"""The project-local PostgreSQL cluster under ``var/pg``: create, start, stop, describe.
+
+PostgreSQL refuses to run as root, so when we are root the cluster belongs to the
+``postgres`` system user (created by Debian's package) and every server command runs
+through ``runuser``. As an ordinary user the cluster is simply ours.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gis.errors import DatabaseUnavailable
+
+PG_MAJOR = "15"
+DB_NAME = "gridatlas"
+SUPERUSER = "gridatlas"
+SERVICE_USER_WHEN_ROOT = "postgres"
+EXTENSIONS = ("postgis", "pgrouting", "pgcrypto")
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """Paths and state of the cluster kept in ``root`` (normally ``var/pg``)."""
+
+    root: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def port_file(self) -> Path:
+        return self.root / "port"
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "password"
+
+    @property
+    def is_initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def url(self, database: str = DB_NAME) -> str:
+        """Return the SQLAlchemy URL of ``database`` on this cluster."""
+        port = self.port_file.read_text().strip()
+        password = self.password_file.read_text().strip()
+        return f"postgresql+psycopg://{SUPERUSER}:{password}@127.0.0.1:{port}/{database}"
+
+
+def find_bin_dir() -> Path:
+    """Return the directory of PostgreSQL's server programs or explain how to install them."""
+    candidate = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
+    if (candidate / "initdb").exists():
+        return candidate
+    raise DatabaseUnavailable(
+        f"PostgreSQL {PG_MAJOR} is not installed; run scripts/bootstrap.sh "
+        f"(it installs postgresql-{PG_MAJOR}, PostGIS and pgRouting with apt)"
+    )
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _as_service_user(cmd: list[str]) -> list[str]:
+    if _is_root():
+        return ["runuser", "-u", SERVICE_USER_WHEN_ROOT, "--", *cmd]
+    return cmd
+
+
+def _run(cmd: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(_as_service_user(cmd), capture_output=True, text=True, cwd="/")
+    if check and proc.returncode != 0:
+        raise DatabaseUnavailable(
+            f"{Path(cmd[0]).name} failed: {(proc.stderr or proc.stdout).strip()[-800:]}"
+        )
+    return proc
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _open_path_for_service_user(path: Path) -> None:
+    """Let the service user reach ``path`` by adding search (x) permission to its parents.
+
+    A fresh clone may sit in a private directory (``mktemp -d`` makes them 0700); the
+    postgres user must be able to traverse to its data directory. Only the search bit is
+    added: no directory becomes listable or readable.
+    """
+    for parent in reversed(path.resolve().parents):
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            os.chmod(parent, mode | stat.S_IXOTH)
+
+
+def _chown_to_service_user(path: Path) -> None:
+    shutil.chown(path, user=SERVICE_USER_WHEN_ROOT, group=SERVICE_USER_WHEN_ROOT)
+
+
+def initialise(cluster: LocalCluster) -> None:
+    """Create the cluster: initdb, loopback-only config, a random superuser password."""
+    bin_dir = find_bin_dir()
+    cluster.root.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(24)
+    cluster.password_file.write_text(password + "\n")
+    cluster.password_file.chmod(0o600)
+    cluster.port_file.write_text(f"{_free_port()}\n")
+    pwfile = cluster.root / ".initdb-pw"
+    pwfile.write_text(password + "\n")
+    cluster.data_dir.mkdir(mode=0o700, exist_ok=True)
+    if _is_root():
+        _open_path_for_service_user(cluster.root)
+        for p in (cluster.data_dir, pwfile):
+            _chown_to_service_user(p)
+        # the log file is written by the server
+        cluster.log_file.touch()
+        _chown_to_service_user(cluster.log_file)
+    try:
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D", str(cluster.data_dir),
+                "-U", SUPERUSER,
+                "--pwfile", str(pwfile),
+                "--auth", "scram-sha-256",
+                "--encoding", "UTF8",
+                "--locale", "C.UTF-8",
+            ]
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    conf = cluster.data_dir / "postgresql.auto.conf"
+    settings = {
+        "listen_addresses": "'127.0.0.1'",
+        "unix_socket_directories": "''",
+        "max_connections": "200",
+        "shared_buffers": "'256MB'",
+        "work_mem": "'32MB'",
+        "maintenance_work_mem": "'256MB'",
+        "max_wal_size": "'2GB'",
+        "logging_collector": "off",
+    }
+    with conf.open("a") as fh:
+        for key, value in settings.items():
+            fh.write(f"{key} = {value}\n")
+
+
+def is_running(cluster: LocalCluster) -> bool:
+    """Return whether the server of ``cluster`` is running."""
+    if not cluster.is_initialised:
+        return False
+    proc = _run([str(find_bin_dir() / "pg_ctl"), "-D", str(cluster.data_dir), "status"],
+                check=False)
+    return proc.returncode == 0
+
+
+def start(cluster: LocalCluster) -> None:
+    """Start the server on its loopback port, waiting until it accepts connections."""
+    if is_running(cluster):
+        return
+    port = int(cluster.port_file.read_text())
+    if not _port_is_free(port):
+        port = _free_port()
+        cluster.port_file.write_text(f"{port}\n")
+    _run(
+        [
+            str(find_bin_dir() / "pg_ctl"),
+            "-D", str(cluster.data_dir),
+            "-l", str(cluster.log_file),
+            "-o", f"-p {port}",
+            "-w", "-t", "60",
+            "start",
+        ]
+    )
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def stop(cluster: LocalCluster) -> None:
+    """Stop the server (fast shutdown); a stopped cluster is left as it is."""
+    if is_running(cluster):
+        _run([str(find_bin_dir() / "pg_ctl"), "-D", str(cluster.data_dir), "-m", "fast",
+              "-w", "stop"])
+
+
+def ensure_up(cluster: LocalCluster) -> str:
+    """Create and start the cluster as needed and return the URL of its main database."""
+    if not cluster.is_initialised:
+        initialise(cluster)
+    start(cluster)
+    return cluster.url()
