@@ -1,0 +1,1 @@
+"""The Grid Atlas HTTP API (FastAPI): thin handlers over services in ``gis``."""

@@ -1,0 +1,54 @@
+"""The FastAPI application: lifespan-owned engine, routes, local static assets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api import errors
+from api.routes import layers as layer_routes
+from api.routes import pages
+from gis import db
+from gis.errors import DatabaseUnavailable
+from gis.settings import PROJECT_ROOT, Settings, get_settings
+from layers.assets import APP_PREFIX, VENDOR_PACKAGES, VENDOR_PREFIX
+
+NODE_MODULES = PROJECT_ROOT / "node_modules"
+WEB_STATIC = PROJECT_ROOT / "web" / "static"
+
+
+def _mount_assets(app: FastAPI) -> None:
+    for prefix, package in VENDOR_PACKAGES.items():
+        directory = NODE_MODULES / package
+        if not directory.is_dir():
+            raise DatabaseUnavailable(f"web asset {package} is missing from node_modules; "
+                                      "run scripts/bootstrap.sh (npm ci)")
+        app.mount(f"{VENDOR_PREFIX}/{prefix}", StaticFiles(directory=directory),
+                  name=f"vendor-{prefix}")
+    app.mount(APP_PREFIX, StaticFiles(directory=WEB_STATIC / "app"), name="app-static")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the database engine is created at start-up, not at import."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = db.resolve_url(settings, start_local=False)
+        app.state.engine = db.create_engine(url, pool_size=10, max_overflow=20)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    app = FastAPI(title="Grid Atlas", version="0.1.0", lifespan=lifespan,
+                  description="Community grid management (网格化管理) on PostGIS.")
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(layer_routes.router)
+    app.include_router(pages.router)
+    _mount_assets(app)
+    return app

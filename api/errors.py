@@ -1,0 +1,34 @@
+"""One table from domain errors to HTTP responses; a 500 is a bug, never an answer."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gis import errors
+
+STATUS: dict[type[errors.GridAtlasError], int] = {
+    errors.InvalidGeometry: 422,
+    errors.MissingCRS: 422,
+    errors.InvalidInput: 422,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.DatabaseUnavailable: 503,
+}
+
+
+def status_for(err: errors.GridAtlasError) -> int:
+    """Return the HTTP status of ``err`` (its most specific class in STATUS)."""
+    for cls in type(err).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    @app.exception_handler(errors.GridAtlasError)
+    async def _domain_error(_request: Request, err: errors.GridAtlasError) -> JSONResponse:
+        return JSONResponse({"detail": str(err), "error": type(err).__name__},
+                            status_code=status_for(err))

@@ -1,0 +1,36 @@
+"""HTML pages for tablets: the overview map."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from api.deps import AppSettings, Conn
+from gis import query
+from gis.io.categories import load_categories
+from layers.assets import render_offline
+from layers.site import overview_map
+
+router = APIRouter(tags=["pages"])
+
+
+@router.get("/", include_in_schema=False)
+def index() -> RedirectResponse:
+    return RedirectResponse("/map")
+
+
+@router.get("/map", response_class=HTMLResponse,
+            summary="Overview map: buildings, walk network, facilities (works offline)")
+def overview(conn: Conn, settings: AppSettings,
+             bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
+             ) -> HTMLResponse:
+    box = query.BBox.parse(bbox) if bbox else None
+    limit = settings.map_feature_limit
+    buildings = query.layer_frame(conn, "buildings", bbox=box, limit=limit)
+    edges = query.layer_frame(conn, "walk_edges", bbox=box, limit=limit)
+    facilities = query.layer_frame(conn, "facilities", bbox=box, limit=limit)
+    labels = {c.code: c.label_zh for c in load_categories()}
+    m = overview_map(buildings, edges, facilities, labels=labels, stats=query.summary(conn))
+    return HTMLResponse(render_offline(m))

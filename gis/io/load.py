@@ -1,0 +1,289 @@
+"""Write a Dataset into PostGIS: COPY into temporary staging tables, then upsert by source id.
+
+Everything runs on the caller's connection inside the caller's transaction, so an import is
+all or nothing. Re-importing a file updates changed rows, leaves equal rows untouched and
+removes rows the file no longer has; the counts say which.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gis.errors import Conflict, InvalidInput
+from gis.io.dataset import Dataset
+
+# Households set by hand (a CSV) or from a house register survive re-imports of the map.
+PROTECTED_HOUSEHOLDS = ("csv", "register")
+
+
+@dataclass
+class Counts:
+    """What an upsert did to one table."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+                "removed": self.removed}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A staged column: its name, SQL type, and how the final value is computed."""
+
+    name: str
+    sql_type: str
+    expr: str | None = None  # defaults to s.<name>
+
+
+def _ewkb_hex(geoms: np.ndarray) -> list[str]:
+    return list(shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True))
+
+
+def _python_values(series: pd.Series, sql_type: str) -> list:
+    if sql_type == "geometry":
+        return _ewkb_hex(series.to_numpy())
+    if sql_type == "jsonb":
+        return [json.dumps(v, ensure_ascii=False) for v in series]
+    values = series.astype(object).where(series.notna(), None).tolist() \
+        if sql_type != "text[]" else series.tolist()
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
+def copy_into_stage(conn: Connection, stage: str, columns: Sequence[Column],
+                    df: pd.DataFrame) -> None:
+    """Create temporary table ``stage`` and COPY ``df`` into it."""
+    cols_sql = ", ".join(f"{c.name} {c.sql_type}" for c in columns)
+    conn.execute(sa.text(f"CREATE TEMP TABLE {stage} ({cols_sql}) ON COMMIT DROP"))
+    data = [_python_values(df[c.name], c.sql_type) for c in columns]
+    raw = conn.connection.driver_connection
+    names = ", ".join(c.name for c in columns)
+    with raw.cursor() as cur, cur.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+        copy.set_types([("text" if c.sql_type == "geometry" else c.sql_type) for c in columns])
+        for row in zip(*data, strict=True):
+            copy.write_row(row)
+    conn.execute(sa.text(f"CREATE INDEX ON {stage} (source_id)"))
+    conn.execute(sa.text(f"ANALYZE {stage}"))
+
+
+def check_unique_ids(df: pd.DataFrame, layer: str) -> None:
+    """Refuse a layer whose features repeat an id: re-imports could not be matched."""
+    dup = df["source_id"][df["source_id"].duplicated()]
+    if len(dup):
+        shown = ", ".join(map(str, dup.unique()[:5]))
+        raise InvalidInput(f"{layer}: {len(dup)} features repeat an id ({shown}); "
+                           "ids must be unique so that re-imports can be matched")
+
+
+def upsert(conn: Connection, table: str, stage: str, columns: Sequence[Column],
+           source_file: str, *, joins: str = "", protect: dict[str, str] | None = None,
+           remove_missing: bool = True) -> Counts:
+    """Upsert staged rows into ``table`` keyed by (source_file, source_id).
+
+    ``protect`` maps a column to a SQL condition on the existing row ``t`` under which the
+    stored value wins over the file's (e.g. households typed in by staff).
+    """
+    protect = protect or {}
+    names = [c.name for c in columns if c.name != "source_id"]
+    exprs = [c.expr or f"s.{c.name}" for c in columns if c.name != "source_id"]
+    sets = []
+    for n in names:
+        if n in protect:
+            sets.append(f"{n} = CASE WHEN {protect[n]} THEN t.{n} ELSE EXCLUDED.{n} END")
+        else:
+            sets.append(f"{n} = EXCLUDED.{n}")
+    plain = [n for n in names if n not in protect]
+    same = [f"(t.{', t.'.join(plain)}) IS NOT DISTINCT FROM (EXCLUDED.{', EXCLUDED.'.join(plain)})"]
+    for n, cond in protect.items():
+        same.append(f"({cond} OR t.{n} IS NOT DISTINCT FROM EXCLUDED.{n})")
+    sql = f"""
+        WITH up AS (
+            INSERT INTO {table} AS t (source_file, source_id, {', '.join(names)}, imported_at)
+            SELECT :sf, s.source_id, {', '.join(exprs)}, now()
+            FROM {stage} s {joins}
+            ON CONFLICT (source_file, source_id) DO UPDATE
+               SET {', '.join(sets)}, imported_at = now()
+             WHERE NOT ({' AND '.join(same)})
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
+    """
+    try:
+        added, updated = conn.execute(sa.text(sql), {"sf": source_file}).one()
+    except sa.exc.IntegrityError as err:
+        raise Conflict(f"{table}: {str(err.orig).splitlines()[0]}") from err
+    staged = conn.scalar(sa.text(f"SELECT count(*) FROM {stage}"))
+    removed = 0
+    if remove_missing:
+        removed = conn.execute(sa.text(
+            f"DELETE FROM {table} t WHERE t.source_file = :sf AND NOT EXISTS "
+            f"(SELECT 1 FROM {stage} s WHERE s.source_id = t.source_id)"),
+            {"sf": source_file}).rowcount
+    return Counts(added, updated, staged - added - updated, removed)
+
+
+BUILDING_COLUMNS = (
+    Column("source_id", "text"), Column("building_type", "text"), Column("name", "text"),
+    Column("addr_street", "text"), Column("addr_housenumber", "text"),
+    Column("levels", "integer"), Column("levels_source", "text"),
+    Column("height_m", "double precision"), Column("flats", "integer"),
+    Column("area_m2", "double precision"), Column("is_residential", "boolean"),
+    Column("households", "integer"), Column("households_source", "text"),
+    Column("tags", "jsonb"), Column("geom", "geometry", "ST_Multi(s.geom)"),
+)
+FACILITY_COLUMNS = (
+    Column("source_id", "text"), Column("categories", "text[]"), Column("kind", "text"),
+    Column("name", "text"), Column("tags", "jsonb"),
+    Column("geom", "geometry",
+           "CASE WHEN GeometryType(s.geom) = 'POINT' THEN s.geom ELSE ST_Multi(s.geom) END"),
+)
+NODE_COLUMNS = (Column("source_id", "text"), Column("geom", "geometry"))
+EDGE_COLUMNS = (
+    Column("source_id", "text"), Column("source", "text", "n1.id"),
+    Column("target", "text", "n2.id"), Column("highway", "text"), Column("name", "text"),
+    Column("length_m", "double precision"), Column("geom", "geometry"),
+)
+AREA_COLUMNS = (
+    Column("source_id", "text"), Column("code", "text"), Column("name", "text"),
+    Column("attrs", "jsonb"), Column("geom", "geometry", "ST_Multi(s.geom)"),
+)
+AREA_PARENTS = {"communities": ("community", "subdistrict", "subdistrict_id"),
+                "grids": ("grid", "community", "community_id"),
+                "subdistricts": ("subdistrict", None, None)}
+
+
+def load_dataset(conn: Connection, ds: Dataset, source_file: str, layers: Iterable[str],
+                 ) -> dict[str, Counts]:
+    """Write the requested layers of ``ds``; return the counts per table."""
+    out: dict[str, Counts] = {}
+    layers = set(layers)
+    if "subdistricts" in layers and "subdistricts" in ds.areas:
+        out["subdistrict"] = _load_areas(conn, "subdistricts", ds.areas["subdistricts"],
+                                         source_file)
+    if "communities" in layers and "communities" in ds.areas:
+        out["community"] = _load_areas(conn, "communities", ds.areas["communities"],
+                                       source_file)
+    if "grids" in layers and "grids" in ds.areas:
+        out["grid"] = _load_areas(conn, "grids", ds.areas["grids"], source_file)
+    if "buildings" in layers and ds.buildings is not None:
+        check_unique_ids(ds.buildings, "buildings")
+        copy_into_stage(conn, "stage_building", BUILDING_COLUMNS, ds.buildings)
+        cond = "t.households_source IN ('" + "', '".join(PROTECTED_HOUSEHOLDS) + "')"
+        out["building"] = upsert(conn, "building", "stage_building", BUILDING_COLUMNS,
+                                 source_file,
+                                 protect={"households": cond, "households_source": cond})
+        out["dwelling"] = refresh_estimated_dwellings(conn, source_file)
+    if "facilities" in layers and ds.facilities is not None:
+        check_unique_ids(ds.facilities, "facilities")
+        copy_into_stage(conn, "stage_facility", FACILITY_COLUMNS, ds.facilities)
+        out["facility"] = upsert(conn, "facility", "stage_facility", FACILITY_COLUMNS,
+                                 source_file)
+    if "streets" in layers and ds.walk_edges is not None:
+        out.update(_load_network(conn, ds, source_file))
+    return out
+
+
+def _load_network(conn: Connection, ds: Dataset, source_file: str) -> dict[str, Counts]:
+    assert ds.walk_nodes is not None and ds.walk_edges is not None
+    check_unique_ids(ds.walk_edges, "streets")
+    copy_into_stage(conn, "stage_walk_node", NODE_COLUMNS, ds.walk_nodes)
+    edges = ds.walk_edges.rename(columns={"source_key": "source", "target_key": "target"})
+    copy_into_stage(conn, "stage_walk_edge", EDGE_COLUMNS, edges)
+    nodes = upsert(conn, "walk_node", "stage_walk_node", NODE_COLUMNS, source_file,
+                   remove_missing=False)
+    joins = ("JOIN walk_node n1 ON n1.source_file = :sf AND n1.source_id = s.source "
+             "JOIN walk_node n2 ON n2.source_file = :sf AND n2.source_id = s.target")
+    edge_counts = upsert(conn, "walk_edge", "stage_walk_edge", EDGE_COLUMNS, source_file,
+                         joins=joins)
+    nodes.removed = conn.execute(sa.text(
+        "DELETE FROM walk_node t WHERE t.source_file = :sf AND NOT EXISTS "
+        "(SELECT 1 FROM stage_walk_node s WHERE s.source_id = t.source_id)"),
+        {"sf": source_file}).rowcount
+    return {"walk_node": nodes, "walk_edge": edge_counts}
+
+
+def _load_areas(conn: Connection, layer: str, df: pd.DataFrame, source_file: str) -> Counts:
+    table, parent, fk = AREA_PARENTS[layer]
+    check_unique_ids(df, layer)
+    stage = f"stage_{table}"
+    columns = list(AREA_COLUMNS)
+    joins = ""
+    if parent:
+        columns.append(Column("parent_code", "text"))
+        copy_into_stage(conn, stage, columns, df)
+        missing = conn.execute(sa.text(
+            f"SELECT DISTINCT s.parent_code FROM {stage} s LEFT JOIN {parent} p "
+            f"ON p.code = s.parent_code WHERE p.id IS NULL AND s.parent_code IS NOT NULL")
+        ).scalars().all()
+        if missing:
+            raise InvalidInput(f"{layer}: parent {parent} code(s) not in the database: "
+                               f"{', '.join(sorted(missing)[:5])}; import the {parent} "
+                               "boundaries first")
+        if table == "grid":
+            n_null = conn.scalar(sa.text(f"SELECT count(*) FROM {stage} "
+                                         "WHERE parent_code IS NULL"))
+            if n_null:
+                raise InvalidInput(f"grids: {n_null} grid(s) without a 'community' code; "
+                                   "every grid belongs to one community")
+        joins = f"LEFT JOIN {parent} p ON p.code = s.parent_code"
+        columns[-1] = Column(fk, "text", "p.id")
+    else:
+        copy_into_stage(conn, stage, columns, df)
+    return upsert(conn, table, stage, columns, source_file, joins=joins)
+
+
+def refresh_estimated_dwellings(conn: Connection, source_file: str) -> Counts:
+    """Renumber estimated dwellings of the buildings of ``source_file`` that changed."""
+    return _refresh_dwellings(conn, "b.source_file = :sf", {"sf": source_file})
+
+
+def refresh_estimated_dwellings_for(conn: Connection, building_ids: list[int]) -> Counts:
+    """Renumber estimated dwellings of the given buildings where their count changed."""
+    return _refresh_dwellings(conn, "b.id = ANY(:ids)", {"ids": building_ids, "sf": "csv"})
+
+
+def _refresh_dwellings(conn: Connection, where: str, params: dict) -> Counts:
+    """Renumber estimated dwellings of buildings whose household count changed.
+
+    Dwellings are numbered the Chinese way, floor then room (101, 102 … 602); floors with
+    more than 99 rooms use three digits (1001). Buildings with a house register are
+    never touched.
+    """
+    conn.execute(sa.text(f"""
+        CREATE TEMP TABLE stale_building ON COMMIT DROP AS
+        SELECT b.id, b.households, greatest(coalesce(b.levels, 1), 1) AS floors
+          FROM building b
+          CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(bool_and(is_estimated), true) AS est
+                                FROM dwelling d WHERE d.building_id = b.id) d
+         WHERE {where}
+           AND b.households_source <> 'register'
+           AND d.est
+           AND d.n <> b.households
+    """), params)
+    conn.execute(sa.text("ANALYZE stale_building"))
+    removed = conn.execute(sa.text(
+        "DELETE FROM dwelling d USING stale_building s WHERE d.building_id = s.id")).rowcount
+    added = conn.execute(sa.text("""
+        INSERT INTO dwelling (building_id, floor, room, households, is_estimated, source_file)
+        SELECT s.id, g.i / pf.per_floor + 1,
+               ((g.i / pf.per_floor + 1) * CASE WHEN pf.per_floor > 99 THEN 1000 ELSE 100 END
+                + g.i % pf.per_floor + 1)::text,
+               1, true, :sf
+          FROM stale_building s
+          CROSS JOIN LATERAL (SELECT ceil(s.households::numeric / s.floors)::int
+                                     AS per_floor) pf
+          CROSS JOIN LATERAL generate_series(0, s.households - 1) AS g(i)
+    """), {"sf": params["sf"]}).rowcount
+    conn.execute(sa.text("DROP TABLE stale_building"))
+    return Counts(added=added, removed=removed)

@@ -1,0 +1,174 @@
+"""Read OpenStreetMap XML or PBF: buildings, the walkable street network and facilities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import osmium
+import pandas as pd
+import shapely
+
+from gis.errors import InvalidInput
+from gis.io import households as hh
+from gis.io.categories import FACILITY_KEYS, categorise, load_categories
+from gis.io.dataset import Dataset, Problem, finish_buildings, repair_polygons
+from gis.io.network import WayRecord, build_network, is_walkable
+from gis.settings import Settings
+
+OSM_SUFFIXES = (".osm", ".pbf", ".osm.pbf", ".osm.bz2", ".osm.gz", ".o5m")
+ADDR_STREET = ("addr:street", "addr:place")
+
+Step = Callable[[str, float], None]
+
+
+def _area_source_id(area: osmium.osm.Area) -> str:
+    return ("w" if area.from_way() else "r") + str(area.orig_id())
+
+
+def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -> Dataset:
+    """Read ``layers`` (buildings, streets, facilities) of an OSM file into a Dataset.
+
+    Broken building rings (unclosed, too few nodes, missing nodes) are skipped and listed
+    in ``Dataset.problems``; invalid polygons are repaired or refused by id.
+    """
+    ds = Dataset()
+    categories = load_categories()
+    wkb = osmium.geom.WKBFactory()
+    want_b, want_s, want_f = ("buildings" in layers, "streets" in layers,
+                              "facilities" in layers)
+    b_rows: list[tuple] = []
+    f_rows: list[tuple] = []
+    ways: list[WayRecord] = []
+    building_objects: set[str] = set()  # ways and relations tagged building
+    building_areas: set[str] = set()
+    keys = ["building", "highway", *FACILITY_KEYS, "healthcare:speciality",
+            "social_facility:for"]
+    fp = (osmium.FileProcessor(str(path)).with_locations().with_areas()
+          .with_filter(osmium.filter.EmptyTagFilter())
+          .with_filter(osmium.filter.KeyFilter(*keys)))
+    on_step("reading OSM", 0.05)
+    try:
+        for obj in fp:
+            tags = obj.tags
+            if obj.is_area():
+                sid = _area_source_id(obj)
+                is_b = want_b and "building" in tags and tags["building"] != "no"
+                is_f = want_f and any(k in tags for k in FACILITY_KEYS)
+                if not (is_b or is_f):
+                    continue
+                try:
+                    geom = wkb.create_multipolygon(obj)
+                except (RuntimeError, osmium.InvalidLocationError) as err:
+                    ds.problems.append(Problem("buildings" if is_b else "facilities", sid,
+                                               f"cannot build polygon: {err}"))
+                    continue
+                d = dict(tags)
+                if is_b:
+                    building_areas.add(sid)
+                    b_rows.append((sid, d, geom))
+                if is_f:
+                    f_rows.append((sid, d, geom, True))
+            elif obj.is_way():
+                if want_b and "building" in tags and tags["building"] != "no":
+                    building_objects.add(f"w{obj.id}")
+                if want_s and "highway" in tags and is_walkable(dict(tags)):
+                    rec = _way_record(obj, ds)
+                    if rec is not None:
+                        ways.append(rec)
+            elif obj.is_relation():
+                if (want_b and "building" in tags and tags["building"] != "no"
+                        and tags.get("type") in ("multipolygon", "building")):
+                    building_objects.add(f"r{obj.id}")
+            elif obj.is_node() and want_f and any(k in tags for k in FACILITY_KEYS):
+                try:
+                    geom = wkb.create_point(obj)
+                except osmium.InvalidLocationError:
+                    continue
+                f_rows.append((f"n{obj.id}", dict(tags), geom, False))
+    except RuntimeError as err:
+        raise InvalidInput(f"{path.name} is not a readable OSM file: "
+                           f"{str(err).strip().splitlines()[0]}") from err
+    for sid in sorted(building_objects - building_areas):
+        ds.problems.append(Problem("buildings", sid, "broken ring (unclosed, too few nodes "
+                                                     "or nodes missing): skipped"))
+    on_step("buildings and households", 0.35)
+    if want_b:
+        ds.buildings = finish_buildings(_building_frame(b_rows), ds, settings)
+    if want_f:
+        ds.facilities = _facility_frame(f_rows, categories, ds)
+    if want_s:
+        on_step("noding the walk network", 0.45)
+        geoms = ds.buildings["geom"].to_numpy() if ds.buildings is not None else np.array([])
+        sample = geoms if len(geoms) else np.array(
+            [shapely.points(w.lon[0], w.lat[0]) for w in ways[:1]])
+        transformer, epsg = hh.metric_transformer(sample, ds.metric_epsg or settings.metric_epsg)
+        ds.metric_epsg = epsg
+        ds.walk_nodes, ds.walk_edges = build_network(ways, transformer, lambda k: f"n{k}")
+    return ds
+
+
+def _way_record(way: osmium.osm.Way, ds: Dataset) -> WayRecord | None:
+    n = len(way.nodes)
+    keys = np.empty(n, dtype=np.int64)
+    lon = np.empty(n)
+    lat = np.empty(n)
+    try:
+        for i, nd in enumerate(way.nodes):
+            keys[i] = nd.ref
+            lon[i] = nd.lon
+            lat[i] = nd.lat
+    except osmium.InvalidLocationError:
+        ds.problems.append(Problem("streets", f"w{way.id}", "nodes missing from the file: "
+                                                           "way skipped"))
+        return None
+    return WayRecord(f"w{way.id}", way.tags["highway"], way.tags.get("name"), keys, lon, lat)
+
+
+def _building_frame(rows: list[tuple]) -> pd.DataFrame:
+    sids = [r[0] for r in rows]
+    tags = [r[1] for r in rows]
+    return pd.DataFrame({
+        "source_id": sids,
+        "building_type": [t.get("building", "yes") for t in tags],
+        "name": [t.get("name:zh") or t.get("name") for t in tags],
+        "addr_street": [next((t[k] for k in ADDR_STREET if k in t), None) for t in tags],
+        "addr_housenumber": [t.get("addr:housenumber") for t in tags],
+        "levels_tag": [t.get("building:levels") for t in tags],
+        "height_tag": [t.get("height") or t.get("building:height") for t in tags],
+        "flats_tag": [t.get("building:flats") for t in tags],
+        "households_attr": [None] * len(rows),
+        "tags": tags,
+        "geom": shapely.from_wkb([r[2] for r in rows]) if rows else np.array([], dtype=object),
+    })
+
+
+def _facility_frame(rows: list[tuple], categories: tuple, ds: Dataset) -> pd.DataFrame:
+    kept = []
+    for sid, tags, geom, _is_area in rows:
+        cats = categorise(tags, categories)
+        if cats:
+            kind = next((f"{k}={tags[k]}" for k in FACILITY_KEYS if k in tags), "other")
+            kept.append((sid, cats, kind, tags.get("name:zh") or tags.get("name"), tags, geom))
+    geoms = shapely.from_wkb([r[5] for r in kept]) if kept else np.array([], dtype=object)
+    df = pd.DataFrame({
+        "source_id": [r[0] for r in kept],
+        "categories": [r[1] for r in kept],
+        "kind": [r[2] for r in kept],
+        "name": [r[3] for r in kept],
+        "tags": [r[4] for r in kept],
+        "geom": geoms,
+    })
+    if len(df):
+        is_poly = shapely.get_type_id(df["geom"].to_numpy()) != 0
+        if is_poly.any():
+            fixed, keep = repair_polygons(df["geom"].to_numpy()[is_poly],
+                                          df["source_id"].to_numpy()[is_poly], "facilities", ds)
+            g = df["geom"].to_numpy().copy()
+            g[is_poly] = fixed
+            df["geom"] = g
+            mask = np.ones(len(df), bool)
+            mask[np.flatnonzero(is_poly)[~keep]] = False
+            df = df.loc[mask]
+    return df.reset_index(drop=True)

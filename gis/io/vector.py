@@ -1,0 +1,255 @@
+"""Read GeoJSON, GeoPackage and Shapefile layers: buildings, boundaries, facilities, streets.
+
+The source CRS is read from the file and everything is reprojected to WGS 84. A file without
+a CRS is refused unless ``--crs`` names one; coordinates that cannot be longitude/latitude
+after reprojection are refused as a wrong CRS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from gis.errors import InvalidInput, MissingCRS
+from gis.io import households as hh
+from gis.io.categories import category_codes
+from gis.io.dataset import Dataset, Problem, finish_buildings, repair_polygons
+from gis.io.network import WALKABLE_HIGHWAYS, WayRecord, build_network
+from gis.settings import Settings
+
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip")
+LAYER_PATTERNS = (
+    ("buildings", re.compile(r"build|楼|房屋", re.I)),
+    ("streets", re.compile(r"street|road|highway|walk|network|道路", re.I)),
+    ("facilities", re.compile(r"facilit|poi|设施", re.I)),
+    ("subdistricts", re.compile(r"subdistrict|街道", re.I)),
+    ("communities", re.compile(r"communit|residents?_?area|居委|社区", re.I)),
+    ("grids", re.compile(r"grid|网格", re.I)),
+)
+COORD_KEY_SCALE = 1e7  # street vertices closer than 1e-7 degrees (~1 cm) are one node
+
+
+def _pick(columns: list[str], *names: str) -> str | None:
+    lower = {c.lower(): c for c in columns}
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def _target_layer(name: str, wanted: set[str], n_layers: int, explicit: bool) -> str | None:
+    if explicit and len(wanted) == 1 and n_layers == 1:
+        return next(iter(wanted))
+    for layer, pattern in LAYER_PATTERNS:
+        if pattern.search(name) and layer in wanted:
+            return layer
+    return None
+
+
+def read_vector(path: Path, settings: Settings, wanted: set[str], crs: str | None,
+                on_step: Callable[[str, float], None]) -> Dataset:
+    """Read every layer of ``path`` that maps to a wanted layer."""
+    try:
+        listed = pyogrio.list_layers(path)
+    except Exception as err:  # pyogrio raises several DataSource errors
+        raise InvalidInput(f"{path.name} cannot be read as GeoJSON/GeoPackage/Shapefile: "
+                           f"{str(err).strip().splitlines()[0]}") from err
+    explicit = wanted != set(("buildings", "streets", "facilities", "subdistricts",
+                              "communities", "grids"))
+    plan = []
+    for name, _gtype in listed:
+        target = _target_layer(str(name), wanted, len(listed), explicit)
+        if target is None and (explicit or len(listed) == 1):
+            raise InvalidInput(
+                f"{path.name}: cannot tell what layer {name!r} holds; say it with --layer "
+                "buildings|streets|facilities|subdistricts|communities|grids")
+        if target:
+            plan.append((str(name), target))
+    if not plan:
+        raise InvalidInput(f"{path.name}: none of its layers ({', '.join(map(str, listed[:, 0]))})"
+                           f" is {', '.join(sorted(wanted))}")
+    ds = Dataset()
+    # Boundaries first, so that the order of loading parents before children holds.
+    order = ["subdistricts", "communities", "grids", "buildings", "facilities", "streets"]
+    plan.sort(key=lambda p: order.index(p[1]))
+    for i, (name, target) in enumerate(plan):
+        on_step(f"reading {target}", 0.05 + 0.4 * i / len(plan))
+        gdf = _read_layer(path, name, crs)
+        _add_layer(ds, target, gdf, settings)
+    return ds
+
+
+def _read_layer(path: Path, layer: str, crs: str | None) -> gpd.GeoDataFrame:
+    try:
+        gdf = pyogrio.read_dataframe(path, layer=layer)
+    except Exception as err:
+        raise InvalidInput(f"{path.name} layer {layer!r} cannot be read: "
+                           f"{str(err).strip().splitlines()[0]}") from err
+    if crs:
+        try:
+            given = CRS.from_user_input(crs)
+        except CRSError as err:
+            raise InvalidInput(f"--crs {crs!r} is not a CRS GDAL/PROJ knows "
+                               "(try EPSG:4326 or EPSG:32651)") from err
+        gdf = gdf.set_crs(given, allow_override=True)
+    elif gdf.crs is None:
+        raise MissingCRS(f"{path.name} layer {layer!r} has no coordinate reference system; "
+                         "give it with --crs (e.g. --crs EPSG:4326 or --crs EPSG:32651)")
+    if len(gdf) and gdf.crs.to_epsg() != 4326:
+        gdf = gdf.to_crs(4326)
+    valid = gdf.geometry.notna() & ~gdf.geometry.is_empty
+    if valid.any():
+        x0, y0, x1, y1 = gdf.geometry[valid].total_bounds
+        if x0 < -180 or x1 > 180 or y0 < -90 or y1 > 90:
+            raise InvalidInput(
+                f"{path.name} layer {layer!r}: coordinates ({x0:.0f}, {y0:.0f}) are not "
+                "longitude/latitude, so the file's CRS is wrong or missing; give the right "
+                "one with --crs (e.g. --crs EPSG:32651 for UTM 51N metres)")
+    return gdf
+
+
+def _ids(gdf: gpd.GeoDataFrame, prefix: str) -> np.ndarray:
+    col = _pick(list(gdf.columns), "source_id", "id", "osm_id", "fid", "code")
+    if col is not None:
+        return gdf[col].astype(str).to_numpy()
+    return np.array([f"{prefix}{i + 1}" for i in range(len(gdf))], dtype=object)
+
+
+def _text(gdf: gpd.GeoDataFrame, *names: str) -> list:
+    col = _pick(list(gdf.columns), *names)
+    if col is None:
+        return [None] * len(gdf)
+    return [None if pd.isna(v) else str(v) for v in gdf[col]]
+
+
+def _drop_null_geoms(gdf: gpd.GeoDataFrame, ids: np.ndarray, layer: str,
+                     ds: Dataset) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    bad = (gdf.geometry.isna() | gdf.geometry.is_empty).to_numpy()
+    for i in np.flatnonzero(bad):
+        ds.problems.append(Problem(layer, str(ids[i]), "no geometry: skipped"))
+    return gdf.loc[~bad].reset_index(drop=True), ids[~bad]
+
+
+def _attrs(gdf: gpd.GeoDataFrame, used: set[str]) -> list[dict]:
+    cols = [c for c in gdf.columns if c != gdf.geometry.name and c.lower() not in used]
+    frame = gdf[cols]
+    return [json.loads(frame.iloc[[i]].to_json(orient="records", force_ascii=False))[0]
+            for i in range(len(frame))] if cols else [{} for _ in range(len(gdf))]
+
+
+def _add_layer(ds: Dataset, target: str, gdf: gpd.GeoDataFrame, settings: Settings) -> None:
+    ids = _ids(gdf, {"buildings": "b", "facilities": "f", "streets": "s"}.get(target, "a"))
+    gdf, ids = _drop_null_geoms(gdf, ids, target, ds)
+    geoms = gdf.geometry.to_numpy().astype(object)
+    if target == "buildings":
+        btype = [t or "yes" for t in _text(gdf, "building", "building_type", "type")]
+        raw = pd.DataFrame({
+            "source_id": ids, "building_type": btype, "name": _text(gdf, "name"),
+            "addr_street": _text(gdf, "addr:street", "addr_street", "street"),
+            "addr_housenumber": _text(gdf, "addr:housenumber", "addr_housenumber",
+                                      "housenumber"),
+            "levels_tag": _text(gdf, "building:levels", "levels", "floors", "层数"),
+            "height_tag": _text(gdf, "height", "height_m"),
+            "flats_tag": _text(gdf, "building:flats", "flats"),
+            "households_attr": _text(gdf, "households", "户数"),
+            "tags": [{} for _ in range(len(gdf))], "geom": geoms,
+        })
+        ds.buildings = finish_buildings(raw, ds, settings)
+    elif target == "facilities":
+        ds.facilities = _facilities(gdf, ids, geoms, ds)
+    elif target == "streets":
+        _streets(ds, gdf, ids, geoms, settings)
+    else:
+        fixed, keep = repair_polygons(geoms, ids, target, ds)
+        code_col = _pick(list(gdf.columns), "code", "编码", "id")
+        if code_col is None:
+            raise InvalidInput(f"{target}: the file needs a 'code' column (the area's code)")
+        parent_names = {"communities": ("subdistrict", "subdistrict_code", "街道"),
+                        "grids": ("community", "community_code", "社区", "居委")}.get(target, ())
+        used = {code_col.lower(), "name", *parent_names}
+        df = pd.DataFrame({
+            "source_id": ids, "code": gdf[code_col].astype(str).to_numpy(),
+            "name": _text(gdf, "name", "名称"),
+            "parent_code": _text(gdf, *parent_names) if parent_names else [None] * len(gdf),
+            "attrs": _attrs(gdf, used), "geom": fixed,
+        })
+        ds.areas[target] = df.loc[keep].reset_index(drop=True)
+
+
+def _facilities(gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndarray,
+                ds: Dataset) -> pd.DataFrame:
+    from gis.io.categories import FACILITY_KEYS, categorise, load_categories
+
+    known = category_codes()
+    cat_col = _pick(list(gdf.columns), "category", "categories", "类别")
+    tag_cols = [c for c in gdf.columns if c in FACILITY_KEYS]
+    if cat_col is None and not tag_cols:
+        raise InvalidInput("facilities: the file needs a 'category' column (one of "
+                           f"{', '.join(sorted(known))}) or OSM tag columns such as amenity/shop")
+    rows = []
+    for i in range(len(gdf)):
+        tags = {c: str(gdf[c].iloc[i]) for c in tag_cols if pd.notna(gdf[c].iloc[i])}
+        if cat_col is not None and pd.notna(gdf[cat_col].iloc[i]):
+            cats = [c.strip() for c in re.split(r"[;,]", str(gdf[cat_col].iloc[i])) if c.strip()]
+            unknown = [c for c in cats if c not in known]
+            if unknown:
+                ds.problems.append(Problem("facilities", str(ids[i]),
+                                           f"unknown category {unknown[0]!r}: skipped"))
+                continue
+        else:
+            cats = categorise(tags, load_categories())
+        if not cats:
+            ds.problems.append(Problem("facilities", str(ids[i]), "no category: skipped"))
+            continue
+        kind = next((f"{k}={tags[k]}" for k in FACILITY_KEYS if k in tags), cats[0])
+        rows.append((i, cats, kind))
+    idx = [r[0] for r in rows]
+    g = geoms[idx] if idx else np.array([], dtype=object)
+    types = shapely.get_type_id(g)
+    is_poly = np.isin(types, (3, 6))
+    keep = np.isin(types, (0, 3, 6))
+    for j in np.flatnonzero(~keep):
+        ds.problems.append(Problem("facilities", str(ids[idx[j]]),
+                                   "not a point or polygon: skipped"))
+    if is_poly.any():
+        fixed, ok = repair_polygons(g[is_poly], ids[idx][is_poly], "facilities", ds)
+        g[is_poly] = fixed
+        keep[np.flatnonzero(is_poly)[~ok]] = False
+    names = _text(gdf, "name", "名称")
+    df = pd.DataFrame({
+        "source_id": ids[idx], "categories": [r[1] for r in rows], "kind": [r[2] for r in rows],
+        "name": [names[i] for i in idx], "tags": [{} for _ in rows], "geom": g,
+    })
+    return df.loc[keep].reset_index(drop=True)
+
+
+def _streets(ds: Dataset, gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndarray,
+             settings: Settings) -> None:
+    hw = [h or "footway" for h in _text(gdf, "highway", "class", "type")]
+    names = _text(gdf, "name")
+    parts, index = shapely.get_parts(geoms, return_index=True)
+    n_parts = np.bincount(index, minlength=len(geoms))
+    ways = []
+    for k, (part, i) in enumerate(zip(parts, index, strict=True)):
+        if shapely.get_type_id(part) != 1:
+            ds.problems.append(Problem("streets", str(ids[i]), "not a line: skipped"))
+            continue
+        if hw[i] not in WALKABLE_HIGHWAYS:
+            continue
+        xy = shapely.get_coordinates(part)
+        keys = (np.round(xy[:, 0] * COORD_KEY_SCALE).astype(np.int64) * 4_000_000_000
+                + np.round(xy[:, 1] * COORD_KEY_SCALE).astype(np.int64))
+        sid = f"{ids[i]}" if n_parts[i] == 1 else f"{ids[i]}.{k}"
+        ways.append(WayRecord(sid, hw[i], names[i], keys, xy[:, 0], xy[:, 1]))
+    sample = shapely.points([w.lon[0] for w in ways[:1000]], [w.lat[0] for w in ways[:1000]])
+    transformer, epsg = hh.metric_transformer(np.asarray(sample), ds.metric_epsg
+                                              or settings.metric_epsg)
+    ds.metric_epsg = epsg
+    ds.walk_nodes, ds.walk_edges = build_network(ways, transformer, lambda key: f"c{key}")

@@ -1,0 +1,1 @@
+"""Folium map layers: take GeoDataFrames, return Folium objects. Never opens a database."""

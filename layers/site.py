@@ -1,0 +1,129 @@
+"""The overview map of what was imported: buildings, the walk network and facilities."""
+
+from __future__ import annotations
+
+from html import escape
+
+import folium
+import geopandas as gpd
+from branca.element import Element, MacroElement, Template
+
+from layers.assets import APP_PREFIX, add_stylesheet
+
+OSM_CREDIT = '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+STREET_WEIGHT = {"primary": 5, "secondary": 4, "tertiary": 3.5, "trunk": 5, "residential": 2.5,
+                 "living_street": 2.5, "unclassified": 2.5, "service": 1.8}
+HOUSEHOLD_COLOURS = ((0, "#d9d9d9"), (1, "#fdd49e"), (30, "#fdae6b"), (100, "#f16913"),
+                     (300, "#a63603"))
+
+
+class Attribution(MacroElement):
+    """Adds a credit line to the map's attribution control (there may be no tile layer)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.text|tojson }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "Attribution"
+        self.text = text
+
+
+def _household_colour(n: int) -> str:
+    colour = HOUSEHOLD_COLOURS[0][1]
+    for threshold, c in HOUSEHOLD_COLOURS:
+        if n >= threshold:
+            colour = c
+    return colour
+
+
+def buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
+    """Building footprints coloured by households, with a Chinese tooltip."""
+    gdf = buildings[["name", "building_type", "levels", "households", "households_source",
+                     "area_m2", "geom"]].copy()
+    gdf["name"] = gdf["name"].fillna("")
+    gdf["area_m2"] = gdf["area_m2"].round(0)
+    gdf["households_source"] = gdf["households_source"].map(
+        {"estimate": "估算", "flats": "OSM 标注", "attribute": "文件", "csv": "人工录入",
+         "register": "房屋登记", "none": "非住宅"}).fillna("")
+    return folium.GeoJson(
+        gdf, name="楼栋 Buildings",
+        style_function=lambda f: {"fillColor": _household_colour(f["properties"]["households"]),
+                                  "color": "#555", "weight": 0.6, "fillOpacity": 0.75},
+        tooltip=folium.GeoJsonTooltip(
+            fields=["name", "building_type", "levels", "households", "households_source",
+                    "area_m2"],
+            aliases=["名称", "类型", "层数", "户数", "户数来源", "占地 m²"], sticky=False),
+    )
+
+
+def streets_layer(edges: gpd.GeoDataFrame) -> folium.GeoJson:
+    """The walkable network, wider for bigger roads."""
+    gdf = edges[["highway", "name", "length_m", "geom"]].copy()
+    gdf["name"] = gdf["name"].fillna("")
+    gdf["length_m"] = gdf["length_m"].round(1)
+    return folium.GeoJson(
+        gdf, name="步行路网 Walk network",
+        style_function=lambda f: {"color": "#4a6fa5",
+                                  "weight": STREET_WEIGHT.get(f["properties"]["highway"], 1.2),
+                                  "opacity": 0.9},
+        tooltip=folium.GeoJsonTooltip(fields=["name", "highway", "length_m"],
+                                      aliases=["路名", "道路等级", "长度 m"]),
+    )
+
+
+def facilities_layer(facilities: gpd.GeoDataFrame, labels: dict[str, str]) -> folium.GeoJson:
+    """Facilities as points (polygons drawn at a point on their surface)."""
+    gdf = facilities[["name", "kind", "categories", "geom"]].copy()
+    gdf["geom"] = gdf.geometry.representative_point()
+    gdf["name"] = gdf["name"].fillna("")
+    gdf["category"] = ["、".join(labels.get(c, c) for c in cats) for cats in gdf["categories"]]
+    gdf = gdf.drop(columns=["categories"]).set_geometry("geom")
+    return folium.GeoJson(
+        gdf, name="设施 Facilities",
+        marker=folium.CircleMarker(radius=6, fill=True, fill_opacity=0.9, weight=1.5),
+        style_function=lambda f: {"color": "#ffffff", "fillColor": "#2b8a3e"},
+        tooltip=folium.GeoJsonTooltip(fields=["name", "category", "kind"],
+                                      aliases=["名称", "类别", "OSM 标签"]),
+    )
+
+
+def overview_map(buildings: gpd.GeoDataFrame, edges: gpd.GeoDataFrame,
+                 facilities: gpd.GeoDataFrame, *, labels: dict[str, str],
+                 stats: dict[str, int], tiles_url: str | None = None) -> folium.Map:
+    """Return the overview map; without ``tiles_url`` it needs nothing but our own data."""
+    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, zoom_control=True)
+    if tiles_url:
+        folium.TileLayer(tiles_url, attr="basemap", name="底图 Basemap").add_to(m)
+    if len(edges):
+        streets_layer(edges).add_to(m)
+    if len(buildings):
+        buildings_layer(buildings).add_to(m)
+    if len(facilities):
+        facilities_layer(facilities, labels).add_to(m)
+    frames = [f for f in (buildings, edges, facilities) if len(f)]
+    if frames:
+        x0, y0, x1, y1 = gpd.GeoSeries(
+            [g for f in frames for g in [f.geometry.union_all().envelope]], crs=4326
+        ).total_bounds
+        m.fit_bounds([[y0, x0], [y1, x1]])
+    else:
+        m.location, m.zoom_start = [32.04, 118.78], 14
+    folium.LayerControl(collapsed=True).add_to(m)
+    m.add_child(Attribution(OSM_CREDIT))
+    add_stylesheet(m, f"{APP_PREFIX}/map.css")
+    bar = (
+        '<div class="ga-bar" id="ga-bar"><h1>网格地图 · Grid Atlas</h1>'
+        f'<span class="ga-stats" id="ga-stats">楼栋 {stats.get("buildings", 0):,} · '
+        f'户数(估算) {stats.get("households", 0):,} · 设施 {stats.get("facilities", 0):,} · '
+        f'路段 {stats.get("walk_edges", 0):,}</span></div>'
+    )
+    legend = '<div class="ga-legend" id="ga-legend"><b>户数</b><br>' + "<br>".join(
+        f'<i style="background:{escape(c)}"></i>{"非住宅" if t == 0 else f"≥ {t}"}'
+        for t, c in HOUSEHOLD_COLOURS) + "</div>"
+    m.get_root().html.add_child(Element(bar + legend))
+    m.get_root().title = "网格地图 · Grid Atlas"
+    return m
