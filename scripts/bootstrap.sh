@@ -20,6 +20,8 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v osm2pgsql >/dev/null 2>&1 || need+=(osm2pgsql)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# CJK glyphs for Chinese labels in headless Chromium (screenshots, browser tests)
+fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing system packages: ${need[*]}"
   as_root apt-get update -q

@@ -7,7 +7,6 @@ removes rows the file no longer has; the counts say which.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, InvalidInput
@@ -55,7 +55,7 @@ def _python_values(series: pd.Series, sql_type: str) -> list:
     if sql_type == "geometry":
         return _ewkb_hex(series.to_numpy())
     if sql_type == "jsonb":
-        return [json.dumps(v, ensure_ascii=False) for v in series]
+        return [Jsonb(v) for v in series]
     values = series.astype(object).where(series.notna(), None).tolist() \
         if sql_type != "text[]" else series.tolist()
     return [v.item() if isinstance(v, np.generic) else v for v in values]

@@ -43,6 +43,9 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
     ways: list[WayRecord] = []
     building_objects: set[str] = set()  # ways and relations tagged building
     building_areas: set[str] = set()
+    # Closed building ways that are outer rings of a building multipolygon: the relation is
+    # the building; keeping the way too would count its households twice.
+    outer_of_building: set[str] = set()
     keys = ["building", "highway", *FACILITY_KEYS, "healthcare:speciality",
             "social_facility:for"]
     fp = (osmium.FileProcessor(str(path)).with_locations().with_areas()
@@ -81,6 +84,8 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
                 if (want_b and "building" in tags and tags["building"] != "no"
                         and tags.get("type") in ("multipolygon", "building")):
                     building_objects.add(f"r{obj.id}")
+                    outer_of_building.update(f"w{m.ref}" for m in obj.members
+                                             if m.type == "w" and m.role in ("outer", ""))
             elif obj.is_node() and want_f and any(k in tags for k in FACILITY_KEYS):
                 try:
                     geom = wkb.create_point(obj)
@@ -95,6 +100,8 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
                                                      "or nodes missing): skipped"))
     on_step("buildings and households", 0.35)
     if want_b:
+        dropped = outer_of_building & building_areas
+        b_rows = [r for r in b_rows if r[0] not in dropped]
         ds.buildings = finish_buildings(_building_frame(b_rows), ds, settings)
     if want_f:
         ds.facilities = _facility_frame(f_rows, categories, ds)

@@ -1,0 +1,175 @@
+"""Shared fixtures: a real PostGIS started by the test run itself, one fresh database per test.
+
+The local cluster under var/pg is started if needed (or GRIDATLAS_DATABASE_URL is used).
+A migrated template database is made once per run; each test that writes gets its own copy
+(``CREATE DATABASE … TEMPLATE``), so no test sees another's rows. A missing database server
+is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from gis import db, pgcluster
+from gis.io.pipeline import import_file
+from gis.settings import PROJECT_ROOT, Settings
+
+SHARED_OSM = PROJECT_ROOT.parent / "shared" / "data" / "osm"
+BUNDLED_OSM = PROJECT_ROOT / "data" / "osm"
+NANJING = BUNDLED_OSM / "nanjing-central.osm"
+SHANGHAI = SHARED_OSM / "shanghai-tongji.osm"
+PORTO = SHARED_OSM / "porto-central.osm.pbf"
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def _admin_url(url: str) -> str:
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+def _with_db(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin_execute(url: str, sql: str) -> None:
+    eng = db.create_engine(_admin_url(url), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with eng.connect() as conn:
+            conn.execute(sa.text(sql))
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """URL of a running PostGIS server (the project-local one unless configured)."""
+    configured = os.environ.get("GRIDATLAS_DATABASE_URL")
+    if configured:
+        return configured
+    cluster = pgcluster.LocalCluster(Settings().pg_dir)
+    return pgcluster.ensure_up(cluster)
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url: str) -> Iterator[str]:
+    """A migrated, empty database used as the template of every test database."""
+    name = f"ga_test_tpl_{RUN_ID}"
+    url = _with_db(server_url, name)
+    db.ensure_database(url)
+    db.migrate(url)
+    yield url
+    _admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _clone(server_url: str, template_url: str, label: str) -> str:
+    name = f"ga_test_{label}_{uuid.uuid4().hex[:10]}"
+    tpl = make_url(template_url).database
+    _admin_execute(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{tpl}"')
+    return _with_db(server_url, name)
+
+
+@pytest.fixture
+def db_url(server_url: str, template_url: str) -> Iterator[str]:
+    """A fresh, migrated, empty database for one test."""
+    url = _clone(server_url, template_url, "t")
+    yield url
+    _admin_execute(server_url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = db.create_engine(db_url, poolclass=sa.NullPool)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def nanjing_url(server_url: str, template_url: str) -> Iterator[str]:
+    """A database holding the bundled Nanjing import; tests must only read it."""
+    url = _clone(server_url, template_url, "nanjing")
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    import_file(eng, NANJING)
+    eng.dispose()
+    yield url
+    _admin_execute(server_url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def nanjing_engine(nanjing_url: str) -> Iterator[Engine]:
+    eng = db.create_engine(nanjing_url)
+    yield eng
+    eng.dispose()
+
+
+def cli(*args: str, db_url: str | None = None, timeout: float = 300,
+        **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``gridatlas ARGS`` as a user would, against ``db_url``."""
+    environ = {**os.environ, **env}
+    if db_url:
+        environ["GRIDATLAS_DATABASE_URL"] = db_url
+    exe = Path(sys.executable).with_name("gridatlas")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=environ,
+                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(nanjing_url: str) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port over the Nanjing database."""
+    port = free_port()
+    env = {**os.environ, "GRIDATLAS_DATABASE_URL": nanjing_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("the app failed to start") from None
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError("the app did not listen within 30 s")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    exe = shutil.which("chromium")
+    if exe is None:
+        raise RuntimeError("chromium is not installed; run scripts/bootstrap.sh")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
