@@ -286,4 +286,7 @@ def _refresh_dwellings(conn: Connection, where: str, params: dict) -> Counts:
           CROSS JOIN LATERAL generate_series(0, s.households - 1) AS g(i)
     """), {"sf": params["sf"]}).rowcount
     conn.execute(sa.text("DROP TABLE stale_building"))
-    return Counts(added=added, removed=removed)
+    total = conn.scalar(sa.text(
+        f"SELECT count(*) FROM dwelling d JOIN building b ON b.id = d.building_id WHERE {where}"),
+        params)
+    return Counts(added=added, removed=removed, unchanged=total - added)
