@@ -38,8 +38,10 @@ stamp=.venv/.gridatlas-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing Python dependencies"
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[dev]'
+  log=.venv/pip-install.log
+  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[dev]'; } >"$log" 2>&1; then
+    tail -n 30 "$log"; say "pip install failed (full log: $log)"; exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 
@@ -48,7 +50,7 @@ nstamp=node_modules/.gridatlas-installed
 nwant=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$nstamp" ] || [ "$(cat "$nstamp")" != "$nwant" ]; then
   say "installing web assets (npm ci)"
-  npm ci --silent --no-audit --no-fund
+  npm ci --silent --no-audit --no-fund >/dev/null
   echo "$nwant" > "$nstamp"
 fi
 say "ready"

@@ -52,13 +52,18 @@ def _admin_execute(url: str, sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_url() -> str:
+def server_url() -> Iterator[str]:
     """URL of a running PostGIS server (the project-local one unless configured)."""
     configured = os.environ.get("GRIDATLAS_DATABASE_URL")
     if configured:
-        return configured
+        yield configured
+        return
     cluster = pgcluster.LocalCluster(Settings().pg_dir)
-    return pgcluster.ensure_up(cluster)
+    was_running = pgcluster.is_running(cluster)
+    url = pgcluster.ensure_up(cluster)
+    yield url
+    if not was_running:  # leave the machine as we found it
+        pgcluster.stop(cluster)
 
 
 @pytest.fixture(scope="session")

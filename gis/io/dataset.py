@@ -57,7 +57,7 @@ def repair_polygons(geoms: np.ndarray, ids: np.ndarray, layer: str,
     ``make_valid`` can turn a bow-tie into two triangles plus a stray line; only the
     polygonal parts are kept. A geometry with no area left is refused.
     """
-    geoms = np.asarray(geoms, dtype=object)
+    geoms = np.array(geoms, dtype=object)  # a writable copy
     keep = ~shapely.is_missing(geoms)
     invalid = keep & ~shapely.is_valid(geoms)
     for i in np.flatnonzero(invalid):
