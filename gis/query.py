@@ -103,7 +103,7 @@ def summary(conn: Connection) -> dict[str, Any]:
                (SELECT count(*) FROM grid) AS grids,
                (SELECT count(*) FROM building) AS buildings,
                (SELECT coalesce(sum(households), 0) FROM building) AS households,
-               (SELECT count(*) FROM dwelling) AS dwellings,
+               (SELECT count(*) FROM dwelling_all) AS dwellings,
                (SELECT count(*) FROM facility) AS facilities,
                (SELECT count(*) FROM walk_node) AS walk_nodes,
                (SELECT count(*) FROM walk_edge) AS walk_edges,

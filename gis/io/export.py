@@ -42,8 +42,8 @@ def export_layer(engine: Engine, layer: str, path: Path) -> int:
             raise InvalidInput("dwellings have no geometry: export them to a .csv file")
         with engine.connect() as conn:
             df = pd.read_sql(sa.text(
-                "SELECT d.id, d.building_id, b.source_id AS building, d.floor, d.room, "
-                "d.households, d.is_estimated FROM dwelling d JOIN building b "
+                "SELECT d.building_id, b.source_id AS building, d.floor, d.room, "
+                "d.households, d.is_estimated FROM dwelling_all d JOIN building b "
                 "ON b.id = d.building_id ORDER BY d.building_id, d.floor, d.room"), conn)
         df.to_csv(path, index=False)
         return len(df)

@@ -21,6 +21,8 @@ from gis.errors import Conflict, InvalidInput
 from gis.io.dataset import Dataset
 
 # Households set by hand (a CSV) or from a house register survive re-imports of the map.
+# Estimated dwellings are not written: the view dwelling_estimate derives them from the
+# household count (see the migration).
 PROTECTED_HOUSEHOLDS = ("csv", "register")
 
 
@@ -183,7 +185,6 @@ def load_dataset(conn: Connection, ds: Dataset, source_file: str, layers: Iterab
         out["building"] = upsert(conn, "building", "stage_building", BUILDING_COLUMNS,
                                  source_file,
                                  protect={"households": cond, "households_source": cond})
-        out["dwelling"] = refresh_estimated_dwellings(conn, source_file)
     if "facilities" in layers and ds.facilities is not None:
         check_unique_ids(ds.facilities, "facilities")
         copy_into_stage(conn, "stage_facility", FACILITY_COLUMNS, ds.facilities)
@@ -241,52 +242,3 @@ def _load_areas(conn: Connection, layer: str, df: pd.DataFrame, source_file: str
     else:
         copy_into_stage(conn, stage, columns, df)
     return upsert(conn, table, stage, columns, source_file, joins=joins)
-
-
-def refresh_estimated_dwellings(conn: Connection, source_file: str) -> Counts:
-    """Renumber estimated dwellings of the buildings of ``source_file`` that changed."""
-    return _refresh_dwellings(conn, "b.source_file = :sf", {"sf": source_file})
-
-
-def refresh_estimated_dwellings_for(conn: Connection, building_ids: list[int]) -> Counts:
-    """Renumber estimated dwellings of the given buildings where their count changed."""
-    return _refresh_dwellings(conn, "b.id = ANY(:ids)", {"ids": building_ids, "sf": "csv"})
-
-
-def _refresh_dwellings(conn: Connection, where: str, params: dict) -> Counts:
-    """Renumber estimated dwellings of buildings whose household count changed.
-
-    Dwellings are numbered the Chinese way, floor then room (101, 102 … 602); floors with
-    more than 99 rooms use three digits (1001). Buildings with a house register are
-    never touched.
-    """
-    conn.execute(sa.text(f"""
-        CREATE TEMP TABLE stale_building ON COMMIT DROP AS
-        SELECT b.id, b.households, greatest(coalesce(b.levels, 1), 1) AS floors
-          FROM building b
-          CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(bool_and(is_estimated), true) AS est
-                                FROM dwelling d WHERE d.building_id = b.id) d
-         WHERE {where}
-           AND b.households_source <> 'register'
-           AND d.est
-           AND d.n <> b.households
-    """), params)
-    conn.execute(sa.text("ANALYZE stale_building"))
-    removed = conn.execute(sa.text(
-        "DELETE FROM dwelling d USING stale_building s WHERE d.building_id = s.id")).rowcount
-    added = conn.execute(sa.text("""
-        INSERT INTO dwelling (building_id, floor, room, households, is_estimated, source_file)
-        SELECT s.id, g.i / pf.per_floor + 1,
-               ((g.i / pf.per_floor + 1) * CASE WHEN pf.per_floor > 99 THEN 1000 ELSE 100 END
-                + g.i % pf.per_floor + 1)::text,
-               1, true, :sf
-          FROM stale_building s
-          CROSS JOIN LATERAL (SELECT ceil(s.households::numeric / s.floors)::int
-                                     AS per_floor) pf
-          CROSS JOIN LATERAL generate_series(0, s.households - 1) AS g(i)
-    """), {"sf": params["sf"]}).rowcount
-    conn.execute(sa.text("DROP TABLE stale_building"))
-    total = conn.scalar(sa.text(
-        f"SELECT count(*) FROM dwelling d JOIN building b ON b.id = d.building_id WHERE {where}"),
-        params)
-    return Counts(added=added, removed=removed, unchanged=total - added)

@@ -3,8 +3,9 @@
 * households table — columns ``building`` (source id such as ``w123``, or ``building_id``,
   the database id) and ``households`` (户数). Overrides the estimate; survives re-imports.
 * house register — columns building, ``room`` (室号) and optionally ``households`` (户数,
-  default 1) and ``floor`` (楼层, default from the room number). Replaces the building's
-  estimated dwellings; its household count becomes the register's total.
+  default 1) and ``floor`` (楼层, default from the room number). The listed buildings'
+  dwellings become the register's (no longer estimated); their household count becomes
+  the register's total.
 
 Every row is checked first; one bad row refuses the whole file, with row and reason.
 """
@@ -110,11 +111,7 @@ def import_table(conn: Connection, path: Path, wanted: set[str]) -> dict[str, Co
             "WHERE building.id = v.id AND (building.households, building.households_source) "
             "IS DISTINCT FROM (v.h, 'csv')"),
             {"ids": [int(b) for b in building], "hh": [int(h) for h in households]}).rowcount
-        from gis.io.load import refresh_estimated_dwellings_for
-
-        dw = refresh_estimated_dwellings_for(conn, [int(b) for b in building])
-        return {"building": Counts(updated=updated, unchanged=len(df) - updated),
-                "dwelling": dw}
+        return {"building": Counts(updated=updated, unchanged=len(df) - updated)}
     raise InvalidInput(f"{path.name}: a house register needs a 'room' (室号) column")
 
 

@@ -19,7 +19,7 @@ from tests.conftest import NANJING, PORTO, PROJECT_ROOT, cli
 
 COUNT_ALL = sa.text(
     "SELECT (SELECT count(*) FROM building) + (SELECT count(*) FROM facility) + "
-    "(SELECT count(*) FROM walk_edge) + (SELECT count(*) FROM dwelling) + "
+    "(SELECT count(*) FROM walk_edge) + (SELECT count(*) FROM dwelling_all) + "
     "(SELECT count(*) FROM import_run)")
 
 

@@ -95,13 +95,13 @@ def test_reimport_is_idempotent(engine) -> None:
     first = import_file(engine, SHANGHAI)
     with engine.connect() as conn:
         before = conn.execute(sa.text(
-            "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM dwelling), "
+            "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM dwelling_all), "
             "(SELECT count(*) FROM walk_edge), (SELECT count(*) FROM facility), "
             "(SELECT max(id) FROM building)")).one()
     second = import_file(engine, SHANGHAI)
     with engine.connect() as conn:
         after = conn.execute(sa.text(
-            "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM dwelling), "
+            "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM dwelling_all), "
             "(SELECT count(*) FROM walk_edge), (SELECT count(*) FROM facility), "
             "(SELECT max(id) FROM building)")).one()
         runs = conn.scalar(sa.text("SELECT count(*) FROM import_run"))
@@ -137,7 +137,7 @@ def test_reimport_of_edited_file_reports_each_change(engine, tmp_path: Path) -> 
         gone = conn.scalar(sa.text("SELECT count(*) FROM building WHERE source_id = :s"),
                            {"s": f"w{removed_id}"})
         dwellings = conn.scalar(sa.text(
-            "SELECT count(*) FROM dwelling d JOIN building b ON b.id = d.building_id "
+            "SELECT count(*) FROM dwelling_all d JOIN building b ON b.id = d.building_id "
             "WHERE b.source_id = :s"), {"s": f"w{edited_id}"})
     assert row.levels == 18 and row.levels_source == "tag"
     assert gone == 0
@@ -152,10 +152,11 @@ def test_households_estimate_and_dwelling_numbers(nanjing_engine) -> None:
             "WHERE households_source = 'estimate' ORDER BY id LIMIT 200")).all()
         mismatched = conn.scalar(sa.text(
             "SELECT count(*) FROM building b WHERE households <> "
-            "(SELECT coalesce(sum(households), 0) FROM dwelling d WHERE d.building_id = b.id)"))
+            "(SELECT coalesce(sum(households), 0) FROM dwelling_all d "
+            "WHERE d.building_id = b.id)"))
         numbered = conn.execute(sa.text(
-            "SELECT b.levels, b.households, array_agg(d.room ORDER BY d.id) FROM building b "
-            "JOIN dwelling d ON d.building_id = b.id WHERE b.households BETWEEN 2 AND 99 "
+            "SELECT b.levels, b.households, array_agg(d.room ORDER BY d.floor, length(d.room), d.room) FROM building b "
+            "JOIN dwelling_all d ON d.building_id = b.id WHERE b.households BETWEEN 2 AND 99 "
             "GROUP BY b.id ORDER BY b.id LIMIT 50")).all()
     import shapely
 

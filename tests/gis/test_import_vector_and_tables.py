@@ -94,8 +94,8 @@ def test_household_table_overrides_estimate_and_survives_reimport(engine, tmp_pa
     assert again.counts["building"].updated == 0
     with engine.connect() as conn:
         hh, src, n = conn.execute(sa.text(
-            "SELECT b.households, b.households_source, count(d.id) FROM building b "
-            "JOIN dwelling d ON d.building_id = b.id WHERE b.source_id = :s "
+            "SELECT b.households, b.households_source, count(*) FROM building b "
+            "JOIN dwelling_all d ON d.building_id = b.id WHERE b.source_id = :s "
             "GROUP BY b.id"), {"s": sid}).one()
     assert (hh, src, n) == (levels * 4, "csv", levels * 4)
 
@@ -112,7 +112,7 @@ def test_house_register_replaces_estimated_dwellings(engine, tmp_path) -> None:
     import_file(engine, SHANGHAI)  # a later map import must not undo the register
     with engine.connect() as conn:
         rooms = conn.execute(sa.text(
-            "SELECT d.room, d.floor, d.households, d.is_estimated FROM dwelling d "
+            "SELECT d.room, d.floor, d.households, d.is_estimated FROM dwelling_all d "
             "JOIN building b ON b.id = d.building_id WHERE b.source_id = :s ORDER BY d.room"),
             {"s": sid}).all()
         hh = conn.scalar(sa.text("SELECT households FROM building WHERE source_id = :s"),
@@ -126,7 +126,7 @@ def test_register_with_bad_rows_names_them_and_writes_nothing(db_url, engine, tm
     import_file(engine, SHANGHAI)
     with engine.connect() as conn:
         sid = conn.scalar(sa.text("SELECT source_id FROM building ORDER BY id LIMIT 1"))
-        before = conn.scalar(sa.text("SELECT count(*) FROM dwelling"))
+        before = conn.scalar(sa.text("SELECT count(*) FROM dwelling_all"))
     csv = tmp_path / "register.csv"
     pd.DataFrame({"building": [sid, "w0", sid, sid], "room": ["101", "101", "", "101"],
                   "households": ["1", "1", "1", "x"]}).to_csv(csv, index=False)
@@ -138,4 +138,4 @@ def test_register_with_bad_rows_names_them_and_writes_nothing(db_url, engine, tm
     assert "row 5: households 'x'" in msg
     assert "row 5: room '101' appears twice" in msg
     with engine.connect() as conn:
-        assert conn.scalar(sa.text("SELECT count(*) FROM dwelling")) == before
+        assert conn.scalar(sa.text("SELECT count(*) FROM dwelling_all")) == before

@@ -135,6 +135,9 @@ def upgrade() -> None:
     op.execute("CREATE INDEX building_unit_id_idx ON building (unit_id)")
     op.execute("CREATE INDEX building_community_id_idx ON building (community_id)")
 
+    # Dwellings a house register lists (is_estimated = false). Buildings without a register
+    # get estimated dwellings from their household count through the view below: derived
+    # rows are never stored, so they can never disagree with the count they come from.
     op.execute(
         """
         CREATE TABLE dwelling (
@@ -143,11 +146,39 @@ def upgrade() -> None:
             floor        integer NOT NULL,
             room         text NOT NULL,
             households   integer NOT NULL DEFAULT 1 CHECK (households >= 0),
-            is_estimated boolean NOT NULL,
+            is_estimated boolean NOT NULL DEFAULT false,
             source_file  text,
             imported_at  timestamptz NOT NULL DEFAULT now(),
             UNIQUE (building_id, room)
         )
+        """
+    )
+    # Estimated dwellings, numbered as residents number them: floor then room, filling
+    # floors in order with the same number of rooms each (101, 102 … 602); floors with more
+    # than 99 rooms use three digits (1001).
+    op.execute(
+        """
+        CREATE VIEW dwelling_estimate AS
+        SELECT b.id AS building_id,
+               g.i / pf.per_floor + 1 AS floor,
+               ((g.i / pf.per_floor + 1) * CASE WHEN pf.per_floor > 99 THEN 1000 ELSE 100 END
+                + g.i % pf.per_floor + 1)::text AS room,
+               1 AS households
+          FROM building b
+          CROSS JOIN LATERAL (SELECT ceil(b.households::numeric
+                                          / greatest(coalesce(b.levels, 1), 1))::int
+                                     AS per_floor) pf
+          CROSS JOIN LATERAL generate_series(0, b.households - 1) AS g(i)
+         WHERE b.households > 0
+           AND NOT EXISTS (SELECT 1 FROM dwelling d WHERE d.building_id = b.id)
+        """
+    )
+    op.execute(
+        """
+        CREATE VIEW dwelling_all AS
+        SELECT id, building_id, floor, room, households, is_estimated FROM dwelling
+        UNION ALL
+        SELECT NULL::bigint, building_id, floor, room, households, true FROM dwelling_estimate
         """
     )
 
@@ -198,6 +229,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP VIEW IF EXISTS dwelling_all")
+    op.execute("DROP VIEW IF EXISTS dwelling_estimate")
     for table in ("walk_edge", "walk_node", "facility", "dwelling", "building", "unit",
                   "building_cluster", "residents_group", "grid", "community", "subdistrict",
                   "import_run"):
