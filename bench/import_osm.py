@@ -121,8 +121,12 @@ def time_ours_in_process(server: str, path: Path) -> tuple[float, float, str]:
         import_file(eng, path)
         again = time.perf_counter() - t0
         c = report.counts
-        what = (f"{c['building'].added} buildings, {c['dwelling'].added} dwellings, "
-                f"{c['facility'].added} facilities, {c['walk_edge'].added} walk edges")
+        with eng.connect() as conn:
+            households = conn.scalar(sa.text("SELECT sum(households) FROM building"))
+            dwellings = conn.scalar(sa.text("SELECT count(*) FROM dwelling_all"))
+        what = (f"{c['building'].added} buildings ({households} households, {dwellings} "
+                f"dwellings numbered), {c['facility'].added} facilities, "
+                f"{c['walk_node'].added} walk nodes, {c['walk_edge'].added} walk edges")
         return first, again, what
     finally:
         eng.dispose()

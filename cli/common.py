@@ -25,8 +25,12 @@ def open_engine() -> Engine:
     settings = get_settings()
     try:
         url = db.resolve_url(settings)
-        db.ensure_database(url)
-        db.migrate(url)
+        engine = db.create_engine(url)
+        if not db.is_at_head(engine):
+            engine.dispose()
+            db.ensure_database(url)
+            db.migrate(url)
+            engine = db.create_engine(url)
     except GridAtlasError as err:
         fail(err)
-    return db.create_engine(url)
+    return engine

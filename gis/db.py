@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Engine, make_url
 
 __all__ = ["make_url"]
@@ -64,8 +62,10 @@ def ensure_database(url: str) -> None:
         eng.dispose()
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str) -> "Config":  # noqa: F821 - alembic is imported lazily
     """Return an Alembic configuration pointing at our migrations and ``url``."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -74,7 +74,24 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str, revision: str = "head") -> None:
     """Bring the schema of ``url`` to ``revision``."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str:
+    """Return the newest migration's revision id, read from the migration files."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head() or ""
+
+
+def is_at_head(engine: Engine) -> bool:
+    """Return whether the database exists and its schema is at the newest revision."""
+    try:
+        return current_revision(engine) == head_revision()
+    except sa.exc.OperationalError:
+        return False  # no such database yet, or not reachable: the full path reports it
 
 
 def current_revision(engine: Engine) -> str | None:

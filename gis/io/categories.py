@@ -64,21 +64,25 @@ def load_categories(path: Path = DEFAULT_MAPPING) -> tuple[Category, ...]:
 
 def categorise(tags: dict[str, str], categories: tuple[Category, ...]) -> list[str]:
     """Return the codes of every category whose rules ``tags`` satisfy."""
-    relevant = _rule_keys(categories)
+    relevant, cache = _lookup_state(categories)
     key = tuple(sorted((k, v) for k, v in tags.items() if k in relevant))
-    return list(_categorise_cached(key, categories))
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = tuple(c.code for c in categories if c.matches(dict(key)))
+    return list(found)
 
 
-@lru_cache(maxsize=4096)
-def _categorise_cached(key: tuple[tuple[str, str], ...],
-                       categories: tuple[Category, ...]) -> tuple[str, ...]:
-    tags = dict(key)
-    return tuple(c.code for c in categories if c.matches(tags))
+_STATE: dict[int, tuple[tuple[Category, ...], frozenset[str], dict]] = {}
 
 
-@lru_cache(maxsize=16)
-def _rule_keys(categories: tuple[Category, ...]) -> frozenset[str]:
-    return frozenset(k for c in categories for rule in c.rules for k, _ in rule)
+def _lookup_state(categories: tuple[Category, ...]) -> tuple[frozenset[str], dict]:
+    # Many features share the same tags (shop=convenience …): match each combination once.
+    # Keyed by identity, as hashing the whole mapping per feature would cost more than it saves.
+    state = _STATE.get(id(categories))
+    if state is None or state[0] is not categories:
+        keys = frozenset(k for c in categories for rule in c.rules for k, _ in rule)
+        state = _STATE[id(categories)] = (categories, keys, {})
+    return state[1], state[2]
 
 
 def category_codes() -> set[str]:

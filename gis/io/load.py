@@ -75,8 +75,6 @@ def copy_into_stage(conn: Connection, stage: str, columns: Sequence[Column],
         copy.set_types([("text" if c.sql_type == "geometry" else c.sql_type) for c in columns])
         for row in zip(*data, strict=True):
             copy.write_row(row)
-    conn.execute(sa.text(f"CREATE INDEX ON {stage} (source_id)"))
-    conn.execute(sa.text(f"ANALYZE {stage}"))
 
 
 def check_unique_ids(df: pd.DataFrame, layer: str) -> None:

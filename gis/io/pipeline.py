@@ -13,14 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from gis.errors import InvalidInput
-from gis.io import tables
 from gis.io.dataset import LAYERS, Dataset, Problem
 from gis.io.load import Counts, load_dataset
-from gis.io.osm import read_osm
-from gis.io.vector import VECTOR_SUFFIXES, read_vector
 from gis.settings import Settings, get_settings
 
 TABLE_LAYERS = ("households", "dwellings")
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip")
 PROBLEMS_SHOWN = 20
 
 
@@ -119,7 +117,10 @@ def import_file(engine: Engine, path: Path, *, layers: Sequence[str] | None = No
     wanted = _requested_layers(fmt, layers)
     source_file = source or path.name
     report = ImportReport(path=path, source_file=source_file, format=fmt)
+    # Readers are imported when needed: geopandas alone adds a second to a command's start.
     if fmt == "table":
+        from gis.io import tables
+
         with engine.begin() as conn:
             _lock_source(conn, source_file)
             report.counts = tables.import_table(conn, path, wanted)
@@ -129,8 +130,12 @@ def import_file(engine: Engine, path: Path, *, layers: Sequence[str] | None = No
     if fmt == "osm":
         if crs:
             raise InvalidInput("--crs does not apply to OSM files (always WGS 84)")
+        from gis.io.osm import read_osm
+
         ds = read_osm(path, settings, wanted, step)
     else:
+        from gis.io.vector import read_vector
+
         ds = read_vector(path, settings, wanted, crs, step)
     if not any(_has_rows(ds, lyr) for lyr in ds.layers()):
         raise InvalidInput(f"{path.name}: nothing to import (no buildings, streets, "

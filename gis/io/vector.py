@@ -27,7 +27,6 @@ from gis.io.dataset import Dataset, Problem, finish_buildings, repair_polygons
 from gis.io.network import WALKABLE_HIGHWAYS, WayRecord, build_network
 from gis.settings import Settings
 
-VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip")
 LAYER_PATTERNS = (
     ("buildings", re.compile(r"build|楼|房屋", re.I)),
     ("streets", re.compile(r"street|road|highway|walk|network|道路", re.I)),
