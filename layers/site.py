@@ -54,9 +54,12 @@ def buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
         style_function=lambda f: {"fillColor": _household_colour(f["properties"]["households"]),
                                   "color": "#555", "weight": 0.6, "fillOpacity": 0.75},
         tooltip=folium.GeoJsonTooltip(
+            fields=["name", "households"], aliases=["名称", "户数"], sticky=False),
+        # a tap on a tablet opens the full card (hover tooltips need a mouse)
+        popup=folium.GeoJsonPopup(
             fields=["name", "building_type", "levels", "households", "households_source",
                     "area_m2"],
-            aliases=["名称", "类型", "层数", "户数", "户数来源", "占地 m²"], sticky=False),
+            aliases=["名称", "类型", "层数", "户数", "户数来源", "占地 m²"]),
     )
 
 
