@@ -77,6 +77,39 @@ def copy_into_stage(conn: Connection, stage: str, columns: Sequence[Column],
             copy.write_row(row)
 
 
+def to_multi(geoms: np.ndarray) -> np.ndarray:
+    """Return polygons as one-part MultiPolygons (the column type), leaving the rest."""
+    geoms = np.array(geoms, dtype=object)
+    single = shapely.get_type_id(geoms) == 3
+    if single.any():
+        geoms[single] = shapely.multipolygons(geoms[single], indices=np.arange(single.sum()))
+    return geoms
+
+
+def is_new_source(conn: Connection, table: str, source_file: str) -> bool:
+    """Return whether ``table`` has no rows from ``source_file`` yet."""
+    return not conn.scalar(sa.text(
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE source_file = :sf)"), {"sf": source_file})
+
+
+def copy_new_rows(conn: Connection, table: str, columns: Sequence[Column], df: pd.DataFrame,
+                  source_file: str) -> Counts:
+    """First import of a source: COPY straight into ``table``, every row added.
+
+    Values must already be final (geometries of the column's type, foreign keys resolved):
+    no SQL expression is applied on this path.
+    """
+    data = [[source_file] * len(df)] + [_python_values(df[c.name], c.sql_type) for c in columns]
+    names = ", ".join(["source_file", *(c.name for c in columns)])
+    types = ["text"] + [("text" if c.sql_type == "geometry" else c.sql_type) for c in columns]
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        copy.set_types(types)
+        for row in zip(*data, strict=True):
+            copy.write_row(row)
+    return Counts(added=len(df))
+
+
 def check_unique_ids(df: pd.DataFrame, layer: str) -> None:
     """Refuse a layer whose features repeat an id: re-imports could not be matched."""
     dup = df["source_id"][df["source_id"].duplicated()]
@@ -178,16 +211,26 @@ def load_dataset(conn: Connection, ds: Dataset, source_file: str, layers: Iterab
         out["grid"] = _load_areas(conn, "grids", ds.areas["grids"], source_file)
     if "buildings" in layers and ds.buildings is not None:
         check_unique_ids(ds.buildings, "buildings")
-        copy_into_stage(conn, "stage_building", BUILDING_COLUMNS, ds.buildings)
-        cond = "t.households_source IN ('" + "', '".join(PROTECTED_HOUSEHOLDS) + "')"
-        out["building"] = upsert(conn, "building", "stage_building", BUILDING_COLUMNS,
-                                 source_file,
-                                 protect={"households": cond, "households_source": cond})
+        if is_new_source(conn, "building", source_file):
+            rows = ds.buildings.assign(geom=to_multi(ds.buildings["geom"].to_numpy()))
+            out["building"] = copy_new_rows(conn, "building", BUILDING_COLUMNS, rows,
+                                            source_file)
+        else:
+            copy_into_stage(conn, "stage_building", BUILDING_COLUMNS, ds.buildings)
+            cond = "t.households_source IN ('" + "', '".join(PROTECTED_HOUSEHOLDS) + "')"
+            out["building"] = upsert(conn, "building", "stage_building", BUILDING_COLUMNS,
+                                     source_file,
+                                     protect={"households": cond, "households_source": cond})
     if "facilities" in layers and ds.facilities is not None:
         check_unique_ids(ds.facilities, "facilities")
-        copy_into_stage(conn, "stage_facility", FACILITY_COLUMNS, ds.facilities)
-        out["facility"] = upsert(conn, "facility", "stage_facility", FACILITY_COLUMNS,
-                                 source_file)
+        if is_new_source(conn, "facility", source_file):
+            rows = ds.facilities.assign(geom=to_multi(ds.facilities["geom"].to_numpy()))
+            out["facility"] = copy_new_rows(conn, "facility", FACILITY_COLUMNS, rows,
+                                            source_file)
+        else:
+            copy_into_stage(conn, "stage_facility", FACILITY_COLUMNS, ds.facilities)
+            out["facility"] = upsert(conn, "facility", "stage_facility", FACILITY_COLUMNS,
+                                     source_file)
     if "streets" in layers and ds.walk_edges is not None:
         out.update(_load_network(conn, ds, source_file))
     return out
@@ -196,6 +239,9 @@ def load_dataset(conn: Connection, ds: Dataset, source_file: str, layers: Iterab
 def _load_network(conn: Connection, ds: Dataset, source_file: str) -> dict[str, Counts]:
     assert ds.walk_nodes is not None and ds.walk_edges is not None
     check_unique_ids(ds.walk_edges, "streets")
+    if is_new_source(conn, "walk_node", source_file) and \
+            is_new_source(conn, "walk_edge", source_file):
+        return _copy_new_network(conn, ds, source_file)
     copy_into_stage(conn, "stage_walk_node", NODE_COLUMNS, ds.walk_nodes)
     edges = ds.walk_edges.rename(columns={"source_key": "source", "target_key": "target"})
     copy_into_stage(conn, "stage_walk_edge", EDGE_COLUMNS, edges)
@@ -210,6 +256,24 @@ def _load_network(conn: Connection, ds: Dataset, source_file: str) -> dict[str, 
         "(SELECT 1 FROM stage_walk_node s WHERE s.source_id = t.source_id)"),
         {"sf": source_file}).rowcount
     return {"walk_node": nodes, "walk_edge": edge_counts}
+
+
+def _copy_new_network(conn: Connection, ds: Dataset, source_file: str) -> dict[str, Counts]:
+    assert ds.walk_nodes is not None and ds.walk_edges is not None
+    n = len(ds.walk_nodes)
+    # Reserve the nodes' ids up front so edges can be written with their endpoints at once.
+    ids = conn.execute(sa.text(
+        "SELECT nextval('walk_node_id_seq') FROM generate_series(1, :n)"), {"n": n}
+    ).scalars().all()
+    nodes = ds.walk_nodes.assign(id=np.array(ids, dtype=np.int64))
+    id_of = dict(zip(nodes["source_id"], nodes["id"], strict=True))
+    edges = ds.walk_edges.assign(source=ds.walk_edges["source_key"].map(id_of),
+                                 target=ds.walk_edges["target_key"].map(id_of))
+    node_cols = (Column("id", "bigint"), *NODE_COLUMNS)
+    edge_cols = (Column("source_id", "text"), Column("source", "bigint"),
+                 Column("target", "bigint"), *EDGE_COLUMNS[3:])
+    return {"walk_node": copy_new_rows(conn, "walk_node", node_cols, nodes, source_file),
+            "walk_edge": copy_new_rows(conn, "walk_edge", edge_cols, edges, source_file)}
 
 
 def _load_areas(conn: Connection, layer: str, df: pd.DataFrame, source_file: str) -> Counts:

@@ -168,10 +168,10 @@ def test_killed_import_leaves_database_as_before(db_url, engine) -> None:
     writing = False
     with engine.connect() as conn:
         while time.monotonic() < deadline and proc.poll() is None:
-            # the import is writing once its staging tables are being filled
+            # the import is writing once it streams rows with COPY
             active = conn.execute(sa.text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND query ILIKE '%stage_%'")).scalar()
+                "AND pid <> pg_backend_pid() AND query ILIKE 'COPY %'")).scalar()
             conn.rollback()
             if active:
                 writing = True
