@@ -117,6 +117,7 @@ def time_ours_in_process(server: str, path: Path) -> tuple[float, float, str]:
         t0 = time.perf_counter()
         report = import_file(eng, path)
         first = time.perf_counter() - t0
+        print(f"    in-process: read {report.read_s:.2f} s, write {report.write_s:.2f} s")
         t0 = time.perf_counter()
         import_file(eng, path)
         again = time.perf_counter() - t0

@@ -40,7 +40,7 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
                               "facilities" in layers)
     b_rows: list[tuple] = []
     f_rows: list[tuple] = []
-    ways: list[WayRecord] = []
+    ways: list[tuple] = []
     building_objects: set[str] = set()  # ways and relations tagged building
     building_areas: set[str] = set()
     # Closed building ways that are outer rings of a building multipolygon: the relation is
@@ -56,11 +56,11 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
         for obj in fp:
             tags = obj.tags
             if obj.is_area():
-                sid = _area_source_id(obj)
                 is_b = want_b and "building" in tags and tags["building"] != "no"
                 is_f = want_f and any(k in tags for k in FACILITY_KEYS)
                 if not (is_b or is_f):
                     continue
+                sid = _area_source_id(obj)
                 try:
                     geom = wkb.create_multipolygon(obj)
                 except (RuntimeError, osmium.InvalidLocationError) as err:
@@ -76,17 +76,19 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
             elif obj.is_way():
                 if want_b and "building" in tags and tags["building"] != "no":
                     building_objects.add(f"w{obj.id}")
-                if want_s and "highway" in tags and is_walkable(dict(tags)):
-                    rec = _way_record(obj, ds)
-                    if rec is not None:
-                        ways.append(rec)
+                if want_s and "highway" in tags:
+                    d = dict(tags)
+                    if is_walkable(d):
+                        rec = _way_record(obj, wkb, ds)
+                        if rec is not None:
+                            ways.append((rec[0], d["highway"], d.get("name"), rec[1], rec[2]))
             elif obj.is_relation():
                 if (want_b and "building" in tags and tags["building"] != "no"
                         and tags.get("type") in ("multipolygon", "building")):
                     building_objects.add(f"r{obj.id}")
                     outer_of_building.update(f"w{m.ref}" for m in obj.members
                                              if m.type == "w" and m.role in ("outer", ""))
-            elif obj.is_node() and want_f and any(k in tags for k in FACILITY_KEYS):
+            elif want_f and any(k in tags for k in FACILITY_KEYS):  # a node
                 try:
                     geom = wkb.create_point(obj)
                 except osmium.InvalidLocationError:
@@ -108,29 +110,41 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
     if want_s:
         on_step("noding the walk network", 0.45)
         geoms = ds.buildings["geom"].to_numpy() if ds.buildings is not None else np.array([])
-        sample = geoms if len(geoms) else np.array(
-            [shapely.points(w.lon[0], w.lat[0]) for w in ways[:1]])
+        sample = geoms if len(geoms) else shapely.from_wkb([w[4] for w in ways[:100]])
         transformer, epsg = hh.metric_transformer(sample, ds.metric_epsg or settings.metric_epsg)
         ds.metric_epsg = epsg
-        ds.walk_nodes, ds.walk_edges = build_network(ways, transformer, lambda k: f"n{k}")
+        ds.walk_nodes, ds.walk_edges = build_network(_way_records(ways), transformer,
+                                                     lambda k: f"n{k}")
     return ds
 
 
-def _way_record(way: osmium.osm.Way, ds: Dataset) -> WayRecord | None:
-    n = len(way.nodes)
-    keys = np.empty(n, dtype=np.int64)
-    lon = np.empty(n)
-    lat = np.empty(n)
+def _way_record(way: osmium.osm.Way, wkb: osmium.geom.WKBFactory,
+                ds: Dataset) -> tuple[str, np.ndarray, str] | None:
+    # Coordinates come from one WKB call in C++ (ALL keeps repeated nodes, so positions
+    # line up with the node ids) and are parsed in one batch later; only the ids need a
+    # Python loop here.
     try:
-        for i, nd in enumerate(way.nodes):
-            keys[i] = nd.ref
-            lon[i] = nd.lon
-            lat[i] = nd.lat
-    except osmium.InvalidLocationError:
+        line = wkb.create_linestring(way, use_nodes=osmium.geom.ALL)
+    except (RuntimeError, osmium.InvalidLocationError):
         ds.problems.append(Problem("streets", f"w{way.id}", "nodes missing from the file: "
                                                            "way skipped"))
         return None
-    return WayRecord(f"w{way.id}", way.tags["highway"], way.tags.get("name"), keys, lon, lat)
+    keys = np.fromiter((nd.ref for nd in way.nodes), dtype=np.int64, count=len(way.nodes))
+    return f"w{way.id}", keys, line
+
+
+def _way_records(raw: list[tuple]) -> list[WayRecord]:
+    if not raw:
+        return []
+    xy, index = shapely.get_coordinates(shapely.from_wkb([r[4] for r in raw]),
+                                        return_index=True)
+    bounds = np.searchsorted(index, np.arange(len(raw) + 1))
+    out = []
+    for i, (sid, highway, name, keys, _line) in enumerate(raw):
+        part = xy[bounds[i]:bounds[i + 1]]
+        if len(part) == len(keys):
+            out.append(WayRecord(sid, highway, name, keys, part[:, 0], part[:, 1]))
+    return out
 
 
 def _building_frame(rows: list[tuple]) -> pd.DataFrame:

@@ -33,6 +33,8 @@ class ImportReport:
     repaired: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
+    read_s: float = 0.0
+    write_s: float = 0.0
 
     def as_dict(self) -> dict:
         return {
@@ -40,12 +42,13 @@ class ImportReport:
             "counts": {k: v.as_dict() for k, v in self.counts.items()},
             "repaired": self.repaired,
             "problems": [p.__dict__ for p in self.problems], "seconds": round(self.seconds, 3),
+            "read_s": round(self.read_s, 3), "write_s": round(self.write_s, 3),
         }
 
     def render(self) -> str:
         """Return the report as text for a terminal."""
         lines = [f"imported {self.path.name} ({self.format}) as source '{self.source_file}' "
-                 f"in {self.seconds:.2f} s",
+                 f"in {self.seconds:.2f} s (read {self.read_s:.2f} s, write {self.write_s:.2f} s)",
                  f"  {'table':<12}{'added':>9}{'updated':>9}{'unchanged':>11}{'removed':>9}"]
         for table, c in self.counts.items():
             lines.append(f"  {table:<12}{c.added:>9}{c.updated:>9}{c.unchanged:>11}"
@@ -140,6 +143,7 @@ def import_file(engine: Engine, path: Path, *, layers: Sequence[str] | None = No
     if not any(_has_rows(ds, lyr) for lyr in ds.layers()):
         raise InvalidInput(f"{path.name}: nothing to import (no buildings, streets, "
                            "facilities or boundaries found)")
+    report.read_s = time.perf_counter() - t0
     step("writing to PostGIS", 0.6)
     with engine.begin() as conn:
         _lock_source(conn, source_file)
@@ -147,6 +151,7 @@ def import_file(engine: Engine, path: Path, *, layers: Sequence[str] | None = No
         report.repaired = dict(ds.repaired)
         report.problems = ds.problems
         step("recording the import", 0.95)
+        report.write_s = time.perf_counter() - t0 - report.read_s
         _log_run(conn, report, path, fmt)
     report.seconds = time.perf_counter() - t0
     return report
