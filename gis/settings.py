@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     dwelling_m2: float = 70.0
     floor_efficiency: float = 0.75
     min_residential_m2: float = 30.0
-    map_feature_limit: int = Field(20000, description="most features one map page embeds")
+    map_feature_limit: int = Field(
+        6000, description="most features of each layer one map page embeds (tablets)")
 
     @property
     def pg_dir(self) -> Path:

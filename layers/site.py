@@ -6,6 +6,7 @@ from html import escape
 
 import folium
 import geopandas as gpd
+import pandas as pd
 from branca.element import Element, MacroElement, Template
 
 from layers.assets import APP_PREFIX, add_stylesheet
@@ -32,6 +33,12 @@ class Attribution(MacroElement):
         self.text = text
 
 
+def _escaped(values: pd.Series) -> pd.Series:
+    # Folium's tooltips and popups insert property values as HTML: names come from imported
+    # files, so they are escaped here, once, before they reach the page.
+    return values.fillna("").astype(str).map(escape)
+
+
 def _household_colour(n: int) -> str:
     colour = HOUSEHOLD_COLOURS[0][1]
     for threshold, c in HOUSEHOLD_COLOURS:
@@ -44,7 +51,8 @@ def buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
     """Building footprints coloured by households, with a Chinese tooltip."""
     gdf = buildings[["name", "building_type", "levels", "households", "households_source",
                      "area_m2", "geom"]].copy()
-    gdf["name"] = gdf["name"].fillna("")
+    gdf["name"] = _escaped(gdf["name"])
+    gdf["building_type"] = _escaped(gdf["building_type"])
     gdf["area_m2"] = gdf["area_m2"].round(0)
     gdf["households_source"] = gdf["households_source"].map(
         {"estimate": "估算", "flats": "OSM 标注", "attribute": "文件", "csv": "人工录入",
@@ -66,7 +74,8 @@ def buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
 def streets_layer(edges: gpd.GeoDataFrame) -> folium.GeoJson:
     """The walkable network, wider for bigger roads."""
     gdf = edges[["highway", "name", "length_m", "geom"]].copy()
-    gdf["name"] = gdf["name"].fillna("")
+    gdf["name"] = _escaped(gdf["name"])
+    gdf["highway"] = _escaped(gdf["highway"])
     gdf["length_m"] = gdf["length_m"].round(1)
     return folium.GeoJson(
         gdf, name="步行路网 Walk network",
@@ -82,8 +91,10 @@ def facilities_layer(facilities: gpd.GeoDataFrame, labels: dict[str, str]) -> fo
     """Facilities as points (polygons drawn at a point on their surface)."""
     gdf = facilities[["name", "kind", "categories", "geom"]].copy()
     gdf["geom"] = gdf.geometry.representative_point()
-    gdf["name"] = gdf["name"].fillna("")
-    gdf["category"] = ["、".join(labels.get(c, c) for c in cats) for cats in gdf["categories"]]
+    gdf["name"] = _escaped(gdf["name"])
+    gdf["kind"] = _escaped(gdf["kind"])
+    gdf["category"] = ["、".join(escape(labels.get(c, c)) for c in cats)
+                       for cats in gdf["categories"]]
     gdf = gdf.drop(columns=["categories"]).set_geometry("geom")
     return folium.GeoJson(
         gdf, name="设施 Facilities",
@@ -96,7 +107,8 @@ def facilities_layer(facilities: gpd.GeoDataFrame, labels: dict[str, str]) -> fo
 
 def overview_map(buildings: gpd.GeoDataFrame, edges: gpd.GeoDataFrame,
                  facilities: gpd.GeoDataFrame, *, labels: dict[str, str],
-                 stats: dict[str, int], tiles_url: str | None = None) -> folium.Map:
+                 stats: dict[str, int], tiles_url: str | None = None,
+                 truncated: bool = False) -> folium.Map:
     """Return the overview map; without ``tiles_url`` it needs nothing but our own data."""
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, zoom_control=True)
     if tiles_url:
@@ -124,6 +136,9 @@ def overview_map(buildings: gpd.GeoDataFrame, edges: gpd.GeoDataFrame,
         f'户数(估算) {stats.get("households", 0):,} · 设施 {stats.get("facilities", 0):,} · '
         f'路段 {stats.get("walk_edges", 0):,}</span></div>'
     )
+    if truncated:
+        bar = bar.replace("</div>", f'<span class="ga-note" id="ga-note">只显示前 {len(buildings):,} '
+                                    '栋，请用 bbox 缩小范围</span></div>', 1)
     legend = '<div class="ga-legend" id="ga-legend"><b>户数</b><br>' + "<br>".join(
         f'<i style="background:{escape(c)}"></i>{"非住宅" if t == 0 else f"≥ {t}"}'
         for t, c in HOUSEHOLD_COLOURS) + "</div>"

@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -134,31 +135,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(nanjing_url: str) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port over the Nanjing database."""
+@contextmanager
+def serve_app(database_url: str, **env: str) -> Iterator[str]:
+    """Serve the app with uvicorn on a free loopback port over ``database_url``."""
     port = free_port()
-    env = {**os.environ, "GRIDATLAS_DATABASE_URL": nanjing_url}
+    environ = {**os.environ, "GRIDATLAS_DATABASE_URL": database_url, **env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("the app failed to start") from None
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("the app did not listen within 30 s")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+        cwd=PROJECT_ROOT, env=environ, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError("the app failed to start") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the app did not listen within 30 s") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(nanjing_url: str) -> Iterator[str]:
+    """The app over the Nanjing database."""
+    with serve_app(nanjing_url) as base:
+        yield base
 
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",

@@ -32,5 +32,7 @@ def overview(conn: Conn, settings: AppSettings,
     edges = query.layer_frame(conn, "walk_edges", bbox=box, limit=limit)
     facilities = query.layer_frame(conn, "facilities", bbox=box, limit=limit)
     labels = {c.code: c.label_zh for c in load_categories()}
-    m = overview_map(buildings, edges, facilities, labels=labels, stats=query.summary(conn))
+    truncated = any(len(f) >= limit for f in (buildings, edges, facilities))
+    m = overview_map(buildings, edges, facilities, labels=labels, stats=query.summary(conn),
+                     truncated=truncated)
     return HTMLResponse(render_offline(m))

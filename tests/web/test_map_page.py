@@ -77,3 +77,37 @@ def test_tapping_a_building_shows_its_card(browser, live_server, nanjing_engine)
     text = popup.inner_text()
     assert "户数" in text and f"{households:,}" in text
     context.close()
+
+
+def test_names_from_imported_files_cannot_run_script(browser, engine, db_url, tmp_path) -> None:
+    import json
+
+    from gis.io.pipeline import import_file
+    from tests.conftest import serve_app
+
+    evil = '<img src=x onerror="window.__pwned=1">'
+    lon, lat, d = 118.78, 32.04, 0.0004
+    ring = [[lon, lat], [lon + d, lat], [lon + d, lat + d], [lon, lat + d], [lon, lat]]
+    path = tmp_path / "buildings.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": "x", "name": evil, "levels": 6},
+         "geometry": {"type": "Polygon", "coordinates": [ring]}}]}))
+    import_file(engine, path)
+    with serve_app(db_url) as base:
+        context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
+        page = context.new_page()
+        page.goto(f"{base}/map", wait_until="networkidle")
+        x, y = page.evaluate("""([lat, lon]) => {
+          const map = Object.values(window).find(v => v instanceof L.Map);
+          map.setView([lat, lon], 19, {animate: false});
+          const p = map.latLngToContainerPoint([lat, lon]);
+          return [p.x, p.y];
+        }""", [lat + d / 2, lon + d / 2])
+        page.mouse.move(x, y)
+        page.touchscreen.tap(x, y)
+        popup = page.locator(".leaflet-popup-content")
+        popup.wait_for(timeout=5000)
+        assert evil in popup.inner_text()  # shown as text, not markup
+        page.wait_for_timeout(300)
+        assert page.evaluate("() => window.__pwned") is None
+        context.close()
