@@ -57,3 +57,20 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for command in ("db", "import", "export", "serve", "demo", "synth"):
         assert command in result.stdout
+
+
+def test_demo_sets_up_the_bundled_data_and_a_rerun_changes_nothing(db_url, engine) -> None:
+    first = cli("demo", "--no-serve", db_url=db_url)
+    assert first.returncode == 0, first.stderr
+    with engine.connect() as conn:
+        before = conn.execute(sa.text(
+            "SELECT count(*), sum(households), max(imported_at) FROM building")).one()
+    second = cli("demo", "--no-serve", db_url=db_url)
+    assert second.returncode == 0, second.stderr
+    building = next(line for line in second.stdout.splitlines()
+                    if line.strip().startswith("building"))
+    assert building.split()[1:] == ["0", "0", "1277", "0"]
+    with engine.connect() as conn:
+        after = conn.execute(sa.text(
+            "SELECT count(*), sum(households), max(imported_at) FROM building")).one()
+    assert before == after and before[0] == 1277
