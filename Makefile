@@ -5,6 +5,7 @@ demo: setup
 	.venv/bin/gridatlas demo
 
 test: setup
+	.venv/bin/ruff check gis api layers cli tests bench
 	.venv/bin/python -m pytest
 
 setup:

@@ -24,10 +24,13 @@ def _mount_assets(app: FastAPI) -> None:
     for prefix, package in VENDOR_PACKAGES.items():
         directory = NODE_MODULES / package
         if not directory.is_dir():
-            raise DatabaseUnavailable(f"web asset {package} is missing from node_modules; "
-                                      "run scripts/bootstrap.sh (npm ci)")
-        app.mount(f"{VENDOR_PREFIX}/{prefix}", StaticFiles(directory=directory),
-                  name=f"vendor-{prefix}")
+            raise DatabaseUnavailable(
+                f"web asset {package} is missing from node_modules; "
+                "run scripts/bootstrap.sh (npm ci)"
+            )
+        app.mount(
+            f"{VENDOR_PREFIX}/{prefix}", StaticFiles(directory=directory), name=f"vendor-{prefix}"
+        )
     app.mount(APP_PREFIX, StaticFiles(directory=WEB_STATIC / "app"), name="app-static")
 
 
@@ -44,8 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.engine.dispose()
 
-    app = FastAPI(title="Grid Atlas", version="0.1.0", lifespan=lifespan,
-                  description="Community grid management (网格化管理) on PostGIS.")
+    app = FastAPI(
+        title="Grid Atlas",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Community grid management (网格化管理) on PostGIS.",
+    )
     app.state.settings = settings
     errors.install(app)
     app.include_router(layer_routes.router)

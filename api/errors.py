@@ -30,5 +30,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.GridAtlasError)
     async def _domain_error(_request: Request, err: errors.GridAtlasError) -> JSONResponse:
-        return JSONResponse({"detail": str(err), "error": type(err).__name__},
-                            status_code=status_for(err))
+        return JSONResponse(
+            {"detail": str(err), "error": type(err).__name__}, status_code=status_for(err)
+        )

@@ -43,8 +43,11 @@ DEFAULT_FILE = ROOT.parent / "shared" / "data" / "osm" / "porto-central.osm.pbf"
 
 
 def _admin(url: str) -> sa.Engine:
-    return db.create_engine(make_url(url).set(database="postgres").render_as_string(False),
-                            isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    return db.create_engine(
+        make_url(url).set(database="postgres").render_as_string(False),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.NullPool,
+    )
 
 
 def _new_database(server: str, label: str, extensions: tuple[str, ...]) -> str:
@@ -69,9 +72,21 @@ def time_osm2pgsql(server: str, path: Path) -> tuple[float, str]:
     url = _new_database(server, "osm2pgsql", ("postgis", "hstore"))
     u = make_url(url)
     env = {**os.environ, "PGPASSWORD": u.password or ""}
-    cmd = ["osm2pgsql", "--create", "--database", u.database, "--host", u.host or "127.0.0.1",
-           "--port", str(u.port), "--username", u.username or "", "--log-level", "warn",
-           str(path)]
+    cmd = [
+        "osm2pgsql",
+        "--create",
+        "--database",
+        u.database,
+        "--host",
+        u.host or "127.0.0.1",
+        "--port",
+        str(u.port),
+        "--username",
+        u.username or "",
+        "--log-level",
+        "warn",
+        str(path),
+    ]
     try:
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -80,8 +95,9 @@ def time_osm2pgsql(server: str, path: Path) -> tuple[float, str]:
             raise SystemExit(f"osm2pgsql failed: {proc.stderr.strip()[-500:]}")
         eng = db.create_engine(url, poolclass=sa.NullPool)
         with eng.connect() as conn:
-            n = conn.scalar(sa.text("SELECT count(*) FROM planet_osm_polygon "
-                                    "WHERE building IS NOT NULL"))
+            n = conn.scalar(
+                sa.text("SELECT count(*) FROM planet_osm_polygon WHERE building IS NOT NULL")
+            )
         eng.dispose()
         return seconds, f"{n} building polygons"
     finally:
@@ -100,8 +116,9 @@ def time_ours_command(server: str, path: Path) -> tuple[float, str]:
     env = {**os.environ, "GRIDATLAS_DATABASE_URL": url}
     try:
         t0 = time.perf_counter()
-        proc = subprocess.run([str(exe), "import", "-q", str(path)], env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(exe), "import", "-q", str(path)], env=env, capture_output=True, text=True
+        )
         seconds = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"gridatlas import failed: {proc.stderr.strip()[-500:]}")
@@ -125,9 +142,11 @@ def time_ours_in_process(server: str, path: Path) -> tuple[float, float, str]:
         with eng.connect() as conn:
             households = conn.scalar(sa.text("SELECT sum(households) FROM building"))
             dwellings = conn.scalar(sa.text("SELECT count(*) FROM dwelling_all"))
-        what = (f"{c['building'].added} buildings ({households} households, {dwellings} "
-                f"dwellings numbered), {c['facility'].added} facilities, "
-                f"{c['walk_node'].added} walk nodes, {c['walk_edge'].added} walk edges")
+        what = (
+            f"{c['building'].added} buildings ({households} households, {dwellings} "
+            f"dwellings numbered), {c['facility'].added} facilities, "
+            f"{c['walk_node'].added} walk nodes, {c['walk_edge'].added} walk edges"
+        )
         return first, again, what
     finally:
         eng.dispose()
@@ -143,8 +162,10 @@ def main() -> None:
         raise SystemExit("osm2pgsql is not installed: run scripts/bootstrap.sh")
     server = db.resolve_url(get_settings())
     version = subprocess.run(["osm2pgsql", "--version"], capture_output=True, text=True)
-    print(f"file: {args.file.name} ({args.file.stat().st_size / 1e6:.1f} MB), "
-          f"{args.repeat} runs each, median; {version.stderr.splitlines()[0].strip()}")
+    print(
+        f"file: {args.file.name} ({args.file.stat().st_size / 1e6:.1f} MB), "
+        f"{args.repeat} runs each, median; {version.stderr.splitlines()[0].strip()}"
+    )
     o2p, cmd, inproc, again = [], [], [], []
     for i in range(args.repeat):
         s, o2p_what = time_osm2pgsql(server, args.file)
@@ -154,8 +175,10 @@ def main() -> None:
         first, re, ours_what = time_ours_in_process(server, args.file)
         inproc.append(first)
         again.append(re)
-        print(f"  run {i + 1}: osm2pgsql {o2p[-1]:.2f} s | gridatlas command {cmd[-1]:.2f} s, "
-              f"in-process {inproc[-1]:.2f} s, re-import {again[-1]:.2f} s")
+        print(
+            f"  run {i + 1}: osm2pgsql {o2p[-1]:.2f} s | gridatlas command {cmd[-1]:.2f} s, "
+            f"in-process {inproc[-1]:.2f} s, re-import {again[-1]:.2f} s"
+        )
     m_o2p, m_cmd = statistics.median(o2p), statistics.median(cmd)
     m_in, m_again = statistics.median(inproc), statistics.median(again)
     print()

@@ -9,8 +9,10 @@ from gis import db, pgcluster
 from gis.errors import GridAtlasError
 from gis.settings import get_settings
 
-app = typer.Typer(help="The database: a project-local PostGIS under var/pg, or "
-                       "GRIDATLAS_DATABASE_URL when set.", no_args_is_help=True)
+app = typer.Typer(
+    help="The database: a project-local PostGIS under var/pg, or GRIDATLAS_DATABASE_URL when set.",
+    no_args_is_help=True,
+)
 
 
 @app.command()
@@ -45,8 +47,10 @@ def status() -> None:
     else:
         cluster = pgcluster.LocalCluster(settings.pg_dir)
         if not pgcluster.is_running(cluster):
-            typer.echo(f"local database at {cluster.data_dir}: stopped "
-                       f"({'initialised' if cluster.is_initialised else 'not created yet'})")
+            typer.echo(
+                f"local database at {cluster.data_dir}: stopped "
+                f"({'initialised' if cluster.is_initialised else 'not created yet'})"
+            )
             raise typer.Exit(3)
         url = cluster.url()
     engine = db.create_engine(url)

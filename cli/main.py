@@ -13,8 +13,11 @@ from cli.common import fail, open_engine
 from gis.errors import GridAtlasError
 from gis.settings import PROJECT_ROOT, get_settings
 
-app = typer.Typer(help="Grid Atlas (网格化管理): community grid management on PostGIS.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Grid Atlas (网格化管理): community grid management on PostGIS.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 app.add_typer(db_cmd.app, name="db")
 
 DEMO_FILE = PROJECT_ROOT / "data" / "osm" / "nanjing-central.osm"
@@ -22,27 +25,41 @@ DEMO_FILE = PROJECT_ROOT / "data" / "osm" / "nanjing-central.osm"
 
 @app.command("import")
 def import_(
-    path: Annotated[Path, typer.Argument(help="OSM (.osm/.pbf), GeoJSON, GeoPackage, Shapefile, "
-                                              "or a CSV/XLSX of households or dwellings")],
-    layer: Annotated[list[str] | None, typer.Option(
-        "--layer", help="what to import: buildings, streets, facilities, communities, grids, "
-                        "subdistricts, households, dwellings (repeat; default: all the file has)")
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="OSM (.osm/.pbf), GeoJSON, GeoPackage, Shapefile, "
+            "or a CSV/XLSX of households or dwellings"
+        ),
+    ],
+    layer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--layer",
+            help="what to import: buildings, streets, facilities, communities, grids, "
+            "subdistricts, households, dwellings (repeat; default: all the file has)",
+        ),
     ] = None,
-    crs: Annotated[str | None, typer.Option(
-        help="CRS of a file that carries none, e.g. EPSG:4326 or EPSG:32651")] = None,
-    source: Annotated[str | None, typer.Option(
-        help="dataset name that identifies re-imports (default: the file name)")] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(help="CRS of a file that carries none, e.g. EPSG:4326 or EPSG:32651"),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="dataset name that identifies re-imports (default: the file name)"),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Import a file into PostGIS in one transaction; re-importing updates in place."""
-    from gis.io.pipeline import import_file
     from cli.progress import progress_reporter
+    from gis.io.pipeline import import_file
 
     engine = open_engine()
     try:
         with progress_reporter(enabled=not quiet) as report_step:
-            report = import_file(engine, path, layers=layer, crs=crs, source=source,
-                                 on_step=report_step)
+            report = import_file(
+                engine, path, layers=layer, crs=crs, source=source, on_step=report_step
+            )
     except GridAtlasError as err:
         fail(err)
     finally:
@@ -52,8 +69,13 @@ def import_(
 
 @app.command("export")
 def export(
-    layer: Annotated[str, typer.Argument(help="buildings, facilities, walk_edges, walk_nodes, "
-                                               "communities, grids, subdistricts, dwellings")],
+    layer: Annotated[
+        str,
+        typer.Argument(
+            help="buildings, facilities, walk_edges, walk_nodes, "
+            "communities, grids, subdistricts, dwellings"
+        ),
+    ],
     path: Annotated[Path, typer.Argument(help=".geojson, .gpkg, .shp or .csv")],
 ) -> None:
     """Export a layer from PostGIS to a file (WGS 84)."""
@@ -89,8 +111,8 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="set up only")] = False,
 ) -> None:
     """Set up everything (database, schema, bundled Nanjing data) and serve the map."""
-    from gis.io.pipeline import import_file
     from cli.progress import progress_reporter
+    from gis.io.pipeline import import_file
 
     engine = open_engine()
     try:

@@ -16,9 +16,13 @@ def progress_reporter(*, enabled: bool) -> Iterator[StepCallback]:
     if not enabled:
         yield lambda _name, _fraction: None
         return
-    with Progress(TextColumn("{task.description:<28}"), BarColumn(),
-                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                  transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as progress:
         task = progress.add_task("starting", total=1.0)
 
         def report(name: str, fraction: float) -> None:

@@ -24,8 +24,9 @@ def resolve_url(settings: Settings, *, start_local: bool = True) -> str:
     if start_local:
         return pgcluster.ensure_up(cluster)
     if not pgcluster.is_running(cluster):
-        raise DatabaseUnavailable("the local database is not running; start it with "
-                                  "`gridatlas db up`")
+        raise DatabaseUnavailable(
+            "the local database is not running; start it with `gridatlas db up`"
+        )
     return cluster.url()
 
 
@@ -40,17 +41,22 @@ def create_engine(url: str, **kwargs: object) -> Engine:
 def ensure_database(url: str) -> None:
     """Create the database of ``url`` if missing, with PostGIS, pgRouting and pgcrypto."""
     u = make_url(url)
-    admin = create_engine(u.set(database="postgres").render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    admin = create_engine(
+        u.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.NullPool,
+    )
     try:
         with admin.connect() as conn:
-            exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                 {"n": u.database})
+            exists = conn.scalar(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": u.database}
+            )
             if not exists:
                 conn.execute(sa.text(f'CREATE DATABASE "{u.database}"'))
     except sa.exc.OperationalError as err:
-        raise DatabaseUnavailable(f"cannot reach PostgreSQL at {u.host}:{u.port}: "
-                                  f"{str(err.orig).strip().splitlines()[0]}") from err
+        raise DatabaseUnavailable(
+            f"cannot reach PostgreSQL at {u.host}:{u.port}: {str(err.orig).strip().splitlines()[0]}"
+        ) from err
     finally:
         admin.dispose()
     eng = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
@@ -62,7 +68,7 @@ def ensure_database(url: str) -> None:
         eng.dispose()
 
 
-def alembic_config(url: str) -> "Config":  # noqa: F821 - alembic is imported lazily
+def alembic_config(url: str) -> Config:  # noqa: F821 - alembic is imported lazily
     """Return an Alembic configuration pointing at our migrations and ``url``."""
     from alembic.config import Config
 

@@ -133,12 +133,18 @@ def initialise(cluster: LocalCluster) -> None:
         _run(
             [
                 str(bin_dir / "initdb"),
-                "-D", str(cluster.data_dir),
-                "-U", SUPERUSER,
-                "--pwfile", str(pwfile),
-                "--auth", "scram-sha-256",
-                "--encoding", "UTF8",
-                "--locale", "C.UTF-8",
+                "-D",
+                str(cluster.data_dir),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(pwfile),
+                "--auth",
+                "scram-sha-256",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C.UTF-8",
             ]
         )
     finally:
@@ -163,8 +169,9 @@ def is_running(cluster: LocalCluster) -> bool:
     """Return whether the server of ``cluster`` is running."""
     if not cluster.is_initialised:
         return False
-    proc = _run([str(find_bin_dir() / "pg_ctl"), "-D", str(cluster.data_dir), "status"],
-                check=False)
+    proc = _run(
+        [str(find_bin_dir() / "pg_ctl"), "-D", str(cluster.data_dir), "status"], check=False
+    )
     return proc.returncode == 0
 
 
@@ -179,10 +186,15 @@ def start(cluster: LocalCluster) -> None:
     _run(
         [
             str(find_bin_dir() / "pg_ctl"),
-            "-D", str(cluster.data_dir),
-            "-l", str(cluster.log_file),
-            "-o", f"-p {port}",
-            "-w", "-t", "60",
+            "-D",
+            str(cluster.data_dir),
+            "-l",
+            str(cluster.log_file),
+            "-o",
+            f"-p {port}",
+            "-w",
+            "-t",
+            "60",
             "start",
         ]
     )
@@ -200,8 +212,17 @@ def _port_is_free(port: int) -> bool:
 def stop(cluster: LocalCluster) -> None:
     """Stop the server (fast shutdown); a stopped cluster is left as it is."""
     if is_running(cluster):
-        _run([str(find_bin_dir() / "pg_ctl"), "-D", str(cluster.data_dir), "-m", "fast",
-              "-w", "stop"])
+        _run(
+            [
+                str(find_bin_dir() / "pg_ctl"),
+                "-D",
+                str(cluster.data_dir),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ]
+        )
 
 
 def ensure_up(cluster: LocalCluster) -> str:

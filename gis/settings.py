@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     floor_efficiency: float = 0.75
     min_residential_m2: float = 30.0
     map_feature_limit: int = Field(
-        6000, description="most features of each layer one map page embeds (tablets)")
+        6000, description="most features of each layer one map page embeds (tablets)"
+    )
 
     @property
     def pg_dir(self) -> Path:

@@ -50,8 +50,10 @@ def _localise_list(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
             out.append((name, url))
             continue
         if name not in LOCAL_URLS:
-            raise UnknownAsset(f"Folium resource {name!r} ({url}) has no local copy; add it "
-                               "to package.json and layers/assets.py")
+            raise UnknownAsset(
+                f"Folium resource {name!r} ({url}) has no local copy; add it "
+                "to package.json and layers/assets.py"
+            )
         local = LOCAL_URLS[name]
         if local is not None:
             out.append((name, local))
@@ -78,7 +80,7 @@ def render_offline(m: folium.Map) -> str:
     hit = _EXTERNAL.search(html)
     if hit:
         start = max(hit.start() - 40, 0)
-        raise UnknownAsset(f"page still links outside the app: {html[start:hit.end() + 60]!r}")
+        raise UnknownAsset(f"page still links outside the app: {html[start : hit.end() + 60]!r}")
     return html
 
 

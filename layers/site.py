@@ -12,10 +12,23 @@ from branca.element import Element, MacroElement, Template
 from layers.assets import APP_PREFIX, add_stylesheet
 
 OSM_CREDIT = '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
-STREET_WEIGHT = {"primary": 5, "secondary": 4, "tertiary": 3.5, "trunk": 5, "residential": 2.5,
-                 "living_street": 2.5, "unclassified": 2.5, "service": 1.8}
-HOUSEHOLD_COLOURS = ((0, "#d9d9d9"), (1, "#fdd49e"), (30, "#fdae6b"), (100, "#f16913"),
-                     (300, "#a63603"))
+STREET_WEIGHT = {
+    "primary": 5,
+    "secondary": 4,
+    "tertiary": 3.5,
+    "trunk": 5,
+    "residential": 2.5,
+    "living_street": 2.5,
+    "unclassified": 2.5,
+    "service": 1.8,
+}
+HOUSEHOLD_COLOURS = (
+    (0, "#d9d9d9"),
+    (1, "#fdd49e"),
+    (30, "#fdae6b"),
+    (100, "#f16913"),
+    (300, "#a63603"),
+)
 
 
 class Attribution(MacroElement):
@@ -49,25 +62,50 @@ def _household_colour(n: int) -> str:
 
 def buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
     """Building footprints coloured by households, with a Chinese tooltip."""
-    gdf = buildings[["name", "building_type", "levels", "households", "households_source",
-                     "area_m2", "geom"]].copy()
+    gdf = buildings[
+        ["name", "building_type", "levels", "households", "households_source", "area_m2", "geom"]
+    ].copy()
     gdf["name"] = _escaped(gdf["name"])
     gdf["building_type"] = _escaped(gdf["building_type"])
     gdf["area_m2"] = gdf["area_m2"].round(0)
-    gdf["households_source"] = gdf["households_source"].map(
-        {"estimate": "估算", "flats": "OSM 标注", "attribute": "文件", "csv": "人工录入",
-         "register": "房屋登记", "none": "非住宅"}).fillna("")
+    gdf["households_source"] = (
+        gdf["households_source"]
+        .map(
+            {
+                "estimate": "估算",
+                "flats": "OSM 标注",
+                "attribute": "文件",
+                "csv": "人工录入",
+                "register": "房屋登记",
+                "none": "非住宅",
+            }
+        )
+        .fillna("")
+    )
     return folium.GeoJson(
-        gdf, name="楼栋 Buildings",
-        style_function=lambda f: {"fillColor": _household_colour(f["properties"]["households"]),
-                                  "color": "#555", "weight": 0.6, "fillOpacity": 0.75},
+        gdf,
+        name="楼栋 Buildings",
+        style_function=lambda f: {
+            "fillColor": _household_colour(f["properties"]["households"]),
+            "color": "#555",
+            "weight": 0.6,
+            "fillOpacity": 0.75,
+        },
         tooltip=folium.GeoJsonTooltip(
-            fields=["name", "households"], aliases=["名称", "户数"], sticky=False),
+            fields=["name", "households"], aliases=["名称", "户数"], sticky=False
+        ),
         # a tap on a tablet opens the full card (hover tooltips need a mouse)
         popup=folium.GeoJsonPopup(
-            fields=["name", "building_type", "levels", "households", "households_source",
-                    "area_m2"],
-            aliases=["名称", "类型", "层数", "户数", "户数来源", "占地 m²"]),
+            fields=[
+                "name",
+                "building_type",
+                "levels",
+                "households",
+                "households_source",
+                "area_m2",
+            ],
+            aliases=["名称", "类型", "层数", "户数", "户数来源", "占地 m²"],
+        ),
     )
 
 
@@ -78,12 +116,16 @@ def streets_layer(edges: gpd.GeoDataFrame) -> folium.GeoJson:
     gdf["highway"] = _escaped(gdf["highway"])
     gdf["length_m"] = gdf["length_m"].round(1)
     return folium.GeoJson(
-        gdf, name="步行路网 Walk network",
-        style_function=lambda f: {"color": "#4a6fa5",
-                                  "weight": STREET_WEIGHT.get(f["properties"]["highway"], 1.2),
-                                  "opacity": 0.9},
-        tooltip=folium.GeoJsonTooltip(fields=["name", "highway", "length_m"],
-                                      aliases=["路名", "道路等级", "长度 m"]),
+        gdf,
+        name="步行路网 Walk network",
+        style_function=lambda f: {
+            "color": "#4a6fa5",
+            "weight": STREET_WEIGHT.get(f["properties"]["highway"], 1.2),
+            "opacity": 0.9,
+        },
+        tooltip=folium.GeoJsonTooltip(
+            fields=["name", "highway", "length_m"], aliases=["路名", "道路等级", "长度 m"]
+        ),
     )
 
 
@@ -93,22 +135,31 @@ def facilities_layer(facilities: gpd.GeoDataFrame, labels: dict[str, str]) -> fo
     gdf["geom"] = gdf.geometry.representative_point()
     gdf["name"] = _escaped(gdf["name"])
     gdf["kind"] = _escaped(gdf["kind"])
-    gdf["category"] = ["、".join(escape(labels.get(c, c)) for c in cats)
-                       for cats in gdf["categories"]]
+    gdf["category"] = [
+        "、".join(escape(labels.get(c, c)) for c in cats) for cats in gdf["categories"]
+    ]
     gdf = gdf.drop(columns=["categories"]).set_geometry("geom")
     return folium.GeoJson(
-        gdf, name="设施 Facilities",
+        gdf,
+        name="设施 Facilities",
         marker=folium.CircleMarker(radius=6, fill=True, fill_opacity=0.9, weight=1.5),
         style_function=lambda f: {"color": "#ffffff", "fillColor": "#2b8a3e"},
-        tooltip=folium.GeoJsonTooltip(fields=["name", "category", "kind"],
-                                      aliases=["名称", "类别", "OSM 标签"]),
+        tooltip=folium.GeoJsonTooltip(
+            fields=["name", "category", "kind"], aliases=["名称", "类别", "OSM 标签"]
+        ),
     )
 
 
-def overview_map(buildings: gpd.GeoDataFrame, edges: gpd.GeoDataFrame,
-                 facilities: gpd.GeoDataFrame, *, labels: dict[str, str],
-                 stats: dict[str, int], tiles_url: str | None = None,
-                 truncated: bool = False) -> folium.Map:
+def overview_map(
+    buildings: gpd.GeoDataFrame,
+    edges: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    *,
+    labels: dict[str, str],
+    stats: dict[str, int],
+    tiles_url: str | None = None,
+    truncated: bool = False,
+) -> folium.Map:
     """Return the overview map; without ``tiles_url`` it needs nothing but our own data."""
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, zoom_control=True)
     if tiles_url:
@@ -133,15 +184,23 @@ def overview_map(buildings: gpd.GeoDataFrame, edges: gpd.GeoDataFrame,
     bar = (
         '<div class="ga-bar" id="ga-bar"><h1>网格地图 · Grid Atlas</h1>'
         f'<span class="ga-stats" id="ga-stats">楼栋 {stats.get("buildings", 0):,} · '
-        f'户数(估算) {stats.get("households", 0):,} · 设施 {stats.get("facilities", 0):,} · '
-        f'路段 {stats.get("walk_edges", 0):,}</span></div>'
+        f"户数(估算) {stats.get('households', 0):,} · 设施 {stats.get('facilities', 0):,} · "
+        f"路段 {stats.get('walk_edges', 0):,}</span></div>"
     )
     if truncated:
-        bar = bar.replace("</div>", f'<span class="ga-note" id="ga-note">只显示前 {len(buildings):,} '
-                                    '栋，请用 bbox 缩小范围</span></div>', 1)
-    legend = '<div class="ga-legend" id="ga-legend"><b>户数</b><br>' + "<br>".join(
-        f'<i style="background:{escape(c)}"></i>{"非住宅" if t == 0 else f"≥ {t}"}'
-        for t, c in HOUSEHOLD_COLOURS) + "</div>"
+        note = (
+            f'<span class="ga-note" id="ga-note">只显示前 {len(buildings):,} 栋，'
+            "请用 bbox 缩小范围</span>"
+        )
+        bar = bar.replace("</div>", note + "</div>", 1)
+    legend = (
+        '<div class="ga-legend" id="ga-legend"><b>户数</b><br>'
+        + "<br>".join(
+            f'<i style="background:{escape(c)}"></i>{"非住宅" if t == 0 else f"≥ {t}"}'
+            for t, c in HOUSEHOLD_COLOURS
+        )
+        + "</div>"
+    )
     m.get_root().html.add_child(Element(bar + legend))
     m.get_root().title = "网格地图 · Grid Atlas"
     return m

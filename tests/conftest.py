@@ -118,15 +118,23 @@ def nanjing_engine(nanjing_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-def cli(*args: str, db_url: str | None = None, timeout: float = 300,
-        **env: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, db_url: str | None = None, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``gridatlas ARGS`` as a user would, against ``db_url``."""
     environ = {**os.environ, **env}
     if db_url:
         environ["GRIDATLAS_DATABASE_URL"] = db_url
     exe = Path(sys.executable).with_name("gridatlas")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=environ,
-                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT)
+    return subprocess.run(
+        [str(exe), *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+    )
 
 
 def free_port() -> int:
@@ -141,9 +149,23 @@ def serve_app(database_url: str, **env: str) -> Iterator[str]:
     port = free_port()
     environ = {**os.environ, "GRIDATLAS_DATABASE_URL": database_url, **env}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=PROJECT_ROOT, env=environ, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=PROJECT_ROOT,
+        env=environ,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -169,9 +191,14 @@ def live_server(nanjing_url: str) -> Iterator[str]:
         yield base
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,9 @@ def test_import_prints_the_report(db_url) -> None:
     assert "r20336700: broken ring" in result.stdout
 
 
-def test_export_then_import_elsewhere_gives_the_same_buildings(db_url, engine, tmp_path,
-                                                                server_url, template_url):
+def test_export_then_import_elsewhere_gives_the_same_buildings(
+    db_url, engine, tmp_path, server_url, template_url
+):
     assert cli("import", "-q", str(SHANGHAI), db_url=db_url).returncode == 0
     out = tmp_path / "tongji-buildings.gpkg"
     result = cli("export", "buildings", str(out), db_url=db_url)
@@ -39,8 +40,9 @@ def test_export_then_import_elsewhere_gives_the_same_buildings(db_url, engine, t
     result = cli("import", "-q", str(out), "--layer", "buildings", db_url=db_url)
     assert result.returncode == 0, result.stderr
     with engine.connect() as conn:
-        total, households = conn.execute(sa.text(
-            "SELECT count(*), sum(households) FROM building")).one()
+        total, households = conn.execute(
+            sa.text("SELECT count(*), sum(households) FROM building")
+        ).one()
     assert total == 226
     assert households == int(exported["households"].sum())
 
@@ -63,14 +65,17 @@ def test_demo_sets_up_the_bundled_data_and_a_rerun_changes_nothing(db_url, engin
     first = cli("demo", "--no-serve", db_url=db_url)
     assert first.returncode == 0, first.stderr
     with engine.connect() as conn:
-        before = conn.execute(sa.text(
-            "SELECT count(*), sum(households), max(imported_at) FROM building")).one()
+        before = conn.execute(
+            sa.text("SELECT count(*), sum(households), max(imported_at) FROM building")
+        ).one()
     second = cli("demo", "--no-serve", db_url=db_url)
     assert second.returncode == 0, second.stderr
-    building = next(line for line in second.stdout.splitlines()
-                    if line.strip().startswith("building"))
+    building = next(
+        line for line in second.stdout.splitlines() if line.strip().startswith("building")
+    )
     assert building.split()[1:] == ["0", "0", "1277", "0"]
     with engine.connect() as conn:
-        after = conn.execute(sa.text(
-            "SELECT count(*), sum(households), max(imported_at) FROM building")).one()
+        after = conn.execute(
+            sa.text("SELECT count(*), sum(households), max(imported_at) FROM building")
+        ).one()
     assert before == after and before[0] == 1277

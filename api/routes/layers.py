@@ -11,15 +11,20 @@ from gis import query
 
 router = APIRouter(prefix="/api", tags=["layers"])
 
-LayerName = Literal["buildings", "facilities", "walk_edges", "subdistricts", "communities",
-                    "grids"]
+LayerName = Literal["buildings", "facilities", "walk_edges", "subdistricts", "communities", "grids"]
 
 
 @router.get("/layers/{layer}", summary="One page of a layer as a GeoJSON FeatureCollection")
 def get_layer(
-    layer: LayerName, conn: Conn, request: Request,
-    bbox: Annotated[str | None, Query(description="west,south,east,north in degrees",
-                                      examples=["118.76,32.03,118.80,32.06"])] = None,
+    layer: LayerName,
+    conn: Conn,
+    request: Request,
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="west,south,east,north in degrees", examples=["118.76,32.03,118.80,32.06"]
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=query.MAX_PAGE)] = 1000,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
@@ -37,8 +42,9 @@ def get_summary(conn: Conn) -> dict[str, Any]:
 
 
 @router.get("/imports", summary="Latest imports with their reports")
-def get_imports(conn: Conn,
-                limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+def get_imports(
+    conn: Conn, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[dict[str, Any]]:
     return query.import_runs(conn, limit)
 
 

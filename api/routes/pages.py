@@ -21,11 +21,16 @@ def index() -> RedirectResponse:
     return RedirectResponse("/map")
 
 
-@router.get("/map", response_class=HTMLResponse,
-            summary="Overview map: buildings, walk network, facilities (works offline)")
-def overview(conn: Conn, settings: AppSettings,
-             bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
-             ) -> HTMLResponse:
+@router.get(
+    "/map",
+    response_class=HTMLResponse,
+    summary="Overview map: buildings, walk network, facilities (works offline)",
+)
+def overview(
+    conn: Conn,
+    settings: AppSettings,
+    bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
+) -> HTMLResponse:
     box = query.BBox.parse(bbox) if bbox else None
     limit = settings.map_feature_limit
     buildings = query.layer_frame(conn, "buildings", bbox=box, limit=limit)
@@ -33,6 +38,7 @@ def overview(conn: Conn, settings: AppSettings,
     facilities = query.layer_frame(conn, "facilities", bbox=box, limit=limit)
     labels = {c.code: c.label_zh for c in load_categories()}
     truncated = any(len(f) >= limit for f in (buildings, edges, facilities))
-    m = overview_map(buildings, edges, facilities, labels=labels, stats=query.summary(conn),
-                     truncated=truncated)
+    m = overview_map(
+        buildings, edges, facilities, labels=labels, stats=query.summary(conn), truncated=truncated
+    )
     return HTMLResponse(render_offline(m))

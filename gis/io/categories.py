@@ -10,8 +10,16 @@ from pathlib import Path
 from gis.errors import InvalidInput
 
 DEFAULT_MAPPING = Path(__file__).with_name("facility_categories.toml")
-FACILITY_KEYS = ("amenity", "shop", "healthcare", "leisure", "office", "social_facility",
-                 "craft", "tourism")
+FACILITY_KEYS = (
+    "amenity",
+    "shop",
+    "healthcare",
+    "leisure",
+    "office",
+    "social_facility",
+    "craft",
+    "tourism",
+)
 
 
 @dataclass(frozen=True)
@@ -26,8 +34,7 @@ class Category:
     def matches(self, tags: dict[str, str]) -> bool:
         """Return whether any rule (all of its key=value terms) holds for ``tags``."""
         for rule in self.rules:
-            if all(key in tags and (values is None or tags[key] in values)
-                   for key, values in rule):
+            if all(key in tags and (values is None or tags[key] in values) for key, values in rule):
                 return True
         return False
 

@@ -50,8 +50,9 @@ class Dataset:
         return out
 
 
-def repair_polygons(geoms: np.ndarray, ids: np.ndarray, layer: str,
-                    ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+def repair_polygons(
+    geoms: np.ndarray, ids: np.ndarray, layer: str, ds: Dataset
+) -> tuple[np.ndarray, np.ndarray]:
     """Make polygons valid; return (geometries, keep mask). Unrepairable ones are listed.
 
     ``make_valid`` can turn a bow-tie into two triangles plus a stray line; only the
@@ -62,21 +63,28 @@ def repair_polygons(geoms: np.ndarray, ids: np.ndarray, layer: str,
     invalid = keep & ~shapely.is_valid(geoms)
     for i in np.flatnonzero(invalid):
         fixed = shapely.make_valid(geoms[i])
-        parts = [p for p in shapely.get_parts(fixed)
-                 if shapely.get_type_id(p) in (3, 6)]  # Polygon, MultiPolygon
+        parts = [
+            p for p in shapely.get_parts(fixed) if shapely.get_type_id(p) in (3, 6)
+        ]  # Polygon, MultiPolygon
         fixed = shapely.union_all(parts) if parts else None
         if fixed is None or fixed.is_empty or fixed.area == 0:
             keep[i] = False
-            ds.problems.append(Problem(layer, str(ids[i]), "invalid polygon, not repairable "
-                                                            "(no area left after make_valid)"))
+            ds.problems.append(
+                Problem(
+                    layer,
+                    str(ids[i]),
+                    "invalid polygon, not repairable (no area left after make_valid)",
+                )
+            )
         else:
             geoms[i] = fixed
             ds.repaired[layer] += 1
     polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
     for i in np.flatnonzero(keep & ~polygonal):
         keep[i] = False
-        ds.problems.append(Problem(layer, str(ids[i]),
-                                   f"not a polygon ({shapely.get_type_id(geoms[i])})"))
+        ds.problems.append(
+            Problem(layer, str(ids[i]), f"not a polygon ({shapely.get_type_id(geoms[i])})")
+        )
     return geoms, keep
 
 
@@ -86,25 +94,35 @@ def finish_buildings(raw: pd.DataFrame, ds: Dataset, settings: Settings) -> pd.D
     ``raw`` has source_id, building_type, name, addr_street, addr_housenumber, levels_tag,
     height_tag, flats_tag, households_attr, tags (dict) and geom (lon/lat shapely).
     """
-    geoms, keep = repair_polygons(raw["geom"].to_numpy(), raw["source_id"].to_numpy(),
-                                  "buildings", ds)
+    geoms, keep = repair_polygons(
+        raw["geom"].to_numpy(), raw["source_id"].to_numpy(), "buildings", ds
+    )
     df = raw.loc[keep].copy()
     df["geom"] = geoms[keep]
     transformer, epsg = hh.metric_transformer(df["geom"].to_numpy(), settings.metric_epsg)
     ds.metric_epsg = epsg
     area = shapely.area(hh.to_metric(df["geom"].to_numpy(), transformer))
     df["area_m2"] = np.round(area, 2)
-    levels_info = [hh.resolve_levels(t, lv, ht) for t, lv, ht in
-                   zip(df["building_type"], df["levels_tag"], df["height_tag"], strict=True)]
+    levels_info = [
+        hh.resolve_levels(t, lv, ht)
+        for t, lv, ht in zip(df["building_type"], df["levels_tag"], df["height_tag"], strict=True)
+    ]
     df["levels"] = np.array([lv for lv, _ in levels_info], dtype=np.int64)
     df["levels_source"] = [src for _, src in levels_info]
     df["height_m"] = [hh.parse_number(h) for h in df["height_tag"]]
-    df["is_residential"] = np.array([hh.is_residential(t, tags) for t, tags in
-                                     zip(df["building_type"], df["tags"], strict=True)], bool)
-    params = hh.EstimateParams(settings.dwelling_m2, settings.floor_efficiency,
-                               settings.min_residential_m2)
-    est = hh.estimate_households(df["area_m2"].to_numpy(), df["levels"].to_numpy(),
-                                 df["is_residential"].to_numpy(), params)
+    df["is_residential"] = np.array(
+        [
+            hh.is_residential(t, tags)
+            for t, tags in zip(df["building_type"], df["tags"], strict=True)
+        ],
+        bool,
+    )
+    params = hh.EstimateParams(
+        settings.dwelling_m2, settings.floor_efficiency, settings.min_residential_m2
+    )
+    est = hh.estimate_households(
+        df["area_m2"].to_numpy(), df["levels"].to_numpy(), df["is_residential"].to_numpy(), params
+    )
     flats = np.array([hh.parse_number(f) for f in df["flats_tag"]], dtype=float)
     attr = np.array([hh.parse_number(a) for a in df["households_attr"]], dtype=float)
     df["flats"] = pd.array(np.where(np.isnan(flats), pd.NA, flats), dtype="Int64")

@@ -21,13 +21,36 @@ import shapely
 # building=* values that are homes. ``yes`` (untyped) counts as residential unless the
 # feature carries a shop/amenity/office tag: in Chinese city-centre extracts most untyped
 # footprints are housing, and counting them is how "no household missed" starts.
-RESIDENTIAL_TYPES = frozenset({
-    "yes", "residential", "apartments", "house", "detached", "semidetached_house", "terrace",
-    "dormitory", "bungalow", "farm", "cabin", "houseboat", "static_caravan", "stilt_house",
-})
+RESIDENTIAL_TYPES = frozenset(
+    {
+        "yes",
+        "residential",
+        "apartments",
+        "house",
+        "detached",
+        "semidetached_house",
+        "terrace",
+        "dormitory",
+        "bungalow",
+        "farm",
+        "cabin",
+        "houseboat",
+        "static_caravan",
+        "stilt_house",
+    }
+)
 DEFAULT_LEVELS = {
-    "apartments": 6, "residential": 6, "dormitory": 5, "yes": 5, "house": 2, "detached": 2,
-    "semidetached_house": 2, "terrace": 3, "bungalow": 1, "farm": 2, "cabin": 1,
+    "apartments": 6,
+    "residential": 6,
+    "dormitory": 5,
+    "yes": 5,
+    "house": 2,
+    "detached": 2,
+    "semidetached_house": 2,
+    "terrace": 3,
+    "bungalow": 1,
+    "farm": 2,
+    "cabin": 1,
 }
 FALLBACK_LEVELS = 3
 METRES_PER_LEVEL = 3.0
@@ -73,12 +96,14 @@ def metric_transformer(geoms: np.ndarray, epsg: int | None) -> tuple[pyproj.Tran
 
 def to_metric(geoms: np.ndarray, transformer: pyproj.Transformer) -> np.ndarray:
     """Project lon/lat geometries to the metric CRS of ``transformer`` (vectorised)."""
-    return shapely.transform(geoms, lambda xy: np.column_stack(
-        transformer.transform(xy[:, 0], xy[:, 1])))
+    return shapely.transform(
+        geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+    )
 
 
-def resolve_levels(building_type: str, levels_tag: str | None,
-                   height_tag: str | None) -> tuple[int, str]:
+def resolve_levels(
+    building_type: str, levels_tag: str | None, height_tag: str | None
+) -> tuple[int, str]:
     """Return (levels, how we know): from the tag, from the height, or a default by type."""
     levels = parse_number(levels_tag)
     if levels is not None and levels >= 1:
@@ -98,8 +123,9 @@ def is_residential(building_type: str, tags: dict[str, str]) -> bool:
     return True
 
 
-def estimate_households(area_m2: np.ndarray, levels: np.ndarray, residential: np.ndarray,
-                        params: EstimateParams) -> np.ndarray:
+def estimate_households(
+    area_m2: np.ndarray, levels: np.ndarray, residential: np.ndarray, params: EstimateParams
+) -> np.ndarray:
     """Return estimated households per building (0 for non-residential or tiny footprints)."""
     raw = area_m2 * levels * params.floor_efficiency / params.dwelling_m2
     est = np.maximum(np.rint(raw), 1).astype(np.int64)

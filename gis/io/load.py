@@ -36,8 +36,12 @@ class Counts:
     removed: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
-                "removed": self.removed}
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+        }
 
 
 @dataclass(frozen=True)
@@ -58,13 +62,17 @@ def _python_values(series: pd.Series, sql_type: str) -> list:
         return _ewkb_hex(series.to_numpy())
     if sql_type == "jsonb":
         return [Jsonb(v) for v in series]
-    values = series.astype(object).where(series.notna(), None).tolist() \
-        if sql_type != "text[]" else series.tolist()
+    values = (
+        series.astype(object).where(series.notna(), None).tolist()
+        if sql_type != "text[]"
+        else series.tolist()
+    )
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
-def copy_into_stage(conn: Connection, stage: str, columns: Sequence[Column],
-                    df: pd.DataFrame) -> None:
+def copy_into_stage(
+    conn: Connection, stage: str, columns: Sequence[Column], df: pd.DataFrame
+) -> None:
     """Create temporary table ``stage`` and COPY ``df`` into it."""
     cols_sql = ", ".join(f"{c.name} {c.sql_type}" for c in columns)
     conn.execute(sa.text(f"CREATE TEMP TABLE {stage} ({cols_sql}) ON COMMIT DROP"))
@@ -88,12 +96,15 @@ def to_multi(geoms: np.ndarray) -> np.ndarray:
 
 def is_new_source(conn: Connection, table: str, source_file: str) -> bool:
     """Return whether ``table`` has no rows from ``source_file`` yet."""
-    return not conn.scalar(sa.text(
-        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE source_file = :sf)"), {"sf": source_file})
+    return not conn.scalar(
+        sa.text(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE source_file = :sf)"),
+        {"sf": source_file},
+    )
 
 
-def copy_new_rows(conn: Connection, table: str, columns: Sequence[Column], df: pd.DataFrame,
-                  source_file: str) -> Counts:
+def copy_new_rows(
+    conn: Connection, table: str, columns: Sequence[Column], df: pd.DataFrame, source_file: str
+) -> Counts:
     """First import of a source: COPY straight into ``table``, every row added.
 
     Values must already be final (geometries of the column's type, foreign keys resolved):
@@ -115,13 +126,23 @@ def check_unique_ids(df: pd.DataFrame, layer: str) -> None:
     dup = df["source_id"][df["source_id"].duplicated()]
     if len(dup):
         shown = ", ".join(map(str, dup.unique()[:5]))
-        raise InvalidInput(f"{layer}: {len(dup)} features repeat an id ({shown}); "
-                           "ids must be unique so that re-imports can be matched")
+        raise InvalidInput(
+            f"{layer}: {len(dup)} features repeat an id ({shown}); "
+            "ids must be unique so that re-imports can be matched"
+        )
 
 
-def upsert(conn: Connection, table: str, stage: str, columns: Sequence[Column],
-           source_file: str, *, joins: str = "", protect: dict[str, str] | None = None,
-           remove_missing: bool = True) -> Counts:
+def upsert(
+    conn: Connection,
+    table: str,
+    stage: str,
+    columns: Sequence[Column],
+    source_file: str,
+    *,
+    joins: str = "",
+    protect: dict[str, str] | None = None,
+    remove_missing: bool = True,
+) -> Counts:
     """Upsert staged rows into ``table`` keyed by (source_file, source_id).
 
     ``protect`` maps a column to a SQL condition on the existing row ``t`` under which the
@@ -142,12 +163,12 @@ def upsert(conn: Connection, table: str, stage: str, columns: Sequence[Column],
         same.append(f"({cond} OR t.{n} IS NOT DISTINCT FROM EXCLUDED.{n})")
     sql = f"""
         WITH up AS (
-            INSERT INTO {table} AS t (source_file, source_id, {', '.join(names)}, imported_at)
-            SELECT :sf, s.source_id, {', '.join(exprs)}, now()
+            INSERT INTO {table} AS t (source_file, source_id, {", ".join(names)}, imported_at)
+            SELECT :sf, s.source_id, {", ".join(exprs)}, now()
             FROM {stage} s {joins}
             ON CONFLICT (source_file, source_id) DO UPDATE
-               SET {', '.join(sets)}, imported_at = now()
-             WHERE NOT ({' AND '.join(same)})
+               SET {", ".join(sets)}, imported_at = now()
+             WHERE NOT ({" AND ".join(same)})
             RETURNING (xmax = 0) AS inserted
         )
         SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
@@ -159,78 +180,112 @@ def upsert(conn: Connection, table: str, stage: str, columns: Sequence[Column],
     staged = conn.scalar(sa.text(f"SELECT count(*) FROM {stage}"))
     removed = 0
     if remove_missing:
-        removed = conn.execute(sa.text(
-            f"DELETE FROM {table} t WHERE t.source_file = :sf AND NOT EXISTS "
-            f"(SELECT 1 FROM {stage} s WHERE s.source_id = t.source_id)"),
-            {"sf": source_file}).rowcount
+        removed = conn.execute(
+            sa.text(
+                f"DELETE FROM {table} t WHERE t.source_file = :sf AND NOT EXISTS "
+                f"(SELECT 1 FROM {stage} s WHERE s.source_id = t.source_id)"
+            ),
+            {"sf": source_file},
+        ).rowcount
     return Counts(added, updated, staged - added - updated, removed)
 
 
 BUILDING_COLUMNS = (
-    Column("source_id", "text"), Column("building_type", "text"), Column("name", "text"),
-    Column("addr_street", "text"), Column("addr_housenumber", "text"),
-    Column("levels", "integer"), Column("levels_source", "text"),
-    Column("height_m", "double precision"), Column("flats", "integer"),
-    Column("area_m2", "double precision"), Column("is_residential", "boolean"),
-    Column("households", "integer"), Column("households_source", "text"),
-    Column("tags", "jsonb"), Column("geom", "geometry", "ST_Multi(s.geom)"),
+    Column("source_id", "text"),
+    Column("building_type", "text"),
+    Column("name", "text"),
+    Column("addr_street", "text"),
+    Column("addr_housenumber", "text"),
+    Column("levels", "integer"),
+    Column("levels_source", "text"),
+    Column("height_m", "double precision"),
+    Column("flats", "integer"),
+    Column("area_m2", "double precision"),
+    Column("is_residential", "boolean"),
+    Column("households", "integer"),
+    Column("households_source", "text"),
+    Column("tags", "jsonb"),
+    Column("geom", "geometry", "ST_Multi(s.geom)"),
 )
 FACILITY_COLUMNS = (
-    Column("source_id", "text"), Column("categories", "text[]"), Column("kind", "text"),
-    Column("name", "text"), Column("tags", "jsonb"),
-    Column("geom", "geometry",
-           "CASE WHEN GeometryType(s.geom) = 'POINT' THEN s.geom ELSE ST_Multi(s.geom) END"),
+    Column("source_id", "text"),
+    Column("categories", "text[]"),
+    Column("kind", "text"),
+    Column("name", "text"),
+    Column("tags", "jsonb"),
+    Column(
+        "geom",
+        "geometry",
+        "CASE WHEN GeometryType(s.geom) = 'POINT' THEN s.geom ELSE ST_Multi(s.geom) END",
+    ),
 )
 NODE_COLUMNS = (Column("source_id", "text"), Column("geom", "geometry"))
 EDGE_COLUMNS = (
-    Column("source_id", "text"), Column("source", "text", "n1.id"),
-    Column("target", "text", "n2.id"), Column("highway", "text"), Column("name", "text"),
-    Column("length_m", "double precision"), Column("geom", "geometry"),
+    Column("source_id", "text"),
+    Column("source", "text", "n1.id"),
+    Column("target", "text", "n2.id"),
+    Column("highway", "text"),
+    Column("name", "text"),
+    Column("length_m", "double precision"),
+    Column("geom", "geometry"),
 )
 AREA_COLUMNS = (
-    Column("source_id", "text"), Column("code", "text"), Column("name", "text"),
-    Column("attrs", "jsonb"), Column("geom", "geometry", "ST_Multi(s.geom)"),
+    Column("source_id", "text"),
+    Column("code", "text"),
+    Column("name", "text"),
+    Column("attrs", "jsonb"),
+    Column("geom", "geometry", "ST_Multi(s.geom)"),
 )
-AREA_PARENTS = {"communities": ("community", "subdistrict", "subdistrict_id"),
-                "grids": ("grid", "community", "community_id"),
-                "subdistricts": ("subdistrict", None, None)}
+AREA_PARENTS = {
+    "communities": ("community", "subdistrict", "subdistrict_id"),
+    "grids": ("grid", "community", "community_id"),
+    "subdistricts": ("subdistrict", None, None),
+}
 
 
-def load_dataset(conn: Connection, ds: Dataset, source_file: str, layers: Iterable[str],
-                 ) -> dict[str, Counts]:
+def load_dataset(
+    conn: Connection,
+    ds: Dataset,
+    source_file: str,
+    layers: Iterable[str],
+) -> dict[str, Counts]:
     """Write the requested layers of ``ds``; return the counts per table."""
     out: dict[str, Counts] = {}
     layers = set(layers)
     if "subdistricts" in layers and "subdistricts" in ds.areas:
-        out["subdistrict"] = _load_areas(conn, "subdistricts", ds.areas["subdistricts"],
-                                         source_file)
+        out["subdistrict"] = _load_areas(
+            conn, "subdistricts", ds.areas["subdistricts"], source_file
+        )
     if "communities" in layers and "communities" in ds.areas:
-        out["community"] = _load_areas(conn, "communities", ds.areas["communities"],
-                                       source_file)
+        out["community"] = _load_areas(conn, "communities", ds.areas["communities"], source_file)
     if "grids" in layers and "grids" in ds.areas:
         out["grid"] = _load_areas(conn, "grids", ds.areas["grids"], source_file)
     if "buildings" in layers and ds.buildings is not None:
         check_unique_ids(ds.buildings, "buildings")
         if is_new_source(conn, "building", source_file):
             rows = ds.buildings.assign(geom=to_multi(ds.buildings["geom"].to_numpy()))
-            out["building"] = copy_new_rows(conn, "building", BUILDING_COLUMNS, rows,
-                                            source_file)
+            out["building"] = copy_new_rows(conn, "building", BUILDING_COLUMNS, rows, source_file)
         else:
             copy_into_stage(conn, "stage_building", BUILDING_COLUMNS, ds.buildings)
             cond = "t.households_source IN ('" + "', '".join(PROTECTED_HOUSEHOLDS) + "')"
-            out["building"] = upsert(conn, "building", "stage_building", BUILDING_COLUMNS,
-                                     source_file,
-                                     protect={"households": cond, "households_source": cond})
+            out["building"] = upsert(
+                conn,
+                "building",
+                "stage_building",
+                BUILDING_COLUMNS,
+                source_file,
+                protect={"households": cond, "households_source": cond},
+            )
     if "facilities" in layers and ds.facilities is not None:
         check_unique_ids(ds.facilities, "facilities")
         if is_new_source(conn, "facility", source_file):
             rows = ds.facilities.assign(geom=to_multi(ds.facilities["geom"].to_numpy()))
-            out["facility"] = copy_new_rows(conn, "facility", FACILITY_COLUMNS, rows,
-                                            source_file)
+            out["facility"] = copy_new_rows(conn, "facility", FACILITY_COLUMNS, rows, source_file)
         else:
             copy_into_stage(conn, "stage_facility", FACILITY_COLUMNS, ds.facilities)
-            out["facility"] = upsert(conn, "facility", "stage_facility", FACILITY_COLUMNS,
-                                     source_file)
+            out["facility"] = upsert(
+                conn, "facility", "stage_facility", FACILITY_COLUMNS, source_file
+            )
     if "streets" in layers and ds.walk_edges is not None:
         out.update(_load_network(conn, ds, source_file))
     return out
@@ -239,22 +294,30 @@ def load_dataset(conn: Connection, ds: Dataset, source_file: str, layers: Iterab
 def _load_network(conn: Connection, ds: Dataset, source_file: str) -> dict[str, Counts]:
     assert ds.walk_nodes is not None and ds.walk_edges is not None
     check_unique_ids(ds.walk_edges, "streets")
-    if is_new_source(conn, "walk_node", source_file) and \
-            is_new_source(conn, "walk_edge", source_file):
+    if is_new_source(conn, "walk_node", source_file) and is_new_source(
+        conn, "walk_edge", source_file
+    ):
         return _copy_new_network(conn, ds, source_file)
     copy_into_stage(conn, "stage_walk_node", NODE_COLUMNS, ds.walk_nodes)
     edges = ds.walk_edges.rename(columns={"source_key": "source", "target_key": "target"})
     copy_into_stage(conn, "stage_walk_edge", EDGE_COLUMNS, edges)
-    nodes = upsert(conn, "walk_node", "stage_walk_node", NODE_COLUMNS, source_file,
-                   remove_missing=False)
-    joins = ("JOIN walk_node n1 ON n1.source_file = :sf AND n1.source_id = s.source "
-             "JOIN walk_node n2 ON n2.source_file = :sf AND n2.source_id = s.target")
-    edge_counts = upsert(conn, "walk_edge", "stage_walk_edge", EDGE_COLUMNS, source_file,
-                         joins=joins)
-    nodes.removed = conn.execute(sa.text(
-        "DELETE FROM walk_node t WHERE t.source_file = :sf AND NOT EXISTS "
-        "(SELECT 1 FROM stage_walk_node s WHERE s.source_id = t.source_id)"),
-        {"sf": source_file}).rowcount
+    nodes = upsert(
+        conn, "walk_node", "stage_walk_node", NODE_COLUMNS, source_file, remove_missing=False
+    )
+    joins = (
+        "JOIN walk_node n1 ON n1.source_file = :sf AND n1.source_id = s.source "
+        "JOIN walk_node n2 ON n2.source_file = :sf AND n2.source_id = s.target"
+    )
+    edge_counts = upsert(
+        conn, "walk_edge", "stage_walk_edge", EDGE_COLUMNS, source_file, joins=joins
+    )
+    nodes.removed = conn.execute(
+        sa.text(
+            "DELETE FROM walk_node t WHERE t.source_file = :sf AND NOT EXISTS "
+            "(SELECT 1 FROM stage_walk_node s WHERE s.source_id = t.source_id)"
+        ),
+        {"sf": source_file},
+    ).rowcount
     return {"walk_node": nodes, "walk_edge": edge_counts}
 
 
@@ -262,18 +325,29 @@ def _copy_new_network(conn: Connection, ds: Dataset, source_file: str) -> dict[s
     assert ds.walk_nodes is not None and ds.walk_edges is not None
     n = len(ds.walk_nodes)
     # Reserve the nodes' ids up front so edges can be written with their endpoints at once.
-    ids = conn.execute(sa.text(
-        "SELECT nextval('walk_node_id_seq') FROM generate_series(1, :n)"), {"n": n}
-    ).scalars().all()
+    ids = (
+        conn.execute(
+            sa.text("SELECT nextval('walk_node_id_seq') FROM generate_series(1, :n)"), {"n": n}
+        )
+        .scalars()
+        .all()
+    )
     nodes = ds.walk_nodes.assign(id=np.array(ids, dtype=np.int64))
     id_of = dict(zip(nodes["source_id"], nodes["id"], strict=True))
-    edges = ds.walk_edges.assign(source=ds.walk_edges["source_key"].map(id_of),
-                                 target=ds.walk_edges["target_key"].map(id_of))
+    edges = ds.walk_edges.assign(
+        source=ds.walk_edges["source_key"].map(id_of), target=ds.walk_edges["target_key"].map(id_of)
+    )
     node_cols = (Column("id", "bigint"), *NODE_COLUMNS)
-    edge_cols = (Column("source_id", "text"), Column("source", "bigint"),
-                 Column("target", "bigint"), *EDGE_COLUMNS[3:])
-    return {"walk_node": copy_new_rows(conn, "walk_node", node_cols, nodes, source_file),
-            "walk_edge": copy_new_rows(conn, "walk_edge", edge_cols, edges, source_file)}
+    edge_cols = (
+        Column("source_id", "text"),
+        Column("source", "bigint"),
+        Column("target", "bigint"),
+        *EDGE_COLUMNS[3:],
+    )
+    return {
+        "walk_node": copy_new_rows(conn, "walk_node", node_cols, nodes, source_file),
+        "walk_edge": copy_new_rows(conn, "walk_edge", edge_cols, edges, source_file),
+    }
 
 
 def _load_areas(conn: Connection, layer: str, df: pd.DataFrame, source_file: str) -> Counts:
@@ -285,20 +359,29 @@ def _load_areas(conn: Connection, layer: str, df: pd.DataFrame, source_file: str
     if parent:
         columns.append(Column("parent_code", "text"))
         copy_into_stage(conn, stage, columns, df)
-        missing = conn.execute(sa.text(
-            f"SELECT DISTINCT s.parent_code FROM {stage} s LEFT JOIN {parent} p "
-            f"ON p.code = s.parent_code WHERE p.id IS NULL AND s.parent_code IS NOT NULL")
-        ).scalars().all()
+        missing = (
+            conn.execute(
+                sa.text(
+                    f"SELECT DISTINCT s.parent_code FROM {stage} s LEFT JOIN {parent} p "
+                    f"ON p.code = s.parent_code WHERE p.id IS NULL AND s.parent_code IS NOT NULL"
+                )
+            )
+            .scalars()
+            .all()
+        )
         if missing:
-            raise InvalidInput(f"{layer}: parent {parent} code(s) not in the database: "
-                               f"{', '.join(sorted(missing)[:5])}; import the {parent} "
-                               "boundaries first")
+            raise InvalidInput(
+                f"{layer}: parent {parent} code(s) not in the database: "
+                f"{', '.join(sorted(missing)[:5])}; import the {parent} "
+                "boundaries first"
+            )
         if table == "grid":
-            n_null = conn.scalar(sa.text(f"SELECT count(*) FROM {stage} "
-                                         "WHERE parent_code IS NULL"))
+            n_null = conn.scalar(sa.text(f"SELECT count(*) FROM {stage} WHERE parent_code IS NULL"))
             if n_null:
-                raise InvalidInput(f"grids: {n_null} grid(s) without a 'community' code; "
-                                   "every grid belongs to one community")
+                raise InvalidInput(
+                    f"grids: {n_null} grid(s) without a 'community' code; "
+                    "every grid belongs to one community"
+                )
         joins = f"LEFT JOIN {parent} p ON p.code = s.parent_code"
         columns[-1] = Column(fk, "text", "p.id")
     else:

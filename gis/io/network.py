@@ -14,12 +14,31 @@ import pandas as pd
 import pyproj
 import shapely
 
-WALKABLE_HIGHWAYS = frozenset({
-    "trunk", "trunk_link", "primary", "primary_link", "secondary", "secondary_link",
-    "tertiary", "tertiary_link", "unclassified", "residential", "living_street", "service",
-    "pedestrian", "footway", "path", "steps", "track", "cycleway", "corridor", "bridleway",
-    "road",
-})
+WALKABLE_HIGHWAYS = frozenset(
+    {
+        "trunk",
+        "trunk_link",
+        "primary",
+        "primary_link",
+        "secondary",
+        "secondary_link",
+        "tertiary",
+        "tertiary_link",
+        "unclassified",
+        "residential",
+        "living_street",
+        "service",
+        "pedestrian",
+        "footway",
+        "path",
+        "steps",
+        "track",
+        "cycleway",
+        "corridor",
+        "bridleway",
+        "road",
+    }
+)
 FOOT_ALLOWED = frozenset({"yes", "designated", "permissive", "official"})
 ACCESS_CLOSED = frozenset({"no", "private"})
 
@@ -50,16 +69,26 @@ class WayRecord:
     lat: np.ndarray
 
 
-def build_network(ways: list[WayRecord], transformer: pyproj.Transformer,
-                  node_source_id: Callable[[int], str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_network(
+    ways: list[WayRecord], transformer: pyproj.Transformer, node_source_id: Callable[[int], str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Node ``ways`` into (walk_nodes, walk_edges) tables; lengths in metres.
 
     Edge ids are ``<way id>:<index of its first vertex>``, stable across re-imports of
     the same data; node ids come from ``node_source_id(key)``.
     """
     empty_nodes = pd.DataFrame({"source_id": [], "geom": []})
-    empty_edges = pd.DataFrame({"source_id": [], "source_key": [], "target_key": [],
-                                "highway": [], "name": [], "length_m": [], "geom": []})
+    empty_edges = pd.DataFrame(
+        {
+            "source_id": [],
+            "source_key": [],
+            "target_key": [],
+            "highway": [],
+            "name": [],
+            "length_m": [],
+            "geom": [],
+        }
+    )
     ways = [w for w in ways if len(w.node_keys) >= 2]
     if not ways:
         return empty_nodes, empty_edges
@@ -92,24 +121,30 @@ def build_network(ways: list[WayRecord], transformer: pyproj.Transformer,
     n_pts = e_end - e_start + 1
     offsets = np.repeat(e_start - np.concatenate([[0], np.cumsum(n_pts)[:-1]]), n_pts)
     pos = np.arange(n_pts.sum()) + offsets
-    geoms = shapely.linestrings(np.column_stack([lon[pos], lat[pos]]),
-                                indices=np.repeat(np.arange(len(e_start)), n_pts))
+    geoms = shapely.linestrings(
+        np.column_stack([lon[pos], lat[pos]]), indices=np.repeat(np.arange(len(e_start)), n_pts)
+    )
     w_idx = way_of[e_start]
-    edges = pd.DataFrame({
-        "source_id": [f"{ways[w].source_id}:{p - starts[w]}" for w, p in zip(w_idx, e_start,
-                                                                            strict=True)],
-        "source_key": [node_source_id(k) for k in keys[e_start]],
-        "target_key": [node_source_id(k) for k in keys[e_end]],
-        "highway": [ways[w].highway for w in w_idx],
-        "name": [ways[w].name for w in w_idx],
-        "length_m": np.round(length, 3),
-        "geom": geoms,
-    })
+    edges = pd.DataFrame(
+        {
+            "source_id": [
+                f"{ways[w].source_id}:{p - starts[w]}" for w, p in zip(w_idx, e_start, strict=True)
+            ],
+            "source_key": [node_source_id(k) for k in keys[e_start]],
+            "target_key": [node_source_id(k) for k in keys[e_end]],
+            "highway": [ways[w].highway for w in w_idx],
+            "name": [ways[w].name for w in w_idx],
+            "length_m": np.round(length, 3),
+            "geom": geoms,
+        }
+    )
     used = np.unique(np.concatenate([e_start, e_end]))
     node_keys, first = np.unique(keys[used], return_index=True)
     at = used[first]
-    nodes = pd.DataFrame({
-        "source_id": [node_source_id(k) for k in node_keys],
-        "geom": shapely.points(lon[at], lat[at]),
-    })
+    nodes = pd.DataFrame(
+        {
+            "source_id": [node_source_id(k) for k in node_keys],
+            "geom": shapely.points(lon[at], lat[at]),
+        }
+    )
     return nodes, edges

@@ -36,8 +36,7 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
     ds = Dataset()
     categories = load_categories()
     wkb = osmium.geom.WKBFactory()
-    want_b, want_s, want_f = ("buildings" in layers, "streets" in layers,
-                              "facilities" in layers)
+    want_b, want_s, want_f = ("buildings" in layers, "streets" in layers, "facilities" in layers)
     b_rows: list[tuple] = []
     f_rows: list[tuple] = []
     ways: list[tuple] = []
@@ -46,11 +45,14 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
     # Closed building ways that are outer rings of a building multipolygon: the relation is
     # the building; keeping the way too would count its households twice.
     outer_of_building: set[str] = set()
-    keys = ["building", "highway", *FACILITY_KEYS, "healthcare:speciality",
-            "social_facility:for"]
-    fp = (osmium.FileProcessor(str(path)).with_locations().with_areas()
-          .with_filter(osmium.filter.EmptyTagFilter())
-          .with_filter(osmium.filter.KeyFilter(*keys)))
+    keys = ["building", "highway", *FACILITY_KEYS, "healthcare:speciality", "social_facility:for"]
+    fp = (
+        osmium.FileProcessor(str(path))
+        .with_locations()
+        .with_areas()
+        .with_filter(osmium.filter.EmptyTagFilter())
+        .with_filter(osmium.filter.KeyFilter(*keys))
+    )
     on_step("reading OSM", 0.05)
     try:
         for obj in fp:
@@ -64,8 +66,13 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
                 try:
                     geom = wkb.create_multipolygon(obj)
                 except (RuntimeError, osmium.InvalidLocationError) as err:
-                    ds.problems.append(Problem("buildings" if is_b else "facilities", sid,
-                                               f"cannot build polygon: {err}"))
+                    ds.problems.append(
+                        Problem(
+                            "buildings" if is_b else "facilities",
+                            sid,
+                            f"cannot build polygon: {err}",
+                        )
+                    )
                     continue
                 d = dict(tags)
                 if is_b:
@@ -83,11 +90,18 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
                         if rec is not None:
                             ways.append((rec[0], d["highway"], d.get("name"), rec[1], rec[2]))
             elif obj.is_relation():
-                if (want_b and "building" in tags and tags["building"] != "no"
-                        and tags.get("type") in ("multipolygon", "building")):
+                if (
+                    want_b
+                    and "building" in tags
+                    and tags["building"] != "no"
+                    and tags.get("type") in ("multipolygon", "building")
+                ):
                     building_objects.add(f"r{obj.id}")
-                    outer_of_building.update(f"w{m.ref}" for m in obj.members
-                                             if m.type == "w" and m.role in ("outer", ""))
+                    outer_of_building.update(
+                        f"w{m.ref}"
+                        for m in obj.members
+                        if m.type == "w" and m.role in ("outer", "")
+                    )
             elif want_f and any(k in tags for k in FACILITY_KEYS):  # a node
                 try:
                     geom = wkb.create_point(obj)
@@ -95,11 +109,15 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
                     continue
                 f_rows.append((f"n{obj.id}", dict(tags), geom, False))
     except RuntimeError as err:
-        raise InvalidInput(f"{path.name} is not a readable OSM file: "
-                           f"{str(err).strip().splitlines()[0]}") from err
+        raise InvalidInput(
+            f"{path.name} is not a readable OSM file: {str(err).strip().splitlines()[0]}"
+        ) from err
     for sid in sorted(building_objects - building_areas):
-        ds.problems.append(Problem("buildings", sid, "broken ring (unclosed, too few nodes "
-                                                     "or nodes missing): skipped"))
+        ds.problems.append(
+            Problem(
+                "buildings", sid, "broken ring (unclosed, too few nodes or nodes missing): skipped"
+            )
+        )
     on_step("buildings and households", 0.35)
     if want_b:
         dropped = outer_of_building & building_areas
@@ -113,21 +131,24 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
         sample = geoms if len(geoms) else shapely.from_wkb([w[4] for w in ways[:100]])
         transformer, epsg = hh.metric_transformer(sample, ds.metric_epsg or settings.metric_epsg)
         ds.metric_epsg = epsg
-        ds.walk_nodes, ds.walk_edges = build_network(_way_records(ways), transformer,
-                                                     lambda k: f"n{k}")
+        ds.walk_nodes, ds.walk_edges = build_network(
+            _way_records(ways), transformer, lambda k: f"n{k}"
+        )
     return ds
 
 
-def _way_record(way: osmium.osm.Way, wkb: osmium.geom.WKBFactory,
-                ds: Dataset) -> tuple[str, np.ndarray, str] | None:
+def _way_record(
+    way: osmium.osm.Way, wkb: osmium.geom.WKBFactory, ds: Dataset
+) -> tuple[str, np.ndarray, str] | None:
     # Coordinates come from one WKB call in C++ (ALL keeps repeated nodes, so positions
     # line up with the node ids) and are parsed in one batch later; only the ids need a
     # Python loop here.
     try:
         line = wkb.create_linestring(way, use_nodes=osmium.geom.ALL)
     except (RuntimeError, osmium.InvalidLocationError):
-        ds.problems.append(Problem("streets", f"w{way.id}", "nodes missing from the file: "
-                                                           "way skipped"))
+        ds.problems.append(
+            Problem("streets", f"w{way.id}", "nodes missing from the file: way skipped")
+        )
         return None
     keys = np.fromiter((nd.ref for nd in way.nodes), dtype=np.int64, count=len(way.nodes))
     return f"w{way.id}", keys, line
@@ -136,12 +157,11 @@ def _way_record(way: osmium.osm.Way, wkb: osmium.geom.WKBFactory,
 def _way_records(raw: list[tuple]) -> list[WayRecord]:
     if not raw:
         return []
-    xy, index = shapely.get_coordinates(shapely.from_wkb([r[4] for r in raw]),
-                                        return_index=True)
+    xy, index = shapely.get_coordinates(shapely.from_wkb([r[4] for r in raw]), return_index=True)
     bounds = np.searchsorted(index, np.arange(len(raw) + 1))
     out = []
     for i, (sid, highway, name, keys, _line) in enumerate(raw):
-        part = xy[bounds[i]:bounds[i + 1]]
+        part = xy[bounds[i] : bounds[i + 1]]
         if len(part) == len(keys):
             out.append(WayRecord(sid, highway, name, keys, part[:, 0], part[:, 1]))
     return out
@@ -150,19 +170,21 @@ def _way_records(raw: list[tuple]) -> list[WayRecord]:
 def _building_frame(rows: list[tuple]) -> pd.DataFrame:
     sids = [r[0] for r in rows]
     tags = [r[1] for r in rows]
-    return pd.DataFrame({
-        "source_id": sids,
-        "building_type": [t.get("building", "yes") for t in tags],
-        "name": [t.get("name:zh") or t.get("name") for t in tags],
-        "addr_street": [next((t[k] for k in ADDR_STREET if k in t), None) for t in tags],
-        "addr_housenumber": [t.get("addr:housenumber") for t in tags],
-        "levels_tag": [t.get("building:levels") for t in tags],
-        "height_tag": [t.get("height") or t.get("building:height") for t in tags],
-        "flats_tag": [t.get("building:flats") for t in tags],
-        "households_attr": [None] * len(rows),
-        "tags": tags,
-        "geom": shapely.from_wkb([r[2] for r in rows]) if rows else np.array([], dtype=object),
-    })
+    return pd.DataFrame(
+        {
+            "source_id": sids,
+            "building_type": [t.get("building", "yes") for t in tags],
+            "name": [t.get("name:zh") or t.get("name") for t in tags],
+            "addr_street": [next((t[k] for k in ADDR_STREET if k in t), None) for t in tags],
+            "addr_housenumber": [t.get("addr:housenumber") for t in tags],
+            "levels_tag": [t.get("building:levels") for t in tags],
+            "height_tag": [t.get("height") or t.get("building:height") for t in tags],
+            "flats_tag": [t.get("building:flats") for t in tags],
+            "households_attr": [None] * len(rows),
+            "tags": tags,
+            "geom": shapely.from_wkb([r[2] for r in rows]) if rows else np.array([], dtype=object),
+        }
+    )
 
 
 def _facility_frame(rows: list[tuple], categories: tuple, ds: Dataset) -> pd.DataFrame:
@@ -173,19 +195,25 @@ def _facility_frame(rows: list[tuple], categories: tuple, ds: Dataset) -> pd.Dat
             kind = next((f"{k}={tags[k]}" for k in FACILITY_KEYS if k in tags), "other")
             kept.append((sid, cats, kind, tags.get("name:zh") or tags.get("name"), tags, geom))
     geoms = shapely.from_wkb([r[5] for r in kept]) if kept else np.array([], dtype=object)
-    df = pd.DataFrame({
-        "source_id": [r[0] for r in kept],
-        "categories": [r[1] for r in kept],
-        "kind": [r[2] for r in kept],
-        "name": [r[3] for r in kept],
-        "tags": [r[4] for r in kept],
-        "geom": geoms,
-    })
+    df = pd.DataFrame(
+        {
+            "source_id": [r[0] for r in kept],
+            "categories": [r[1] for r in kept],
+            "kind": [r[2] for r in kept],
+            "name": [r[3] for r in kept],
+            "tags": [r[4] for r in kept],
+            "geom": geoms,
+        }
+    )
     if len(df):
         is_poly = shapely.get_type_id(df["geom"].to_numpy()) != 0
         if is_poly.any():
-            fixed, keep = repair_polygons(df["geom"].to_numpy()[is_poly],
-                                          df["source_id"].to_numpy()[is_poly], "facilities", ds)
+            fixed, keep = repair_polygons(
+                df["geom"].to_numpy()[is_poly],
+                df["source_id"].to_numpy()[is_poly],
+                "facilities",
+                ds,
+            )
             g = df["geom"].to_numpy().copy()
             g[is_poly] = fixed
             df["geom"] = g

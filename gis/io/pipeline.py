@@ -38,21 +38,26 @@ class ImportReport:
 
     def as_dict(self) -> dict:
         return {
-            "path": str(self.path), "source_file": self.source_file, "format": self.format,
+            "path": str(self.path),
+            "source_file": self.source_file,
+            "format": self.format,
             "counts": {k: v.as_dict() for k, v in self.counts.items()},
             "repaired": self.repaired,
-            "problems": [p.__dict__ for p in self.problems], "seconds": round(self.seconds, 3),
-            "read_s": round(self.read_s, 3), "write_s": round(self.write_s, 3),
+            "problems": [p.__dict__ for p in self.problems],
+            "seconds": round(self.seconds, 3),
+            "read_s": round(self.read_s, 3),
+            "write_s": round(self.write_s, 3),
         }
 
     def render(self) -> str:
         """Return the report as text for a terminal."""
-        lines = [f"imported {self.path.name} ({self.format}) as source '{self.source_file}' "
-                 f"in {self.seconds:.2f} s (read {self.read_s:.2f} s, write {self.write_s:.2f} s)",
-                 f"  {'table':<12}{'added':>9}{'updated':>9}{'unchanged':>11}{'removed':>9}"]
+        lines = [
+            f"imported {self.path.name} ({self.format}) as source '{self.source_file}' "
+            f"in {self.seconds:.2f} s (read {self.read_s:.2f} s, write {self.write_s:.2f} s)",
+            f"  {'table':<12}{'added':>9}{'updated':>9}{'unchanged':>11}{'removed':>9}",
+        ]
         for table, c in self.counts.items():
-            lines.append(f"  {table:<12}{c.added:>9}{c.updated:>9}{c.unchanged:>11}"
-                         f"{c.removed:>9}")
+            lines.append(f"  {table:<12}{c.added:>9}{c.updated:>9}{c.unchanged:>11}{c.removed:>9}")
         for layer, n in self.repaired.items():
             lines.append(f"  repaired {n} invalid {layer} polygon(s) with make_valid")
         if self.problems:
@@ -60,8 +65,10 @@ class ImportReport:
             for p in self.problems[:PROBLEMS_SHOWN]:
                 lines.append(f"    {p.layer} {p.source_id}: {p.reason}")
             if len(self.problems) > PROBLEMS_SHOWN:
-                lines.append(f"    … and {len(self.problems) - PROBLEMS_SHOWN} more "
-                             "(all are in the import_run table's report)")
+                lines.append(
+                    f"    … and {len(self.problems) - PROBLEMS_SHOWN} more "
+                    "(all are in the import_run table's report)"
+                )
         return "\n".join(lines)
 
 
@@ -80,8 +87,10 @@ def detect_format(path: Path) -> str:
         return "vector"
     if name.endswith((".csv", ".xlsx")):
         return "table"
-    raise InvalidInput(f"{path.name}: unknown format; give .osm/.pbf, .geojson/.json, .gpkg, "
-                       ".shp, or a .csv/.xlsx of households or dwellings")
+    raise InvalidInput(
+        f"{path.name}: unknown format; give .osm/.pbf, .geojson/.json, .gpkg, "
+        ".shp, or a .csv/.xlsx of households or dwellings"
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -98,15 +107,22 @@ def _requested_layers(fmt: str, layers: Sequence[str] | None) -> set[str]:
         return set(allowed)
     bad = [lyr for lyr in layers if lyr not in allowed]
     if bad:
-        raise InvalidInput(f"unknown layer {bad[0]!r} for a {fmt} file; "
-                           f"choose from {', '.join(allowed)}")
+        raise InvalidInput(
+            f"unknown layer {bad[0]!r} for a {fmt} file; choose from {', '.join(allowed)}"
+        )
     return set(layers)
 
 
-def import_file(engine: Engine, path: Path, *, layers: Sequence[str] | None = None,
-                crs: str | None = None, source: str | None = None,
-                on_step: Callable[[str, float], None] | None = None,
-                settings: Settings | None = None) -> ImportReport:
+def import_file(
+    engine: Engine,
+    path: Path,
+    *,
+    layers: Sequence[str] | None = None,
+    crs: str | None = None,
+    source: str | None = None,
+    on_step: Callable[[str, float], None] | None = None,
+    settings: Settings | None = None,
+) -> ImportReport:
     """Import ``path`` in one transaction and return what changed.
 
     Raises InvalidInput (and writes nothing) for an unreadable, empty or wrong-format
@@ -141,8 +157,10 @@ def import_file(engine: Engine, path: Path, *, layers: Sequence[str] | None = No
 
         ds = read_vector(path, settings, wanted, crs, step)
     if not any(_has_rows(ds, lyr) for lyr in ds.layers()):
-        raise InvalidInput(f"{path.name}: nothing to import (no buildings, streets, "
-                           "facilities or boundaries found)")
+        raise InvalidInput(
+            f"{path.name}: nothing to import (no buildings, streets, "
+            "facilities or boundaries found)"
+        )
     report.read_s = time.perf_counter() - t0
     step("writing to PostGIS", 0.6)
     with engine.begin() as conn:
@@ -158,8 +176,9 @@ def import_file(engine: Engine, path: Path, *, layers: Sequence[str] | None = No
 
 
 def _has_rows(ds: Dataset, layer: str) -> bool:
-    frame = {"buildings": ds.buildings, "streets": ds.walk_edges,
-             "facilities": ds.facilities}.get(layer, ds.areas.get(layer))
+    frame = {"buildings": ds.buildings, "streets": ds.walk_edges, "facilities": ds.facilities}.get(
+        layer, ds.areas.get(layer)
+    )
     return frame is not None and len(frame) > 0
 
 
@@ -169,8 +188,16 @@ def _lock_source(conn: sa.Connection, source_file: str) -> None:
 
 
 def _log_run(conn: sa.Connection, report: ImportReport, path: Path, fmt: str) -> None:
-    conn.execute(sa.text(
-        "INSERT INTO import_run (source_file, path, sha256, format, finished_at, report) "
-        "VALUES (:sf, :p, :h, :f, clock_timestamp(), CAST(:r AS jsonb))"),
-        {"sf": report.source_file, "p": str(path.resolve()), "h": _sha256(path), "f": fmt,
-         "r": json.dumps(report.as_dict(), ensure_ascii=False)})
+    conn.execute(
+        sa.text(
+            "INSERT INTO import_run (source_file, path, sha256, format, finished_at, report) "
+            "VALUES (:sf, :p, :h, :f, clock_timestamp(), CAST(:r AS jsonb))"
+        ),
+        {
+            "sf": report.source_file,
+            "p": str(path.resolve()),
+            "h": _sha256(path),
+            "f": fmt,
+            "r": json.dumps(report.as_dict(), ensure_ascii=False),
+        },
+    )

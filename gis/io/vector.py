@@ -52,28 +52,39 @@ def _target_layer(name: str, wanted: set[str], n_layers: int, explicit: bool) ->
     return None
 
 
-def read_vector(path: Path, settings: Settings, wanted: set[str], crs: str | None,
-                on_step: Callable[[str, float], None]) -> Dataset:
+def read_vector(
+    path: Path,
+    settings: Settings,
+    wanted: set[str],
+    crs: str | None,
+    on_step: Callable[[str, float], None],
+) -> Dataset:
     """Read every layer of ``path`` that maps to a wanted layer."""
     try:
         listed = pyogrio.list_layers(path)
     except Exception as err:  # pyogrio raises several DataSource errors
-        raise InvalidInput(f"{path.name} cannot be read as GeoJSON/GeoPackage/Shapefile: "
-                           f"{str(err).strip().splitlines()[0]}") from err
-    explicit = wanted != set(("buildings", "streets", "facilities", "subdistricts",
-                              "communities", "grids"))
+        raise InvalidInput(
+            f"{path.name} cannot be read as GeoJSON/GeoPackage/Shapefile: "
+            f"{str(err).strip().splitlines()[0]}"
+        ) from err
+    explicit = wanted != set(
+        ("buildings", "streets", "facilities", "subdistricts", "communities", "grids")
+    )
     plan = []
     for name, _gtype in listed:
         target = _target_layer(str(name), wanted, len(listed), explicit)
         if target is None and (explicit or len(listed) == 1):
             raise InvalidInput(
                 f"{path.name}: cannot tell what layer {name!r} holds; say it with --layer "
-                "buildings|streets|facilities|subdistricts|communities|grids")
+                "buildings|streets|facilities|subdistricts|communities|grids"
+            )
         if target:
             plan.append((str(name), target))
     if not plan:
-        raise InvalidInput(f"{path.name}: none of its layers ({', '.join(map(str, listed[:, 0]))})"
-                           f" is {', '.join(sorted(wanted))}")
+        raise InvalidInput(
+            f"{path.name}: none of its layers ({', '.join(map(str, listed[:, 0]))})"
+            f" is {', '.join(sorted(wanted))}"
+        )
     ds = Dataset()
     # Boundaries first, so that the order of loading parents before children holds.
     order = ["subdistricts", "communities", "grids", "buildings", "facilities", "streets"]
@@ -89,18 +100,22 @@ def _read_layer(path: Path, layer: str, crs: str | None) -> gpd.GeoDataFrame:
     try:
         gdf = pyogrio.read_dataframe(path, layer=layer)
     except Exception as err:
-        raise InvalidInput(f"{path.name} layer {layer!r} cannot be read: "
-                           f"{str(err).strip().splitlines()[0]}") from err
+        raise InvalidInput(
+            f"{path.name} layer {layer!r} cannot be read: {str(err).strip().splitlines()[0]}"
+        ) from err
     if crs:
         try:
             given = CRS.from_user_input(crs)
         except CRSError as err:
-            raise InvalidInput(f"--crs {crs!r} is not a CRS GDAL/PROJ knows "
-                               "(try EPSG:4326 or EPSG:32651)") from err
+            raise InvalidInput(
+                f"--crs {crs!r} is not a CRS GDAL/PROJ knows (try EPSG:4326 or EPSG:32651)"
+            ) from err
         gdf = gdf.set_crs(given, allow_override=True)
     elif gdf.crs is None:
-        raise MissingCRS(f"{path.name} layer {layer!r} has no coordinate reference system; "
-                         "give it with --crs (e.g. --crs EPSG:4326 or --crs EPSG:32651)")
+        raise MissingCRS(
+            f"{path.name} layer {layer!r} has no coordinate reference system; "
+            "give it with --crs (e.g. --crs EPSG:4326 or --crs EPSG:32651)"
+        )
     if len(gdf) and gdf.crs.to_epsg() != 4326:
         gdf = gdf.to_crs(4326)
     valid = gdf.geometry.notna() & ~gdf.geometry.is_empty
@@ -110,7 +125,8 @@ def _read_layer(path: Path, layer: str, crs: str | None) -> gpd.GeoDataFrame:
             raise InvalidInput(
                 f"{path.name} layer {layer!r}: coordinates ({x0:.0f}, {y0:.0f}) are not "
                 "longitude/latitude, so the file's CRS is wrong or missing; give the right "
-                "one with --crs (e.g. --crs EPSG:32651 for UTM 51N metres)")
+                "one with --crs (e.g. --crs EPSG:32651 for UTM 51N metres)"
+            )
     return gdf
 
 
@@ -128,8 +144,9 @@ def _text(gdf: gpd.GeoDataFrame, *names: str) -> list:
     return [None if pd.isna(v) else str(v) for v in gdf[col]]
 
 
-def _drop_null_geoms(gdf: gpd.GeoDataFrame, ids: np.ndarray, layer: str,
-                     ds: Dataset) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+def _drop_null_geoms(
+    gdf: gpd.GeoDataFrame, ids: np.ndarray, layer: str, ds: Dataset
+) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     bad = (gdf.geometry.isna() | gdf.geometry.is_empty).to_numpy()
     for i in np.flatnonzero(bad):
         ds.problems.append(Problem(layer, str(ids[i]), "no geometry: skipped"))
@@ -139,8 +156,14 @@ def _drop_null_geoms(gdf: gpd.GeoDataFrame, ids: np.ndarray, layer: str,
 def _attrs(gdf: gpd.GeoDataFrame, used: set[str]) -> list[dict]:
     cols = [c for c in gdf.columns if c != gdf.geometry.name and c.lower() not in used]
     frame = gdf[cols]
-    return [json.loads(frame.iloc[[i]].to_json(orient="records", force_ascii=False))[0]
-            for i in range(len(frame))] if cols else [{} for _ in range(len(gdf))]
+    return (
+        [
+            json.loads(frame.iloc[[i]].to_json(orient="records", force_ascii=False))[0]
+            for i in range(len(frame))
+        ]
+        if cols
+        else [{} for _ in range(len(gdf))]
+    )
 
 
 def _add_layer(ds: Dataset, target: str, gdf: gpd.GeoDataFrame, settings: Settings) -> None:
@@ -149,17 +172,23 @@ def _add_layer(ds: Dataset, target: str, gdf: gpd.GeoDataFrame, settings: Settin
     geoms = gdf.geometry.to_numpy().astype(object)
     if target == "buildings":
         btype = [t or "yes" for t in _text(gdf, "building", "building_type", "type")]
-        raw = pd.DataFrame({
-            "source_id": ids, "building_type": btype, "name": _text(gdf, "name"),
-            "addr_street": _text(gdf, "addr:street", "addr_street", "street"),
-            "addr_housenumber": _text(gdf, "addr:housenumber", "addr_housenumber",
-                                      "housenumber"),
-            "levels_tag": _text(gdf, "building:levels", "levels", "floors", "层数"),
-            "height_tag": _text(gdf, "height", "height_m"),
-            "flats_tag": _text(gdf, "building:flats", "flats"),
-            "households_attr": _text(gdf, "households", "户数"),
-            "tags": [{} for _ in range(len(gdf))], "geom": geoms,
-        })
+        raw = pd.DataFrame(
+            {
+                "source_id": ids,
+                "building_type": btype,
+                "name": _text(gdf, "name"),
+                "addr_street": _text(gdf, "addr:street", "addr_street", "street"),
+                "addr_housenumber": _text(
+                    gdf, "addr:housenumber", "addr_housenumber", "housenumber"
+                ),
+                "levels_tag": _text(gdf, "building:levels", "levels", "floors", "层数"),
+                "height_tag": _text(gdf, "height", "height_m"),
+                "flats_tag": _text(gdf, "building:flats", "flats"),
+                "households_attr": _text(gdf, "households", "户数"),
+                "tags": [{} for _ in range(len(gdf))],
+                "geom": geoms,
+            }
+        )
         ds.buildings = finish_buildings(raw, ds, settings)
     elif target == "facilities":
         ds.facilities = _facilities(gdf, ids, geoms, ds)
@@ -170,28 +199,37 @@ def _add_layer(ds: Dataset, target: str, gdf: gpd.GeoDataFrame, settings: Settin
         code_col = _pick(list(gdf.columns), "code", "编码", "id")
         if code_col is None:
             raise InvalidInput(f"{target}: the file needs a 'code' column (the area's code)")
-        parent_names = {"communities": ("subdistrict", "subdistrict_code", "街道"),
-                        "grids": ("community", "community_code", "社区", "居委")}.get(target, ())
+        parent_names = {
+            "communities": ("subdistrict", "subdistrict_code", "街道"),
+            "grids": ("community", "community_code", "社区", "居委"),
+        }.get(target, ())
         used = {code_col.lower(), "name", *parent_names}
-        df = pd.DataFrame({
-            "source_id": ids, "code": gdf[code_col].astype(str).to_numpy(),
-            "name": _text(gdf, "name", "名称"),
-            "parent_code": _text(gdf, *parent_names) if parent_names else [None] * len(gdf),
-            "attrs": _attrs(gdf, used), "geom": fixed,
-        })
+        df = pd.DataFrame(
+            {
+                "source_id": ids,
+                "code": gdf[code_col].astype(str).to_numpy(),
+                "name": _text(gdf, "name", "名称"),
+                "parent_code": _text(gdf, *parent_names) if parent_names else [None] * len(gdf),
+                "attrs": _attrs(gdf, used),
+                "geom": fixed,
+            }
+        )
         ds.areas[target] = df.loc[keep].reset_index(drop=True)
 
 
-def _facilities(gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndarray,
-                ds: Dataset) -> pd.DataFrame:
+def _facilities(
+    gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndarray, ds: Dataset
+) -> pd.DataFrame:
     from gis.io.categories import FACILITY_KEYS, categorise, load_categories
 
     known = category_codes()
     cat_col = _pick(list(gdf.columns), "category", "categories", "类别")
     tag_cols = [c for c in gdf.columns if c in FACILITY_KEYS]
     if cat_col is None and not tag_cols:
-        raise InvalidInput("facilities: the file needs a 'category' column (one of "
-                           f"{', '.join(sorted(known))}) or OSM tag columns such as amenity/shop")
+        raise InvalidInput(
+            "facilities: the file needs a 'category' column (one of "
+            f"{', '.join(sorted(known))}) or OSM tag columns such as amenity/shop"
+        )
     rows = []
     for i in range(len(gdf)):
         tags = {c: str(gdf[c].iloc[i]) for c in tag_cols if pd.notna(gdf[c].iloc[i])}
@@ -199,8 +237,9 @@ def _facilities(gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndarray,
             cats = [c.strip() for c in re.split(r"[;,]", str(gdf[cat_col].iloc[i])) if c.strip()]
             unknown = [c for c in cats if c not in known]
             if unknown:
-                ds.problems.append(Problem("facilities", str(ids[i]),
-                                           f"unknown category {unknown[0]!r}: skipped"))
+                ds.problems.append(
+                    Problem("facilities", str(ids[i]), f"unknown category {unknown[0]!r}: skipped")
+                )
                 continue
         else:
             cats = categorise(tags, load_categories())
@@ -215,22 +254,30 @@ def _facilities(gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndarray,
     is_poly = np.isin(types, (3, 6))
     keep = np.isin(types, (0, 3, 6))
     for j in np.flatnonzero(~keep):
-        ds.problems.append(Problem("facilities", str(ids[idx[j]]),
-                                   "not a point or polygon: skipped"))
+        ds.problems.append(
+            Problem("facilities", str(ids[idx[j]]), "not a point or polygon: skipped")
+        )
     if is_poly.any():
         fixed, ok = repair_polygons(g[is_poly], ids[idx][is_poly], "facilities", ds)
         g[is_poly] = fixed
         keep[np.flatnonzero(is_poly)[~ok]] = False
     names = _text(gdf, "name", "名称")
-    df = pd.DataFrame({
-        "source_id": ids[idx], "categories": [r[1] for r in rows], "kind": [r[2] for r in rows],
-        "name": [names[i] for i in idx], "tags": [{} for _ in rows], "geom": g,
-    })
+    df = pd.DataFrame(
+        {
+            "source_id": ids[idx],
+            "categories": [r[1] for r in rows],
+            "kind": [r[2] for r in rows],
+            "name": [names[i] for i in idx],
+            "tags": [{} for _ in rows],
+            "geom": g,
+        }
+    )
     return df.loc[keep].reset_index(drop=True)
 
 
-def _streets(ds: Dataset, gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndarray,
-             settings: Settings) -> None:
+def _streets(
+    ds: Dataset, gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndarray, settings: Settings
+) -> None:
     hw = [h or "footway" for h in _text(gdf, "highway", "class", "type")]
     names = _text(gdf, "name")
     parts, index = shapely.get_parts(geoms, return_index=True)
@@ -243,12 +290,14 @@ def _streets(ds: Dataset, gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndar
         if hw[i] not in WALKABLE_HIGHWAYS:
             continue
         xy = shapely.get_coordinates(part)
-        keys = (np.round(xy[:, 0] * COORD_KEY_SCALE).astype(np.int64) * 4_000_000_000
-                + np.round(xy[:, 1] * COORD_KEY_SCALE).astype(np.int64))
+        keys = np.round(xy[:, 0] * COORD_KEY_SCALE).astype(np.int64) * 4_000_000_000 + np.round(
+            xy[:, 1] * COORD_KEY_SCALE
+        ).astype(np.int64)
         sid = f"{ids[i]}" if n_parts[i] == 1 else f"{ids[i]}.{k}"
         ways.append(WayRecord(sid, hw[i], names[i], keys, xy[:, 0], xy[:, 1]))
     sample = shapely.points([w.lon[0] for w in ways[:1000]], [w.lat[0] for w in ways[:1000]])
-    transformer, epsg = hh.metric_transformer(np.asarray(sample), ds.metric_epsg
-                                              or settings.metric_epsg)
+    transformer, epsg = hh.metric_transformer(
+        np.asarray(sample), ds.metric_epsg or settings.metric_epsg
+    )
     ds.metric_epsg = epsg
     ds.walk_nodes, ds.walk_edges = build_network(ways, transformer, lambda key: f"c{key}")

@@ -21,8 +21,9 @@ def client(nanjing_url: str) -> Iterator[TestClient]:
 def test_summary_matches_the_database(client, nanjing_engine) -> None:
     body = client.get("/api/summary").json()
     with nanjing_engine.connect() as conn:
-        buildings, households = conn.execute(sa.text(
-            "SELECT count(*), sum(households) FROM building")).one()
+        buildings, households = conn.execute(
+            sa.text("SELECT count(*), sum(households) FROM building")
+        ).one()
     assert body["buildings"] == buildings == 1277
     assert body["households"] == households
     assert body["dwellings"] == households  # one estimated dwelling per household
@@ -44,12 +45,18 @@ def test_pages_walk_the_whole_layer_without_repeats(client) -> None:
 
 def test_bbox_returns_exactly_the_features_that_touch_it(client, nanjing_engine) -> None:
     box = (118.775, 32.04, 118.785, 32.045)
-    page = client.get("/api/layers/buildings", params={
-        "bbox": ",".join(map(str, box)), "limit": 10000}).json()
+    page = client.get(
+        "/api/layers/buildings", params={"bbox": ",".join(map(str, box)), "limit": 10000}
+    ).json()
     with nanjing_engine.connect() as conn:
-        expected = set(conn.execute(sa.text(
-            "SELECT id FROM building WHERE geom && ST_MakeEnvelope(:a, :b, :c, :d, 4326)"),
-            dict(zip("abcd", box, strict=True))).scalars())
+        expected = set(
+            conn.execute(
+                sa.text(
+                    "SELECT id FROM building WHERE geom && ST_MakeEnvelope(:a, :b, :c, :d, 4326)"
+                ),
+                dict(zip("abcd", box, strict=True)),
+            ).scalars()
+        )
     assert {f["id"] for f in page["features"]} == expected
     assert 0 < len(expected) < 1277
     feature = page["features"][0]
@@ -57,15 +64,18 @@ def test_bbox_returns_exactly_the_features_that_touch_it(client, nanjing_engine)
     assert {"households", "levels", "area_m2", "building_type"} <= set(feature["properties"])
 
 
-@pytest.mark.parametrize(("url", "status", "needle"), [
-    ("/api/layers/buildings?bbox=1,2", 422, "four numbers"),
-    ("/api/layers/buildings?bbox=10,50,5,60", 422, "west < east"),
-    ("/api/layers/buildings?limit=0", 422, "limit"),
-    ("/api/layers/buildings?limit=100001", 422, "limit"),
-    ("/api/layers/residents", 422, "layer"),
-    ("/api/layers/buildings?offset=-1", 422, "offset"),
-    ("/map?bbox=a,b,c,d", 422, "four numbers"),
-])
+@pytest.mark.parametrize(
+    ("url", "status", "needle"),
+    [
+        ("/api/layers/buildings?bbox=1,2", 422, "four numbers"),
+        ("/api/layers/buildings?bbox=10,50,5,60", 422, "west < east"),
+        ("/api/layers/buildings?limit=0", 422, "limit"),
+        ("/api/layers/buildings?limit=100001", 422, "limit"),
+        ("/api/layers/residents", 422, "layer"),
+        ("/api/layers/buildings?offset=-1", 422, "offset"),
+        ("/map?bbox=a,b,c,d", 422, "four numbers"),
+    ],
+)
 def test_bad_requests_say_what_is_wrong(client, url, status, needle) -> None:
     r = client.get(url)
     assert r.status_code == status

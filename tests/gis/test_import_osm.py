@@ -40,16 +40,23 @@ def expected_building_ids(path: Path) -> set[str]:
     2. Where the relation is itself a building, the relation is the footprint and its outer
        way is not counted again (its households would be counted twice).
     """
-    df = pyogrio.read_dataframe(path, layer="multipolygons",
-                                columns=["building", "osm_id", "osm_way_id"],
-                                read_geometry=False)
+    df = pyogrio.read_dataframe(
+        path,
+        layer="multipolygons",
+        columns=["building", "osm_id", "osm_way_id"],
+        read_geometry=False,
+    )
     df = df[df["building"].notna() & (df["building"] != "no")]
     gdal = {f"r{i}" for i in df["osm_id"].dropna()} | {f"w{i}" for i in df["osm_way_id"].dropna()}
     building_outer, other_outer = _relation_outer_ways(path)
     closed = set()
     for way in osmium.FileProcessor(str(path), osmium.osm.WAY):
-        if ("building" in way.tags and way.tags["building"] != "no"
-                and len(way.nodes) >= 4 and way.nodes[0].ref == way.nodes[-1].ref):
+        if (
+            "building" in way.tags
+            and way.tags["building"] != "no"
+            and len(way.nodes) >= 4
+            and way.nodes[0].ref == way.nodes[-1].ref
+        ):
             closed.add(way.id)
     kept_by_rule_1 = {f"w{i}" for i in (closed & other_outer) - building_outer}
     dropped_by_rule_2 = {f"w{i}" for i in building_outer}
@@ -71,20 +78,32 @@ def test_nanjing_counts_from_plain_xml(engine) -> None:
     tree = ET.parse(NANJING)
     ways = {}
     for w in tree.getroot().iter("way"):
-        ways[w.get("id")] = ({t.get("k"): t.get("v") for t in w.iter("tag")},
-                             [nd.get("ref") for nd in w.iter("nd")])
-    closed_buildings = {i for i, (t, nds) in ways.items()
-                        if "building" in t and len(nds) >= 4 and nds[0] == nds[-1]}
-    relation_buildings = [r for r in tree.getroot().iter("relation")
-                          if any(t.get("k") == "building" for t in r.iter("tag"))]
+        ways[w.get("id")] = (
+            {t.get("k"): t.get("v") for t in w.iter("tag")},
+            [nd.get("ref") for nd in w.iter("nd")],
+        )
+    closed_buildings = {
+        i for i, (t, nds) in ways.items() if "building" in t and len(nds) >= 4 and nds[0] == nds[-1]
+    }
+    relation_buildings = [
+        r
+        for r in tree.getroot().iter("relation")
+        if any(t.get("k") == "building" for t in r.iter("tag"))
+    ]
     walkable = {i for i, (t, nds) in ways.items() if is_walkable(t) and len(nds) >= 2}
     import_file(engine, NANJING)
     with engine.connect() as conn:
-        b = conn.execute(sa.text(
-            "SELECT count(*) FILTER (WHERE source_id LIKE 'w%'), "
-            "count(*) FILTER (WHERE source_id LIKE 'r%') FROM building")).one()
-        edge_ways = set(conn.execute(sa.text(
-            "SELECT DISTINCT split_part(substr(source_id, 2), ':', 1) FROM walk_edge")).scalars())
+        b = conn.execute(
+            sa.text(
+                "SELECT count(*) FILTER (WHERE source_id LIKE 'w%'), "
+                "count(*) FILTER (WHERE source_id LIKE 'r%') FROM building"
+            )
+        ).one()
+        edge_ways = set(
+            conn.execute(
+                sa.text("SELECT DISTINCT split_part(substr(source_id, 2), ':', 1) FROM walk_edge")
+            ).scalars()
+        )
     assert b[0] == len(closed_buildings)
     # one relation (7098215) has a broken ring and is reported, not imported
     assert b[1] == len(relation_buildings) - 1
@@ -94,16 +113,22 @@ def test_nanjing_counts_from_plain_xml(engine) -> None:
 def test_reimport_is_idempotent(engine) -> None:
     first = import_file(engine, SHANGHAI)
     with engine.connect() as conn:
-        before = conn.execute(sa.text(
-            "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM dwelling_all), "
-            "(SELECT count(*) FROM walk_edge), (SELECT count(*) FROM facility), "
-            "(SELECT max(id) FROM building)")).one()
+        before = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM dwelling_all), "
+                "(SELECT count(*) FROM walk_edge), (SELECT count(*) FROM facility), "
+                "(SELECT max(id) FROM building)"
+            )
+        ).one()
     second = import_file(engine, SHANGHAI)
     with engine.connect() as conn:
-        after = conn.execute(sa.text(
-            "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM dwelling_all), "
-            "(SELECT count(*) FROM walk_edge), (SELECT count(*) FROM facility), "
-            "(SELECT max(id) FROM building)")).one()
+        after = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM dwelling_all), "
+                "(SELECT count(*) FROM walk_edge), (SELECT count(*) FROM facility), "
+                "(SELECT max(id) FROM building)"
+            )
+        ).one()
         runs = conn.scalar(sa.text("SELECT count(*) FROM import_run"))
     assert before == after
     assert runs == 2
@@ -116,8 +141,9 @@ def test_reimport_of_edited_file_reports_each_change(engine, tmp_path: Path) -> 
     import_file(engine, SHANGHAI, source="tongji")
     tree = ET.parse(SHANGHAI)
     root = tree.getroot()
-    buildings = [w for w in root.iter("way") if any(t.get("k") == "building"
-                                                    for t in w.iter("tag"))]
+    buildings = [
+        w for w in root.iter("way") if any(t.get("k") == "building" for t in w.iter("tag"))
+    ]
     removed_id = buildings[0].get("id")
     root.remove(buildings[0])
     edited = buildings[1]
@@ -132,13 +158,20 @@ def test_reimport_of_edited_file_reports_each_change(engine, tmp_path: Path) -> 
     b = report.counts["building"]
     assert (b.added, b.updated, b.removed) == (0, 1, 1)
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT levels, levels_source, households FROM building "
-                                   "WHERE source_id = :s"), {"s": f"w{edited_id}"}).one()
-        gone = conn.scalar(sa.text("SELECT count(*) FROM building WHERE source_id = :s"),
-                           {"s": f"w{removed_id}"})
-        dwellings = conn.scalar(sa.text(
-            "SELECT count(*) FROM dwelling_all d JOIN building b ON b.id = d.building_id "
-            "WHERE b.source_id = :s"), {"s": f"w{edited_id}"})
+        row = conn.execute(
+            sa.text("SELECT levels, levels_source, households FROM building WHERE source_id = :s"),
+            {"s": f"w{edited_id}"},
+        ).one()
+        gone = conn.scalar(
+            sa.text("SELECT count(*) FROM building WHERE source_id = :s"), {"s": f"w{removed_id}"}
+        )
+        dwellings = conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM dwelling_all d JOIN building b ON b.id = d.building_id "
+                "WHERE b.source_id = :s"
+            ),
+            {"s": f"w{edited_id}"},
+        )
     assert row.levels == 18 and row.levels_source == "tag"
     assert gone == 0
     assert dwellings == row.households  # renumbered for the new height
@@ -146,18 +179,28 @@ def test_reimport_of_edited_file_reports_each_change(engine, tmp_path: Path) -> 
 
 def test_households_estimate_and_dwelling_numbers(nanjing_engine) -> None:
     with nanjing_engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT id, ST_AsBinary(geom) AS wkb, levels, area_m2, households, "
-            "households_source, is_residential FROM building "
-            "WHERE households_source = 'estimate' ORDER BY id LIMIT 200")).all()
-        mismatched = conn.scalar(sa.text(
-            "SELECT count(*) FROM building b WHERE households <> "
-            "(SELECT coalesce(sum(households), 0) FROM dwelling_all d "
-            "WHERE d.building_id = b.id)"))
-        numbered = conn.execute(sa.text(
-            "SELECT b.levels, b.households, array_agg(d.room ORDER BY d.floor, length(d.room), d.room) FROM building b "
-            "JOIN dwelling_all d ON d.building_id = b.id WHERE b.households BETWEEN 2 AND 99 "
-            "GROUP BY b.id ORDER BY b.id LIMIT 50")).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT id, ST_AsBinary(geom) AS wkb, levels, area_m2, households, "
+                "households_source, is_residential FROM building "
+                "WHERE households_source = 'estimate' ORDER BY id LIMIT 200"
+            )
+        ).all()
+        mismatched = conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM building b WHERE households <> "
+                "(SELECT coalesce(sum(households), 0) FROM dwelling_all d "
+                "WHERE d.building_id = b.id)"
+            )
+        )
+        numbered = conn.execute(
+            sa.text(
+                "SELECT b.levels, b.households, "
+                "array_agg(d.room ORDER BY d.floor, length(d.room), d.room) FROM building b "
+                "JOIN dwelling_all d ON d.building_id = b.id WHERE b.households BETWEEN 2 AND 99 "
+                "GROUP BY b.id ORDER BY b.id LIMIT 50"
+            )
+        ).all()
     import shapely
 
     for r in rows:
@@ -171,13 +214,13 @@ def test_households_estimate_and_dwelling_numbers(nanjing_engine) -> None:
     for levels, households, rooms in numbered:
         # filled floor by floor, the same number of rooms on each: 101, 102 … 201 …
         per_floor = math.ceil(households / levels)
-        assert rooms == [f"{i // per_floor + 1}{i % per_floor + 1:02d}"
-                         for i in range(households)]
+        assert rooms == [f"{i // per_floor + 1}{i % per_floor + 1:02d}" for i in range(households)]
 
 
 def test_walk_network_is_noded_at_intersections(nanjing_engine) -> None:
     with nanjing_engine.connect() as conn:
-        stats = conn.execute(sa.text("""
+        stats = conn.execute(
+            sa.text("""
             SELECT (SELECT count(*) FROM walk_edge e
                      WHERE NOT ST_Equals(ST_StartPoint(e.geom),
                                          (SELECT geom FROM walk_node WHERE id = e.source))
@@ -189,9 +232,11 @@ def test_walk_network_is_noded_at_intersections(nanjing_engine) -> None:
                    (SELECT count(*) FROM walk_edge WHERE highway IN ('motorway', 'motorway_link'))
                        AS motorways,
                    (SELECT min(length_m) FROM walk_edge) AS min_len
-        """)).one()
-        lengths = conn.execute(sa.text(
-            "SELECT length_m, ST_Length(geom::geography) FROM walk_edge")).all()
+        """)
+        ).one()
+        lengths = conn.execute(
+            sa.text("SELECT length_m, ST_Length(geom::geography) FROM walk_edge")
+        ).all()
     assert stats.misplaced_ends == 0
     assert stats.duplicate_nodes == 0
     assert stats.motorways == 0
@@ -215,14 +260,17 @@ def test_shared_osm_node_becomes_one_vertex(engine, tmp_path: Path) -> None:
  <way id="10"><nd ref="1"/><nd ref="2"/><nd ref="3"/><tag k="highway" v="residential"/></way>
  <way id="11"><nd ref="4"/><nd ref="2"/><nd ref="5"/><tag k="highway" v="footway"/></way>
  <way id="12"><nd ref="5"/><nd ref="6"/><tag k="highway" v="footway"/><tag k="foot" v="no"/></way>
- <way id="13"><nd ref="3"/><nd ref="6"/><tag k="highway" v="service"/><tag k="access" v="private"/></way>
+ <way id="13"><nd ref="3"/><nd ref="6"/><tag k="highway" v="service"/>
+  <tag k="access" v="private"/></way>
  <way id="14"><nd ref="1"/><nd ref="4"/><tag k="highway" v="motorway"/></way>
 </osm>""")
     import_file(engine, osm)
     with engine.connect() as conn:
-        degree = conn.execute(sa.text("""
+        degree = conn.execute(
+            sa.text("""
             SELECT n.source_id, count(*) FROM walk_node n
-              JOIN walk_edge e ON n.id IN (e.source, e.target) GROUP BY n.source_id""")).all()
+              JOIN walk_edge e ON n.id IN (e.source, e.target) GROUP BY n.source_id""")
+        ).all()
         total = conn.scalar(sa.text("SELECT sum(length_m) FROM walk_edge"))
     assert dict(degree) == {"n2": 4, "n1": 1, "n3": 1, "n4": 1, "n5": 1}
     # two perpendicular 2 x ~100 m ways (lon degrees shrink by cos(lat))
@@ -232,8 +280,7 @@ def test_shared_osm_node_becomes_one_vertex(engine, tmp_path: Path) -> None:
 
 def test_facilities_get_categories_from_the_mapping(nanjing_engine) -> None:
     with nanjing_engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT kind, categories FROM facility")).all()
+        rows = conn.execute(sa.text("SELECT kind, categories FROM facility")).all()
     kinds = {k for k, _ in rows}
     assert all(len(c) >= 1 for _, c in rows)
     by_kind = {k: set(c) for k, c in rows}

@@ -23,15 +23,23 @@ COUNT_FEATURES = """
 
 
 @pytest.mark.parametrize("viewport", [(1024, 768), (768, 1024)], ids=["landscape", "portrait"])
-def test_map_page_draws_our_data_with_nothing_from_outside(browser, live_server, nanjing_engine,
-                                                           viewport) -> None:
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
-                                  has_touch=True, is_mobile=True)
+def test_map_page_draws_our_data_with_nothing_from_outside(
+    browser, live_server, nanjing_engine, viewport
+) -> None:
+    context = browser.new_context(
+        viewport={"width": viewport[0], "height": viewport[1]}, has_touch=True, is_mobile=True
+    )
     page = context.new_page()
     outside: list[str] = []
     failed: list[str] = []
-    page.on("request", lambda r: outside.append(r.url)
-            if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url)
+            if not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+            else None
+        ),
+    )
     page.on("requestfailed", lambda r: failed.append(r.url))
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -40,9 +48,12 @@ def test_map_page_draws_our_data_with_nothing_from_outside(browser, live_server,
     assert outside == [] and failed == [] and errors == []
     counts = page.evaluate(COUNT_FEATURES)
     with nanjing_engine.connect() as conn:
-        expected = conn.execute(sa.text(
-            "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM walk_edge), "
-            "(SELECT count(*) FROM facility)")).one()
+        expected = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM building), (SELECT count(*) FROM walk_edge), "
+                "(SELECT count(*) FROM facility)"
+            )
+        ).one()
     assert (counts["buildings"], counts["streets"], counts["facilities"]) == tuple(expected)
     assert "OpenStreetMap contributors" in page.inner_text(".leaflet-control-attribution")
     bar = page.locator("#ga-bar")
@@ -50,27 +61,35 @@ def test_map_page_draws_our_data_with_nothing_from_outside(browser, live_server,
     box = bar.bounding_box()
     assert box is not None and box["width"] <= viewport[0]
     # the map fills the screen below nothing else: Leaflet sized it to the viewport
-    size = page.evaluate("() => { const m = Object.values(window).find(v => v instanceof L.Map);"
-                         " const s = m.getSize(); return [s.x, s.y]; }")
+    size = page.evaluate(
+        "() => { const m = Object.values(window).find(v => v instanceof L.Map);"
+        " const s = m.getSize(); return [s.x, s.y]; }"
+    )
     assert size == [viewport[0], viewport[1]]
     context.close()
 
 
 def test_tapping_a_building_shows_its_card(browser, live_server, nanjing_engine) -> None:
     with nanjing_engine.connect() as conn:
-        households, lon, lat = conn.execute(sa.text(
-            "SELECT households, ST_X(p), ST_Y(p) FROM (SELECT households, "
-            "ST_PointOnSurface(geom) AS p FROM building ORDER BY households DESC, id "
-            "LIMIT 1) b")).one()
+        households, lon, lat = conn.execute(
+            sa.text(
+                "SELECT households, ST_X(p), ST_Y(p) FROM (SELECT households, "
+                "ST_PointOnSurface(geom) AS p FROM building ORDER BY households DESC, id "
+                "LIMIT 1) b"
+            )
+        ).one()
     context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
     page = context.new_page()
     page.goto(f"{live_server}/map", wait_until="networkidle")
-    x, y = page.evaluate("""([lat, lon]) => {
+    x, y = page.evaluate(
+        """([lat, lon]) => {
       const map = Object.values(window).find(v => v instanceof L.Map);
       map.setView([lat, lon], 19, {animate: false});
       const p = map.latLngToContainerPoint([lat, lon]);
       return [p.x, p.y];
-    }""", [lat, lon])
+    }""",
+        [lat, lon],
+    )
     page.touchscreen.tap(x, y)
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for(timeout=5000)
@@ -89,20 +108,34 @@ def test_names_from_imported_files_cannot_run_script(browser, engine, db_url, tm
     lon, lat, d = 118.78, 32.04, 0.0004
     ring = [[lon, lat], [lon + d, lat], [lon + d, lat + d], [lon, lat + d], [lon, lat]]
     path = tmp_path / "buildings.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"id": "x", "name": evil, "levels": 6},
-         "geometry": {"type": "Polygon", "coordinates": [ring]}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"id": "x", "name": evil, "levels": 6},
+                        "geometry": {"type": "Polygon", "coordinates": [ring]},
+                    }
+                ],
+            }
+        )
+    )
     import_file(engine, path)
     with serve_app(db_url) as base:
         context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
         page = context.new_page()
         page.goto(f"{base}/map", wait_until="networkidle")
-        x, y = page.evaluate("""([lat, lon]) => {
+        x, y = page.evaluate(
+            """([lat, lon]) => {
           const map = Object.values(window).find(v => v instanceof L.Map);
           map.setView([lat, lon], 19, {animate: false});
           const p = map.latLngToContainerPoint([lat, lon]);
           return [p.x, p.y];
-        }""", [lat + d / 2, lon + d / 2])
+        }""",
+            [lat + d / 2, lon + d / 2],
+        )
         page.mouse.move(x, y)
         page.touchscreen.tap(x, y)
         popup = page.locator(".leaflet-popup-content")

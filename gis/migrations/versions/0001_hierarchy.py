@@ -191,7 +191,8 @@ def upgrade() -> None:
             name        text,
             tags        jsonb NOT NULL DEFAULT '{{}}'::jsonb,
             geom        geometry(Geometry, 4326) NOT NULL
-                        CHECK (GeometryType(geom) IN ('POINT', 'MULTIPOLYGON') AND ST_IsValid(geom)),
+                        CHECK (GeometryType(geom) IN ('POINT', 'MULTIPOLYGON')
+                               AND ST_IsValid(geom)),
             {PROVENANCE}
         )
         """
@@ -231,7 +232,18 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS dwelling_all")
     op.execute("DROP VIEW IF EXISTS dwelling_estimate")
-    for table in ("walk_edge", "walk_node", "facility", "dwelling", "building", "unit",
-                  "building_cluster", "residents_group", "grid", "community", "subdistrict",
-                  "import_run"):
+    for table in (
+        "walk_edge",
+        "walk_node",
+        "facility",
+        "dwelling",
+        "building",
+        "unit",
+        "building_cluster",
+        "residents_group",
+        "grid",
+        "community",
+        "subdistrict",
+        "import_run",
+    ):
         op.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
