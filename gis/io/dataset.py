@@ -105,15 +105,18 @@ def finish_buildings(raw: pd.DataFrame, ds: Dataset, settings: Settings) -> pd.D
     df["area_m2"] = np.round(area, 2)
     levels_info = [
         hh.resolve_levels(t, lv, ht)
-        for t, lv, ht in zip(df["building_type"], df["levels_tag"], df["height_tag"], strict=True)
+        for t, lv, ht in zip(
+            df["building_type"].tolist(), df["levels_tag"].tolist(), df["height_tag"].tolist(),
+            strict=True,
+        )
     ]
     df["levels"] = np.array([lv for lv, _ in levels_info], dtype=np.int64)
     df["levels_source"] = [src for _, src in levels_info]
-    df["height_m"] = [hh.parse_number(h) for h in df["height_tag"]]
+    df["height_m"] = [hh.parse_number(h) for h in df["height_tag"].tolist()]
     df["is_residential"] = np.array(
         [
             hh.is_residential(t, tags)
-            for t, tags in zip(df["building_type"], df["tags"], strict=True)
+            for t, tags in zip(df["building_type"].tolist(), df["tags"].tolist(), strict=True)
         ],
         bool,
     )
@@ -123,8 +126,8 @@ def finish_buildings(raw: pd.DataFrame, ds: Dataset, settings: Settings) -> pd.D
     est = hh.estimate_households(
         df["area_m2"].to_numpy(), df["levels"].to_numpy(), df["is_residential"].to_numpy(), params
     )
-    flats = np.array([hh.parse_number(f) for f in df["flats_tag"]], dtype=float)
-    attr = np.array([hh.parse_number(a) for a in df["households_attr"]], dtype=float)
+    flats = np.array([hh.parse_number(f) for f in df["flats_tag"].tolist()], dtype=float)
+    attr = np.array([hh.parse_number(a) for a in df["households_attr"].tolist()], dtype=float)
     df["flats"] = pd.array(np.where(np.isnan(flats), pd.NA, flats), dtype="Int64")
     households = est.astype(float)
     source = np.where(est > 0, "estimate", "none").astype(object)

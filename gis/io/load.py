@@ -53,21 +53,47 @@ class Column:
     expr: str | None = None  # defaults to s.<name>
 
 
-def _ewkb_hex(geoms: np.ndarray) -> list[str]:
-    return list(shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True))
+# Binary COPY: no text formatting in Python, no parsing on the server. Geometries travel as
+# EWKB, which PostGIS's binary input reads directly.
+BINARY_TYPES = {
+    "geometry": "bytea",
+    "double precision": "float8",
+    "integer": "int4",
+    "bigint": "int8",
+    "boolean": "bool",
+    "text": "text",
+    "text[]": "text[]",
+    "jsonb": "jsonb",
+}
 
 
 def _python_values(series: pd.Series, sql_type: str) -> list:
     if sql_type == "geometry":
-        return _ewkb_hex(series.to_numpy())
+        geoms = shapely.set_srid(series.to_numpy(), 4326)
+        return list(shapely.to_wkb(geoms, include_srid=True))
     if sql_type == "jsonb":
         return [Jsonb(v) for v in series]
-    values = (
-        series.astype(object).where(series.notna(), None).tolist()
-        if sql_type != "text[]"
-        else series.tolist()
-    )
+    if sql_type == "text[]":
+        return series.tolist()
+    values = series.astype(object).where(series.notna(), None).tolist()
+    if sql_type == "double precision":
+        return [None if v is None else float(v) for v in values]
     return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
+def _copy_rows(
+    conn: Connection,
+    table: str,
+    names: Sequence[str],
+    sql_types: Sequence[str],
+    data: Sequence[list],
+) -> None:
+    raw = conn.connection.driver_connection
+    sql = f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+    with raw.cursor() as cur, cur.copy(sql) as copy:
+        copy.set_types([BINARY_TYPES[t] for t in sql_types])
+        for row in zip(*data, strict=True):
+            copy.write_row(row)
 
 
 def copy_into_stage(
@@ -77,12 +103,7 @@ def copy_into_stage(
     cols_sql = ", ".join(f"{c.name} {c.sql_type}" for c in columns)
     conn.execute(sa.text(f"CREATE TEMP TABLE {stage} ({cols_sql}) ON COMMIT DROP"))
     data = [_python_values(df[c.name], c.sql_type) for c in columns]
-    raw = conn.connection.driver_connection
-    names = ", ".join(c.name for c in columns)
-    with raw.cursor() as cur, cur.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-        copy.set_types([("text" if c.sql_type == "geometry" else c.sql_type) for c in columns])
-        for row in zip(*data, strict=True):
-            copy.write_row(row)
+    _copy_rows(conn, stage, [c.name for c in columns], [c.sql_type for c in columns], data)
 
 
 def to_multi(geoms: np.ndarray) -> np.ndarray:
@@ -111,13 +132,8 @@ def copy_new_rows(
     no SQL expression is applied on this path.
     """
     data = [[source_file] * len(df)] + [_python_values(df[c.name], c.sql_type) for c in columns]
-    names = ", ".join(["source_file", *(c.name for c in columns)])
-    types = ["text"] + [("text" if c.sql_type == "geometry" else c.sql_type) for c in columns]
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        copy.set_types(types)
-        for row in zip(*data, strict=True):
-            copy.write_row(row)
+    names = ["source_file", *(c.name for c in columns)]
+    _copy_rows(conn, table, names, ["text", *(c.sql_type for c in columns)], data)
     return Counts(added=len(df))
 
 

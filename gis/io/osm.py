@@ -45,21 +45,32 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
     # Closed building ways that are outer rings of a building multipolygon: the relation is
     # the building; keeping the way too would count its households twice.
     outer_of_building: set[str] = set()
-    keys = ["building", "highway", *FACILITY_KEYS, "healthcare:speciality", "social_facility:for"]
+    # Filters run in C++ before anything reaches Python: per object type, only what each
+    # layer can use (facility nodes, building or highway ways, building relations, building
+    # or facility areas). The area assembler still sees every multipolygon relation.
     fp = (
         osmium.FileProcessor(str(path))
         .with_locations()
         .with_areas()
         .with_filter(osmium.filter.EmptyTagFilter())
-        .with_filter(osmium.filter.KeyFilter(*keys))
+        .with_filter(osmium.filter.KeyFilter(*FACILITY_KEYS).enable_for(osmium.osm.NODE))
+        .with_filter(osmium.filter.KeyFilter("building", "highway").enable_for(osmium.osm.WAY))
+        .with_filter(osmium.filter.KeyFilter("building").enable_for(osmium.osm.RELATION))
+        .with_filter(
+            osmium.filter.KeyFilter("building", *FACILITY_KEYS).enable_for(osmium.osm.AREA)
+        )
     )
     on_step("reading OSM", 0.05)
     try:
         for obj in fp:
             tags = obj.tags
             if obj.is_area():
-                is_b = want_b and "building" in tags and tags["building"] != "no"
-                is_f = want_f and any(k in tags for k in FACILITY_KEYS)
+                has_b = "building" in tags
+                is_b = want_b and has_b and tags["building"] != "no"
+                # most buildings carry one tag: skip the facility test for them
+                is_f = want_f and (
+                    not has_b or (len(tags) > 1 and any(k in tags for k in FACILITY_KEYS))
+                )
                 if not (is_b or is_f):
                     continue
                 sid = _area_source_id(obj)
@@ -102,7 +113,7 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
                         for m in obj.members
                         if m.type == "w" and m.role in ("outer", "")
                     )
-            elif want_f and any(k in tags for k in FACILITY_KEYS):  # a node
+            elif want_f:  # a node: the filter let through facility nodes only
                 try:
                     geom = wkb.create_point(obj)
                 except osmium.InvalidLocationError:

@@ -104,6 +104,9 @@ def upgrade() -> None:
         )
         _gist(table)
 
+    # Footprints and facilities are checked valid by the importer (GEOS, make_valid); a
+    # per-row ST_IsValid CHECK would run GEOS a second time on every write of the largest
+    # tables. The few, large area polygons above keep theirs.
     op.execute(
         f"""
         CREATE TABLE building (
@@ -126,7 +129,7 @@ def upgrade() -> None:
                             CHECK (households_source IN
                                    ('none', 'flats', 'estimate', 'attribute', 'csv', 'register')),
             tags            jsonb NOT NULL DEFAULT '{{}}'::jsonb,
-            geom            geometry(MultiPolygon, 4326) NOT NULL CHECK (ST_IsValid(geom)),
+            geom            geometry(MultiPolygon, 4326) NOT NULL,
             {PROVENANCE}
         )
         """
@@ -191,8 +194,7 @@ def upgrade() -> None:
             name        text,
             tags        jsonb NOT NULL DEFAULT '{{}}'::jsonb,
             geom        geometry(Geometry, 4326) NOT NULL
-                        CHECK (GeometryType(geom) IN ('POINT', 'MULTIPOLYGON')
-                               AND ST_IsValid(geom)),
+                        CHECK (GeometryType(geom) IN ('POINT', 'MULTIPOLYGON')),
             {PROVENANCE}
         )
         """
