@@ -38,6 +38,7 @@ from pyproj import Transformer
 from gis.errors import InvalidInput
 
 Table = dict[str, np.ndarray]
+LAYERS = ("buildings", "streets", "facilities", "communities", "subdistricts")
 
 METRIC_EPSG = 32651
 CENTRE_LONLAT = (121.45, 31.23)
@@ -118,14 +119,7 @@ def write_city(out: Path, *, buildings: int, seed: int) -> str:
     streets = _make_streets(blocks, comps, gates, grid)
     facilities = _make_facilities(gates, int(buildings), rng)
     communities, subdistricts = _make_areas(blocks, comps, comp_hh, grid)
-    layers = {
-        "buildings": bld,
-        "streets": streets,
-        "facilities": facilities,
-        "communities": communities,
-        "subdistricts": subdistricts,
-    }
-    _write_layers(out, layers)
+    _write_layers(out, [bld, streets, facilities, communities, subdistricts])
     return (
         f"wrote {out}: {len(bld['id'])} buildings ({int(bld['households'].sum()):,} households),"
         f" {len(streets['id'])} street segments, {len(facilities['id'])} facilities,"
@@ -139,6 +133,11 @@ def _enumerate_items(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     counts = np.asarray(counts, dtype=np.int64)
     owner = np.repeat(np.arange(len(counts)), counts)
     return owner, np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _number(prefix: str, count: int, width: int = 1, suffix: str = "") -> np.ndarray:
+    """Return prefix + q (zero-padded to ``width``) + suffix for q = 1..count: ids and codes."""
+    return np.array([f"{prefix}{q:0{width}d}{suffix}" for q in range(1, count + 1)], object)
 
 
 def _take(table: Table, idx: np.ndarray) -> Table:
@@ -191,10 +190,17 @@ def _draw_blocks(side: int, rng: np.random.Generator) -> tuple[Table, Table]:
     b["cb"] = _split_bounds(b["x0"], b["x1"], b["ncx"], rng)
     b["rb"] = _split_bounds(b["y0"], b["y1"], b["ncy"], rng)
     b["tertiary"] = rng.random((len(i), 4)) < 0.3
-    return b, {"xs": xs, "ys": ys, "side": np.array(side)}
+    return b, {
+        "xs": xs,
+        "ys": ys,
+        "side": np.array(side),
+        "minor_base": np.array(2 * side**2 + 2 * side),
+    }
 
 
-def _split_bounds(lo: np.ndarray, hi: np.ndarray, n: np.ndarray, rng: np.random.Generator):
+def _split_bounds(
+    lo: np.ndarray, hi: np.ndarray, n: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Return (k, 4) cell boundaries lo, splits..., hi for ``n`` cells, padded with NaN."""
     w, u = hi - lo, 0.5 + rng.uniform(-0.06, 0.06, len(lo))
     out = np.full((len(lo), 4), np.nan)
@@ -203,11 +209,6 @@ def _split_bounds(lo: np.ndarray, hi: np.ndarray, n: np.ndarray, rng: np.random.
     out[:, 2] = np.select([n == 2, n == 3], [hi, (lo + 2 * w / 3).round(1)], np.nan)
     out[:, 3] = np.where(n == 3, hi, np.nan)
     return out
-
-
-def _find_inner_splits(bounds: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Return the (k, 2) minor-street positions inside each block, NaN where there is none."""
-    return np.where(np.arange(2) < (n - 1)[:, None], bounds[:, 1:3], np.nan)
 
 
 def _layout_compounds(b: Table, rng: np.random.Generator) -> Table:
@@ -233,18 +234,8 @@ def _layout_compounds(b: Table, rng: np.random.Generator) -> Table:
     y_first = ay0 + LANE_MARGIN_M
     n_rows = np.floor((ay1 - y_first - gap_y / 2 - bh) / (bh + gap_y)).astype(np.int64) + 1
     n_rows = np.where(tower, np.minimum(n_rows, np.maximum(1, MAX_TOWERS // (2 * n_side))), n_rows)
-    return c | {
-        "tower": tower,
-        "bw": bw,
-        "bh": bh,
-        "px": bw + gap_x,
-        "py": bh + gap_y,
-        "gap_y": gap_y,
-        "x_sp": (ax0 + ax1) / 2,
-        "y_first": y_first,
-        "n_side": n_side,
-        "n_rows": n_rows,
-    }
+    c.update(tower=tower, bw=bw, bh=bh, px=bw + gap_x, py=bh + gap_y, gap_y=gap_y)
+    return c | dict(x_sp=(ax0 + ax1) / 2, y_first=y_first, n_side=n_side, n_rows=n_rows)
 
 
 def _place_shops(b: Table, rng: np.random.Generator) -> Table:
@@ -254,7 +245,8 @@ def _place_shops(b: Table, rng: np.random.Generator) -> Table:
     for side in range(4):  # S, N, W, E
         along_x = side < 2
         lo, hi = (b["x0"], b["x1"]) if along_x else (b["y0"], b["y1"])
-        splits = _find_inner_splits(b["cb"], b["ncx"]) if along_x else _find_inner_splits(b["rb"], b["ncy"])
+        bounds, n_cells = (b["cb"], b["ncx"]) if along_x else (b["rb"], b["ncy"])
+        splits = np.where(np.arange(2) < (n_cells - 1)[:, None], bounds[:, 1:3], np.nan)
         count = np.maximum(np.floor((hi - lo - 2 * SHOP_END_M) / SHOP_PITCH_M), 0)
         blk, m = _enumerate_items(count.astype(np.int64))
         start = lo[blk] + SHOP_END_M + m * SHOP_PITCH_M
@@ -291,24 +283,24 @@ def _locate_gates(c: Table, grid: Table) -> Table:
     x = np.select([gate == 2, gate == 3], [c["cx0"], c["cx1"]], c["x_sp"])
     y = np.select([gate == 0, gate == 1], [c["cy0"], c["cy1"]], y_mid)
     slot = np.choose(gate, [1 + c["b"], 2 + c["b"], c["a"] - 1, c["a"]])
-    line = _count_arterial_ids(grid) + 4 * c["block"] + slot
+    line = int(grid["minor_base"]) + 4 * c["block"] + slot
     dx, dy = np.choose(gate, [0, 0, 1, -1]), np.choose(gate, [1, -1, 0, 0])
     return {"x": x, "y": y, "line": line, "along": np.where(gate < 2, x, y), "dx": dx, "dy": dy}
 
 
-def _count_arterial_ids(grid: Table) -> int:
-    """Return the first line id of minor streets (arterial edges come before them)."""
-    side = int(grid["side"])
-    return 2 * side * (side + 1)
-
-
-def _make_buildings(c: Table, shops: Table, n: int, rng: np.random.Generator):
-    """Build apartment and shop footprints, then drop random surplus down to exactly ``n``."""
+def _enumerate_slots(c: Table) -> tuple[np.ndarray, ...]:
+    """Return (compound, row, side sign, column from the spine) of every building slot."""
     comp, local = _enumerate_items(c["n_rows"] * 2 * c["n_side"])
     ns = c["n_side"][comp]
     row, col = local // (2 * ns), local % (2 * ns)
-    sign = np.where(col < ns, -1.0, 1.0)
-    m = np.where(col < ns, col, col - ns)
+    return comp, row, np.where(col < ns, -1.0, 1.0), np.where(col < ns, col, col - ns)
+
+
+def _make_buildings(
+    c: Table, shops: Table, n: int, rng: np.random.Generator
+) -> tuple[Table, np.ndarray]:
+    """Build apartment and shop footprints, then drop random surplus down to exactly ``n``."""
+    comp, row, sign, m = _enumerate_slots(c)
     inner = c["x_sp"][comp] + sign * (SPINE_GAP_M / 2 + m * c["px"][comp])
     outer = _compute_outer_x(c, comp, sign, m)
     yb = _compute_lane_y(c, comp, row) + c["gap_y"][comp] / 2
@@ -323,7 +315,7 @@ def _make_buildings(c: Table, shops: Table, n: int, rng: np.random.Generator):
     geoms = np.concatenate([apt, shapely.box(shops["x0"], shops["y0"], shops["x1"], shops["y1"])])
     kinds = np.repeat(np.array(["apartments", "retail"], dtype=object), [n_apt, n_all - n_apt])
     table = {
-        "id": np.array([f"b{k}" for k in range(1, n + 1)], dtype=object),
+        "id": _number("b", n),
         "building": kinds[keep],
         "levels": np.concatenate([levels, shops["levels"]])[keep].astype(np.int64),
         "households": np.concatenate([households, np.zeros(n_all - n_apt, np.int64)])[keep],
@@ -335,8 +327,8 @@ def _make_buildings(c: Table, shops: Table, n: int, rng: np.random.Generator):
 
 def _make_streets(b: Table, c: Table, gates: Table, grid: Table) -> Table:
     """Build arterials, minor streets and compound paths, noded at every shared vertex."""
-    side, xs, ys, mb = int(grid["side"]), grid["xs"], grid["ys"], _count_arterial_ids(grid)
-    v_base = side * (side + 1)
+    side, xs, ys, mb = int(grid["side"]), grid["xs"], grid["ys"], int(grid["minor_base"])
+    v_base = side * (side + 1)  # line ids: E-W arterial edges, N-S ones, then minor streets
     i, j, k = b["i"], b["j"], np.arange(len(b["i"]))
     pts: list[tuple] = []  # (line id, position along the line, x, y)
     edges = np.unique(
@@ -381,31 +373,24 @@ def _make_streets(b: Table, c: Table, gates: Table, grid: Table) -> Table:
         np.where(num % 3 == 0, "primary", "secondary"),
         np.where(tert, "tertiary", "residential"),
     ).astype(object)
-    names = [
-        f"纬{q + 1}路" if h else f"经{q + 1}路" if v else None
-        for q, h, v in zip(num.tolist(), hi.tolist(), vi.tolist(), strict=True)
-    ]
+    road = np.where(hi, "纬", "经").astype(object) + (num + 1).astype(str).astype(object) + "路"
+    names = np.where(hi | vi, road, None)
     paths, kinds = _make_paths(c, gates)
     geoms = np.concatenate([network, paths])
     return {
-        "id": np.array([f"s{q}" for q in range(1, len(geoms) + 1)], dtype=object),
+        "id": _number("s", len(geoms)),
         "highway": np.concatenate([highway, kinds]),
-        "name": np.concatenate([np.array(names, dtype=object), np.full(len(paths), None)]),
+        "name": np.concatenate([names, np.full(len(paths), None)]),
         "geometry": geoms,
     }
 
 
 def _make_paths(c: Table, gates: Table) -> tuple[np.ndarray, np.ndarray]:
     """Build each compound's spine, row footways (one piece per building) and gate link."""
-    comp, local = _enumerate_items(c["n_rows"] * 2 * c["n_side"])
-    ns = c["n_side"][comp]
-    row, col = local // (2 * ns), local % (2 * ns)
-    sign = np.where(col < ns, -1.0, 1.0)
-    m = np.where(col < ns, col, col - ns)
+    comp, row, sign, m = _enumerate_slots(c)
     x_from = np.where(m == 0, c["x_sp"][comp], _compute_outer_x(c, comp, sign, m - 1))
-    y = _compute_lane_y(c, comp, row)
-    lanes = shapely.linestrings(
-        np.stack([np.column_stack([x_from, y]), np.column_stack([_compute_outer_x(c, comp, sign, m), y])], 1)
+    lanes = _make_segments(
+        x_from, _compute_outer_x(c, comp, sign, m), _compute_lane_y(c, comp, row)
     )
     # The spine runs through every footway row and, for a south/north gate, out to the gate.
     gate = c["gate"]
@@ -420,15 +405,17 @@ def _make_paths(c: Table, gates: Table) -> tuple[np.ndarray, np.ndarray]:
     side_gate = np.flatnonzero(gate >= 2)
     end_sign = np.where(gate[side_gate] == 2, -1.0, 1.0)
     end_x = _compute_outer_x(c, side_gate, end_sign, c["n_side"][side_gate] - 1)
-    gy = gates["y"][side_gate]
-    links = shapely.linestrings(
-        np.stack([np.column_stack([gates["x"][side_gate], gy]), np.column_stack([end_x, gy])], 1)
-    )
+    links = _make_segments(gates["x"][side_gate], end_x, gates["y"][side_gate])
     kinds = np.repeat(
         np.array(["service", "footway", "service"], dtype=object),
         [len(spines), len(lanes), len(links)],
     )
     return np.concatenate([spines, lanes, links]), kinds
+
+
+def _make_segments(x0: np.ndarray, x1: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return east-west two-point lines from (x0, y) to (x1, y)."""
+    return shapely.linestrings(np.stack([np.column_stack([x0, y]), np.column_stack([x1, y])], 1))
 
 
 def _make_facilities(gates: Table, n: int, rng: np.random.Generator) -> Table:
@@ -446,7 +433,7 @@ def _make_facilities(gates: Table, n: int, rng: np.random.Generator) -> Table:
     nth = np.empty(count, np.int64)
     nth[order] = np.arange(count) - np.searchsorted(cat[order], cat[order])
     return {
-        "id": np.array([f"f{q}" for q in range(1, count + 1)], dtype=object),
+        "id": _number("f", count),
         "category": np.array([CATEGORIES[q][0] for q in cat], dtype=object),
         "name": np.array(
             [f"第{r + 1}{CATEGORIES[q][1]}" for q, r in zip(cat, nth, strict=True)], dtype=object
@@ -486,22 +473,21 @@ def _make_areas(b: Table, c: Table, comp_hh: np.ndarray, grid: Table) -> tuple[T
     cuts = np.flatnonzero(np.diff(sub[by_sub])) + 1
     sub_geoms = np.array([shapely.union_all(boxes[g]) for g in np.split(by_sub, cuts)])
     n_sub = len(sub_geoms)
-    sub_codes = np.array([f"S{q + 1:0{max(2, len(str(n_sub)))}d}" for q in range(n_sub)], object)
+    sub_codes = _number("S", n_sub, max(2, len(str(n_sub))))
     stems = len(AREA_STEMS)
-    return {
-        "code": np.array([f"C{q + 1:0{max(4, len(str(n_comm)))}d}" for q in range(n_comm)], object),
-        "name": np.array([f"第{q + 1}居民区" for q in range(n_comm)], dtype=object),
+    sub_names = [
+        AREA_STEMS[q % stems] + (str(q // stems + 1) if q >= stems else "") + "街道"
+        for q in range(n_sub)
+    ]
+    communities = {
+        "code": _number("C", n_comm, max(4, len(str(n_comm)))),
+        "name": _number("第", n_comm, suffix="居民区"),
         "subdistrict": sub_codes[sub],
         "geometry": boxes,
-    }, {
+    }
+    return communities, {
         "code": sub_codes,
-        "name": np.array(
-            [
-                f"{AREA_STEMS[q % stems]}{'' if q < stems else q // stems + 1}街道"
-                for q in range(n_sub)
-            ],
-            dtype=object,
-        ),
+        "name": np.array(sub_names, object),
         "geometry": sub_geoms,
     }
 
@@ -517,11 +503,11 @@ def _score_partition(hh: np.ndarray, part: list[list[int]]) -> np.ndarray:
     return cost
 
 
-def _write_layers(out: Path, layers: dict[str, Table]) -> None:
-    """Write each table as a layer of a fresh GeoPackage, reprojected to WGS 84."""
+def _write_layers(out: Path, layers: list[Table]) -> None:
+    """Write the tables as the LAYERS of a fresh GeoPackage, reprojected to WGS 84."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
-    for name, table in layers.items():
+    for name, table in zip(LAYERS, layers, strict=True):
         attrs = {k: v for k, v in table.items() if k != "geometry"}
         gdf = gpd.GeoDataFrame(attrs, geometry=table["geometry"], crs=METRIC_EPSG)
         pyogrio.write_dataframe(gdf.to_crs(4326), out, layer=name, driver="GPKG")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,18 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
     Broken building rings (unclosed, too few nodes, missing nodes) are skipped and listed
     in ``Dataset.problems``; invalid polygons are repaired or refused by id.
     """
+    # The read allocates many small, long-lived objects (tag dicts, rows) and no cycles:
+    # the cyclic collector would only rescan them again and again.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_osm(path, settings, layers, on_step)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -> Dataset:
     ds = Dataset()
     categories = load_categories()
     wkb = osmium.geom.WKBFactory()

@@ -23,13 +23,13 @@ from pyproj.exceptions import CRSError
 from gis.errors import InvalidInput, MissingCRS
 from gis.io import households as hh
 from gis.io.categories import category_codes
-from gis.io.dataset import Dataset, Problem, finish_buildings, repair_polygons
-from gis.io.network import WALKABLE_HIGHWAYS, WayRecord, build_network
+from gis.io.dataset import LAYERS, Dataset, Problem, finish_buildings, repair_polygons
+from gis.io.network import WayRecord, build_network, is_walkable
 from gis.settings import Settings
 
 LAYER_PATTERNS = (
     ("buildings", re.compile(r"build|楼|房屋", re.I)),
-    ("streets", re.compile(r"street|road|highway|walk|network|道路", re.I)),
+    ("streets", re.compile(r"street|road|highway|walk|network|道路|路网|街道线", re.I)),
     ("facilities", re.compile(r"facilit|poi|设施", re.I)),
     ("subdistricts", re.compile(r"subdistrict|街道", re.I)),
     ("communities", re.compile(r"communit|residents?_?area|居委|社区", re.I)),
@@ -43,13 +43,40 @@ def _pick(columns: list[str], *names: str) -> str | None:
     return next((lower[n] for n in names if n in lower), None)
 
 
-def _target_layer(name: str, wanted: set[str], n_layers: int, explicit: bool) -> str | None:
-    if explicit and len(wanted) == 1 and n_layers == 1:
-        return next(iter(wanted))
+def _kind_of(name: str) -> str | None:
+    """Return which layer a file layer holds, judged by its name, or None."""
     for layer, pattern in LAYER_PATTERNS:
-        if pattern.search(name) and layer in wanted:
+        if pattern.search(name):
             return layer
     return None
+
+
+def plan_layers(
+    path_name: str, listed: list[str], wanted: set[str], explicit: bool
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Return ([(file layer, target layer)], [file layers skipped as unrecognised]).
+
+    A file with one layer takes the one layer asked for with ``--layer``; otherwise layers are
+    recognised by name, and those recognised but not asked for are left out.
+    """
+    if len(listed) == 1:
+        kind = _kind_of(listed[0])
+        if explicit and len(wanted) == 1:
+            return [(listed[0], next(iter(wanted)))], []
+        if kind is None:
+            raise InvalidInput(
+                f"{path_name}: cannot tell what layer {listed[0]!r} holds; say it with "
+                "--layer buildings|streets|facilities|subdistricts|communities|grids"
+            )
+        return ([(listed[0], kind)] if kind in wanted else []), []
+    plan, unknown = [], []
+    for name in listed:
+        kind = _kind_of(name)
+        if kind is None:
+            unknown.append(name)
+        elif kind in wanted:
+            plan.append((name, kind))
+    return plan, unknown
 
 
 def read_vector(
@@ -61,31 +88,22 @@ def read_vector(
 ) -> Dataset:
     """Read every layer of ``path`` that maps to a wanted layer."""
     try:
-        listed = pyogrio.list_layers(path)
+        listed = [str(name) for name, _gtype in pyogrio.list_layers(path)]
     except Exception as err:  # pyogrio raises several DataSource errors
         raise InvalidInput(
             f"{path.name} cannot be read as GeoJSON/GeoPackage/Shapefile: "
             f"{str(err).strip().splitlines()[0]}"
         ) from err
-    explicit = wanted != set(
-        ("buildings", "streets", "facilities", "subdistricts", "communities", "grids")
-    )
-    plan = []
-    for name, _gtype in listed:
-        target = _target_layer(str(name), wanted, len(listed), explicit)
-        if target is None and (explicit or len(listed) == 1):
-            raise InvalidInput(
-                f"{path.name}: cannot tell what layer {name!r} holds; say it with --layer "
-                "buildings|streets|facilities|subdistricts|communities|grids"
-            )
-        if target:
-            plan.append((str(name), target))
+    explicit = wanted != set(LAYERS)
+    plan, unknown = plan_layers(path.name, listed, wanted, explicit)
     if not plan:
         raise InvalidInput(
-            f"{path.name}: none of its layers ({', '.join(map(str, listed[:, 0]))})"
-            f" is {', '.join(sorted(wanted))}"
+            f"{path.name}: none of its layers ({', '.join(listed)}) is "
+            f"{' or '.join(sorted(wanted))}; name the layer with --layer"
         )
     ds = Dataset()
+    for name in unknown:
+        ds.problems.append(Problem("file", name, "layer name not recognised: skipped"))
     # Boundaries first, so that the order of loading parents before children holds.
     order = ["subdistricts", "communities", "grids", "buildings", "facilities", "streets"]
     plan.sort(key=lambda p: order.index(p[1]))
@@ -154,16 +172,12 @@ def _drop_null_geoms(
 
 
 def _attrs(gdf: gpd.GeoDataFrame, used: set[str]) -> list[dict]:
+    """Return the columns not otherwise used, per row, as JSON-ready dicts."""
     cols = [c for c in gdf.columns if c != gdf.geometry.name and c.lower() not in used]
-    frame = gdf[cols]
-    return (
-        [
-            json.loads(frame.iloc[[i]].to_json(orient="records", force_ascii=False))[0]
-            for i in range(len(frame))
-        ]
-        if cols
-        else [{} for _ in range(len(gdf))]
-    )
+    if not cols:
+        return [{} for _ in range(len(gdf))]
+    frame = pd.DataFrame(gdf[cols])
+    return json.loads(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
 
 
 def _add_layer(ds: Dataset, target: str, gdf: gpd.GeoDataFrame, settings: Settings) -> None:
@@ -278,24 +292,39 @@ def _facilities(
 def _streets(
     ds: Dataset, gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndarray, settings: Settings
 ) -> None:
+    """Node the line layer into the walk network (vertices shared by coordinates)."""
+    # A line layer without a class is taken as footpaths: that is what a hand-drawn walking
+    # network is. foot/access columns, when present, are honoured as for OSM.
     hw = [h or "footway" for h in _text(gdf, "highway", "class", "type")]
+    foot = _text(gdf, "foot")
+    access = _text(gdf, "access")
     names = _text(gdf, "name")
+    walkable = np.array(
+        [
+            is_walkable({k: v for k, v in (("highway", h), ("foot", f), ("access", a)) if v})
+            for h, f, a in zip(hw, foot, access, strict=True)
+        ],
+        dtype=bool,
+    )
     parts, index = shapely.get_parts(geoms, return_index=True)
     n_parts = np.bincount(index, minlength=len(geoms))
+    part_no = np.arange(len(index)) - np.searchsorted(index, index)  # k-th part of its feature
+    is_line = shapely.get_type_id(parts) == 1
+    for i in np.unique(index[~is_line]):
+        ds.problems.append(Problem("streets", str(ids[i]), "not a line: skipped"))
+    keep = is_line & walkable[index]
+    parts, index, part_no = parts[keep], index[keep], part_no[keep]
+    xy, owner = shapely.get_coordinates(parts, return_index=True)
+    keys = np.round(xy[:, 0] * COORD_KEY_SCALE).astype(np.int64) * 4_000_000_000 + np.round(
+        xy[:, 1] * COORD_KEY_SCALE
+    ).astype(np.int64)
+    bounds = np.searchsorted(owner, np.arange(len(parts) + 1))
     ways = []
-    for k, (part, i) in enumerate(zip(parts, index, strict=True)):
-        if shapely.get_type_id(part) != 1:
-            ds.problems.append(Problem("streets", str(ids[i]), "not a line: skipped"))
-            continue
-        if hw[i] not in WALKABLE_HIGHWAYS:
-            continue
-        xy = shapely.get_coordinates(part)
-        keys = np.round(xy[:, 0] * COORD_KEY_SCALE).astype(np.int64) * 4_000_000_000 + np.round(
-            xy[:, 1] * COORD_KEY_SCALE
-        ).astype(np.int64)
-        sid = f"{ids[i]}" if n_parts[i] == 1 else f"{ids[i]}.{k}"
-        ways.append(WayRecord(sid, hw[i], names[i], keys, xy[:, 0], xy[:, 1]))
-    sample = shapely.points([w.lon[0] for w in ways[:1000]], [w.lat[0] for w in ways[:1000]])
+    for j, (i, k) in enumerate(zip(index.tolist(), part_no.tolist(), strict=True)):
+        a, b = bounds[j], bounds[j + 1]
+        sid = str(ids[i]) if n_parts[i] == 1 else f"{ids[i]}.{k}"
+        ways.append(WayRecord(sid, hw[i], names[i], keys[a:b], xy[a:b, 0], xy[a:b, 1]))
+    sample = ds.buildings["geom"].to_numpy() if ds.buildings is not None else parts[:1000]
     transformer, epsg = hh.metric_transformer(
         np.asarray(sample), ds.metric_epsg or settings.metric_epsg
     )

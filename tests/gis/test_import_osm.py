@@ -68,9 +68,12 @@ def test_building_count_matches_independent_count(engine, path: Path) -> None:
     report = import_file(engine, path)
     with engine.connect() as conn:
         stored = set(conn.execute(sa.text("SELECT source_id FROM building")).scalars())
-        invalid = conn.scalar(sa.text(
-            "SELECT (SELECT count(*) FROM building WHERE NOT ST_IsValid(geom)) + "
-            "(SELECT count(*) FROM facility WHERE NOT ST_IsValid(geom))"))
+        invalid = conn.scalar(
+            sa.text(
+                "SELECT (SELECT count(*) FROM building WHERE NOT ST_IsValid(geom)) + "
+                "(SELECT count(*) FROM facility WHERE NOT ST_IsValid(geom))"
+            )
+        )
     assert invalid == 0
     expected = expected_building_ids(path)
     assert stored == expected, (sorted(stored - expected)[:5], sorted(expected - stored)[:5])

@@ -8,7 +8,8 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from shapely.geometry import box
+import pyogrio
+from shapely.geometry import LineString, box
 
 from gis.errors import InvalidInput
 from gis.io.pipeline import import_file
@@ -184,3 +185,64 @@ def test_register_with_bad_rows_names_them_and_writes_nothing(db_url, engine, tm
     assert "row 5: room '101' appears twice" in msg
     with engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM dwelling_all")) == before
+
+
+def test_synthetic_city_imports_whole_and_by_layer(engine, tmp_path) -> None:
+    from gis.synth import write_city
+
+    gpkg = tmp_path / "city.gpkg"
+    write_city(gpkg, buildings=1500, seed=3)
+    expected = {
+        name: len(pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False))
+        for name in ("buildings", "facilities", "communities", "subdistricts")
+    }
+    only = import_file(engine, gpkg, layers=["buildings"])
+    assert set(only.counts) == {"building"}
+    assert only.counts["building"].added == expected["buildings"] == 1500
+    report = import_file(engine, gpkg)
+    assert report.counts["building"].unchanged == 1500
+    assert report.counts["facility"].added == expected["facilities"]
+    assert report.counts["community"].added == expected["communities"]
+    assert report.counts["subdistrict"].added == expected["subdistricts"]
+    assert report.problems == []
+    with engine.connect() as conn:
+        orphans = conn.scalar(
+            sa.text("SELECT count(*) FROM community WHERE subdistrict_id IS NULL")
+        )
+        components = (
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pgr_connectedComponents("
+                    "'SELECT id, source, target, length_m AS cost, length_m AS reverse_cost "
+                    "FROM walk_edge') GROUP BY component ORDER BY 1 DESC"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert orphans == 0
+    assert components[0] == sum(components)  # one connected walk network
+
+
+def test_vector_streets_honour_foot_and_access(engine, tmp_path) -> None:
+    gj = tmp_path / "streets.geojson"
+    lines = [
+        LineString([(121.50, 31.28), (121.501, 31.28)]),
+        LineString([(121.501, 31.28), (121.502, 31.28)]),
+        LineString([(121.502, 31.28), (121.503, 31.28)]),
+        LineString([(121.503, 31.28), (121.504, 31.28)]),
+    ]
+    gpd.GeoDataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "highway": ["residential", "footway", "service", "motorway"],
+            "foot": [None, "no", None, None],
+            "access": [None, None, "private", None],
+        },
+        geometry=lines,
+        crs=4326,
+    ).to_file(gj)
+    import_file(engine, gj)
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT source_id FROM walk_edge")).scalars().all()
+    assert kept == ["a:0"]  # edges are named <line id>:<first vertex>
