@@ -6,9 +6,9 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import pyogrio
 import pytest
 import sqlalchemy as sa
-import pyogrio
 from shapely.geometry import LineString, box
 
 from gis.errors import InvalidInput
