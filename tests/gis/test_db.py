@@ -8,7 +8,7 @@ from gis import db
 
 
 def test_schema_head_constant_matches_the_migrations(engine) -> None:
-    assert db.SCHEMA_HEAD == db.head_revision()
+    assert db.head_revision() == db.SCHEMA_HEAD
     assert db.is_at_head(engine)
     with engine.connect() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'old'"))
