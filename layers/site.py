@@ -170,11 +170,10 @@ def overview_map(
         buildings_layer(buildings).add_to(m)
     if len(facilities):
         facilities_layer(facilities, labels).add_to(m)
-    frames = [f for f in (buildings, edges, facilities) if len(f)]
-    if frames:
-        x0, y0, x1, y1 = gpd.GeoSeries(
-            [g for f in frames for g in [f.geometry.union_all().envelope]], crs=4326
-        ).total_bounds
+    # Fit the view to the buildings (long arterials would zoom it out needlessly).
+    focus = buildings if len(buildings) else (edges if len(edges) else facilities)
+    if len(focus):
+        x0, y0, x1, y1 = focus.total_bounds
         m.fit_bounds([[y0, x0], [y1, x1]])
     else:
         m.location, m.zoom_start = [32.04, 118.78], 14
