@@ -11,7 +11,7 @@ from tests.conftest import SHANGHAI, cli
 def test_status_reports_the_schema_revision(db_url) -> None:
     result = cli("db", "status", db_url=db_url)
     assert result.returncode == 0, result.stderr
-    assert "schema revision 0001" in result.stdout
+    assert "schema revision 0002" in result.stdout
     assert "***" in result.stdout  # never prints the password
 
 

@@ -1,0 +1,62 @@
+"""Walking reach: one run per computation, distances per building and category.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-22
+"""
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        CREATE TABLE reach_run (
+            id              bigserial PRIMARY KEY,
+            computed_at     timestamptz NOT NULL DEFAULT now(),
+            speed_m_per_min double precision NOT NULL CHECK (speed_m_per_min > 0),
+            max_walk_m      double precision NOT NULL CHECK (max_walk_m > 0),
+            categories      text[] NOT NULL,
+            report          jsonb NOT NULL DEFAULT '{}'::jsonb
+        )
+        """
+    )
+    # One row per building and run; arrays follow reach_run.categories. walk_m is the
+    # network distance in metres; 'Infinity' when a facility is reachable but farther than
+    # max_walk_m; NULL when no path leads to any facility of the category (an island).
+    op.execute(
+        """
+        CREATE TABLE building_reach (
+            run_id      bigint NOT NULL REFERENCES reach_run (id) ON DELETE CASCADE,
+            building_id bigint NOT NULL REFERENCES building (id) ON DELETE CASCADE,
+            walk_m      real[] NOT NULL,
+            facility_id bigint[] NOT NULL,
+            PRIMARY KEY (run_id, building_id)
+        )
+        """
+    )
+    op.execute(
+        """
+        CREATE VIEW building_reach_latest AS
+        SELECT r.building_id, c.category, c.walk_m::double precision AS walk_m,
+               CASE WHEN c.walk_m IS NULL OR c.walk_m = 'Infinity' THEN NULL
+                    ELSE c.walk_m / run.speed_m_per_min * 60 END AS walk_s,
+               c.facility_id, run.id AS run_id, run.speed_m_per_min
+          FROM reach_run run
+          JOIN building_reach r ON r.run_id = run.id
+          CROSS JOIN LATERAL unnest(run.categories, r.walk_m, r.facility_id)
+                AS c(category, walk_m, facility_id)
+         WHERE run.id = (SELECT max(id) FROM reach_run)
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP VIEW IF EXISTS building_reach_latest")
+    op.execute("DROP TABLE IF EXISTS building_reach")
+    op.execute("DROP TABLE IF EXISTS reach_run")

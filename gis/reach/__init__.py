@@ -1,0 +1,1 @@
+"""Walking reach: network distance from every building to the nearest facility of each kind."""

@@ -1,0 +1,297 @@
+"""Reach as a service over PostGIS: load the network, compute, store with COPY, summarise."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+from sqlalchemy.engine import Connection
+
+from gis.errors import InvalidInput, NotFound
+from gis.io.categories import category_codes, load_categories
+from gis.io.households import metric_transformer
+from gis.reach.compute import DEFAULT_MAX_WALK_M, ReachResult, nearest_facilities
+from gis.reach.graph import Network, WalkGraph, attach_points, project
+
+
+@dataclass
+class Inputs:
+    """What a reach computation reads from the database."""
+
+    network: Network
+    building_ids: np.ndarray
+    building_xy: np.ndarray
+    households: np.ndarray
+    facility_ids: np.ndarray
+    facility_xy: np.ndarray
+    facility_categories: list[list[str]]
+    epsg: int
+
+
+@dataclass
+class ReachRun:
+    """A stored computation and what it took."""
+
+    run_id: int
+    result: ReachResult
+    households: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+    islands: int = 0
+    unattached_buildings: int = 0
+
+
+def load_inputs(conn: Connection, metric_epsg: int | None = None) -> Inputs:
+    """Read nodes, edges, building points and facility points, projected to metres."""
+    nodes = conn.execute(
+        sa.text("SELECT id, ST_X(geom), ST_Y(geom) FROM walk_node ORDER BY id")
+    ).all()
+    edges = conn.execute(
+        sa.text("SELECT source, target, ST_AsBinary(geom) FROM walk_edge ORDER BY id")
+    ).all()
+    buildings = conn.execute(
+        sa.text(
+            "SELECT id, households, ST_X(p), ST_Y(p) FROM (SELECT id, households, "
+            "ST_PointOnSurface(geom) AS p FROM building) b ORDER BY id"
+        )
+    ).all()
+    facilities = conn.execute(
+        sa.text(
+            "SELECT id, categories, ST_X(p), ST_Y(p) FROM (SELECT id, categories, "
+            "ST_PointOnSurface(geom) AS p FROM facility) f ORDER BY id"
+        )
+    ).all()
+    if not buildings:
+        raise InvalidInput("no buildings: import a map first (gridatlas import FILE)")
+    if not edges:
+        raise InvalidInput("no walk network: import streets first (an OSM file or a streets layer)")
+    b = np.array([(r[2], r[3]) for r in buildings])
+    transformer, epsg = metric_transformer(shapely.points(b), metric_epsg)
+    node_ids = np.array([r[0] for r in nodes], dtype=np.int64)
+    position = {int(i): k for k, i in enumerate(node_ids)}
+    lines = shapely.from_wkb([r[2] for r in edges])
+    metric_lines = shapely.transform(lines, lambda xy: project(transformer, xy[:, 0], xy[:, 1]))
+    net = Network(
+        node_ids=node_ids,
+        xy=project(transformer, [r[1] for r in nodes], [r[2] for r in nodes]),
+        edge_u=np.array([position[r[0]] for r in edges], dtype=np.int64),
+        edge_v=np.array([position[r[1]] for r in edges], dtype=np.int64),
+        edge_geoms=metric_lines,
+    )
+    f = np.array([(r[2], r[3]) for r in facilities]).reshape(-1, 2)
+    return Inputs(
+        network=net,
+        building_ids=np.array([r[0] for r in buildings], dtype=np.int64),
+        building_xy=project(transformer, b[:, 0], b[:, 1]),
+        households=np.array([r[1] for r in buildings], dtype=np.int64),
+        facility_ids=np.array([r[0] for r in facilities], dtype=np.int64),
+        facility_xy=project(transformer, f[:, 0], f[:, 1]) if len(f) else f,
+        facility_categories=[list(r[1]) for r in facilities],
+        epsg=epsg,
+    )
+
+
+def build_graph(inputs: Inputs) -> WalkGraph:
+    """Attach buildings then facilities to the street graph."""
+    return attach_points(inputs.network, np.vstack([inputs.building_xy, inputs.facility_xy]))
+
+
+def resolve_categories(requested: list[str] | None) -> list[str]:
+    """Return the categories to compute, refusing unknown codes."""
+    known = [c.code for c in load_categories()]
+    if not requested:
+        return known
+    unknown = [c for c in requested if c not in category_codes()]
+    if unknown:
+        raise InvalidInput(f"unknown category {unknown[0]!r}; choose from {', '.join(known)}")
+    return list(dict.fromkeys(requested))
+
+
+def compute_and_store(
+    conn: Connection,
+    *,
+    categories: list[str] | None = None,
+    speed_m_per_min: float = 80.0,
+    max_walk_m: float = DEFAULT_MAX_WALK_M,
+    metric_epsg: int | None = None,
+) -> ReachRun:
+    """Compute reach for every building and store it as the latest run (one transaction)."""
+    if not 10 <= speed_m_per_min <= 200:
+        raise InvalidInput(
+            "speed must be between 10 and 200 m/min (80 is an adult, 60 an elderly walker)"
+        )
+    if not 100 <= max_walk_m <= 20_000:
+        raise InvalidInput("max walk must be between 100 and 20,000 m")
+    cats = resolve_categories(categories)
+    t0 = time.perf_counter()
+    inputs = load_inputs(conn, metric_epsg)
+    t1 = time.perf_counter()
+    graph = build_graph(inputs)
+    n_b = len(inputs.building_ids)
+    result = nearest_facilities(
+        graph,
+        np.arange(n_b),
+        n_b + np.arange(len(inputs.facility_ids)),
+        inputs.facility_ids,
+        inputs.facility_categories,
+        cats,
+        max_walk_m,
+    )
+    t2 = time.perf_counter()
+    run_id = _store(conn, inputs, result, speed_m_per_min)
+    t3 = time.perf_counter()
+    street_components = np.unique(graph.component[: graph.n_street])
+    run = ReachRun(
+        run_id=run_id,
+        result=result,
+        households=inputs.households,
+        seconds={"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2},
+        islands=len(street_components) - 1,
+        unattached_buildings=int((graph.point_edge[:n_b] < 0).sum()),
+    )
+    conn.execute(
+        sa.text("UPDATE reach_run SET report = :r WHERE id = :id"),
+        {
+            "id": run_id,
+            "r": Jsonb(
+                {
+                    "seconds": {k: round(v, 3) for k, v in run.seconds.items()},
+                    "islands": run.islands,
+                    "unattached_buildings": run.unattached_buildings,
+                    "metric_epsg": inputs.epsg,
+                }
+            ),
+        },
+    )
+    return run
+
+
+def _store(conn: Connection, inputs: Inputs, result: ReachResult, speed_m_per_min: float) -> int:
+    run_id = conn.scalar(
+        sa.text(
+            "INSERT INTO reach_run (speed_m_per_min, max_walk_m, categories) "
+            "VALUES (:s, :m, :c) RETURNING id"
+        ),
+        {"s": speed_m_per_min, "m": result.max_walk_m, "c": result.categories},
+    )
+    walk = result.walk_m.T.astype(np.float32)
+    fac = result.facility.T
+    raw = conn.connection.driver_connection
+    with (
+        raw.cursor() as cur,
+        cur.copy(
+            "COPY building_reach (run_id, building_id, walk_m, facility_id) "
+            "FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.set_types(["int8", "int8", "float4[]", "int8[]"])
+        for bid, w, f in zip(
+            inputs.building_ids.tolist(), walk.tolist(), fac.tolist(), strict=True
+        ):
+            copy.write_row(
+                (run_id, bid, [None if v != v else v for v in w], [None if v < 0 else v for v in f])
+            )
+    # the newest run replaces older ones: reach describes the map as it is now
+    conn.execute(sa.text("DELETE FROM reach_run WHERE id <> :id"), {"id": run_id})
+    return int(run_id)
+
+
+def building_reach(conn: Connection, building_id: int) -> dict[str, Any]:
+    """Return the latest reach of one building, per category."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT r.category, r.walk_m, r.walk_s, r.facility_id, f.name, r.speed_m_per_min "
+            "FROM building_reach_latest r LEFT JOIN facility f ON f.id = r.facility_id "
+            "WHERE r.building_id = :b"
+        ),
+        {"b": building_id},
+    ).all()
+    if not rows:
+        exists = conn.scalar(
+            sa.text("SELECT EXISTS (SELECT 1 FROM building WHERE id = :b)"), {"b": building_id}
+        )
+        if not exists:
+            raise NotFound(f"no building {building_id}")
+        raise NotFound("no reach computed yet: run `gridatlas reach`")
+    labels = {c.code: c.label_zh for c in load_categories()}
+    return {
+        "building_id": building_id,
+        "speed_m_per_min": rows[0].speed_m_per_min,
+        "categories": [
+            {
+                "category": r.category,
+                "label_zh": labels.get(r.category, r.category),
+                "status": (
+                    "unreachable"
+                    if r.walk_m is None
+                    else "beyond"
+                    if r.walk_m == float("inf")
+                    else "reached"
+                ),
+                "walk_m": None
+                if r.walk_m is None or r.walk_m == float("inf")
+                else round(r.walk_m, 2),
+                "walk_s": None if r.walk_s is None else round(r.walk_s, 1),
+                "facility_id": r.facility_id,
+                "facility_name": r.name,
+            }
+            for r in rows
+        ],
+    }
+
+
+def coverage(conn: Connection, *, limit_min: float = 10.0) -> dict[str, Any]:
+    """Households within ``limit_min`` minutes per category, overall and per community."""
+    run = conn.execute(
+        sa.text("SELECT id, speed_m_per_min, categories FROM reach_run ORDER BY id DESC LIMIT 1")
+    ).one_or_none()
+    if run is None:
+        raise NotFound("no reach computed yet: run `gridatlas reach`")
+    if not 1 <= limit_min <= 60:
+        raise InvalidInput("limit must be between 1 and 60 minutes")
+    limit_m = limit_min * run.speed_m_per_min
+    rows = conn.execute(
+        sa.text("""
+        SELECT c.category,
+               sum(b.households) AS households,
+               sum(b.households) FILTER (WHERE c.walk_m <= :lim) AS covered,
+               sum(b.households) FILTER (WHERE c.walk_m IS NULL) AS unreachable
+          FROM building_reach r JOIN building b ON b.id = r.building_id
+          CROSS JOIN LATERAL unnest(CAST(:cats AS text[]), r.walk_m) AS c(category, walk_m)
+         WHERE r.run_id = :run AND b.households > 0
+         GROUP BY c.category"""),
+        {"lim": limit_m, "cats": list(run.categories), "run": run.id},
+    ).all()
+    all_within = conn.scalar(
+        sa.text("""
+        SELECT coalesce(sum(b.households), 0) FROM building_reach r
+          JOIN building b ON b.id = r.building_id
+         WHERE r.run_id = :run AND b.households > 0
+           AND NOT EXISTS (SELECT 1 FROM unnest(r.walk_m) w
+                            WHERE w IS NULL OR w > :lim)"""),
+        {"lim": limit_m, "run": run.id},
+    )
+    total = sum(int(r.households or 0) for r in rows[:1])
+    labels = {c.code: c.label_zh for c in load_categories()}
+    return {
+        "run_id": run.id,
+        "limit_min": limit_min,
+        "limit_m": limit_m,
+        "speed_m_per_min": run.speed_m_per_min,
+        "households": total,
+        "households_with_every_category": int(all_within),
+        "categories": [
+            {
+                "category": r.category,
+                "label_zh": labels.get(r.category, r.category),
+                "households_covered": int(r.covered or 0),
+                "households_unreachable": int(r.unreachable or 0),
+                "share": round((r.covered or 0) / r.households, 4) if r.households else None,
+            }
+            for r in sorted(rows, key=lambda r: list(run.categories).index(r.category))
+        ],
+    }

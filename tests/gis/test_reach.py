@@ -1,0 +1,191 @@
+"""Walking reach checked against an independent networkx computation on real data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+import shapely
+import sqlalchemy as sa
+
+from gis.errors import InvalidInput
+from gis.io.pipeline import import_file
+from gis.reach.service import compute_and_store, coverage, load_inputs
+from tests.conftest import NANJING, SHANGHAI
+
+
+def independent_graph(inputs) -> tuple[nx.Graph, list, list]:
+    """Build the attached graph again, plainly: brute-force nearest edge, split, stubs."""
+    net = inputs.network
+    g = nx.Graph()
+
+    def add(a, b, w):
+        w = max(w, 1e-6)
+        if not g.has_edge(a, b) or g[a][b]["weight"] > w:
+            g.add_edge(a, b, weight=w)
+
+    points = list(inputs.building_xy) + list(inputs.facility_xy)
+    on_edge: dict[int, list[tuple[float, str]]] = {}
+    leaves = []
+    for k, xy in enumerate(points):
+        p = shapely.Point(xy)
+        d = shapely.distance(p, net.edge_geoms)
+        e = int(np.argmin(d))
+        if d[e] > 1000:
+            leaves.append(None)
+            continue
+        t = net.edge_geoms[e].project(p)
+        on_edge.setdefault(e, []).append((t, f"a{k}"))
+        add(f"p{k}", f"a{k}", float(d[e]))
+        leaves.append(f"p{k}")
+    for e in range(len(net.edge_geoms)):
+        u, v = f"n{net.edge_u[e]}", f"n{net.edge_v[e]}"
+        length = net.edge_geoms[e].length
+        stops = sorted(on_edge.get(e, []))
+        chain = [(0.0, u), *stops, (length, v)]
+        for (t0, a), (t1, b) in zip(chain, chain[1:], strict=False):
+            add(a, b, t1 - t0)
+    n_b = len(inputs.building_xy)
+    return g, leaves[:n_b], leaves[n_b:]
+
+
+@pytest.fixture(scope="module")
+def nanjing_reach(server_url, template_url):
+    """Nanjing imported and reach computed, in a database of this module's own."""
+    from tests.conftest import _admin_execute, _clone
+
+    from gis import db
+
+    url = _clone(server_url, template_url, "reach")
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    import_file(eng, NANJING)
+    with eng.begin() as conn:
+        run = compute_and_store(conn)
+    with eng.connect() as conn:
+        inputs = load_inputs(conn)
+    yield eng, run, inputs
+    eng.dispose()
+    _admin_execute(server_url, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def test_distances_match_networkx_on_a_thousand_pairs(nanjing_reach) -> None:
+    _eng, run, inputs = nanjing_reach
+    g, b_leaf, f_leaf = independent_graph(inputs)
+    rng = np.random.default_rng(7)
+    cats = run.result.categories
+    checked = 0
+    for c, category in enumerate(cats):
+        sources = [
+            f_leaf[j]
+            for j, fc in enumerate(inputs.facility_categories)
+            if category in fc and f_leaf[j] is not None
+        ]
+        if not sources:
+            assert np.isnan(run.result.walk_m[c]).all()
+            continue
+        dist = nx.multi_source_dijkstra_path_length(
+            g, sources, cutoff=run.result.max_walk_m, weight="weight"
+        )
+        component_has = {n for s in sources for n in nx.node_connected_component(g, s)}
+        sample = rng.choice(len(b_leaf), size=min(120, len(b_leaf)), replace=False)
+        for i in sample:
+            ours = run.result.walk_m[c, i]
+            leaf = b_leaf[i]
+            if leaf in dist:
+                assert ours == pytest.approx(dist[leaf], abs=0.01), (category, i)
+            elif leaf in component_has:
+                assert ours == math.inf, (category, i)
+            else:
+                assert math.isnan(ours), (category, i)
+            checked += 1
+    assert checked >= 1000
+
+
+def test_never_shorter_than_the_straight_line(nanjing_reach) -> None:
+    _eng, run, inputs = nanjing_reach
+    f_index = {int(f): k for k, f in enumerate(inputs.facility_ids)}
+    for c in range(len(run.result.categories)):
+        reached = np.flatnonzero(np.isfinite(run.result.walk_m[c]))
+        for i in reached:
+            f = f_index[int(run.result.facility[c, i])]
+            crow = np.hypot(*(inputs.building_xy[i] - inputs.facility_xy[f]))
+            assert run.result.walk_m[c, i] >= crow - 1e-6
+
+
+def test_stored_rows_and_coverage_agree_with_the_result(nanjing_reach) -> None:
+    eng, run, inputs = nanjing_reach
+    with eng.connect() as conn:
+        stored = conn.execute(
+            sa.text(
+                "SELECT building_id, category, walk_m, walk_s, facility_id "
+                "FROM building_reach_latest WHERE category = 'shopping'"
+            )
+        ).all()
+        cov = coverage(conn, limit_min=10)
+    c = run.result.categories.index("shopping")
+    by_id = {int(b): k for k, b in enumerate(inputs.building_ids)}
+    assert len(stored) == len(inputs.building_ids)
+    for bid, _cat, walk_m, walk_s, fac in stored:
+        i = by_id[bid]
+        if walk_m is None:  # NULL: no path to any shop
+            assert math.isnan(run.result.walk_m[c, i])
+            continue
+        assert walk_m == pytest.approx(run.result.walk_m[c, i], rel=1e-6)  # stored as real
+        if math.isfinite(walk_m):
+            assert walk_s == pytest.approx(walk_m / 80 * 60, rel=1e-6)
+            assert fac == run.result.facility[c, i]
+    covered = int(inputs.households[run.result.walk_m[c] <= 800].sum())
+    shop = next(x for x in cov["categories"] if x["category"] == "shopping")
+    assert shop["households_covered"] == covered
+    assert cov["households"] == int(inputs.households[inputs.households > 0].sum())
+
+
+def test_building_on_an_island_is_unreachable_not_zero(engine, tmp_path: Path) -> None:
+    lat, lon, d = 32.04, 118.78, 0.001
+    osm = tmp_path / "island.osm"
+    osm.write_text(f"""<?xml version='1.0' encoding='UTF-8'?>
+<osm version="0.6">
+ <node id="1" lat="{lat}" lon="{lon}"/><node id="2" lat="{lat}" lon="{lon + d}"/>
+ <node id="3" lat="{lat + 3 * d}" lon="{lon}"/><node id="4" lat="{lat + 3 * d}" lon="{lon + d}"/>
+ <node id="5" lat="{lat + 0.0001}" lon="{lon + 0.0004}">
+  <tag k="shop" v="convenience"/></node>
+ <way id="10"><nd ref="1"/><nd ref="2"/><tag k="highway" v="residential"/></way>
+ <way id="11"><nd ref="3"/><nd ref="4"/><tag k="highway" v="footway"/></way>
+ <node id="20" lat="{lat + 0.0002}" lon="{lon + 0.0002}"/>
+ <node id="21" lat="{lat + 0.0002}" lon="{lon + 0.0004}"/>
+ <node id="22" lat="{lat + 0.0004}" lon="{lon + 0.0004}"/>
+ <node id="23" lat="{lat + 0.0004}" lon="{lon + 0.0002}"/>
+ <way id="30"><nd ref="20"/><nd ref="21"/><nd ref="22"/><nd ref="23"/><nd ref="20"/>
+  <tag k="building" v="apartments"/></way>
+ <node id="40" lat="{lat + 3 * d - 0.0004}" lon="{lon + 0.0002}"/>
+ <node id="41" lat="{lat + 3 * d - 0.0004}" lon="{lon + 0.0004}"/>
+ <node id="42" lat="{lat + 3 * d - 0.0002}" lon="{lon + 0.0004}"/>
+ <node id="43" lat="{lat + 3 * d - 0.0002}" lon="{lon + 0.0002}"/>
+ <way id="31"><nd ref="40"/><nd ref="41"/><nd ref="42"/><nd ref="43"/><nd ref="40"/>
+  <tag k="building" v="apartments"/></way>
+</osm>""")
+    import_file(engine, osm)
+    with engine.begin() as conn:
+        compute_and_store(conn, categories=["shopping"])
+        rows = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT b.source_id, r.walk_m FROM building_reach_latest r "
+                    "JOIN building b ON b.id = r.building_id"
+                )
+            ).all()
+        )
+    assert rows["w31"] is None  # on the island: no path at all
+    assert 0 < rows["w30"] < 100  # beside the shop's street
+
+
+def test_bad_parameters_are_refused(engine) -> None:
+    import_file(engine, SHANGHAI)
+    with engine.begin() as conn:
+        with pytest.raises(InvalidInput, match="unknown category 'cinema'"):
+            compute_and_store(conn, categories=["cinema"])
+        with pytest.raises(InvalidInput, match="speed"):
+            compute_and_store(conn, speed_m_per_min=0)
