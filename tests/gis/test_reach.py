@@ -55,9 +55,8 @@ def independent_graph(inputs) -> tuple[nx.Graph, list, list]:
 @pytest.fixture(scope="module")
 def nanjing_reach(server_url, template_url):
     """Nanjing imported and reach computed, in a database of this module's own."""
-    from tests.conftest import _admin_execute, _clone
-
     from gis import db
+    from tests.conftest import _admin_execute, _clone
 
     url = _clone(server_url, template_url, "reach")
     eng = db.create_engine(url, poolclass=sa.NullPool)
