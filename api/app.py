@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.routes import layers as layer_routes
 from api.routes import pages
+from api.routes import reach as reach_routes
 from gis import db
 from gis.errors import DatabaseUnavailable
 from gis.settings import PROJECT_ROOT, Settings, get_settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     app.include_router(layer_routes.router)
+    app.include_router(reach_routes.router)
     app.include_router(pages.router)
     _mount_assets(app)
     return app

@@ -106,7 +106,9 @@ def finish_buildings(raw: pd.DataFrame, ds: Dataset, settings: Settings) -> pd.D
     levels_info = [
         hh.resolve_levels(t, lv, ht)
         for t, lv, ht in zip(
-            df["building_type"].tolist(), df["levels_tag"].tolist(), df["height_tag"].tolist(),
+            df["building_type"].tolist(),
+            df["levels_tag"].tolist(),
+            df["height_tag"].tolist(),
             strict=True,
         )
     ]

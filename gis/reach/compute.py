@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from scipy.sparse import csgraph
 
 from gis.reach.graph import WalkGraph
@@ -75,3 +76,37 @@ def nearest_facilities(
         )
         out_f[c] = np.where(reached, facility_of_node[np.where(reached, src[b_nodes], 0)], -1)
     return ReachResult(categories=categories, walk_m=out_m, facility=out_f, max_walk_m=max_walk_m)
+
+
+def distances_from_point(
+    graph: WalkGraph, xy: np.ndarray, max_walk_m: float, max_snap_m: float = 1_000.0
+) -> np.ndarray:
+    """Return the walking distance from a new point to every graph node (inf beyond the cap).
+
+    The point is attached like any facility, without rebuilding the graph: it lies on one
+    street edge between two consecutive chain nodes, so one search from those two nodes
+    gives every distance exactly.
+    """
+    out = np.full(graph.n_nodes, np.inf)
+    if graph.tree is None:
+        return out
+    p = shapely.Point(xy)
+    hit = graph.tree.query_nearest(p, all_matches=False, max_distance=max_snap_m)
+    if len(hit) == 0:
+        return out
+    e = int(graph.usable_edges[hit[0]])
+    geom = graph.edge_geoms[e]
+    t = geom.project(p)
+    offset = shapely.distance(p, geom)
+    lo, hi = graph.chain_start[e], graph.chain_start[e + 1]
+    ts, nodes = graph.chain_t[lo:hi], graph.chain_nodes[lo:hi]
+    k = int(np.clip(np.searchsorted(ts, t, side="right") - 1, 0, len(ts) - 2))
+    budget = max_walk_m - offset
+    if budget <= 0:
+        return out
+    d = csgraph.dijkstra(
+        graph.matrix, directed=False, indices=[nodes[k], nodes[k + 1]], limit=budget
+    )
+    out = offset + np.minimum(t - ts[k] + d[0], ts[k + 1] - t + d[1])
+    out[out > max_walk_m] = np.inf
+    return out

@@ -41,6 +41,15 @@ class WalkGraph:
     point_edge: np.ndarray  # street edge each point is attached to (-1: none)
     point_offset_m: np.ndarray  # straight stub from the point to the street
     component: np.ndarray  # connected component of every graph node
+    node_xy: np.ndarray  # (n_nodes, 2) metres: street nodes, access points, points
+    # Each street edge as the ordered chain of graph nodes along it, with distances from its
+    # start: chain_nodes[chain_start[e]:chain_start[e + 1]] (ends included).
+    chain_start: np.ndarray
+    chain_nodes: np.ndarray
+    chain_t: np.ndarray
+    edge_geoms: np.ndarray  # metric street edges, for attaching new points later
+    tree: shapely.STRtree | None  # over the usable edges only
+    usable_edges: np.ndarray  # edge index of each tree item
 
     @property
     def n_nodes(self) -> int:
@@ -65,19 +74,46 @@ def _undirected_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> spar
     return sparse.csr_matrix((weights[first], (rows[first], cols[first])), shape=(n, n))
 
 
-def attach_points(net: Network, points_xy: np.ndarray, *, max_snap_m: float = 1_000.0) -> WalkGraph:
+def snappable_edges(net: Network, min_component_share: float) -> np.ndarray:
+    """Return the edges of street pieces big enough to attach points to.
+
+    OSM's walkable ways fall into many pieces (a footway drawn inside a compound, not joined
+    to the street). A building next to such a fragment is not cut off in reality: its
+    residents walk out of the gate. So points attach only to pieces with at least
+    ``min_component_share`` of the largest piece's nodes; true islands of that size stay
+    islands, and their buildings are reported unreachable.
+    """
+    n = len(net.xy)
+    if not len(net.edge_u):
+        return np.array([], dtype=np.int64)
+    street = _undirected_csr(net.edge_u, net.edge_v, np.ones(len(net.edge_u)), n)
+    _, comp = csgraph.connected_components(street, directed=False)
+    sizes = np.bincount(comp)
+    big = sizes >= max(2, min_component_share * sizes.max())
+    return np.flatnonzero(big[comp[net.edge_u]])
+
+
+def attach_points(
+    net: Network,
+    points_xy: np.ndarray,
+    *,
+    max_snap_m: float = 1_000.0,
+    min_component_share: float = 0.05,
+) -> WalkGraph:
     """Build the graph with ``points_xy`` attached to their nearest street edges.
 
-    Points farther than ``max_snap_m`` from any street are left unattached (a leaf node
-    with no edge), so they reach nothing rather than something absurdly far.
+    Points farther than ``max_snap_m`` from any usable street are left unattached (a leaf
+    node with no edge), so they reach nothing rather than something absurdly far.
     """
     n_street = len(net.xy)
     n_pts = len(points_xy)
     lengths = shapely.length(net.edge_geoms)
     pts = shapely.points(points_xy)
-    if len(net.edge_geoms) and n_pts:
-        tree = shapely.STRtree(net.edge_geoms)
-        idx_pts, idx_edges = tree.query_nearest(pts, all_matches=False, max_distance=max_snap_m)
+    usable = snappable_edges(net, min_component_share)
+    tree = shapely.STRtree(net.edge_geoms[usable]) if len(usable) else None
+    if tree is not None and n_pts:
+        idx_pts, hits = tree.query_nearest(pts, all_matches=False, max_distance=max_snap_m)
+        idx_edges = usable[hits]
     else:
         idx_pts = idx_edges = np.array([], dtype=np.int64)
     point_edge = np.full(n_pts, -1, dtype=np.int64)
@@ -120,6 +156,16 @@ def attach_points(net: Network, points_xy: np.ndarray, *, max_snap_m: float = 1_
         np.concatenate(u_parts), np.concatenate(v_parts), np.concatenate(w_parts), n_nodes
     )
     _, component = csgraph.connected_components(matrix, directed=False)
+    node_xy = np.vstack(
+        [
+            net.xy.reshape(-1, 2),
+            shapely.get_coordinates(
+                shapely.line_interpolate_point(net.edge_geoms[edges_of], along)
+            ).reshape(-1, 2),
+            points_xy.reshape(-1, 2),
+        ]
+    )
+    chain_start, chain_nodes, chain_t = _chains(net, lengths, e_sorted, t_sorted, a_sorted)
     return WalkGraph(
         matrix=matrix,
         n_street=n_street,
@@ -127,4 +173,29 @@ def attach_points(net: Network, points_xy: np.ndarray, *, max_snap_m: float = 1_
         point_edge=point_edge,
         point_offset_m=offset,
         component=component,
+        node_xy=node_xy,
+        chain_start=chain_start,
+        chain_nodes=chain_nodes,
+        chain_t=chain_t,
+        edge_geoms=net.edge_geoms,
+        tree=tree,
+        usable_edges=usable,
     )
+
+
+def _chains(
+    net: Network,
+    lengths: np.ndarray,
+    e_sorted: np.ndarray,
+    t_sorted: np.ndarray,
+    a_sorted: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return every edge's ordered node chain u, access nodes…, v as flat arrays."""
+    n_edges = len(lengths)
+    edge = np.concatenate([np.arange(n_edges), e_sorted, np.arange(n_edges)])
+    rank = np.concatenate([np.zeros(n_edges), np.ones(len(e_sorted)), np.full(n_edges, 2.0)])
+    t = np.concatenate([np.zeros(n_edges), t_sorted, lengths])
+    node = np.concatenate([net.edge_u, a_sorted, net.edge_v])
+    order = np.lexsort((t, rank, edge))
+    starts = np.searchsorted(edge[order], np.arange(n_edges + 1))
+    return starts, node[order], t[order]

@@ -18,26 +18,56 @@ def test_schema_head_constant_matches_the_migrations(engine) -> None:
 
 def test_every_geometry_column_is_geom_4326_with_a_gist_index(engine) -> None:
     with engine.connect() as conn:
-        columns = conn.execute(sa.text(
-            "SELECT f_table_name, f_geometry_column, srid FROM geometry_columns "
-            "WHERE f_table_schema = 'public'")).all()
-        indexed = set(conn.execute(sa.text(
-            "SELECT t.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-            "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_am am ON am.oid = i.relam "
-            "WHERE am.amname = 'gist'")).scalars())
+        columns = conn.execute(
+            sa.text(
+                "SELECT f_table_name, f_geometry_column, srid FROM geometry_columns "
+                "WHERE f_table_schema = 'public'"
+            )
+        ).all()
+        indexed = set(
+            conn.execute(
+                sa.text(
+                    "SELECT t.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                    "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_am am ON am.oid = i.relam "
+                    "WHERE am.amname = 'gist'"
+                )
+            ).scalars()
+        )
     tables = {t for t, _, _ in columns}
-    assert {"subdistrict", "community", "grid", "residents_group", "building_cluster", "unit",
-            "building", "facility", "walk_node", "walk_edge"} <= tables
+    assert {
+        "subdistrict",
+        "community",
+        "grid",
+        "residents_group",
+        "building_cluster",
+        "unit",
+        "building",
+        "facility",
+        "walk_node",
+        "walk_edge",
+    } <= tables
     assert all(col == "geom" and srid == 4326 for _, col, srid in columns)
     assert tables <= indexed
 
 
 def test_nesting_is_enforced_by_foreign_keys(engine) -> None:
     with engine.connect() as conn:
-        fks = set(conn.execute(sa.text(
-            "SELECT conrelid::regclass::text || '->' || confrelid::regclass::text "
-            "FROM pg_constraint WHERE contype = 'f'")).scalars())
-    assert {"community->subdistrict", "grid->community", "residents_group->community",
-            "residents_group->grid", "building_cluster->residents_group",
-            "unit->building_cluster", "building->unit", "dwelling->building",
-            "walk_edge->walk_node"} <= fks
+        fks = set(
+            conn.execute(
+                sa.text(
+                    "SELECT conrelid::regclass::text || '->' || confrelid::regclass::text "
+                    "FROM pg_constraint WHERE contype = 'f'"
+                )
+            ).scalars()
+        )
+    assert {
+        "community->subdistrict",
+        "grid->community",
+        "residents_group->community",
+        "residents_group->grid",
+        "building_cluster->residents_group",
+        "unit->building_cluster",
+        "building->unit",
+        "dwelling->building",
+        "walk_edge->walk_node",
+    } <= fks

@@ -18,8 +18,17 @@ from tests.conftest import NANJING, SHANGHAI
 
 
 def independent_graph(inputs) -> tuple[nx.Graph, list, list]:
-    """Build the attached graph again, plainly: brute-force nearest edge, split, stubs."""
+    """Build the attached graph again, plainly: brute-force nearest edge, split, stubs.
+
+    Points attach to street pieces holding at least 5 % of the largest piece's nodes.
+    """
     net = inputs.network
+    streets = nx.Graph()
+    streets.add_edges_from(zip(net.edge_u.tolist(), net.edge_v.tolist(), strict=True))
+    pieces = list(nx.connected_components(streets))
+    biggest = max(len(p) for p in pieces)
+    big_nodes = set().union(*(p for p in pieces if len(p) >= max(2, 0.05 * biggest)))
+    usable = np.array([u in big_nodes for u in net.edge_u.tolist()])
     g = nx.Graph()
 
     def add(a, b, w):
@@ -32,7 +41,7 @@ def independent_graph(inputs) -> tuple[nx.Graph, list, list]:
     leaves = []
     for k, xy in enumerate(points):
         p = shapely.Point(xy)
-        d = shapely.distance(p, net.edge_geoms)
+        d = np.where(usable, shapely.distance(p, net.edge_geoms), np.inf)
         e = int(np.argmin(d))
         if d[e] > 1000:
             leaves.append(None)
@@ -188,3 +197,28 @@ def test_bad_parameters_are_refused(engine) -> None:
             compute_and_store(conn, categories=["cinema"])
         with pytest.raises(InvalidInput, match="speed"):
             compute_and_store(conn, speed_m_per_min=0)
+
+
+def test_what_if_equals_building_the_facility_and_recomputing(engine) -> None:
+    from gis.reach.model import load_model, what_if
+
+    import_file(engine, NANJING)
+    with engine.connect() as conn:
+        model = load_model(conn)
+    lon, lat = 118.78, 32.043
+    answer = what_if(model, lon, lat, "activity_room", 800)
+    assert answer["households_gained"] > 0
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO facility (categories, kind, name, geom, source_file, source_id) "
+                "VALUES ('{activity_room}', 'what-if', 'new', "
+                "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 'test', 'x')"
+            ),
+            {"lon": lon, "lat": lat},
+        )
+        compute_and_store(conn, categories=["activity_room"])
+        cov = coverage(conn, limit_min=10)
+    after = cov["categories"][0]["households_covered"]
+    assert after == answer["households_covered_after"]
+    assert after - answer["households_covered_before"] == answer["households_gained"]

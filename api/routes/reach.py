@@ -1,0 +1,84 @@
+"""Walking reach: per building, per area, and what a new facility would change."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from api.deps import Conn
+from gis.reach import model as reach_model
+from gis.reach import service
+
+router = APIRouter(prefix="/api/reach", tags=["reach"])
+_model_lock = threading.Lock()
+
+
+class WhatIf(BaseModel):
+    """A hypothetical facility."""
+
+    lon: float = Field(ge=-180, le=180, description="longitude, WGS 84")
+    lat: float = Field(ge=-90, le=90, description="latitude, WGS 84")
+    category: str = Field(description="facility category code, e.g. activity_room")
+    limit_min: float = Field(10, ge=1, le=60, description="walking time limit, minutes")
+    speed_m_per_min: float = Field(80, ge=10, le=200, description="80 adult, 60 elderly")
+
+
+class RunRequest(BaseModel):
+    """Parameters of a reach computation."""
+
+    categories: list[str] | None = Field(None, description="default: every category")
+    speed_m_per_min: float = Field(80, ge=10, le=200)
+    max_walk_m: float = Field(2000, ge=100, le=20_000)
+
+
+def _model(request: Request, conn: Conn) -> reach_model.ReachModel:
+    """The app's cached reach model, rebuilt when imported data changed."""
+    key = reach_model.data_version(conn)
+    with _model_lock:
+        cached = getattr(request.app.state, "reach_model", None)
+        if cached is None or cached[0] != key:
+            cached = (key, reach_model.load_model(conn, request.app.state.settings.metric_epsg))
+            request.app.state.reach_model = cached
+        return cached[1]
+
+
+@router.get("/buildings/{building_id}", summary="Nearest facility of each category on foot")
+def get_building_reach(
+    building_id: Annotated[int, Path(ge=1, le=2**62)], conn: Conn
+) -> dict[str, Any]:
+    return service.building_reach(conn, building_id)
+
+
+@router.get("/coverage", summary="Households within the limit, per category")
+def get_coverage(
+    conn: Conn, limit_min: Annotated[float, Query(ge=1, le=60)] = 10
+) -> dict[str, Any]:
+    return service.coverage(conn, limit_min=limit_min)
+
+
+@router.post("/what-if", summary="Coverage gained by a facility placed at a point")
+def post_what_if(body: WhatIf, conn: Conn, request: Request) -> dict[str, Any]:
+    m = _model(request, conn)
+    return reach_model.what_if(
+        m, body.lon, body.lat, body.category, body.limit_min * body.speed_m_per_min
+    )
+
+
+@router.post("/runs", summary="Compute and store reach for every building")
+def post_run(body: RunRequest, conn: Conn) -> dict[str, Any]:
+    run = service.compute_and_store(
+        conn,
+        categories=body.categories,
+        speed_m_per_min=body.speed_m_per_min,
+        max_walk_m=body.max_walk_m,
+    )
+    return {
+        "run_id": run.run_id,
+        "buildings": len(run.households),
+        "seconds": {k: round(v, 3) for k, v in run.seconds.items()},
+        "islands": run.islands,
+        "unattached_buildings": run.unattached_buildings,
+    }

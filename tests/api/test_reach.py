@@ -1,0 +1,66 @@
+"""Reach over HTTP: compute, per-building answers, coverage, what-if, and refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from gis.io.pipeline import import_file
+from gis.settings import Settings
+from tests.conftest import NANJING
+
+
+@pytest.fixture
+def client(db_url, engine) -> Iterator[TestClient]:
+    import_file(engine, NANJING)
+    with TestClient(create_app(Settings(database_url=db_url))) as c:
+        yield c
+
+
+def test_reach_round_trip(client, engine) -> None:
+    assert client.get("/api/reach/coverage").status_code == 404  # nothing computed yet
+    run = client.post("/api/reach/runs", json={"categories": ["shopping", "police_room"]})
+    assert run.status_code == 200, run.text
+    assert run.json()["buildings"] == 1277
+    with engine.connect() as conn:
+        bid, walk_m = conn.execute(
+            sa.text(
+                "SELECT building_id, walk_m FROM building_reach_latest "
+                "WHERE category = 'shopping' AND walk_m < 'Infinity' LIMIT 1"
+            )
+        ).one()
+    one = client.get(f"/api/reach/buildings/{bid}").json()
+    shop = next(c for c in one["categories"] if c["category"] == "shopping")
+    assert shop["status"] == "reached"
+    assert shop["walk_m"] == pytest.approx(walk_m, abs=0.01)
+    assert shop["walk_s"] == pytest.approx(walk_m / 80 * 60, abs=0.1)
+    cov = client.get("/api/reach/coverage?limit_min=10").json()
+    assert [c["category"] for c in cov["categories"]] == ["shopping", "police_room"]
+    gain = client.post(
+        "/api/reach/what-if", json={"lon": 118.78, "lat": 32.043, "category": "police_room"}
+    ).json()
+    police = cov["categories"][1]["households_covered"]
+    assert gain["households_covered_before"] == police
+    assert gain["households_covered_after"] == police + gain["households_gained"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status"),
+    [
+        ("get", "/api/reach/buildings/999999", None, 404),
+        ("get", "/api/reach/buildings/0", None, 422),
+        ("get", "/api/reach/coverage?limit_min=0", None, 422),
+        ("post", "/api/reach/what-if", {"lon": 500, "lat": 32, "category": "shopping"}, 422),
+        ("post", "/api/reach/what-if", {"lon": 118.78, "lat": 32.04, "category": "spa"}, 422),
+        ("post", "/api/reach/runs", {"categories": ["spa"]}, 422),
+        ("post", "/api/reach/runs", {"speed_m_per_min": 0}, 422),
+    ],
+)
+def test_reach_refusals(client, method, url, body, status) -> None:
+    r = getattr(client, method)(url, json=body) if body else getattr(client, method)(url)
+    assert r.status_code == status, r.text
+    assert "detail" in r.json()
