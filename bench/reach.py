@@ -72,7 +72,7 @@ def _max_diff(ours: np.ndarray, theirs: np.ndarray) -> float:
     worst = float(np.abs(ours[both] - theirs[both]).max()) if both.any() else 0.0
     if one.any():
         found = np.where(np.isfinite(ours), ours, theirs)[one]
-        worst = max(worst, float((found.max() if len(found) else 0.0)))
+        worst = max(worst, float(found.max() if len(found) else 0.0))
     return worst
 
 
