@@ -35,8 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from gis import db  # noqa: E402
 from gis.io.pipeline import import_file  # noqa: E402
-from gis.reach.compute import nearest_facilities  # noqa: E402
-from gis.reach.service import build_graph, load_inputs, resolve_categories  # noqa: E402
+from gis.reach.service import build_graph, load_inputs, reach_all, resolve_categories  # noqa: E402
 from gis.settings import get_settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "osm"
@@ -76,7 +75,7 @@ def _max_diff(ours: np.ndarray, theirs: np.ndarray) -> float:
     return worst
 
 
-def run_file(server: str, path: Path, max_walk_m: float) -> None:
+def run_file(server: str, path: Path, max_walk_m: float, only_ours: bool = False) -> None:
     import networkx as nx
     import pandana
     import pandas as pd
@@ -84,7 +83,9 @@ def run_file(server: str, path: Path, max_walk_m: float) -> None:
     url = _fresh_db(server)
     eng = db.create_engine(url, poolclass=sa.NullPool)
     try:
+        t_import = time.perf_counter()
         import_file(eng, path)
+        print(f"\n{path.name}: imported in {time.perf_counter() - t_import:.1f} s (not counted)")
         cats = resolve_categories(None)
         with eng.connect() as conn:
             t0 = time.perf_counter()
@@ -95,15 +96,7 @@ def run_file(server: str, path: Path, max_walk_m: float) -> None:
         n_b = len(inputs.building_ids)
         f_points = n_b + np.arange(len(inputs.facility_ids))
         t3 = time.perf_counter()
-        ours = nearest_facilities(
-            graph,
-            np.arange(n_b),
-            f_points,
-            inputs.facility_ids,
-            inputs.facility_categories,
-            cats,
-            max_walk_m,
-        )
+        ours = reach_all(inputs, graph, cats, max_walk_m)
         t_ours = time.perf_counter() - t3
         used = [
             c
@@ -252,8 +245,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--file", type=Path, action="append")
     parser.add_argument("--max-walk-m", type=float, default=2000.0)
-    parser.add_argument("--synth", type=int, action="append", metavar="BUILDINGS",
-                        help="also a synthetic city of this many buildings (gridatlas synth)")
+    parser.add_argument(
+        "--only-ours", action="store_true", help="skip the peers (for the million-building city)"
+    )
+    parser.add_argument(
+        "--synth",
+        type=int,
+        action="append",
+        metavar="BUILDINGS",
+        help="also a synthetic city of this many buildings (gridatlas synth)",
+    )
     args = parser.parse_args()
     server = db.resolve_url(get_settings())
     files = list(args.file or ([] if args.synth else [p for p in DEFAULT_FILES if p.exists()]))
@@ -265,7 +266,7 @@ def main() -> None:
         print(write_city(out, buildings=n, seed=1))
         files.append(out)
     for path in files:
-        run_file(server, path, args.max_walk_m)
+        run_file(server, path, args.max_walk_m, args.only_ours)
 
 
 if __name__ == "__main__":

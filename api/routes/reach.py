@@ -62,8 +62,14 @@ def get_coverage(
 @router.post("/what-if", summary="Coverage gained by a facility placed at a point")
 def post_what_if(body: WhatIf, conn: Conn, request: Request) -> dict[str, Any]:
     m = _model(request, conn)
+    inside = reach_model.building_at(conn, body.lon, body.lat)
     return reach_model.what_if(
-        m, body.lon, body.lat, body.category, body.limit_min * body.speed_m_per_min
+        m,
+        body.lon,
+        body.lat,
+        body.category,
+        body.limit_min * body.speed_m_per_min,
+        inside_building_id=inside,
     )
 
 

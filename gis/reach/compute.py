@@ -43,8 +43,13 @@ def nearest_facilities(
     facility_categories: list[list[str]],
     categories: list[str],
     max_walk_m: float = DEFAULT_MAX_WALK_M,
+    facility_building: np.ndarray | None = None,
 ) -> ReachResult:
-    """Compute reach for every building; point arrays index ``graph.point_node``."""
+    """Compute reach for every building; point arrays index ``graph.point_node``.
+
+    ``facility_building[j]`` is the position (in ``building_points``) of the building that
+    holds facility j, or -1: a shop in a building is at distance 0 from its residents.
+    """
     b_nodes = graph.point_node[building_points]
     out_m = np.full((len(categories), len(b_nodes)), np.nan)
     out_f = np.full((len(categories), len(b_nodes)), -1, dtype=np.int64)
@@ -75,6 +80,10 @@ def nearest_facilities(
             reached, d, np.where(comps_with[graph.component[b_nodes]], np.inf, np.nan)
         )
         out_f[c] = np.where(reached, facility_of_node[np.where(reached, src[b_nodes], 0)], -1)
+        if facility_building is not None:
+            inside = mask & (facility_building >= 0)
+            out_m[c, facility_building[inside]] = 0.0
+            out_f[c, facility_building[inside]] = facility_ids[inside]
     return ReachResult(categories=categories, walk_m=out_m, facility=out_f, max_walk_m=max_walk_m)
 
 

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis.errors import InvalidInput
-from gis.reach.compute import DEFAULT_MAX_WALK_M, distances_from_point, nearest_facilities
+from gis.reach.compute import distances_from_point
 from gis.reach.graph import WalkGraph
-from gis.reach.service import Inputs, build_graph, load_inputs, resolve_categories
+from gis.reach.service import Inputs, build_graph, load_inputs, reach_all, resolve_categories
 
 
 @dataclass
@@ -28,16 +28,7 @@ class ReachModel:
     def baseline_m(self, category: str) -> np.ndarray:
         """Return today's distance from every building to the category (inf/nan: none)."""
         if category not in self.baseline:
-            n_b = len(self.inputs.building_ids)
-            r = nearest_facilities(
-                self.graph,
-                np.arange(n_b),
-                n_b + np.arange(len(self.inputs.facility_ids)),
-                self.inputs.facility_ids,
-                self.inputs.facility_categories,
-                [category],
-                DEFAULT_MAX_WALK_M,
-            )
+            r = reach_all(self.inputs, self.graph, [category])
             self.baseline[category] = r.walk_m[0]
         return self.baseline[category]
 
@@ -58,7 +49,25 @@ def load_model(conn: Connection, metric_epsg: int | None = None) -> ReachModel:
     return ReachModel(inputs=inputs, graph=build_graph(inputs), transformer=transformer)
 
 
-def what_if(model: ReachModel, lon: float, lat: float, category: str, limit_m: float) -> dict:
+def building_at(conn: Connection, lon: float, lat: float) -> int | None:
+    """Return the id of the building whose footprint holds lon/lat, if any."""
+    return conn.scalar(
+        sa.text(
+            "SELECT id FROM building WHERE ST_Contains(geom, ST_SetSRID(ST_MakePoint(:x, :y), "
+            "4326)) ORDER BY id LIMIT 1"
+        ),
+        {"x": lon, "y": lat},
+    )
+
+
+def what_if(
+    model: ReachModel,
+    lon: float,
+    lat: float,
+    category: str,
+    limit_m: float,
+    inside_building_id: int | None = None,
+) -> dict:
     """Households newly within ``limit_m`` if a facility of ``category`` stood at lon/lat."""
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise InvalidInput("lon/lat must be degrees (WGS 84)")
@@ -68,6 +77,10 @@ def what_if(model: ReachModel, lon: float, lat: float, category: str, limit_m: f
     xy = np.array(model.transformer.transform(lon, lat))
     d = distances_from_point(model.graph, xy, limit_m)
     new = d[model.graph.point_node[: len(model.inputs.building_ids)]]
+    if inside_building_id is not None:  # a facility in a building is at 0 m from it
+        pos = int(np.searchsorted(model.inputs.building_ids, inside_building_id))
+        if pos < len(new) and model.inputs.building_ids[pos] == inside_building_id:
+            new[pos] = 0.0
     was_covered = before <= limit_m
     gained = (~was_covered) & (new <= limit_m)
     hh = model.inputs.households

@@ -30,6 +30,7 @@ class Inputs:
     facility_ids: np.ndarray
     facility_xy: np.ndarray
     facility_categories: list[list[str]]
+    facility_building: np.ndarray  # position of the building holding the facility, or -1
     epsg: int
 
 
@@ -61,8 +62,10 @@ def load_inputs(conn: Connection, metric_epsg: int | None = None) -> Inputs:
     ).all()
     facilities = conn.execute(
         sa.text(
-            "SELECT id, categories, ST_X(p), ST_Y(p) FROM (SELECT id, categories, "
-            "ST_PointOnSurface(geom) AS p FROM facility) f ORDER BY id"
+            "SELECT f.id, f.categories, ST_X(f.p), ST_Y(f.p), b.id FROM (SELECT id, "
+            "categories, ST_PointOnSurface(geom) AS p FROM facility) f "
+            "LEFT JOIN LATERAL (SELECT id FROM building WHERE ST_Contains(geom, f.p) "
+            "ORDER BY id LIMIT 1) b ON true ORDER BY f.id"
         )
     ).all()
     if not buildings:
@@ -70,6 +73,7 @@ def load_inputs(conn: Connection, metric_epsg: int | None = None) -> Inputs:
     if not edges:
         raise InvalidInput("no walk network: import streets first (an OSM file or a streets layer)")
     b = np.array([(r[2], r[3]) for r in buildings])
+    b_pos = {r[0]: k for k, r in enumerate(buildings)}
     transformer, epsg = metric_transformer(shapely.points(b), metric_epsg)
     node_ids = np.array([r[0] for r in nodes], dtype=np.int64)
     position = {int(i): k for k, i in enumerate(node_ids)}
@@ -91,6 +95,9 @@ def load_inputs(conn: Connection, metric_epsg: int | None = None) -> Inputs:
         facility_ids=np.array([r[0] for r in facilities], dtype=np.int64),
         facility_xy=project(transformer, f[:, 0], f[:, 1]) if len(f) else f,
         facility_categories=[list(r[1]) for r in facilities],
+        facility_building=np.array(
+            [-1 if r[4] is None else b_pos[r[4]] for r in facilities], dtype=np.int64
+        ),
         epsg=epsg,
     )
 
@@ -98,6 +105,23 @@ def load_inputs(conn: Connection, metric_epsg: int | None = None) -> Inputs:
 def build_graph(inputs: Inputs) -> WalkGraph:
     """Attach buildings then facilities to the street graph."""
     return attach_points(inputs.network, np.vstack([inputs.building_xy, inputs.facility_xy]))
+
+
+def reach_all(
+    inputs: Inputs, graph: WalkGraph, categories: list[str], max_walk_m: float = DEFAULT_MAX_WALK_M
+) -> ReachResult:
+    """Nearest facility of each category for every building of ``inputs``."""
+    n_b = len(inputs.building_ids)
+    return nearest_facilities(
+        graph,
+        np.arange(n_b),
+        n_b + np.arange(len(inputs.facility_ids)),
+        inputs.facility_ids,
+        inputs.facility_categories,
+        categories,
+        max_walk_m,
+        facility_building=inputs.facility_building,
+    )
 
 
 def resolve_categories(requested: list[str] | None) -> list[str]:
@@ -132,15 +156,7 @@ def compute_and_store(
     t1 = time.perf_counter()
     graph = build_graph(inputs)
     n_b = len(inputs.building_ids)
-    result = nearest_facilities(
-        graph,
-        np.arange(n_b),
-        n_b + np.arange(len(inputs.facility_ids)),
-        inputs.facility_ids,
-        inputs.facility_categories,
-        cats,
-        max_walk_m,
-    )
+    result = reach_all(inputs, graph, cats, max_walk_m)
     t2 = time.perf_counter()
     run_id = _store(conn, inputs, result, speed_m_per_min)
     t3 = time.perf_counter()

@@ -99,10 +99,17 @@ def test_distances_match_networkx_on_a_thousand_pairs(nanjing_reach) -> None:
         )
         component_has = {n for s in sources for n in nx.node_connected_component(g, s)}
         sample = rng.choice(len(b_leaf), size=min(120, len(b_leaf)), replace=False)
+        holders = {
+            int(inputs.facility_building[j])
+            for j, fc in enumerate(inputs.facility_categories)
+            if category in fc and inputs.facility_building[j] >= 0
+        }
         for i in sample:
             ours = run.result.walk_m[c, i]
             leaf = b_leaf[i]
-            if leaf in dist:
+            if i in holders:  # the facility is in this very building
+                assert ours == 0.0, (category, i)
+            elif leaf in dist:
                 assert ours == pytest.approx(dist[leaf], abs=0.01), (category, i)
             elif leaf in component_has:
                 assert ours == math.inf, (category, i)
@@ -119,6 +126,9 @@ def test_never_shorter_than_the_straight_line(nanjing_reach) -> None:
         reached = np.flatnonzero(np.isfinite(run.result.walk_m[c]))
         for i in reached:
             f = f_index[int(run.result.facility[c, i])]
+            if inputs.facility_building[f] == i:  # in the building itself: 0 m by rule
+                assert run.result.walk_m[c, i] == 0.0
+                continue
             crow = np.hypot(*(inputs.building_xy[i] - inputs.facility_xy[f]))
             assert run.result.walk_m[c, i] >= crow - 1e-6
 
@@ -200,13 +210,22 @@ def test_bad_parameters_are_refused(engine) -> None:
 
 
 def test_what_if_equals_building_the_facility_and_recomputing(engine) -> None:
-    from gis.reach.model import load_model, what_if
+    from gis.reach.model import building_at, load_model, what_if
 
     import_file(engine, NANJING)
     with engine.connect() as conn:
         model = load_model(conn)
-    lon, lat = 118.78, 32.043
-    answer = what_if(model, lon, lat, "activity_room", 800)
+        # a point inside a building: that building's residents are at 0 m
+        lon, lat = conn.execute(
+            sa.text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM building "
+                "WHERE households > 0 ORDER BY ST_Distance(geom, "
+                "ST_SetSRID(ST_MakePoint(118.78, 32.043), 4326)) LIMIT 1) q"
+            )
+        ).one()
+        inside = building_at(conn, lon, lat)
+    assert inside is not None
+    answer = what_if(model, lon, lat, "activity_room", 800, inside_building_id=inside)
     assert answer["households_gained"] > 0
     with engine.begin() as conn:
         conn.execute(
