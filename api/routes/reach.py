@@ -73,6 +73,18 @@ def post_what_if(body: WhatIf, conn: Conn, request: Request) -> dict[str, Any]:
     )
 
 
+@router.get("/isochrones/{facility_id}", summary="Area within the walking limit (display only)")
+def get_isochrone(
+    facility_id: Annotated[int, Path(ge=1, le=2**62)],
+    conn: Conn,
+    request: Request,
+    limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
+    speed_m_per_min: Annotated[float, Query(ge=10, le=200)] = 80,
+) -> dict[str, Any]:
+    m = _model(request, conn)
+    return reach_model.facility_isochrone(m, facility_id, limit_min * speed_m_per_min)
+
+
 @router.post("/runs", summary="Compute and store reach for every building")
 def post_run(body: RunRequest, conn: Conn) -> dict[str, Any]:
     run = service.compute_and_store(

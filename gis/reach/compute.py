@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+import shapely.ops
 from scipy.sparse import csgraph
 
 from gis.reach.graph import WalkGraph
@@ -119,3 +120,56 @@ def distances_from_point(
     out = offset + np.minimum(t - ts[k] + d[0], ts[k + 1] - t + d[1])
     out[out > max_walk_m] = np.inf
     return out
+
+
+def reached_street_lines(graph: WalkGraph, dist: np.ndarray, limit_m: float) -> np.ndarray:
+    """Return the parts of street edges within ``limit_m`` given node distances ``dist``.
+
+    An edge reached from both ends is drawn whole when the two reaches meet; otherwise each
+    end contributes the stretch its remaining budget covers.
+    """
+    lines = []
+    if not len(graph.edge_geoms):
+        return np.array(lines, dtype=object)
+    touched = (
+        np.add.reduceat(
+            np.isfinite(dist[graph.chain_nodes]).astype(np.int64), graph.chain_start[:-1]
+        )
+        > 0
+    )
+    for e in np.flatnonzero(touched):
+        lo, hi = graph.chain_start[e], graph.chain_start[e + 1]
+        nodes, ts = graph.chain_nodes[lo:hi], graph.chain_t[lo:hi]
+        d = dist[nodes]
+        if not np.isfinite(d).any():
+            continue
+        geom = graph.edge_geoms[e]
+        for k in range(len(nodes) - 1):
+            a, b = d[k], d[k + 1]
+            if not (np.isfinite(a) or np.isfinite(b)):
+                continue
+            t0, t1 = ts[k], ts[k + 1]
+            seg = t1 - t0
+            reach_a = min(max(limit_m - a, 0.0), seg) if np.isfinite(a) else 0.0
+            reach_b = min(max(limit_m - b, 0.0), seg) if np.isfinite(b) else 0.0
+            if reach_a + reach_b >= seg:
+                lines.append(shapely.ops.substring(geom, t0, t1))
+            else:
+                if reach_a > 0:
+                    lines.append(shapely.ops.substring(geom, t0, t0 + reach_a))
+                if reach_b > 0:
+                    lines.append(shapely.ops.substring(geom, t1 - reach_b, t1))
+    return np.array(lines, dtype=object)
+
+
+def isochrone(graph: WalkGraph, node: int, limit_m: float, buffer_m: float = 40.0):
+    """Return the area within ``limit_m`` of graph ``node`` (metric polygon) or None.
+
+    For display only: coverage figures come from network distances, never from this
+    polygon (a buffer misses or adds buildings at its edge).
+    """
+    dist = csgraph.dijkstra(graph.matrix, directed=False, indices=node, limit=limit_m)
+    lines = reached_street_lines(graph, dist, limit_m)
+    if not len(lines):
+        return None
+    return shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=4))

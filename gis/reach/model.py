@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyproj
+import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.errors import InvalidInput
-from gis.reach.compute import distances_from_point
+from gis.errors import InvalidInput, NotFound
+from gis.reach.compute import distances_from_point, isochrone
 from gis.reach.graph import WalkGraph
 from gis.reach.service import Inputs, build_graph, load_inputs, reach_all, resolve_categories
 
@@ -24,6 +26,7 @@ class ReachModel:
     graph: WalkGraph
     transformer: pyproj.Transformer
     baseline: dict[str, np.ndarray] = field(default_factory=dict)
+    isochrones: dict[tuple[int, float], dict] = field(default_factory=dict)
 
     def baseline_m(self, category: str) -> np.ndarray:
         """Return today's distance from every building to the category (inf/nan: none)."""
@@ -94,3 +97,35 @@ def what_if(
         "households_reached_from_here": int(hh[new <= limit_m].sum()),
         "compute_ms": round((time.perf_counter() - t0) * 1000, 2),
     }
+
+
+def facility_isochrone(model: ReachModel, facility_id: int, limit_m: float) -> dict:
+    """Return the walkable area around a facility as a GeoJSON Feature (WGS 84), cached."""
+    key = (int(facility_id), round(limit_m, 1))
+    if key in model.isochrones:
+        return model.isochrones[key]
+    pos = int(np.searchsorted(model.inputs.facility_ids, facility_id))
+    if pos >= len(model.inputs.facility_ids) or model.inputs.facility_ids[pos] != facility_id:
+        raise NotFound(f"no facility {facility_id}")
+    n_b = len(model.inputs.building_ids)
+    node = int(model.graph.point_node[n_b + pos])
+    area = isochrone(model.graph, node, limit_m)
+    geometry = None
+    if area is not None:
+        back = pyproj.Transformer.from_crs(model.inputs.epsg, 4326, always_xy=True)
+        lonlat = shapely.transform(
+            area, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1]))
+        )
+        geometry = json.loads(shapely.to_geojson(shapely.set_precision(lonlat, 1e-7)))
+    feature = {
+        "type": "Feature",
+        "id": int(facility_id),
+        "geometry": geometry,
+        "properties": {
+            "facility_id": int(facility_id),
+            "limit_m": limit_m,
+            "note": "for display; coverage uses network distances",
+        },
+    }
+    model.isochrones[key] = feature
+    return feature

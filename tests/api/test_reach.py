@@ -64,3 +64,17 @@ def test_reach_refusals(client, method, url, body, status) -> None:
     r = getattr(client, method)(url, json=body) if body else getattr(client, method)(url)
     assert r.status_code == status, r.text
     assert "detail" in r.json()
+
+
+def test_isochrone_endpoint(client, engine) -> None:
+    with engine.connect() as conn:
+        fid = conn.scalar(sa.text("SELECT min(id) FROM facility"))
+    feature = client.get(f"/api/reach/isochrones/{fid}?limit_min=10").json()
+    assert feature["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    lon, lat = (
+        feature["geometry"]["coordinates"][0][0][:2]
+        if feature["geometry"]["type"] == "Polygon"
+        else feature["geometry"]["coordinates"][0][0][0][:2]
+    )
+    assert 118.7 < lon < 118.9 and 31.9 < lat < 32.2  # back in WGS 84
+    assert client.get("/api/reach/isochrones/999999").status_code == 404

@@ -241,3 +241,29 @@ def test_what_if_equals_building_the_facility_and_recomputing(engine) -> None:
     after = cov["categories"][0]["households_covered"]
     assert after == answer["households_covered_after"]
     assert after - answer["households_covered_before"] == answer["households_gained"]
+
+
+def test_isochrone_holds_the_reached_buildings(nanjing_reach) -> None:
+    """Every building reached within 800 m meets the street inside the drawn area."""
+    from gis.reach.compute import distances_from_point, isochrone
+    from gis.reach.service import build_graph
+
+    _eng, _run, inputs = nanjing_reach
+    graph = build_graph(inputs)
+    j = next(k for k, fc in enumerate(inputs.facility_categories) if "police_room" in fc)
+    n_b = len(inputs.building_ids)
+    area = isochrone(graph, int(graph.point_node[n_b + j]), 800, buffer_m=40)
+    d = distances_from_point(graph, inputs.facility_xy[j], 800)
+    leaves = graph.point_node[:n_b]
+    reached = np.flatnonzero(d[leaves] <= 800)
+    assert len(reached) > 10
+    # a building's only neighbour in the graph is its access point on the street
+    access = np.array([graph.matrix[leaves[i]].indices[0] for i in reached])
+    assert shapely.contains(area.buffer(0.01), shapely.points(graph.node_xy[access])).all()
+    # and it is not the whole map: buildings over 1.6 km away by street are (nearly all)
+    # outside; a few may sit by a reached street yet belong to a piece it doesn't join
+    d2 = distances_from_point(graph, inputs.facility_xy[j], 5000)
+    far = np.flatnonzero((d2[leaves] > 1600) & np.isfinite(d2[leaves]))
+    far_access = np.array([graph.matrix[leaves[i]].indices[0] for i in far])
+    assert len(far_access) > 100
+    assert shapely.contains(area, shapely.points(graph.node_xy[far_access])).mean() < 0.01
