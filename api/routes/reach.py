@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import Conn
 from gis.reach import model as reach_model
-from gis.reach import service
+from gis.reach import service, siting
 
 router = APIRouter(prefix="/api/reach", tags=["reach"])
 _model_lock = threading.Lock()
@@ -24,6 +24,18 @@ class WhatIf(BaseModel):
     category: str = Field(description="facility category code, e.g. activity_room")
     limit_min: float = Field(10, ge=1, le=60, description="walking time limit, minutes")
     speed_m_per_min: float = Field(80, ge=10, le=200, description="80 adult, 60 elderly")
+
+
+class SitingRequest(BaseModel):
+    """Where to put k new facilities of a category."""
+
+    category: str
+    k: int = Field(3, ge=1, le=50, description="how many sites")
+    limit_min: float = Field(10, ge=1, le=60)
+    speed_m_per_min: float = Field(80, ge=10, le=200)
+    candidates: Literal["nodes", "buildings"] = Field(
+        "nodes", description="street intersections or buildings"
+    )
 
 
 class RunRequest(BaseModel):
@@ -70,6 +82,14 @@ def post_what_if(body: WhatIf, conn: Conn, request: Request) -> dict[str, Any]:
         body.category,
         body.limit_min * body.speed_m_per_min,
         inside_building_id=inside,
+    )
+
+
+@router.post("/siting", summary="Best new sites for a category (greedy maximal coverage)")
+def post_siting(body: SitingRequest, conn: Conn, request: Request) -> dict[str, Any]:
+    m = _model(request, conn)
+    return siting.suggest_sites(
+        m, body.category, body.k, body.limit_min * body.speed_m_per_min, body.candidates
     )
 
 

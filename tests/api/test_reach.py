@@ -78,3 +78,27 @@ def test_isochrone_endpoint(client, engine) -> None:
     )
     assert 118.7 < lon < 118.9 and 31.9 < lat < 32.2  # back in WGS 84
     assert client.get("/api/reach/isochrones/999999").status_code == 404
+
+
+def test_siting_endpoint(client) -> None:
+    r = client.post("/api/reach/siting", json={"category": "activity_room", "k": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["sites"]) == 2
+    first, second = body["sites"]
+    assert first["households_gained"] >= second["households_gained"] > 0
+    assert (
+        second["households_gained_total"]
+        == first["households_gained"] + second["households_gained"]
+        <= body["households_uncovered_before"]
+    )
+    # building the first suggested site gains what the what-if says
+    gain = client.post(
+        "/api/reach/what-if",
+        json={"lon": first["lon"], "lat": first["lat"], "category": "activity_room"},
+    ).json()
+    assert gain["households_gained"] == first["households_gained"]
+    assert client.post("/api/reach/siting", json={"category": "x", "k": 2}).status_code == 422
+    assert (
+        client.post("/api/reach/siting", json={"category": "shopping", "k": 0}).status_code == 422
+    )
