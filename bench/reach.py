@@ -21,6 +21,7 @@ difference. Times are single runs (set-up and compute apart), in the same proces
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 import uuid
@@ -35,7 +36,13 @@ sys.path.insert(0, str(ROOT))
 
 from gis import db  # noqa: E402
 from gis.io.pipeline import import_file  # noqa: E402
-from gis.reach.service import build_graph, load_inputs, reach_all, resolve_categories  # noqa: E402
+from gis.reach.service import (  # noqa: E402
+    build_graph,
+    load_inputs,
+    reach_all,
+    resolve_categories,
+    store_reach,
+)
 from gis.settings import get_settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "osm"
@@ -122,6 +129,18 @@ def run_file(server: str, path: Path, max_walk_m: float, only_ours: bool = False
             f"cap {max_walk_m:.0f} m"
         )
         print(f"  ours: read from PostGIS {t1 - t0:.3f} s, attach + CSR {t2 - t1:.3f} s")
+        with eng.begin() as conn:
+            t4 = time.perf_counter()
+            store_reach(conn, inputs, ours, 80.0)
+            t_write = time.perf_counter() - t4
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        print(
+            f"  ours end to end: read {t1 - t0:.2f} s + attach {t2 - t1:.2f} s + compute "
+            f"{t_ours:.2f} s + write (COPY) {t_write:.2f} s = "
+            f"{t1 - t0 + t2 - t1 + t_ours + t_write:.2f} s; peak RSS {peak_gb:.2f} GB"
+        )
+        if only_ours:
+            return
         rows = [("scipy multi-source (ours)", 0.0, t_ours, 0.0)]
 
         # networkx

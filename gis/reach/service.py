@@ -158,7 +158,7 @@ def compute_and_store(
     n_b = len(inputs.building_ids)
     result = reach_all(inputs, graph, cats, max_walk_m)
     t2 = time.perf_counter()
-    run_id = _store(conn, inputs, result, speed_m_per_min)
+    run_id = store_reach(conn, inputs, result, speed_m_per_min)
     t3 = time.perf_counter()
     street_components = np.unique(graph.component[: graph.n_street])
     run = ReachRun(
@@ -186,7 +186,9 @@ def compute_and_store(
     return run
 
 
-def _store(conn: Connection, inputs: Inputs, result: ReachResult, speed_m_per_min: float) -> int:
+def store_reach(
+    conn: Connection, inputs: Inputs, result: ReachResult, speed_m_per_min: float
+) -> int:
     run_id = conn.scalar(
         sa.text(
             "INSERT INTO reach_run (speed_m_per_min, max_walk_m, categories) "
