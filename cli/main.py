@@ -141,7 +141,8 @@ def reach(
     limit_min: Annotated[float, typer.Option(help="coverage limit in minutes")] = 10.0,
 ) -> None:
     """Compute walking distance from every building to the nearest facility of each category."""
-    from gis.reach.service import compute_and_store, coverage
+    from gis.reach.coverage import coverage
+    from gis.reach.service import compute_and_store
 
     engine = open_engine()
     try:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import Conn
+from gis.reach import coverage, service, siting
 from gis.reach import model as reach_model
-from gis.reach import service, siting
 
 router = APIRouter(prefix="/api/reach", tags=["reach"])
 _model_lock = threading.Lock()
@@ -68,7 +68,27 @@ def get_building_reach(
 def get_coverage(
     conn: Conn, limit_min: Annotated[float, Query(ge=1, le=60)] = 10
 ) -> dict[str, Any]:
-    return service.coverage(conn, limit_min=limit_min)
+    return coverage.coverage(conn, limit_min=limit_min)
+
+
+@router.get("/coverage/{level}", summary="Coverage per subdistrict, community or grid")
+def get_coverage_by_area(
+    level: Literal["subdistrict", "community", "grid"],
+    conn: Conn,
+    limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
+) -> list[dict[str, Any]]:
+    return coverage.coverage_by_area(conn, level, limit_min=limit_min)
+
+
+@router.get("/gaps", summary="Households without a category within the limit (GeoJSON)")
+def get_gaps(
+    conn: Conn,
+    category: str,
+    limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    return coverage.gaps(conn, category, limit_min=limit_min, limit=limit, offset=offset)
 
 
 @router.post("/what-if", summary="Coverage gained by a facility placed at a point")

@@ -102,3 +102,15 @@ def test_siting_endpoint(client) -> None:
     assert (
         client.post("/api/reach/siting", json={"category": "shopping", "k": 0}).status_code == 422
     )
+
+
+def test_area_coverage_and_gaps_endpoints(client) -> None:
+    assert client.post("/api/reach/runs", json={"categories": ["police_room"]}).status_code == 200
+    overall = client.get("/api/reach/coverage").json()
+    police = overall["categories"][0]["households_covered"]
+    gap = client.get("/api/reach/gaps?category=police_room&limit=5000").json()
+    assert gap["households_in_gaps"] == overall["households"] - police
+    assert client.get("/api/reach/coverage/community").json() == []  # none imported
+    assert client.get("/api/reach/coverage/street").status_code == 422
+    assert client.get("/api/reach/gaps?category=shopping").status_code == 404  # not computed
+    assert client.get("/api/reach/gaps?category=nope").status_code == 422

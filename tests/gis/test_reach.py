@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from gis.errors import InvalidInput
 from gis.io.pipeline import import_file
-from gis.reach.service import compute_and_store, coverage, load_inputs
+from gis.reach.coverage import coverage
+from gis.reach.service import compute_and_store, load_inputs
 from tests.conftest import NANJING, SHANGHAI
 
 
@@ -300,3 +301,33 @@ def test_greedy_siting_is_near_the_exact_mclp_optimum(nanjing_reach) -> None:
         mine[problem.covers[i].indices] = True
     assert greedy == problem.weights[mine].sum()
     assert (1 - 1 / math.e) * optimum <= greedy <= optimum
+
+
+def test_coverage_per_area_adds_up_and_gaps_are_the_rest(engine, tmp_path) -> None:
+    from gis.reach.coverage import coverage_by_area, gaps
+    from gis.synth import write_city
+
+    city = tmp_path / "city.gpkg"
+    write_city(city, buildings=1500, seed=5)
+    import_file(engine, city)
+    with engine.begin() as conn:
+        compute_and_store(conn, categories=["shopping", "police_room"])
+        total = coverage(conn, limit_min=10)
+        areas = coverage_by_area(conn, "community", limit_min=10)
+        gap = gaps(conn, "police_room", limit_min=10, limit=5000)
+        subdistricts = coverage_by_area(conn, "subdistrict", limit_min=10)
+    assert len(areas) > 10
+    assert sum(a["households"] for a in areas) == total["households"]
+    assert sum(a["households"] for a in subdistricts) == total["households"]
+    for c in total["categories"]:
+        assert sum(a["categories"].get(c["category"], 0) for a in areas) == c["households_covered"]
+    assert (
+        sum(a["households_with_every_category"] for a in areas)
+        == total["households_with_every_category"]
+    )
+    police = next(c for c in total["categories"] if c["category"] == "police_room")
+    assert gap["households_in_gaps"] == total["households"] - police["households_covered"]
+    assert gap["numberMatched"] == gap["numberReturned"]
+    assert sum(f["properties"]["households"] for f in gap["features"]) == gap["households_in_gaps"]
+    hh = [f["properties"]["households"] for f in gap["features"]]
+    assert hh == sorted(hh, reverse=True)

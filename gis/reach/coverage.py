@@ -1,0 +1,178 @@
+"""Coverage figures from stored reach: per category, per area, and the gaps themselves.
+
+Always from network distances (building_reach), never from isochrone polygons.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gis.errors import InvalidInput, NotFound
+from gis.io.categories import load_categories
+from gis.reach.service import resolve_categories
+
+AREA_LEVELS = ("subdistrict", "community", "grid")  # our names, never the caller's text
+
+
+def latest_run(conn: Connection, limit_min: float) -> tuple[Any, float]:
+    """Return the latest reach run and the limit in metres, or explain what is missing."""
+    run = conn.execute(
+        sa.text("SELECT id, speed_m_per_min, categories FROM reach_run ORDER BY id DESC LIMIT 1")
+    ).one_or_none()
+    if run is None:
+        raise NotFound("no reach computed yet: run `gridatlas reach`")
+    if not 1 <= limit_min <= 60:
+        raise InvalidInput("limit must be between 1 and 60 minutes")
+    return run, limit_min * run.speed_m_per_min
+
+
+def coverage(conn: Connection, *, limit_min: float = 10.0) -> dict[str, Any]:
+    """Households within ``limit_min`` minutes on foot, per category, over the whole map."""
+    run, limit_m = latest_run(conn, limit_min)
+    rows = conn.execute(
+        sa.text("""
+        SELECT c.category,
+               sum(b.households) AS households,
+               sum(b.households) FILTER (WHERE c.walk_m <= :lim) AS covered,
+               sum(b.households) FILTER (WHERE c.walk_m IS NULL) AS unreachable
+          FROM building_reach r JOIN building b ON b.id = r.building_id
+          CROSS JOIN LATERAL unnest(CAST(:cats AS text[]), r.walk_m) AS c(category, walk_m)
+         WHERE r.run_id = :run AND b.households > 0
+         GROUP BY c.category"""),
+        {"lim": limit_m, "cats": list(run.categories), "run": run.id},
+    ).all()
+    all_within = conn.scalar(
+        sa.text("""
+        SELECT coalesce(sum(b.households), 0) FROM building_reach r
+          JOIN building b ON b.id = r.building_id
+         WHERE r.run_id = :run AND b.households > 0
+           AND NOT EXISTS (SELECT 1 FROM unnest(r.walk_m) w
+                            WHERE w IS NULL OR w > :lim)"""),
+        {"lim": limit_m, "run": run.id},
+    )
+    total = sum(int(r.households or 0) for r in rows[:1])
+    labels = {c.code: c.label_zh for c in load_categories()}
+    return {
+        "run_id": run.id,
+        "limit_min": limit_min,
+        "limit_m": limit_m,
+        "speed_m_per_min": run.speed_m_per_min,
+        "households": total,
+        "households_with_every_category": int(all_within),
+        "categories": [
+            {
+                "category": r.category,
+                "label_zh": labels.get(r.category, r.category),
+                "households_covered": int(r.covered or 0),
+                "households_unreachable": int(r.unreachable or 0),
+                "share": round((r.covered or 0) / r.households, 4) if r.households else None,
+            }
+            for r in sorted(rows, key=lambda r: list(run.categories).index(r.category))
+        ],
+    }
+
+
+def coverage_by_area(conn: Connection, level: str, *, limit_min: float = 10.0) -> list[dict]:
+    """Per area of ``level`` (buildings by the point on their footprint): households, and
+    households within the limit of each category and of every category."""
+    if level not in AREA_LEVELS:
+        raise InvalidInput(f"level must be one of {', '.join(AREA_LEVELS)}")
+    run, limit_m = latest_run(conn, limit_min)
+    rows = conn.execute(
+        sa.text(f"""
+        WITH b AS (
+            SELECT a.id AS area_id, r.walk_m, bl.households
+              FROM {level} a
+              JOIN building bl ON ST_Contains(a.geom, ST_PointOnSurface(bl.geom))
+              JOIN building_reach r ON r.building_id = bl.id AND r.run_id = :run
+             WHERE bl.households > 0)
+        SELECT a.id, a.code, a.name,
+               coalesce((SELECT sum(households) FROM b WHERE b.area_id = a.id), 0) AS households,
+               coalesce((SELECT sum(b.households) FROM b WHERE b.area_id = a.id
+                   AND NOT EXISTS (SELECT 1 FROM unnest(b.walk_m) w
+                                   WHERE w IS NULL OR w > :lim)), 0) AS every,
+               (SELECT coalesce(json_agg(json_build_object('category', c.category,
+                        'covered', c.covered) ORDER BY c.ord), '[]'::json)
+                  FROM (SELECT x.category, x.ord,
+                               sum(b.households) FILTER (WHERE x.walk_m <= :lim) AS covered
+                          FROM b CROSS JOIN LATERAL unnest(CAST(:cats AS text[]), b.walk_m)
+                               WITH ORDINALITY AS x(category, walk_m, ord)
+                         WHERE b.area_id = a.id GROUP BY x.category, x.ord) c) AS per_category
+          FROM {level} a ORDER BY a.code"""),
+        {"run": run.id, "lim": limit_m, "cats": list(run.categories)},
+    ).all()
+    out = []
+    for r in rows:
+        per = r.per_category if isinstance(r.per_category, list) else json.loads(r.per_category)
+        out.append(
+            {
+                "id": r.id,
+                "code": r.code,
+                "name": r.name,
+                "households": int(r.households),
+                "households_with_every_category": int(r.every),
+                "categories": {p["category"]: int(p["covered"] or 0) for p in per},
+            }
+        )
+    return out
+
+
+def gaps(
+    conn: Connection, category: str, *, limit_min: float = 10.0, limit: int = 500, offset: int = 0
+) -> dict[str, Any]:
+    """Buildings with households and no ``category`` within the limit, most households first,
+    as a GeoJSON FeatureCollection page."""
+    (category,) = resolve_categories([category])
+    if not 1 <= limit <= 5000 or offset < 0:
+        raise InvalidInput("limit must be 1–5000 and offset 0 or more")
+    run, limit_m = latest_run(conn, limit_min)
+    if category not in run.categories:
+        raise NotFound(f"{category} was not in the latest reach run; compute it first")
+    where = """
+          FROM building_reach r JOIN building b ON b.id = r.building_id
+         CROSS JOIN LATERAL (SELECT (r.walk_m)[array_position(CAST(:cats AS text[]), :cat)]
+                             AS walk_m) w
+         WHERE r.run_id = :run AND b.households > 0
+           AND (w.walk_m IS NULL OR w.walk_m > :lim)"""
+    params = {
+        "run": run.id,
+        "cats": list(run.categories),
+        "cat": category,
+        "lim": limit_m,
+        "limit": limit,
+        "offset": offset,
+    }
+    total, households = conn.execute(
+        sa.text(f"SELECT count(*), coalesce(sum(b.households), 0) {where}"), params
+    ).one()
+    rows = (
+        conn.execute(
+            sa.text(f"""
+        SELECT json_build_object('type', 'Feature', 'id', b.id,
+                 'geometry', ST_AsGeoJSON(b.geom, 7)::json,
+                 'properties', json_build_object(
+                     'households', b.households, 'name', b.name,
+                     'walk_m', CASE WHEN w.walk_m IS NULL OR w.walk_m = 'Infinity' THEN NULL
+                                    ELSE round(w.walk_m::numeric, 1) END,
+                     'status', CASE WHEN w.walk_m IS NULL THEN 'unreachable'
+                                    ELSE 'too far' END))::text
+          {where} ORDER BY b.households DESC, b.id LIMIT :limit OFFSET :offset"""),
+            params,
+        )
+        .scalars()
+        .all()
+    )
+    features = [json.loads(r) for r in rows]
+    return {
+        "type": "FeatureCollection",
+        "category": category,
+        "limit_m": limit_m,
+        "numberMatched": int(total),
+        "numberReturned": len(features),
+        "households_in_gaps": int(households),
+        "features": features,
+    }
