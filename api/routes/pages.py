@@ -10,7 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.deps import AppSettings, Conn
 from gis import query
 from gis.io.categories import load_categories
+from gis.reach import coverage
 from layers.assets import render_offline
+from layers.reach import reach_map
 from layers.site import overview_map
 
 router = APIRouter(tags=["pages"])
@@ -40,5 +42,36 @@ def overview(
     truncated = any(len(f) >= limit for f in (buildings, edges, facilities))
     m = overview_map(
         buildings, edges, facilities, labels=labels, stats=query.summary(conn), truncated=truncated
+    )
+    return HTMLResponse(render_offline(m))
+
+
+@router.get(
+    "/map/reach",
+    response_class=HTMLResponse,
+    summary="Planners' map: walking time from every building to one category",
+)
+def reach_page(
+    conn: Conn,
+    settings: AppSettings,
+    category: str = "health_station",
+    limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
+) -> HTMLResponse:
+    buildings, facilities, _run = coverage.reach_frames(
+        conn, category, limit=settings.map_feature_limit
+    )
+    edges = query.layer_frame(conn, "walk_edges", limit=settings.map_feature_limit)
+    total = coverage.coverage(conn, limit_min=limit_min)
+    row = next((c for c in total["categories"] if c["category"] == category),
+               {"households_covered": 0})
+    labels = {c.code: c.label_zh for c in load_categories()}
+    m = reach_map(
+        buildings,
+        facilities,
+        edges,
+        category_label=labels[category],
+        limit_min=limit_min,
+        covered=row["households_covered"],
+        households=total["households"],
     )
     return HTMLResponse(render_offline(m))

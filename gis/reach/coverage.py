@@ -176,3 +176,40 @@ def gaps(
         "households_in_gaps": int(households),
         "features": features,
     }
+
+
+def reach_frames(conn: Connection, category: str, *, limit: int = 6000) -> tuple[Any, Any, Any]:
+    """Return (buildings with walk_min, facilities of the category, run) for the reach map."""
+    import geopandas as gpd
+
+    (category,) = resolve_categories([category])
+    run, _ = latest_run(conn, 10)
+    if category not in run.categories:
+        raise NotFound(f"{category} was not in the latest reach run; compute it first")
+    buildings = gpd.read_postgis(
+        sa.text("""
+        SELECT b.id, b.name, b.households,
+               (r.walk_m)[array_position(CAST(:cats AS text[]), :cat)]::float8
+                   / :speed AS walk_min,
+               b.geom
+          FROM building b LEFT JOIN building_reach r ON r.building_id = b.id AND r.run_id = :run
+         ORDER BY b.id LIMIT :limit"""),
+        conn,
+        geom_col="geom",
+        crs=4326,
+        params={
+            "cats": list(run.categories),
+            "cat": category,
+            "run": run.id,
+            "speed": run.speed_m_per_min,
+            "limit": limit,
+        },
+    )
+    facilities = gpd.read_postgis(
+        sa.text("SELECT id, name, geom FROM facility WHERE :cat = ANY(categories) ORDER BY id"),
+        conn,
+        geom_col="geom",
+        crs=4326,
+        params={"cat": category},
+    )
+    return buildings, facilities, run

@@ -144,3 +144,57 @@ def test_names_from_imported_files_cannot_run_script(browser, engine, db_url, tm
         page.wait_for_timeout(300)
         assert page.evaluate("() => window.__pwned") is None
         context.close()
+
+
+def test_reach_map_colours_buildings_by_walking_time(browser, engine, db_url) -> None:
+    from gis.io.pipeline import import_file
+    from gis.reach.service import compute_and_store
+    from tests.conftest import NANJING, serve_app
+
+    import_file(engine, NANJING)
+    with engine.begin() as conn:
+        compute_and_store(conn, categories=["police_room", "shopping"])
+        by_band = dict(
+            conn.execute(
+                sa.text("""
+            SELECT CASE WHEN b.households = 0 THEN 'none'
+                        WHEN r.walk_m IS NULL THEN 'unreachable'
+                        WHEN r.walk_m <= 400 THEN 'le5'
+                        WHEN r.walk_m <= 800 THEN 'le10'
+                        WHEN r.walk_m <= 1200 THEN 'le15' ELSE 'beyond' END, count(*)
+              FROM building b JOIN building_reach_latest r ON r.building_id = b.id
+             WHERE r.category = 'police_room' GROUP BY 1""")
+            ).all()
+        )
+    colours = {
+        "le5": "#1a9850",
+        "le10": "#91cf60",
+        "le15": "#fc8d59",
+        "beyond": "#d73027",
+        "unreachable": "#7b3294",
+        "none": "#cccccc",
+    }
+    with serve_app(db_url) as base:
+        context = browser.new_context(viewport={"width": 1024, "height": 768})
+        page = context.new_page()
+        outside: list[str] = []
+        page.on(
+            "request",
+            lambda r: (
+                outside.append(r.url)
+                if not r.url.startswith(("http://127.0.0.1", "data:"))
+                else None
+            ),
+        )
+        response = page.goto(f"{base}/map/reach?category=police_room", wait_until="networkidle")
+        assert response is not None and response.status == 200
+        drawn = page.evaluate("""() => {
+          const map = Object.values(window).find(v => v instanceof L.Map);
+          const n = {};
+          map.eachLayer(l => { if (l.feature && 'colour' in l.feature.properties) {
+              const c = l.options.fillColor; n[c] = (n[c] || 0) + 1; } });
+          return n; }""")
+        assert outside == []
+        assert drawn == {colours[band]: n for band, n in by_band.items()}
+        assert "警务室" in page.inner_text("#ga-bar")
+        context.close()
