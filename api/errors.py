@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from gis import errors
+from gis import errors, facilities
 
 STATUS: dict[type[errors.GridAtlasError], int] = {
+    facilities.StaleVersion: 412,
+    facilities.VersionRequired: 428,
     errors.InvalidGeometry: 422,
     errors.MissingCRS: 422,
     errors.InvalidInput: 422,

@@ -62,8 +62,9 @@ def reach_page(
     )
     edges = query.layer_frame(conn, "walk_edges", limit=settings.map_feature_limit)
     total = coverage.coverage(conn, limit_min=limit_min)
-    row = next((c for c in total["categories"] if c["category"] == category),
-               {"households_covered": 0})
+    row = next(
+        (c for c in total["categories"] if c["category"] == category), {"households_covered": 0}
+    )
     labels = {c.code: c.label_zh for c in load_categories()}
     m = reach_map(
         buildings,

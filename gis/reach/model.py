@@ -40,7 +40,10 @@ def data_version(conn: Connection) -> tuple:
     """Return a key that changes whenever imported data changes."""
     return tuple(
         conn.execute(
-            sa.text("SELECT (SELECT max(id) FROM import_run), (SELECT count(*) FROM facility)")
+            sa.text(
+                "SELECT (SELECT max(id) FROM import_run), (SELECT count(*) FROM facility), "
+                "(SELECT max(imported_at) FROM facility)"
+            )
         ).one()
     )
 
