@@ -38,7 +38,7 @@ def coverage(conn: Connection, *, limit_min: float = 10.0) -> dict[str, Any]:
         SELECT c.category,
                sum(b.households) AS households,
                sum(b.households) FILTER (WHERE c.walk_m <= :lim) AS covered,
-               sum(b.households) FILTER (WHERE c.walk_m IS NULL) AS unreachable
+               sum(b.households) FILTER (WHERE c.walk_m = 'NaN') AS unreachable
           FROM building_reach r JOIN building b ON b.id = r.building_id
           CROSS JOIN LATERAL unnest(CAST(:cats AS text[]), r.walk_m) AS c(category, walk_m)
          WHERE r.run_id = :run AND b.households > 0
@@ -51,7 +51,7 @@ def coverage(conn: Connection, *, limit_min: float = 10.0) -> dict[str, Any]:
           JOIN building b ON b.id = r.building_id
          WHERE r.run_id = :run AND b.households > 0
            AND NOT EXISTS (SELECT 1 FROM unnest(r.walk_m) w
-                            WHERE w IS NULL OR w > :lim)"""),
+                            WHERE w > :lim)"""),
         {"lim": limit_m, "run": run.id},
     )
     total = sum(int(r.households or 0) for r in rows[:1])
@@ -94,7 +94,7 @@ def coverage_by_area(conn: Connection, level: str, *, limit_min: float = 10.0) -
                coalesce((SELECT sum(households) FROM b WHERE b.area_id = a.id), 0) AS households,
                coalesce((SELECT sum(b.households) FROM b WHERE b.area_id = a.id
                    AND NOT EXISTS (SELECT 1 FROM unnest(b.walk_m) w
-                                   WHERE w IS NULL OR w > :lim)), 0) AS every,
+                                   WHERE w > :lim)), 0) AS every,
                (SELECT coalesce(json_agg(json_build_object('category', c.category,
                         'covered', c.covered) ORDER BY c.ord), '[]'::json)
                   FROM (SELECT x.category, x.ord,
@@ -137,7 +137,7 @@ def gaps(
          CROSS JOIN LATERAL (SELECT (r.walk_m)[array_position(CAST(:cats AS text[]), :cat)]
                              AS walk_m) w
          WHERE r.run_id = :run AND b.households > 0
-           AND (w.walk_m IS NULL OR w.walk_m > :lim)"""
+           AND w.walk_m > :lim"""
     params = {
         "run": run.id,
         "cats": list(run.categories),
@@ -156,9 +156,9 @@ def gaps(
                  'geometry', ST_AsGeoJSON(b.geom, 7)::json,
                  'properties', json_build_object(
                      'households', b.households, 'name', b.name,
-                     'walk_m', CASE WHEN w.walk_m IS NULL OR w.walk_m = 'Infinity' THEN NULL
+                     'walk_m', CASE WHEN w.walk_m = 'NaN' OR w.walk_m = 'Infinity' THEN NULL
                                     ELSE round(w.walk_m::numeric, 1) END,
-                     'status', CASE WHEN w.walk_m IS NULL THEN 'unreachable'
+                     'status', CASE WHEN w.walk_m = 'NaN' THEN 'unreachable'
                                     ELSE 'too far' END))::text
           {where} ORDER BY b.households DESC, b.id LIMIT :limit OFFSET :offset"""),
             params,

@@ -186,6 +186,63 @@ def compute_and_store(
     return run
 
 
+FLOAT4_OID, INT8_OID = 700, 20
+
+
+def pgcopy_reach_rows(
+    run_id: int, building_ids: np.ndarray, walk_m: np.ndarray, facility: np.ndarray
+) -> memoryview:
+    """Encode building_reach rows in PostgreSQL's binary COPY format, all at once.
+
+    Every row has the same shape (two int8, a float4[] and an int8[] of one length each),
+    so the whole stream is one numpy structured array: no Python work per row. NaN in
+    walk_m (no path) and -1 in facility (none) are stored as such; the view turns them
+    into NULL.
+    """
+    n_cat, n = walk_m.shape
+
+    def array_header(prefix: str) -> list[tuple[str, str]]:
+        return [
+            (f"{prefix}_len", ">i4"),
+            (f"{prefix}_ndim", ">i4"),
+            (f"{prefix}_flags", ">i4"),
+            (f"{prefix}_oid", ">i4"),
+            (f"{prefix}_dim", ">i4"),
+            (f"{prefix}_lbound", ">i4"),
+        ]
+
+    dtype = np.dtype(
+        [
+            ("nfields", ">i2"),
+            ("run_len", ">i4"),
+            ("run", ">i8"),
+            ("bid_len", ">i4"),
+            ("bid", ">i8"),
+            *array_header("w"),
+            ("w", [("len", ">i4"), ("v", ">f4")], (n_cat,)),
+            *array_header("f"),
+            ("f", [("len", ">i4"), ("v", ">i8")], (n_cat,)),
+        ]
+    )
+    rows = np.zeros(n, dtype=dtype)
+    rows["nfields"] = 4
+    rows["run_len"] = rows["bid_len"] = 8
+    rows["run"] = run_id
+    rows["bid"] = building_ids
+    for prefix, oid, size in (("w", FLOAT4_OID, 4), ("f", INT8_OID, 8)):
+        rows[f"{prefix}_len"] = 20 + n_cat * (4 + size)
+        rows[f"{prefix}_ndim"] = 1
+        rows[f"{prefix}_oid"] = oid
+        rows[f"{prefix}_dim"] = n_cat
+        rows[f"{prefix}_lbound"] = 1
+    rows["w"]["len"] = 4
+    rows["w"]["v"] = walk_m.T
+    rows["f"]["len"] = 8
+    rows["f"]["v"] = facility.T
+    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    return memoryview(header + rows.tobytes() + (-1).to_bytes(2, "big", signed=True))
+
+
 def store_reach(
     conn: Connection, inputs: Inputs, result: ReachResult, speed_m_per_min: float
 ) -> int:
@@ -196,8 +253,7 @@ def store_reach(
         ),
         {"s": speed_m_per_min, "m": result.max_walk_m, "c": result.categories},
     )
-    walk = result.walk_m.T.astype(np.float32)
-    fac = result.facility.T
+    stream = pgcopy_reach_rows(run_id, inputs.building_ids, result.walk_m, result.facility)
     raw = conn.connection.driver_connection
     with (
         raw.cursor() as cur,
@@ -206,13 +262,8 @@ def store_reach(
             "FROM STDIN (FORMAT BINARY)"
         ) as copy,
     ):
-        copy.set_types(["int8", "int8", "float4[]", "int8[]"])
-        for bid, w, f in zip(
-            inputs.building_ids.tolist(), walk.tolist(), fac.tolist(), strict=True
-        ):
-            copy.write_row(
-                (run_id, bid, [None if v != v else v for v in w], [None if v < 0 else v for v in f])
-            )
+        for start in range(0, len(stream), 1 << 24):
+            copy.write(stream[start : start + (1 << 24)])
     # the newest run replaces older ones: reach describes the map as it is now
     conn.execute(sa.text("DELETE FROM reach_run WHERE id <> :id"), {"id": run_id})
     return int(run_id)

@@ -28,7 +28,9 @@ def upgrade() -> None:
     )
     # One row per building and run; arrays follow reach_run.categories. walk_m is the
     # network distance in metres; 'Infinity' when a facility is reachable but farther than
-    # max_walk_m; NULL when no path leads to any facility of the category (an island).
+    # max_walk_m; 'NaN' when no path leads to any facility of the category (an island).
+    # facility_id is -1 where none was reached. Fixed-width arrays without NULLs let the
+    # writer encode a million rows in one go; the view below shows NULLs instead.
     op.execute(
         """
         CREATE TABLE building_reach (
@@ -43,10 +45,12 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE VIEW building_reach_latest AS
-        SELECT r.building_id, c.category, c.walk_m::double precision AS walk_m,
-               CASE WHEN c.walk_m IS NULL OR c.walk_m = 'Infinity' THEN NULL
+        SELECT r.building_id, c.category,
+               NULLIF(c.walk_m, 'NaN')::double precision AS walk_m,
+               CASE WHEN c.walk_m = 'NaN' OR c.walk_m = 'Infinity' THEN NULL
                     ELSE c.walk_m / run.speed_m_per_min * 60 END AS walk_s,
-               c.facility_id, run.id AS run_id, run.speed_m_per_min
+               NULLIF(c.facility_id, -1) AS facility_id, run.id AS run_id,
+               run.speed_m_per_min
           FROM reach_run run
           JOIN building_reach r ON r.run_id = run.id
           CROSS JOIN LATERAL unnest(run.categories, r.walk_m, r.facility_id)
