@@ -72,8 +72,8 @@ def nearest_facilities(
             limit=max_walk_m,
             return_predecessors=True,
         )
-        d = dist[b_nodes]
-        reached = np.isfinite(d)
+        d = graph.point_distance(dist, building_points)
+        reached = d <= max_walk_m
         # beyond the cap but in a component that has such a facility: inf, not nan
         comps_with = np.zeros(graph.component.max() + 1, bool)
         comps_with[graph.component[sources]] = True

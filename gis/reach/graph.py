@@ -33,11 +33,12 @@ class Network:
 
 @dataclass
 class WalkGraph:
-    """The attached graph: street nodes, then access nodes, then one leaf per point."""
+    """The attached graph: street nodes, access nodes, leaves of leaf points, "nowhere"."""
 
     matrix: sparse.csr_matrix
     n_street: int
-    point_node: np.ndarray  # graph node of each attached point
+    point_node: np.ndarray  # graph node of each point: its leaf, else its access point
+    point_extra_m: np.ndarray  # metres from that node to the point (0 for leaves)
     point_edge: np.ndarray  # street edge each point is attached to (-1: none)
     point_offset_m: np.ndarray  # straight stub from the point to the street
     component: np.ndarray  # connected component of every graph node
@@ -54,6 +55,10 @@ class WalkGraph:
     @property
     def n_nodes(self) -> int:
         return int(self.matrix.shape[0])
+
+    def point_distance(self, node_dist: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Distances to ``points`` given distances to every graph node (last axis)."""
+        return node_dist[..., self.point_node[points]] + self.point_extra_m[points]
 
 
 def project(transformer: pyproj.Transformer, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -99,11 +104,15 @@ def attach_points(
     *,
     max_snap_m: float = 1_000.0,
     min_component_share: float = 0.05,
+    leaf_mask: np.ndarray | None = None,
 ) -> WalkGraph:
     """Build the graph with ``points_xy`` attached to their nearest street edges.
 
-    Points farther than ``max_snap_m`` from any usable street are left unattached (a leaf
-    node with no edge), so they reach nothing rather than something absurdly far.
+    Points in ``leaf_mask`` (default: all) get a leaf node joined to their access point by
+    the stub: searches can start there (facilities). The others (buildings, a million of
+    them) stay off the graph: their distance is their access point's plus the stub, which
+    keeps the graph a third smaller. Points farther than ``max_snap_m`` from any usable
+    street are left unattached, so they reach nothing rather than something absurdly far.
     """
     n_street = len(net.xy)
     n_pts = len(points_xy)
@@ -124,10 +133,17 @@ def attach_points(
     offset = np.full(n_pts, np.inf)
     offset[attached] = shapely.distance(pts[attached], net.edge_geoms[edges_of])
 
-    # access nodes: one per attached point, numbered after the street nodes
+    # access nodes: one per attached point, numbered after the street nodes; then a leaf
+    # per point of leaf_mask; then one isolated node standing for "nowhere"
     access = n_street + np.arange(len(attached))
-    leaf = n_street + len(attached) + np.arange(n_pts)
-    n_nodes = n_street + len(attached) + n_pts
+    is_leaf = np.ones(n_pts, bool) if leaf_mask is None else np.asarray(leaf_mask, bool)
+    n_leaf = int(is_leaf.sum())
+    nowhere = n_street + len(attached) + n_leaf
+    n_nodes = nowhere + 1
+    point_node = np.full(n_pts, nowhere, dtype=np.int64)
+    point_node[attached] = access
+    point_node[is_leaf] = n_street + len(attached) + np.arange(n_leaf)
+    point_extra = np.where(is_leaf, 0.0, offset)  # stub still to walk from the node
 
     # chain the access nodes along each edge, in order of distance from u
     order = np.lexsort((along, edges_of))
@@ -148,10 +164,11 @@ def attach_points(
     u_parts.append(net.edge_u[~touched])
     v_parts.append(net.edge_v[~touched])
     w_parts.append(lengths[~touched])
-    # stubs: point leaf to its access node
-    u_parts.append(leaf[attached])
-    v_parts.append(access)
-    w_parts.append(offset[attached])
+    # stubs: leaf to its access node
+    stub = attached[is_leaf[attached]]
+    u_parts.append(point_node[stub])
+    v_parts.append(access[is_leaf[attached]])
+    w_parts.append(offset[stub])
     matrix = _undirected_csr(
         np.concatenate(u_parts), np.concatenate(v_parts), np.concatenate(w_parts), n_nodes
     )
@@ -162,14 +179,16 @@ def attach_points(
             shapely.get_coordinates(
                 shapely.line_interpolate_point(net.edge_geoms[edges_of], along)
             ).reshape(-1, 2),
-            points_xy.reshape(-1, 2),
+            points_xy.reshape(-1, 2)[is_leaf],
+            np.full((1, 2), np.nan),
         ]
     )
     chain_start, chain_nodes, chain_t = _chains(net, lengths, e_sorted, t_sorted, a_sorted)
     return WalkGraph(
         matrix=matrix,
         n_street=n_street,
-        point_node=leaf,
+        point_node=point_node,
+        point_extra_m=point_extra,
         point_edge=point_edge,
         point_offset_m=offset,
         component=component,

@@ -82,7 +82,7 @@ def what_if(
     before = model.baseline_m(category)
     xy = np.array(model.transformer.transform(lon, lat))
     d = distances_from_point(model.graph, xy, limit_m)
-    new = d[model.graph.point_node[: len(model.inputs.building_ids)]]
+    new = model.graph.point_distance(d, np.arange(len(model.inputs.building_ids)))
     if inside_building_id is not None:  # a facility in a building is at 0 m from it
         pos = int(np.searchsorted(model.inputs.building_ids, inside_building_id))
         if pos < len(new) and model.inputs.building_ids[pos] == inside_building_id:

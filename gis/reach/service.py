@@ -104,7 +104,12 @@ def load_inputs(conn: Connection, metric_epsg: int | None = None) -> Inputs:
 
 def build_graph(inputs: Inputs) -> WalkGraph:
     """Attach buildings then facilities to the street graph."""
-    return attach_points(inputs.network, np.vstack([inputs.building_xy, inputs.facility_xy]))
+    n_b, n_f = len(inputs.building_xy), len(inputs.facility_xy)
+    return attach_points(
+        inputs.network,
+        np.vstack([inputs.building_xy, inputs.facility_xy]),
+        leaf_mask=np.concatenate([np.zeros(n_b, bool), np.ones(n_f, bool)]),
+    )
 
 
 def reach_all(

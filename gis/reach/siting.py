@@ -44,10 +44,9 @@ def candidate_nodes(model: ReachModel, kind: str) -> np.ndarray:
             [g.chain_nodes[g.chain_start[e]], g.chain_nodes[g.chain_start[e + 1] - 1]]
         )
         return np.unique(ends)
-    if kind == "buildings":
+    if kind == "buildings":  # the point where each building meets its street
         n_b = len(model.inputs.building_ids)
-        leaves = g.point_node[:n_b]
-        return leaves[g.point_edge[:n_b] >= 0]
+        return np.unique(g.point_node[:n_b][g.point_edge[:n_b] >= 0])
     raise InvalidInput("candidates must be 'nodes' (street intersections) or 'buildings'")
 
 
@@ -58,12 +57,11 @@ def coverage_problem(
     before = model.baseline_m(category)
     hh = model.inputs.households
     demand = np.flatnonzero(~(before <= limit_m) & (hh > 0))
-    demand_nodes = model.graph.point_node[demand]
     rows, cols, vals = [], [], []
     for start in range(0, len(candidates), BATCH):
         batch = candidates[start : start + BATCH]
         d = csgraph.dijkstra(model.graph.matrix, directed=False, indices=batch, limit=limit_m)
-        sub = d[:, demand_nodes]
+        sub = model.graph.point_distance(d, demand)
         r, c = np.nonzero(sub <= limit_m)
         rows.append(r + start)
         cols.append(c)
