@@ -31,11 +31,14 @@ def upgrade() -> None:
     # max_walk_m; 'NaN' when no path leads to any facility of the category (an island).
     # facility_id is -1 where none was reached. Fixed-width arrays without NULLs let the
     # writer encode a million rows in one go; the view below shows NULLs instead.
+    # building_id has no foreign key: rows are derived and rewritten whole by each run, a
+    # million per-row key checks would double the write, and readers join building anyway
+    # (a building removed since the run simply drops out of every figure).
     op.execute(
         """
         CREATE TABLE building_reach (
             run_id      bigint NOT NULL REFERENCES reach_run (id) ON DELETE CASCADE,
-            building_id bigint NOT NULL REFERENCES building (id) ON DELETE CASCADE,
+            building_id bigint NOT NULL,
             walk_m      real[] NOT NULL,
             facility_id bigint[] NOT NULL,
             PRIMARY KEY (run_id, building_id)
@@ -53,6 +56,7 @@ def upgrade() -> None:
                run.speed_m_per_min
           FROM reach_run run
           JOIN building_reach r ON r.run_id = run.id
+          JOIN building b ON b.id = r.building_id
           CROSS JOIN LATERAL unnest(run.categories, r.walk_m, r.facility_id)
                 AS c(category, walk_m, facility_id)
          WHERE run.id = (SELECT max(id) FROM reach_run)
