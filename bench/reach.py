@@ -84,7 +84,33 @@ def _max_diff(ours: np.ndarray, theirs: np.ndarray, cap: float = 2000.0) -> floa
     return worst
 
 
-def run_file(server: str, path: Path, max_walk_m: float, only_ours: bool = False) -> None:
+def time_what_if(inputs, graph, cats: list[str], n: int = 25) -> list[float]:
+    """Milliseconds per what-if at random building points (baselines computed first)."""
+    import pyproj
+
+    from gis.reach.model import ReachModel, what_if
+
+    model = ReachModel(
+        inputs=inputs,
+        graph=graph,
+        transformer=pyproj.Transformer.from_crs(4326, inputs.epsg, always_xy=True),
+    )
+    back = pyproj.Transformer.from_crs(inputs.epsg, 4326, always_xy=True)
+    rng = np.random.default_rng(0)
+    category = cats[0]
+    model.baseline_m(category)
+    out = []
+    for i in rng.choice(len(inputs.building_ids), size=n, replace=False):
+        lon, lat = back.transform(*inputs.building_xy[i])
+        t = time.perf_counter()
+        what_if(model, lon, lat, category, 800)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def run_file(
+    server: str, path: Path, max_walk_m: float, only_ours: bool = False, n_categories: int = 99
+) -> None:
     import networkx as nx
     import pandana
     import pandas as pd
@@ -95,7 +121,7 @@ def run_file(server: str, path: Path, max_walk_m: float, only_ours: bool = False
         t_import = time.perf_counter()
         import_file(eng, path)
         print(f"\n{path.name}: imported in {time.perf_counter() - t_import:.1f} s (not counted)")
-        cats = resolve_categories(None)
+        cats = resolve_categories(None)[:n_categories]
         with eng.connect() as conn:
             t0 = time.perf_counter()
             inputs = load_inputs(conn)
@@ -151,6 +177,11 @@ def run_file(server: str, path: Path, max_walk_m: float, only_ours: bool = False
             f"  ours end to end: read {t1 - t0:.2f} s + attach {t2 - t1:.2f} s + compute "
             f"{t_ours:.2f} s + write (COPY) {t_write:.2f} s = "
             f"{t1 - t0 + t2 - t1 + t_ours + t_write:.2f} s; peak RSS {peak_gb:.2f} GB"
+        )
+        whatif_ms = time_what_if(inputs, graph, cats)
+        print(
+            f"  what-if (one new facility, 10 min): median {np.median(whatif_ms):.1f} ms, "
+            f"max {np.max(whatif_ms):.1f} ms over {len(whatif_ms)} random points"
         )
         if only_ours:
             return
@@ -300,7 +331,7 @@ def main() -> None:
         print(write_city(out, buildings=n, seed=1))
         files.append(out)
     for path in files:
-        run_file(server, path, args.max_walk_m, args.only_ours)
+        run_file(server, path, args.max_walk_m, args.only_ours, args.categories)
 
 
 if __name__ == "__main__":
