@@ -314,6 +314,9 @@ def main() -> None:
         "--only-ours", action="store_true", help="skip the peers (for the million-building city)"
     )
     parser.add_argument(
+        "--categories", type=int, default=99, help="use the first N categories of the mapping"
+    )
+    parser.add_argument(
         "--synth",
         type=int,
         action="append",
