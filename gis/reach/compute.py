@@ -1,5 +1,9 @@
 """Nearest facility of each category for every building: one capped multi-source Dijkstra each.
 
+The graph's matrix holds both directions of every street (see graph._undirected_csr), so
+searches run with ``directed=True``: the same distances, without scipy transposing the
+whole matrix on every call (30 ms of a 35 ms what-if on a million-building city).
+
 scipy's ``dijkstra(min_only=True)`` runs one search from all facilities of a category at
 once and stops at ``max_walk_m``; it returns, for every node, the distance to the nearest
 source and which source that is.
@@ -66,7 +70,7 @@ def nearest_facilities(
         sources = np.unique(f_nodes_all[mask])
         dist, _pred, src = csgraph.dijkstra(
             graph.matrix,
-            directed=False,
+            directed=True,
             indices=sources,
             min_only=True,
             limit=max_walk_m,
@@ -115,7 +119,7 @@ def distances_from_point(
     if budget <= 0:
         return out
     d = csgraph.dijkstra(
-        graph.matrix, directed=False, indices=[nodes[k], nodes[k + 1]], limit=budget
+        graph.matrix, directed=True, indices=[nodes[k], nodes[k + 1]], limit=budget
     )
     out = offset + np.minimum(t - ts[k] + d[0], ts[k + 1] - t + d[1])
     out[out > max_walk_m] = np.inf
@@ -168,7 +172,7 @@ def isochrone(graph: WalkGraph, node: int, limit_m: float, buffer_m: float = 40.
     For display only: coverage figures come from network distances, never from this
     polygon (a buffer misses or adds buildings at its edge).
     """
-    dist = csgraph.dijkstra(graph.matrix, directed=False, indices=node, limit=limit_m)
+    dist = csgraph.dijkstra(graph.matrix, directed=True, indices=node, limit=limit_m)
     lines = reached_street_lines(graph, dist, limit_m)
     if not len(lines):
         return None

@@ -60,7 +60,7 @@ def coverage_problem(
     rows, cols, vals = [], [], []
     for start in range(0, len(candidates), BATCH):
         batch = candidates[start : start + BATCH]
-        d = csgraph.dijkstra(model.graph.matrix, directed=False, indices=batch, limit=limit_m)
+        d = csgraph.dijkstra(model.graph.matrix, directed=True, indices=batch, limit=limit_m)
         sub = model.graph.point_distance(d, demand)
         r, c = np.nonzero(sub <= limit_m)
         rows.append(r + start)
