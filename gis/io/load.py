@@ -67,10 +67,26 @@ BINARY_TYPES = {
 }
 
 
+_SRID_FLAG = 0x20000000
+_SRID_4326 = (4326).to_bytes(4, "little")
+
+
+def ewkb_4326(geoms: np.ndarray) -> list[bytes]:
+    """Return EWKB with SRID 4326 (what PostGIS's binary input wants) for lon/lat geometries.
+
+    The SRID is spliced into little-endian WKB: ``shapely.set_srid`` would copy every
+    geometry first, which costs more than the whole encoding.
+    """
+    out = []
+    for b in shapely.to_wkb(geoms, byte_order=1):
+        kind = int.from_bytes(b[1:5], "little") | _SRID_FLAG
+        out.append(b[:1] + kind.to_bytes(4, "little") + _SRID_4326 + b[5:])
+    return out
+
+
 def _python_values(series: pd.Series, sql_type: str) -> list:
     if sql_type == "geometry":
-        geoms = shapely.set_srid(series.to_numpy(), 4326)
-        return list(shapely.to_wkb(geoms, include_srid=True))
+        return ewkb_4326(series.to_numpy())
     if sql_type == "jsonb":
         return [Jsonb(v) for v in series]
     if sql_type == "text[]":
