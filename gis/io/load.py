@@ -320,6 +320,7 @@ def load_dataset(
             )
     if "streets" in layers and ds.walk_edges is not None:
         out.update(_load_network(conn, ds, source_file))
+        check_network_ends(conn, source_file)
     return out
 
 
@@ -351,6 +352,23 @@ def _load_network(conn: Connection, ds: Dataset, source_file: str) -> dict[str, 
         {"sf": source_file},
     ).rowcount
     return {"walk_node": nodes, "walk_edge": edge_counts}
+
+
+def check_network_ends(conn: Connection, source_file: str) -> None:
+    """Refuse (roll back) an import that left an edge without its end nodes."""
+    dangling = conn.scalar(
+        sa.text(
+            "SELECT count(*) FROM walk_edge e WHERE e.source_file = :sf AND ("
+            "NOT EXISTS (SELECT 1 FROM walk_node n WHERE n.id = e.source) OR "
+            "NOT EXISTS (SELECT 1 FROM walk_node n WHERE n.id = e.target))"
+        ),
+        {"sf": source_file},
+    )
+    if dangling:
+        raise Conflict(
+            f"walk network of {source_file}: {dangling} edge(s) without their end "
+            "nodes; nothing was imported (please report this as a bug)"
+        )
 
 
 def _copy_new_network(conn: Connection, ds: Dataset, source_file: str) -> dict[str, Counts]:

@@ -69,5 +69,25 @@ def test_nesting_is_enforced_by_foreign_keys(engine) -> None:
         "unit->building_cluster",
         "building->unit",
         "dwelling->building",
-        "walk_edge->walk_node",
     } <= fks
+
+
+def test_import_refuses_a_network_edge_without_its_nodes(engine) -> None:
+    """walk_edge has no per-row foreign keys; the loader's set-based check stands in."""
+    import pytest
+
+    from gis.errors import Conflict
+    from gis.io.load import check_network_ends
+
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO walk_edge (source, target, highway, length_m, geom, source_file, "
+                "source_id) VALUES (1, 2, 'footway', 10, "
+                "ST_GeomFromText('LINESTRING(118.78 32.04, 118.7801 32.04)', 4326), 'x', 'e')"
+            )
+        )
+        with pytest.raises(Conflict, match="1 edge"):
+            check_network_ends(conn, "x")
+        check_network_ends(conn, "another source")  # other sources are not concerned
+        conn.rollback()

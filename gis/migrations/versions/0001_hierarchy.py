@@ -216,8 +216,8 @@ def upgrade() -> None:
         f"""
         CREATE TABLE walk_edge (
             id          bigserial PRIMARY KEY,
-            source      bigint NOT NULL REFERENCES walk_node (id) ON DELETE CASCADE,
-            target      bigint NOT NULL REFERENCES walk_node (id) ON DELETE CASCADE,
+            source      bigint NOT NULL,
+            target      bigint NOT NULL,
             highway     text NOT NULL,
             name        text,
             length_m    double precision NOT NULL CHECK (length_m >= 0),
@@ -226,6 +226,9 @@ def upgrade() -> None:
         )
         """
     )
+    # No foreign keys on source/target: the network is derived data written by one code
+    # path, which checks every edge's ends in one set-based query per import (gis/io/load.py);
+    # two per-row key checks would cost a quarter of an import's write.
     _gist("walk_edge")
     op.execute("CREATE INDEX walk_edge_source_idx ON walk_edge (source)")
     op.execute("CREATE INDEX walk_edge_target_idx ON walk_edge (target)")
