@@ -5,6 +5,21 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+
+def zoom_to(page, lat: float, lon: float) -> tuple[float, float]:
+    """Zoom the page's map close in on lat/lon; return that point's screen position."""
+    x, y = page.evaluate(
+        """([lat, lon]) => {
+      const map = Object.values(window).find(v => v instanceof L.Map);
+      map.setView([lat, lon], 19, {animate: false});
+      const p = map.latLngToContainerPoint([lat, lon]);
+      return [p.x, p.y];
+    }""",
+        [lat, lon],
+    )
+    return x, y
+
+
 # Count what Leaflet actually drew, by layer, from the live map object.
 COUNT_FEATURES = """
 () => {
@@ -81,15 +96,7 @@ def test_tapping_a_building_shows_its_card(browser, live_server, nanjing_engine)
     context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
     page = context.new_page()
     page.goto(f"{live_server}/map", wait_until="networkidle")
-    x, y = page.evaluate(
-        """([lat, lon]) => {
-      const map = Object.values(window).find(v => v instanceof L.Map);
-      map.setView([lat, lon], 19, {animate: false});
-      const p = map.latLngToContainerPoint([lat, lon]);
-      return [p.x, p.y];
-    }""",
-        [lat, lon],
-    )
+    x, y = zoom_to(page, lat, lon)
     page.touchscreen.tap(x, y)
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for(timeout=5000)
@@ -127,15 +134,7 @@ def test_names_from_imported_files_cannot_run_script(browser, engine, db_url, tm
         context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
         page = context.new_page()
         page.goto(f"{base}/map", wait_until="networkidle")
-        x, y = page.evaluate(
-            """([lat, lon]) => {
-          const map = Object.values(window).find(v => v instanceof L.Map);
-          map.setView([lat, lon], 19, {animate: false});
-          const p = map.latLngToContainerPoint([lat, lon]);
-          return [p.x, p.y];
-        }""",
-            [lat + d / 2, lon + d / 2],
-        )
+        x, y = zoom_to(page, lat + d / 2, lon + d / 2)
         page.mouse.move(x, y)
         page.touchscreen.tap(x, y)
         popup = page.locator(".leaflet-popup-content")
