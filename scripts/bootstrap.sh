@@ -20,6 +20,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v osm2pgsql >/dev/null 2>&1 || need+=(osm2pgsql)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 # CJK glyphs for Chinese labels in headless Chromium (screenshots, browser tests)
 fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
@@ -30,7 +31,8 @@ fi
 
 # 2. Python virtual environment, reinstalled only when pyproject.toml changes.
 py=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
+if [ ! -x .venv/bin/pip ]; then  # a failed earlier venv leaves python without pip
+  rm -rf .venv
   say "creating .venv"
   "$py" -m venv .venv
 fi

@@ -100,7 +100,8 @@ def finish_buildings(raw: pd.DataFrame, ds: Dataset, settings: Settings) -> pd.D
     df = raw.loc[keep].copy()
     df["geom"] = geoms[keep]
     transformer, epsg = hh.metric_transformer(df["geom"].to_numpy(), settings.metric_epsg)
-    ds.metric_epsg = epsg
+    if len(df):  # with no buildings the zone is a fallback: let the streets choose theirs
+        ds.metric_epsg = epsg
     area = shapely.area(hh.to_metric(df["geom"].to_numpy(), transformer))
     df["area_m2"] = np.round(area, 2)
     levels_info = [

@@ -136,6 +136,9 @@ def _read_layer(path: Path, layer: str, crs: str | None) -> gpd.GeoDataFrame:
         )
     if len(gdf) and gdf.crs.to_epsg() != 4326:
         gdf = gdf.to_crs(4326)
+    # survey data often carries Z; the columns are 2D
+    if len(gdf) and gdf.geometry.has_z.any():
+        gdf = gdf.set_geometry(shapely.force_2d(gdf.geometry.to_numpy()), crs=gdf.crs)
     valid = gdf.geometry.notna() & ~gdf.geometry.is_empty
     if valid.any():
         x0, y0, x1, y1 = gdf.geometry[valid].total_bounds
