@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -34,4 +37,19 @@ def install(app: FastAPI) -> None:
     async def _domain_error(_request: Request, err: errors.GridAtlasError) -> JSONResponse:
         return JSONResponse(
             {"detail": str(err), "error": type(err).__name__}, status_code=status_for(err)
+        )
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def _database_down(_request: Request, err: sa.exc.OperationalError) -> JSONResponse:
+        # The server went away, refused us, or cancelled a statement: the request may be
+        # retried; nothing was committed.
+        logging.getLogger("gridatlas.api").warning("database error: %s", err.orig)
+        return JSONResponse(
+            {
+                "detail": "the database is not answering; nothing was changed, try again "
+                "in a moment",
+                "error": "DatabaseUnavailable",
+            },
+            status_code=503,
+            headers={"Retry-After": "5"},
         )

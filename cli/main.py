@@ -48,6 +48,14 @@ def import_(
         str | None,
         typer.Option(help="dataset name that identifies re-imports (default: the file name)"),
     ] = None,
+    remove_registered: Annotated[
+        bool,
+        typer.Option(
+            "--remove-registered",
+            help="let a re-import remove buildings whose households came from a "
+            "households table or house register (refused by default)",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Import a file into PostGIS in one transaction; re-importing updates in place."""
@@ -58,7 +66,13 @@ def import_(
     try:
         with progress_reporter(enabled=not quiet) as report_step:
             report = import_file(
-                engine, path, layers=layer, crs=crs, source=source, on_step=report_step
+                engine,
+                path,
+                layers=layer,
+                crs=crs,
+                source=source,
+                on_step=report_step,
+                remove_registered=remove_registered,
             )
     except GridAtlasError as err:
         fail(err)

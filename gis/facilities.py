@@ -1,5 +1,9 @@
 """Facilities added, moved, renamed or removed by hand (planners), with optimistic locking.
 
+Edits to imported facilities outlive re-imports of their source: an edited row keeps the
+planner's values (``edited_at``), a removed one is remembered (``facility_withdrawn``) so
+the next import does not bring it back.
+
 Each row's version is PostgreSQL's ``xmin`` (the transaction that last wrote it): an edit
 must name the version it was based on, so two planners editing the same facility cannot
 silently overwrite each other.
@@ -118,7 +122,7 @@ def update_facility(
             sa.text("UPDATE facility SET name = :n WHERE id = :id"), {"n": name, "id": facility_id}
         )
     conn.execute(
-        sa.text("UPDATE facility SET imported_at = now() WHERE id = :id"), {"id": facility_id}
+        sa.text("UPDATE facility SET edited_at = now() WHERE id = :id"), {"id": facility_id}
     )
     return get_facility(conn, facility_id)
 
@@ -126,4 +130,11 @@ def update_facility(
 def delete_facility(conn: Connection, facility_id: int, version: str | None) -> None:
     """Remove a facility edited from ``version``."""
     _lock_at_version(conn, facility_id, version)
-    conn.execute(sa.text("DELETE FROM facility WHERE id = :id"), {"id": facility_id})
+    conn.execute(
+        sa.text(
+            "WITH gone AS (DELETE FROM facility WHERE id = :id RETURNING source_file, source_id) "
+            "INSERT INTO facility_withdrawn (source_file, source_id) SELECT source_file, "
+            "source_id FROM gone WHERE source_file <> :api ON CONFLICT DO NOTHING"
+        ),
+        {"id": facility_id, "api": SOURCE},
+    )

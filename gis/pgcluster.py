@@ -7,12 +7,15 @@ through ``runuser``. As an ordinary user the cluster is simply ours.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
 import socket
 import stat
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,19 +114,40 @@ def _chown_to_service_user(path: Path) -> None:
     shutil.chown(path, user=SERVICE_USER_WHEN_ROOT, group=SERVICE_USER_WHEN_ROOT)
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file that is never readable by others, not even for a moment."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+@contextmanager
+def _locked(cluster: LocalCluster) -> Iterator[None]:
+    """Hold the cluster's lock: two commands starting at once create and start it once."""
+    cluster.root.mkdir(parents=True, exist_ok=True)
+    with (cluster.root / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def initialise(cluster: LocalCluster) -> None:
     """Create the cluster: initdb, loopback-only config, a random superuser password."""
     bin_dir = find_bin_dir()
     cluster.root.mkdir(parents=True, exist_ok=True)
+    if cluster.data_dir.exists():  # left by an initdb that was interrupted: ours to redo
+        shutil.rmtree(cluster.data_dir)
     password = secrets.token_urlsafe(24)
-    cluster.password_file.write_text(password + "\n")
-    cluster.password_file.chmod(0o600)
+    _write_private(cluster.password_file, password + "\n")
     cluster.port_file.write_text(f"{_free_port()}\n")
     pwfile = cluster.root / ".initdb-pw"
-    pwfile.write_text(password + "\n")
-    cluster.data_dir.mkdir(mode=0o700, exist_ok=True)
+    _write_private(pwfile, password + "\n")
+    cluster.data_dir.mkdir(mode=0o700)
     if _is_root():
-        _open_path_for_service_user(cluster.root)
+        _open_path_for_service_user(cluster.data_dir)
         for p in (cluster.data_dir, pwfile):
             _chown_to_service_user(p)
         # the log file is written by the server
@@ -227,7 +251,8 @@ def stop(cluster: LocalCluster) -> None:
 
 def ensure_up(cluster: LocalCluster) -> str:
     """Create and start the cluster as needed and return the URL of its main database."""
-    if not cluster.is_initialised:
-        initialise(cluster)
-    start(cluster)
+    with _locked(cluster):
+        if not cluster.is_initialised:
+            initialise(cluster)
+        start(cluster)
     return cluster.url()

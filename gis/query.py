@@ -127,7 +127,11 @@ def summary(conn: Connection) -> dict[str, Any]:
                (SELECT count(*) FROM grid) AS grids,
                (SELECT count(*) FROM building) AS buildings,
                (SELECT coalesce(sum(households), 0) FROM building) AS households,
-               (SELECT count(*) FROM dwelling_all) AS dwellings,
+               -- = count(*) FROM dwelling_all, without expanding the estimate row by row
+               (SELECT count(*) FROM dwelling)
+               + (SELECT coalesce(sum(b.households), 0) FROM building b WHERE b.households > 0
+                    AND NOT EXISTS (SELECT 1 FROM dwelling d WHERE d.building_id = b.id))
+                   AS dwellings,
                (SELECT count(*) FROM facility) AS facilities,
                (SELECT count(*) FROM walk_node) AS walk_nodes,
                (SELECT count(*) FROM walk_edge) AS walk_edges,

@@ -34,6 +34,7 @@ class Dataset:
     walk_edges: pd.DataFrame | None = None
     areas: dict[str, pd.DataFrame] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     repaired: Counter[str] = field(default_factory=Counter)
     metric_epsg: int | None = None
 
@@ -129,8 +130,9 @@ def finish_buildings(raw: pd.DataFrame, ds: Dataset, settings: Settings) -> pd.D
     est = hh.estimate_households(
         df["area_m2"].to_numpy(), df["levels"].to_numpy(), df["is_residential"].to_numpy(), params
     )
-    flats = np.array([hh.parse_number(f) for f in df["flats_tag"].tolist()], dtype=float)
-    attr = np.array([hh.parse_number(a) for a in df["households_attr"].tolist()], dtype=float)
+    ids = df["source_id"].tolist()
+    flats = _counts(df["flats_tag"].tolist(), ids, "building:flats", ds)
+    attr = _counts(df["households_attr"].tolist(), ids, "households", ds)
     df["flats"] = pd.array(np.where(np.isnan(flats), pd.NA, flats), dtype="Int64")
     households = est.astype(float)
     source = np.where(est > 0, "estimate", "none").astype(object)
@@ -143,3 +145,15 @@ def finish_buildings(raw: pd.DataFrame, ds: Dataset, settings: Settings) -> pd.D
     df["households"] = households.astype(np.int64)
     df["households_source"] = source
     return df
+
+
+def _counts(values: list, ids: list, what: str, ds: Dataset) -> np.ndarray:
+    """Parse household counts; a bad value is ignored (the estimate stands) and listed."""
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        n, why = hh.parse_count(v, hh.MAX_HOUSEHOLDS)
+        if why:
+            ds.problems.append(Problem("buildings", str(ids[i]), f"{what} {why}: ignored"))
+        elif n is not None:
+            out[i] = n
+    return out

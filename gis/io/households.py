@@ -57,6 +57,11 @@ METRES_PER_LEVEL = 3.0
 NON_RESIDENTIAL_KEYS = ("shop", "amenity", "office", "tourism", "craft", "healthcare")
 
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)")
+_WHOLE = re.compile(r"\d+(?:\.\d+)?")
+_THOUSANDS = re.compile(r"^\s*\d{1,3}(?:,\d{3})+(?!\d)")
+# No residential building holds more; a larger figure is a typo or a unit mix-up.
+MAX_HOUSEHOLDS = 20_000
+MAX_LEVELS = 200
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,32 @@ def parse_number(value: str | None) -> float | None:
     """Return the leading number of an OSM value ("6", "6.5", "18 m", "12;14"), else None."""
     if value is None:
         return None
-    m = _NUMBER.match(str(value).replace(",", "."))
+    text = str(value)
+    if _THOUSANDS.match(text):  # "1,200": a thousands separator
+        text = text.replace(",", "")
+    m = _NUMBER.match(text.replace(",", "."))  # "6,5": a decimal comma
     return float(m.group(1)) if m else None
+
+
+def parse_count(value: str | None, maximum: int) -> tuple[int | None, str | None]:
+    """Return (a whole count from an OSM or table value, why it was refused).
+
+    "12" and "12.0" are 12; "12.5" is refused (no half dwelling), as is anything above
+    ``maximum`` or a value with no number. (None, None) means the value is absent.
+    """
+    if value is None or str(value).strip() == "":
+        return None, None
+    text = str(value).strip()
+    if _THOUSANDS.fullmatch(text):
+        text = text.replace(",", "")
+    number = float(text) if _WHOLE.fullmatch(text) else None
+    if number is None:
+        return None, f"{value!r} is not a number"
+    if number != int(number):
+        return None, f"{value!r} is not a whole number"
+    if number > maximum:
+        return None, f"{value!r} is more than {maximum:,}"
+    return int(number), None
 
 
 def utm_epsg_for(lon: float, lat: float) -> int:
@@ -106,10 +135,10 @@ def resolve_levels(
 ) -> tuple[int, str]:
     """Return (levels, how we know): from the tag, from the height, or a default by type."""
     levels = parse_number(levels_tag)
-    if levels is not None and levels >= 1:
+    if levels is not None and 1 <= levels <= MAX_LEVELS:
         return int(round(levels)), "tag"
     height = parse_number(height_tag)
-    if height is not None and height >= METRES_PER_LEVEL:
+    if height is not None and METRES_PER_LEVEL <= height <= MAX_LEVELS * METRES_PER_LEVEL:
         return max(1, int(round(height / METRES_PER_LEVEL))), "height"
     return DEFAULT_LEVELS.get(building_type, FALLBACK_LEVELS), "default"
 

@@ -174,6 +174,7 @@ def upsert(
     joins: str = "",
     protect: dict[str, str] | None = None,
     remove_missing: bool = True,
+    keep_missing_if: str | None = None,
 ) -> Counts:
     """Upsert staged rows into ``table`` keyed by (source_file, source_id).
 
@@ -190,7 +191,11 @@ def upsert(
         else:
             sets.append(f"{n} = EXCLUDED.{n}")
     plain = [n for n in names if n not in protect]
-    same = [f"(t.{', t.'.join(plain)}) IS NOT DISTINCT FROM (EXCLUDED.{', EXCLUDED.'.join(plain)})"]
+    same = []
+    if plain:
+        t_cols = ", ".join(f"t.{n}" for n in plain)
+        new_cols = ", ".join(f"EXCLUDED.{n}" for n in plain)
+        same.append(f"ROW({t_cols}) IS NOT DISTINCT FROM ROW({new_cols})")
     for n, cond in protect.items():
         same.append(f"({cond} OR t.{n} IS NOT DISTINCT FROM EXCLUDED.{n})")
     sql = f"""
@@ -212,13 +217,22 @@ def upsert(
     staged = conn.scalar(sa.text(f"SELECT count(*) FROM {stage}"))
     removed = 0
     if remove_missing:
-        removed = conn.execute(
-            sa.text(
-                f"DELETE FROM {table} t WHERE t.source_file = :sf AND NOT EXISTS "
-                f"(SELECT 1 FROM {stage} s WHERE s.source_id = t.source_id)"
-            ),
-            {"sf": source_file},
-        ).rowcount
+        try:
+            removed = conn.execute(
+                sa.text(
+                    f"DELETE FROM {table} t WHERE t.source_file = :sf AND NOT EXISTS "
+                    f"(SELECT 1 FROM {stage} s WHERE s.source_id = t.source_id)"
+                    + (f" AND NOT ({keep_missing_if})" if keep_missing_if else "")
+                ),
+                {"sf": source_file},
+            ).rowcount
+        except sa.exc.IntegrityError as err:
+            child = getattr(err.orig.diag, "table_name", None) or "other rows"
+            raise Conflict(
+                f"{table}: the file no longer has some {table} that {child} rows still "
+                f"belong to; nothing was imported. Re-import or remove those {child} rows "
+                f"first ({str(err.orig).splitlines()[-1].strip()})"
+            ) from err
     return Counts(added, updated, staged - added - updated, removed)
 
 
@@ -280,8 +294,14 @@ def load_dataset(
     ds: Dataset,
     source_file: str,
     layers: Iterable[str],
+    *,
+    remove_registered: bool = False,
 ) -> dict[str, Counts]:
-    """Write the requested layers of ``ds``; return the counts per table."""
+    """Write the requested layers of ``ds``; return the counts per table.
+
+    A re-import that no longer has a building whose households staff set (a households
+    table or a house register) is refused, naming them, unless ``remove_registered``.
+    """
     out: dict[str, Counts] = {}
     layers = set(layers)
     if "subdistricts" in layers and "subdistricts" in ds.areas:
@@ -299,6 +319,8 @@ def load_dataset(
             out["building"] = copy_new_rows(conn, "building", BUILDING_COLUMNS, rows, source_file)
         else:
             copy_into_stage(conn, "stage_building", BUILDING_COLUMNS, ds.buildings)
+            if not remove_registered:
+                check_registered_kept(conn, source_file)
             cond = "t.households_source IN ('" + "', '".join(PROTECTED_HOUSEHOLDS) + "')"
             out["building"] = upsert(
                 conn,
@@ -310,18 +332,57 @@ def load_dataset(
             )
     if "facilities" in layers and ds.facilities is not None:
         check_unique_ids(ds.facilities, "facilities")
+        withdrawn = set(
+            conn.execute(
+                sa.text("SELECT source_id FROM facility_withdrawn WHERE source_file = :sf"),
+                {"sf": source_file},
+            ).scalars()
+        )
+        rows = ds.facilities[~ds.facilities["source_id"].isin(withdrawn)]
         if is_new_source(conn, "facility", source_file):
-            rows = ds.facilities.assign(geom=to_multi(ds.facilities["geom"].to_numpy()))
+            rows = rows.assign(geom=to_multi(rows["geom"].to_numpy()))
             out["facility"] = copy_new_rows(conn, "facility", FACILITY_COLUMNS, rows, source_file)
         else:
-            copy_into_stage(conn, "stage_facility", FACILITY_COLUMNS, ds.facilities)
+            copy_into_stage(conn, "stage_facility", FACILITY_COLUMNS, rows)
+            edited = "t.edited_at IS NOT NULL"
             out["facility"] = upsert(
-                conn, "facility", "stage_facility", FACILITY_COLUMNS, source_file
+                conn,
+                "facility",
+                "stage_facility",
+                FACILITY_COLUMNS,
+                source_file,
+                protect={c.name: edited for c in FACILITY_COLUMNS if c.name != "source_id"},
+                keep_missing_if=edited,
             )
     if "streets" in layers and ds.walk_edges is not None:
         out.update(_load_network(conn, ds, source_file))
         check_network_ends(conn, source_file)
     return out
+
+
+def check_registered_kept(conn: Connection, source_file: str) -> None:
+    """Refuse to drop buildings whose households or dwellings staff entered by hand."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT t.source_id, t.households_source, (SELECT count(*) FROM dwelling d "
+            "WHERE d.building_id = t.id) FROM building t WHERE t.source_file = :sf "
+            "AND (t.households_source = ANY(:protected) OR EXISTS (SELECT 1 FROM dwelling d "
+            "WHERE d.building_id = t.id)) AND NOT EXISTS (SELECT 1 FROM stage_building s "
+            "WHERE s.source_id = t.source_id) ORDER BY t.source_id"
+        ),
+        {"sf": source_file, "protected": list(PROTECTED_HOUSEHOLDS)},
+    ).all()
+    if rows:
+        shown = ", ".join(
+            f"{sid} ({'register, ' + str(n) + ' dwellings' if n else src})"
+            for sid, src, n in rows[:5]
+        )
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        raise Conflict(
+            f"{len(rows)} building(s) with households entered by staff are not in the new "
+            f"file: {shown}{more}. Nothing was imported. Check that it is the right file; "
+            "to remove them and their dwellings, import again with --remove-registered"
+        )
 
 
 def _load_network(conn: Connection, ds: Dataset, source_file: str) -> dict[str, Counts]:

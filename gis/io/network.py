@@ -115,7 +115,9 @@ def build_network(
     e_start = split_pos[:-1][same_way]
     e_end = split_pos[1:][same_way]
     length = cum[e_end] - cum[e_start]
-    keep = length > 0  # drops repeated consecutive nodes
+    # A repeated consecutive node is no edge; two distinct nodes that share a position (a
+    # footway glued onto a road by a zero-length link) are, or the network would split there.
+    keep = (length > 0) | (keys[e_start] != keys[e_end])
     e_start, e_end, length = e_start[keep], e_end[keep], length[keep]
 
     n_pts = e_end - e_start + 1

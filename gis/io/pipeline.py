@@ -32,6 +32,7 @@ class ImportReport:
     counts: dict[str, Counts] = field(default_factory=dict)
     repaired: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     read_s: float = 0.0
     write_s: float = 0.0
@@ -44,6 +45,7 @@ class ImportReport:
             "counts": {k: v.as_dict() for k, v in self.counts.items()},
             "repaired": self.repaired,
             "problems": [p.__dict__ for p in self.problems],
+            "notes": self.notes,
             "seconds": round(self.seconds, 3),
             "read_s": round(self.read_s, 3),
             "write_s": round(self.write_s, 3),
@@ -58,10 +60,12 @@ class ImportReport:
         ]
         for table, c in self.counts.items():
             lines.append(f"  {table:<12}{c.added:>9}{c.updated:>9}{c.unchanged:>11}{c.removed:>9}")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
         for layer, n in self.repaired.items():
             lines.append(f"  repaired {n} invalid {layer} polygon(s) with make_valid")
         if self.problems:
-            lines.append(f"  skipped {len(self.problems)} feature(s):")
+            lines.append(f"  {len(self.problems)} feature(s) skipped or values ignored:")
             for p in self.problems[:PROBLEMS_SHOWN]:
                 lines.append(f"    {p.layer} {p.source_id}: {p.reason}")
             if len(self.problems) > PROBLEMS_SHOWN:
@@ -122,6 +126,7 @@ def import_file(
     source: str | None = None,
     on_step: Callable[[str, float], None] | None = None,
     settings: Settings | None = None,
+    remove_registered: bool = False,
 ) -> ImportReport:
     """Import ``path`` in one transaction and return what changed.
 
@@ -165,9 +170,12 @@ def import_file(
     step("writing to PostGIS", 0.6)
     with engine.begin() as conn:
         _lock_source(conn, source_file)
-        report.counts = load_dataset(conn, ds, source_file, wanted)
+        report.counts = load_dataset(
+            conn, ds, source_file, wanted, remove_registered=remove_registered
+        )
         report.repaired = dict(ds.repaired)
         report.problems = ds.problems
+        report.notes = ds.notes
         step("recording the import", 0.95)
         report.write_s = time.perf_counter() - t0 - report.read_s
         _log_run(conn, report, path, fmt)

@@ -7,6 +7,7 @@ after reprojection are refused as a wrong CRS.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -27,13 +28,15 @@ from gis.io.dataset import LAYERS, Dataset, Problem, finish_buildings, repair_po
 from gis.io.network import WayRecord, build_network, is_walkable
 from gis.settings import Settings
 
+# First match wins: grids before communities ("社区网格" is a grid layer), streets before
+# subdistricts ("街道线" is a street line layer, "街道" a subdistrict).
 LAYER_PATTERNS = (
     ("buildings", re.compile(r"build|楼|房屋", re.I)),
     ("streets", re.compile(r"street|road|highway|walk|network|道路|路网|街道线", re.I)),
     ("facilities", re.compile(r"facilit|poi|设施", re.I)),
+    ("grids", re.compile(r"grid|网格", re.I)),
     ("subdistricts", re.compile(r"subdistrict|街道", re.I)),
     ("communities", re.compile(r"communit|residents?_?area|居委|社区", re.I)),
-    ("grids", re.compile(r"grid|网格", re.I)),
 )
 COORD_KEY_SCALE = 1e7  # street vertices closer than 1e-7 degrees (~1 cm) are one node
 
@@ -106,17 +109,28 @@ def read_vector(
         ds.problems.append(Problem("file", name, "layer name not recognised: skipped"))
     # Boundaries first, so that the order of loading parents before children holds.
     order = ["subdistricts", "communities", "grids", "buildings", "facilities", "streets"]
-    plan.sort(key=lambda p: order.index(p[1]))
-    for i, (name, target) in enumerate(plan):
-        on_step(f"reading {target}", 0.05 + 0.4 * i / len(plan))
-        gdf = _read_layer(path, name, crs)
-        _add_layer(ds, target, gdf, settings)
+    targets = sorted({t for _, t in plan}, key=order.index)
+    for i, target in enumerate(targets):
+        on_step(f"reading {target}", 0.05 + 0.4 * i / len(targets))
+        names = [n for n, t in plan if t == target]
+        frames = []
+        for name in names:
+            gdf = _read_layer(path, name, crs)
+            ids, how = _ids(gdf, path, target)
+            if how:
+                ds.notes.append(f"{name}: {how}")
+            if len(names) > 1:  # several layers of one kind: ids are per layer
+                ids = np.array([f"{name}/{v}" for v in ids], dtype=object)
+            frames.append(gdf.assign(_source_id=ids))
+        gdf = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        geometry = frames[0].geometry.name
+        _add_layer(ds, target, gpd.GeoDataFrame(gdf, geometry=geometry), settings)
     return ds
 
 
 def _read_layer(path: Path, layer: str, crs: str | None) -> gpd.GeoDataFrame:
     try:
-        gdf = pyogrio.read_dataframe(path, layer=layer)
+        gdf = pyogrio.read_dataframe(path, layer=layer, fid_as_index=True)
     except Exception as err:
         raise InvalidInput(
             f"{path.name} layer {layer!r} cannot be read: {str(err).strip().splitlines()[0]}"
@@ -151,11 +165,37 @@ def _read_layer(path: Path, layer: str, crs: str | None) -> gpd.GeoDataFrame:
     return gdf
 
 
-def _ids(gdf: gpd.GeoDataFrame, prefix: str) -> np.ndarray:
-    col = _pick(list(gdf.columns), "source_id", "id", "osm_id", "fid", "code")
-    if col is not None:
-        return gdf[col].astype(str).to_numpy()
-    return np.array([f"{prefix}{i + 1}" for i in range(len(gdf))], dtype=object)
+ID_COLUMNS = ("source_id", "id", "osm_id", "fid", "code", "编码", "编号")
+
+
+def _ids(gdf: gpd.GeoDataFrame, path: Path, target: str) -> tuple[np.ndarray, str | None]:
+    """Return (a stable id per feature, a note on how ids were made when the file has none).
+
+    Re-imports match features by id, so an id must follow the feature, not its position:
+    an id column when there is one; else a GeoPackage's feature id (its primary key, kept
+    when features are deleted or reordered); else, for GeoJSON and Shapefile, whose feature
+    numbers are positions, an id made from the geometry itself. With those, an unchanged
+    feature is matched, and an edited outline counts as one removed and one added.
+    """
+    col = _pick(list(gdf.columns), *ID_COLUMNS)
+    if col is not None and gdf[col].notna().all():
+        return gdf[col].astype(str).to_numpy(), None
+    if path.suffix.lower() == ".gpkg":
+        return np.array([f"fid{i}" for i in gdf.index], dtype=object), None
+    digests = [
+        "g" + hashlib.blake2b(b, digest_size=8).hexdigest() if b is not None else None
+        for b in shapely.to_wkb(gdf.geometry.to_numpy(), byte_order=1)
+    ]
+    seen: dict[str | None, int] = {}
+    out = []
+    for d in digests:  # identical geometries (a duplicated feature) get #2, #3 …
+        seen[d] = seen.get(d, 0) + 1
+        out.append(f"{d}#{seen[d]}" if seen[d] > 1 else d)
+    how = f"column {col!r} has empty values, so" if col is not None else "no id column, so"
+    return np.array(out, dtype=object), (
+        f"{how} {target} are matched on re-import by their geometry "
+        "(an edited outline counts as removed + added); add an 'id' column to track edits"
+    )
 
 
 def _text(gdf: gpd.GeoDataFrame, *names: str) -> list:
@@ -184,7 +224,7 @@ def _attrs(gdf: gpd.GeoDataFrame, used: set[str]) -> list[dict]:
 
 
 def _add_layer(ds: Dataset, target: str, gdf: gpd.GeoDataFrame, settings: Settings) -> None:
-    ids = _ids(gdf, {"buildings": "b", "facilities": "f", "streets": "s"}.get(target, "a"))
+    ids = gdf.pop("_source_id").to_numpy()
     gdf, ids = _drop_null_geoms(gdf, ids, target, ds)
     geoms = gdf.geometry.to_numpy().astype(object)
     if target == "buildings":

@@ -179,7 +179,8 @@ def test_walk_network_reaches_every_building(
     city: dict[str, gpd.GeoDataFrame],
 ) -> None:
     ds = Dataset()
-    _add_layer(ds, "streets", city["streets"], Settings())  # the importer's own noding
+    streets = city["streets"].assign(_source_id=[f"s{i}" for i in range(len(city["streets"]))])
+    _add_layer(ds, "streets", streets, Settings())  # the importer's own noding
     nodes, edges = ds.walk_nodes, ds.walk_edges
     assert not ds.problems
     index = pd.Series(np.arange(len(nodes)), index=nodes["source_id"])
