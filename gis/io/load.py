@@ -217,21 +217,34 @@ def upsert(
     staged = conn.scalar(sa.text(f"SELECT count(*) FROM {stage}"))
     removed = 0
     if remove_missing:
+        missing = (
+            f"t.source_file = :sf AND NOT EXISTS "
+            f"(SELECT 1 FROM {stage} s WHERE s.source_id = t.source_id)"
+            + (f" AND NOT ({keep_missing_if})" if keep_missing_if else "")
+        )
+        savepoint = conn.begin_nested()
         try:
             removed = conn.execute(
-                sa.text(
-                    f"DELETE FROM {table} t WHERE t.source_file = :sf AND NOT EXISTS "
-                    f"(SELECT 1 FROM {stage} s WHERE s.source_id = t.source_id)"
-                    + (f" AND NOT ({keep_missing_if})" if keep_missing_if else "")
-                ),
-                {"sf": source_file},
+                sa.text(f"DELETE FROM {table} t WHERE {missing}"), {"sf": source_file}
             ).rowcount
+            savepoint.commit()
         except sa.exc.IntegrityError as err:
-            child = getattr(err.orig.diag, "table_name", None) or "other rows"
+            savepoint.rollback()
+            child = getattr(err.orig.diag, "table_name", None) or "other"
+            label = "code" if table in ("subdistrict", "community", "grid") else "source_id"
+            gone = (
+                conn.execute(
+                    sa.text(f"SELECT t.{label} FROM {table} t WHERE {missing} ORDER BY 1 LIMIT 6"),
+                    {"sf": source_file},
+                )
+                .scalars()
+                .all()
+            )
+            shown = ", ".join(map(str, gone[:5])) + (" …" if len(gone) > 5 else "")
             raise Conflict(
-                f"{table}: the file no longer has some {table} that {child} rows still "
-                f"belong to; nothing was imported. Re-import or remove those {child} rows "
-                f"first ({str(err.orig).splitlines()[-1].strip()})"
+                f"{table} {shown} not in the new file, but {child} rows still belong to "
+                f"them; nothing was imported. Move or remove those {child} rows first, or "
+                f"keep the {table} in the file"
             ) from err
     return Counts(added, updated, staged - added - updated, removed)
 

@@ -73,3 +73,36 @@ def test_bad_facilities_are_refused(client, engine, body) -> None:
     assert r.status_code == 422 and "detail" in r.json()
     with engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM facility")) == before
+
+
+def test_edits_to_imported_facilities_survive_a_reimport(client, engine) -> None:
+    with engine.connect() as conn:
+        (a, a_sid), (b, b_sid) = conn.execute(
+            sa.text(
+                "SELECT id, source_id FROM facility WHERE source_file = :f ORDER BY id LIMIT 2"
+            ),
+            {"f": NANJING.name},
+        ).all()
+    etag = client.get(f"/api/facilities/{a}").headers["etag"]
+    moved = client.patch(
+        f"/api/facilities/{a}",
+        json={"lon": 118.785, "lat": 32.045, "name": "挪过的"},
+        headers={"If-Match": etag},
+    )
+    assert moved.status_code == 200, moved.text
+    etag = client.get(f"/api/facilities/{b}").headers["etag"]
+    assert client.delete(f"/api/facilities/{b}", headers={"If-Match": etag}).status_code == 204
+    report = import_file(engine, NANJING)
+    assert report.counts["facility"].added == 0  # the removed one does not come back
+    assert report.counts["facility"].updated == 0
+    with engine.connect() as conn:
+        kept = conn.execute(
+            sa.text("SELECT name, ST_X(geom), ST_Y(geom) FROM facility WHERE id = :id"),
+            {"id": a},
+        ).one()
+        back = conn.scalar(
+            sa.text("SELECT count(*) FROM facility WHERE source_id = :s"), {"s": b_sid}
+        )
+    assert kept[0] == "挪过的"
+    assert kept[1:] == pytest.approx((118.785, 32.045))
+    assert back == 0

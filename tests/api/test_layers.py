@@ -101,3 +101,15 @@ def test_imports_history_and_health(client) -> None:
 def test_openapi_schema_is_served(client) -> None:
     schema = client.get("/openapi.json").json()
     assert "/api/layers/{layer}" in schema["paths"]
+
+
+def test_database_down_is_503_not_500() -> None:
+    from tests.conftest import free_port
+
+    url = f"postgresql+psycopg://nobody:x@127.0.0.1:{free_port()}/gridatlas"
+    with TestClient(create_app(Settings(database_url=url)), raise_server_exceptions=False) as c:
+        for path in ("/api/summary", "/api/layers/buildings"):
+            r = c.get(path)
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            assert r.headers["retry-after"] == "5"
+            assert "try again" in r.json()["detail"]

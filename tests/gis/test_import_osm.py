@@ -63,6 +63,15 @@ def expected_building_ids(path: Path) -> set[str]:
     return (gdal | kept_by_rule_1) - dropped_by_rule_2
 
 
+def _tagged_in_file(path: Path, key: str, value: str) -> int:
+    """Nodes, ways and relations carrying key=value, counted with pyosmium directly."""
+    n = 0
+    for obj in osmium.FileProcessor(str(path)):
+        if obj.tags.get(key) == value:
+            n += 1
+    return n
+
+
 @pytest.mark.parametrize("path", [NANJING, SHANGHAI, PORTO], ids=lambda p: p.name)
 def test_building_count_matches_independent_count(engine, path: Path) -> None:
     report = import_file(engine, path)
@@ -238,7 +247,11 @@ def test_walk_network_is_noded_at_intersections(nanjing_engine) -> None:
                                            HAVING count(*) > 1) d) AS duplicate_nodes,
                    (SELECT count(*) FROM walk_edge WHERE highway IN ('motorway', 'motorway_link'))
                        AS motorways,
-                   (SELECT min(length_m) FROM walk_edge) AS min_len
+                   (SELECT count(*) FROM walk_edge WHERE source = target AND length_m = 0)
+                       AS loops_at_a_point,
+                   (SELECT count(*) FROM walk_edge
+                     WHERE length_m = 0 AND NOT ST_Equals(ST_StartPoint(geom), ST_EndPoint(geom)))
+                       AS zero_but_apart
         """)
         ).one()
         lengths = conn.execute(
@@ -247,7 +260,8 @@ def test_walk_network_is_noded_at_intersections(nanjing_engine) -> None:
     assert stats.misplaced_ends == 0
     assert stats.duplicate_nodes == 0
     assert stats.motorways == 0
-    assert stats.min_len > 0
+    assert stats.loops_at_a_point == 0  # a repeated node is never an edge
+    assert stats.zero_but_apart == 0
     ours = np.array([r[0] for r in lengths])
     geodesic = np.array([r[1] for r in lengths])
     # UTM lengths agree with geodesic ones to the scale factor of the zone (< 0.1 %)
@@ -288,12 +302,39 @@ def test_shared_osm_node_becomes_one_vertex(engine, tmp_path: Path) -> None:
 def test_facilities_get_categories_from_the_mapping(nanjing_engine) -> None:
     with nanjing_engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT kind, categories FROM facility")).all()
-    kinds = {k for k, _ in rows}
     assert all(len(c) >= 1 for _, c in rows)
-    by_kind = {k: set(c) for k, c in rows}
-    if "amenity=police" in kinds:
-        assert "police_room" in by_kind["amenity=police"]
+    police = [set(c) for k, c in rows if k == "amenity=police"]
+    assert len(police) == _tagged_in_file(NANJING, "amenity", "police") > 0
+    assert all("police_room" in c for c in police)
     shops = [set(c) for k, c in rows if k.startswith("shop=")]
     assert shops and all("shopping" in c for c in shops)
     schools = [set(c) for k, c in rows if k == "amenity=school"]
     assert schools and all("education" in c for c in schools)
+
+
+def test_distinct_nodes_at_one_position_stay_linked(engine, tmp_path: Path) -> None:
+    """A footway glued to a road through two OSM nodes at the same spot is still connected."""
+    osm = tmp_path / "glued.osm"
+    lat0, lon0, d = 32.04, 118.78, 0.001
+    osm.write_text(f"""<?xml version='1.0' encoding='UTF-8'?>
+<osm version="0.6">
+ <node id="1" lat="{lat0}" lon="{lon0}"/><node id="2" lat="{lat0}" lon="{lon0 + d}"/>
+ <node id="3" lat="{lat0}" lon="{lon0 + d}"/><node id="4" lat="{lat0}" lon="{lon0 + 2 * d}"/>
+ <way id="10"><nd ref="1"/><nd ref="2"/><tag k="highway" v="residential"/></way>
+ <way id="11"><nd ref="2"/><nd ref="3"/><tag k="highway" v="footway"/></way>
+ <way id="12"><nd ref="3"/><nd ref="4"/><tag k="highway" v="footway"/></way>
+</osm>""")
+    import_file(engine, osm)
+    with engine.connect() as conn:
+        edges = conn.execute(
+            sa.text("SELECT e.source_id, e.length_m FROM walk_edge e ORDER BY e.source_id")
+        ).all()
+        components = conn.scalar(
+            sa.text(
+                "SELECT count(DISTINCT component) FROM pgr_connectedComponents("
+                "'SELECT id, source, target, 1 AS cost, 1 AS reverse_cost FROM walk_edge')"
+            )
+        )
+    assert [e[0] for e in edges] == ["w10:0", "w11:0", "w12:0"]
+    assert dict(edges)["w11:0"] == 0
+    assert components == 1
