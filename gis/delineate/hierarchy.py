@@ -1,0 +1,495 @@
+"""Draw the nested areas from buildings and streets: units, clusters, groups, grids.
+
+Everything here is in metres and in memory; ``service`` reads and writes PostGIS. The
+levels (defaults in ``Params``, documented in docs/delineation.md):
+
+* unit: one building; buildings under ``unit_min_households`` join a neighbour in the
+  same street block (a row of bungalows, a shed beside a walk-up) up to ``unit_cap``;
+  buildings without households always join their neighbour;
+* residents' group: contiguous units in one major-road block, about ``group_households``;
+  a unit above the band's upper bound is a group of its own, flagged;
+* building cluster: contiguous units of one group, about ``cluster_households``;
+* grid: contiguous groups of one community, about ``grid_households`` (one worker);
+* community, when none is imported: contiguous major-road blocks, about
+  ``community_households``.
+
+Polygons are unions of building cells (see ``cells``); street blocks without buildings
+join the unit they share the longest edge with, so every level tiles its community.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from shapely import STRtree
+
+from gis.delineate import cells as C
+from gis.delineate.partition import choose_k, partition
+
+
+@dataclass(frozen=True)
+class Params:
+    """Targets of the delineation (households)."""
+
+    group_households: int = 100
+    band: float = 0.2  # a group within ±20 % of the target is "in band"
+    cluster_households: int = 35
+    unit_min_households: int = 10
+    unit_cap: int = 60
+    grid_households: int = 300
+    community_households: int = 2500
+    major_highways: frozenset[str] = C.MAJOR_HIGHWAYS
+
+    @property
+    def group_max(self) -> float:
+        return self.group_households * (1 + self.band)
+
+    @property
+    def group_min(self) -> float:
+        return self.group_households * (1 - self.band)
+
+
+@dataclass
+class Inputs:
+    """Buildings and streets in a metric CRS; optional community outlines."""
+
+    building_ids: np.ndarray
+    households: np.ndarray
+    footprints: np.ndarray
+    street_lines: np.ndarray
+    highways: np.ndarray
+    communities: list[tuple[str, object]] | None = None  # (code, polygon) when imported
+
+
+@dataclass
+class Level:
+    """One level's areas: members (indices of the level below), codes, households, polygons."""
+
+    code: list[str]
+    parent: np.ndarray  # index into the level above
+    households: np.ndarray
+    geom: np.ndarray
+    flags: list[list[str]] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    """A delineation: per building its unit; per level the areas; timing and quality."""
+
+    building_unit: np.ndarray  # per building, index of its unit (-1: outside every community)
+    units: Level
+    clusters: Level
+    groups: Level
+    grids: Level
+    communities: Level
+    cells: np.ndarray  # per building, its cell (metric)
+    block_hash: list[str]
+    block_cells: dict[str, list]
+    timings: dict[str, float]
+    quality: dict
+
+
+class _Graph:
+    """Adjacency of pieces (cells and empty blocks) with shared edge lengths."""
+
+    def __init__(self, geoms: np.ndarray):
+        tree = STRtree(geoms)
+        a, b = tree.query(geoms, predicate="intersects")
+        keep = a < b
+        a, b = a[keep], b[keep]
+        length = shapely.length(shapely.intersection(geoms[a], geoms[b]))
+        touch = length > 0.01
+        self.adj: list[dict[int, float]] = [{} for _ in range(len(geoms))]
+        for i, j, L in zip(a[touch].tolist(), b[touch].tolist(), length[touch].tolist(), strict=True):
+            self.adj[i][j] = L
+            self.adj[j][i] = L
+
+
+def _aggregate(adj: list[dict[int, float]], label: np.ndarray, n: int) -> list[dict[int, float]]:
+    """Adjacency between groups of pieces (label -1 ignored)."""
+    out: list[dict[int, float]] = [{} for _ in range(n)]
+    for i, nb in enumerate(adj):
+        li = label[i]
+        if li < 0:
+            continue
+        for j, L in nb.items():
+            lj = label[j]
+            if lj >= 0 and lj != li:
+                out[li][lj] = out[li].get(lj, 0.0) + L
+    return out
+
+
+def _components(nodes: list[int], adj: list[dict[int, float]]) -> list[list[int]]:
+    allowed = set(nodes)
+    seen: set[int] = set()
+    out = []
+    for s in nodes:
+        if s in seen:
+            continue
+        comp, stack = [], [s]
+        seen.add(s)
+        while stack:
+            u = stack.pop()
+            comp.append(u)
+            for v in adj[u]:
+                if v in allowed and v not in seen:
+                    seen.add(v)
+                    stack.append(v)
+        out.append(comp)
+    return out
+
+
+def _split(
+    nodes: list[int], w: np.ndarray, xy: np.ndarray, adj: list[dict[int, float]], target: float
+) -> list[list[int]]:
+    """Contiguous parts of about ``target`` over ``nodes`` (each connected piece apart)."""
+    out = []
+    for comp in _components(nodes, adj):
+        idx = np.array(comp)
+        local = {g: i for i, g in enumerate(comp)}
+        sub = [{local[v]: L for v, L in adj[g].items() if v in local} for g in comp]
+        k = choose_k(float(w[idx].sum()), target)
+        labels = partition(w[idx], xy[idx], sub, k)
+        for p in range(labels.max() + 1):
+            out.append(idx[labels == p].tolist())
+    return out
+
+
+def _reading_order(xy: np.ndarray, band_m: float) -> np.ndarray:
+    """Indices in reading order: north to south in bands, west to east within a band."""
+    if not len(xy):
+        return np.array([], dtype=np.int64)
+    row = np.floor((xy[:, 1].max() - xy[:, 1]) / band_m)
+    return np.lexsort((xy[:, 0], row))
+
+
+def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = None) -> Result:
+    """Draw every level for the study area of ``inputs``."""
+    t = {}
+    t0 = time.perf_counter()
+    fp = inputs.footprints
+    hh = inputs.households.astype(float)
+    is_bounding = np.isin(inputs.highways, list(C.BOUNDING_HIGHWAYS))
+    is_major = np.isin(inputs.highways, list(params.major_highways))
+    area = C.study_area(fp, inputs.street_lines)
+    tess = C.tessellate(fp, inputs.street_lines[is_bounding], area, reuse)
+    t["cells"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    inside = np.flatnonzero(tess.building_block >= 0)
+    empty_blocks = np.setdiff1d(np.arange(len(tess.blocks)), tess.building_block[inside])
+    raw = np.concatenate([tess.cells[inside], tess.blocks[empty_blocks]])
+    pieces = C.node_coverage(raw)
+    n_b = len(inside)
+    piece_building = np.concatenate([inside, np.full(len(empty_blocks), -1)])
+    piece_block = np.concatenate([tess.building_block[inside], empty_blocks])
+    piece_hh = np.where(piece_building >= 0, hh[np.maximum(piece_building, 0)], 0.0)
+    piece_xy = shapely.get_coordinates(shapely.point_on_surface(raw))
+    majors = C.polygonize_within(inputs.street_lines[is_major], area)
+    block_major = C.assign_to_blocks(
+        shapely.point_on_surface(tess.blocks), majors
+    )  # a block lies in one major block
+    piece_major = block_major[piece_block]
+    graph = _Graph(pieces)
+    adj = graph.adj
+    t["graph"] = time.perf_counter() - t1
+
+    # Communities: imported outlines, else contiguous major blocks of about N households.
+    t2 = time.perf_counter()
+    if inputs.communities:
+        codes = [c for c, _ in inputs.communities]
+        polys = np.array([g for _, g in inputs.communities], dtype=object)
+        piece_comm = C.assign_to_blocks(raw, polys)
+    else:
+        n_major = len(majors)
+        major_hh = np.bincount(piece_major, weights=piece_hh, minlength=n_major)
+        major_adj = _aggregate(adj, piece_major, n_major)
+        major_xy = shapely.get_coordinates(shapely.point_on_surface(majors))
+        parts = _split(list(range(n_major)), major_hh, major_xy, major_adj,
+                       params.community_households)
+        comm_of_major = np.full(n_major, -1)
+        for ci, members in enumerate(parts):
+            comm_of_major[members] = ci
+        piece_comm = comm_of_major[piece_major]
+        codes = []
+    n_comm = int(piece_comm.max()) + 1 if len(piece_comm) else 0
+
+    # Units: within a street block, small buildings join a neighbour.
+    unit_of_piece = np.full(len(pieces), -1)
+    unit_of_piece[:n_b] = np.arange(n_b)
+    parent = list(range(n_b))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    size = hh[inside].copy()
+    order = np.argsort(size, kind="stable")
+    for i in order.tolist():
+        if size[find(i)] >= params.unit_min_households:
+            continue
+        ri = find(i)
+        options = []
+        for j, L in adj[i].items():
+            if j >= n_b or piece_block[j] != piece_block[i] or piece_comm[j] != piece_comm[i]:
+                continue
+            rj = find(j)
+            if rj == ri:
+                continue
+            if hh[inside[i]] > 0 and size[ri] + size[rj] > params.unit_cap:
+                continue
+            options.append((size[rj], -L, rj))
+        if options:
+            _, _, rj = min(options)
+            parent[ri] = rj
+            size[rj] += size[ri]
+    roots = np.array([find(i) for i in range(n_b)], dtype=np.int64)
+    _, unit_of_building_piece = np.unique(roots, return_inverse=True)
+    n_units = int(unit_of_building_piece.max()) + 1 if n_b else 0
+    unit_of_piece[:n_b] = unit_of_building_piece
+    unit_hh = np.bincount(unit_of_building_piece, weights=hh[inside], minlength=n_units)
+    unit_xy = np.zeros((n_units, 2))
+    np.add.at(unit_xy, unit_of_building_piece, piece_xy[:n_b])
+    unit_xy /= np.bincount(unit_of_building_piece, minlength=n_units)[:, None]
+    unit_major = np.zeros(n_units, dtype=np.int64)
+    unit_major[unit_of_building_piece] = piece_major[:n_b]
+    unit_comm = np.zeros(n_units, dtype=np.int64)
+    unit_comm[unit_of_building_piece] = piece_comm[:n_b]
+    unit_blocks: list[set[int]] = [set() for _ in range(n_units)]
+    for p in range(n_b):
+        unit_blocks[unit_of_building_piece[p]].add(int(piece_block[p]))
+
+    # Empty blocks join the unit they share the longest edge with (same major block first).
+    pending = list(range(n_b, len(pieces)))
+    for _ in range(len(pending) + 1):
+        if not pending:
+            break
+        still = []
+        for p in pending:
+            best, best_key = -1, None
+            for q, L in adj[p].items():
+                u = unit_of_piece[q]
+                if u < 0 or piece_comm[q] != piece_comm[p] and piece_comm[p] >= 0:
+                    continue
+                key = (piece_major[q] == piece_major[p], L)
+                if best_key is None or key > best_key:
+                    best, best_key = u, key
+            if best >= 0:
+                unit_of_piece[p] = best
+            else:
+                still.append(p)
+        if len(still) == len(pending):
+            break
+        pending = still
+    for p in pending:  # enclosed by nothing with a unit (an island): the nearest unit
+        if n_units:
+            d = np.hypot(*(unit_xy - piece_xy[p]).T)
+            unit_of_piece[p] = int(np.argmin(d))
+    unit_adj = _aggregate(adj, np.where(np.arange(len(pieces)) < n_b, unit_of_piece, -1), n_units)
+    t["units"] = time.perf_counter() - t2
+
+    # Groups: per community and major block; oversize units stand alone.
+    t3 = time.perf_counter()
+    group_members: list[list[int]] = []
+    group_flags: list[list[str]] = []
+    group_comm: list[int] = []
+    for c in range(n_comm):
+        for m in np.unique(unit_major[unit_comm == c]).tolist():
+            nodes = np.flatnonzero((unit_comm == c) & (unit_major == m))
+            big = nodes[unit_hh[nodes] > params.group_max]
+            for u in big.tolist():
+                group_members.append([u])
+                group_flags.append(["oversize"])
+                group_comm.append(c)
+            rest = nodes[unit_hh[nodes] <= params.group_max].tolist()
+            for part in _split(rest, unit_hh, unit_xy, unit_adj, params.group_households):
+                group_members.append(part)
+                group_flags.append([])
+                group_comm.append(c)
+    n_groups = len(group_members)
+    unit_group = np.zeros(n_units, dtype=np.int64)
+    for g, members in enumerate(group_members):
+        unit_group[members] = g
+    # Clusters inside each group.
+    cluster_members: list[list[int]] = []
+    cluster_group: list[int] = []
+    for g, members in enumerate(group_members):
+        for part in _split(members, unit_hh, unit_xy, unit_adj, params.cluster_households):
+            cluster_members.append(part)
+            cluster_group.append(g)
+    unit_cluster = np.zeros(n_units, dtype=np.int64)
+    for k, members in enumerate(cluster_members):
+        unit_cluster[members] = k
+    group_hh = np.bincount(unit_group, weights=unit_hh, minlength=n_groups)
+    group_xy = np.zeros((n_groups, 2))
+    np.add.at(group_xy, unit_group, unit_xy * np.maximum(unit_hh, 1e-3)[:, None])
+    group_xy /= np.bincount(unit_group, weights=np.maximum(unit_hh, 1e-3), minlength=n_groups)[
+        :, None
+    ]
+    group_adj = _aggregate(unit_adj, unit_group, n_groups)
+    # Grids: contiguous groups of one community.
+    grid_members: list[list[int]] = []
+    grid_comm: list[int] = []
+    gc = np.array(group_comm, dtype=np.int64)
+    for c in range(n_comm):
+        nodes = np.flatnonzero(gc == c).tolist()
+        for part in _split(nodes, group_hh, group_xy, group_adj, params.grid_households):
+            grid_members.append(part)
+            grid_comm.append(c)
+    group_grid = np.zeros(n_groups, dtype=np.int64)
+    for k, members in enumerate(grid_members):
+        group_grid[members] = k
+    t["partition"] = time.perf_counter() - t3
+
+    # Polygons: exact coverage unions, level by level.
+    t4 = time.perf_counter()
+    unit_geom = _union_by(pieces, unit_of_piece, n_units)
+    cluster_geom = _union_by(unit_geom, unit_cluster, len(cluster_members))
+    group_geom = _union_by(cluster_geom, np.array(cluster_group, dtype=np.int64), n_groups)
+    grid_geom = _union_by(group_geom, group_grid, len(grid_members))
+    if inputs.communities:
+        comm_geom = np.array([g for _, g in inputs.communities], dtype=object)
+    else:
+        comm_geom = _union_by(grid_geom, np.array(grid_comm, dtype=np.int64), n_comm)
+        codes = [f"P{c + 1:02d}" for c in _rank(comm_geom, 1000.0)]
+    t["polygons"] = time.perf_counter() - t4
+
+    # Codes in reading order: group 03, cluster 03-2, unit 03-2-1; grid G1 … per community.
+    group_code = [""] * n_groups
+    for c in range(n_comm):
+        gs = np.flatnonzero(gc == c)
+        for rank, g in enumerate(gs[_reading_order(group_xy[gs], 150.0)].tolist()):
+            group_code[g] = f"{rank + 1:02d}"
+    cluster_code = [""] * len(cluster_members)
+    cg = np.array(cluster_group, dtype=np.int64)
+    cxy = np.array([unit_xy[m].mean(axis=0) for m in cluster_members]).reshape(-1, 2)
+    for g in range(n_groups):
+        ks = np.flatnonzero(cg == g)
+        for rank, k in enumerate(ks[_reading_order(cxy[ks], 40.0)].tolist()):
+            cluster_code[k] = f"{group_code[g]}-{rank + 1}"
+    unit_code = [""] * n_units
+    for k in range(len(cluster_members)):
+        us = np.array(cluster_members[k])
+        for rank, u in enumerate(us[_reading_order(unit_xy[us], 15.0)].tolist()):
+            unit_code[u] = f"{cluster_code[k]}-{rank + 1}"
+    grid_code = [""] * len(grid_members)
+    gcomm = np.array(grid_comm, dtype=np.int64)
+    gxy = np.array([group_xy[m].mean(axis=0) for m in grid_members]).reshape(-1, 2)
+    for c in range(n_comm):
+        ks = np.flatnonzero(gcomm == c)
+        for rank, k in enumerate(ks[_reading_order(gxy[ks], 300.0)].tolist()):
+            grid_code[k] = f"G{rank + 1}"
+
+    building_unit = np.full(len(fp), -1, dtype=np.int64)
+    building_unit[inside] = unit_of_building_piece
+    cells_out = np.full(len(fp), None, dtype=object)
+    cells_out[inside] = pieces[:n_b]
+    groups = Level(group_code, gc, group_hh, group_geom, group_flags)
+    result = Result(
+        building_unit=building_unit,
+        units=Level(unit_code, unit_cluster, unit_hh, unit_geom),
+        clusters=Level(
+            cluster_code,
+            cg,
+            np.bincount(unit_cluster, weights=unit_hh, minlength=len(cluster_members)),
+            cluster_geom,
+        ),
+        groups=groups,
+        grids=Level(
+            grid_code,
+            gcomm,
+            np.bincount(group_grid, weights=group_hh, minlength=len(grid_members)),
+            grid_geom,
+        ),
+        communities=Level(
+            codes,
+            np.zeros(n_comm, dtype=np.int64),
+            np.bincount(gc, weights=group_hh, minlength=n_comm),
+            comm_geom,
+        ),
+        cells=cells_out,
+        block_hash=tess.block_hash,
+        block_cells={
+            tess.block_hash[b]: list(tess.cells[tess.building_block == b])
+            for b in np.unique(tess.building_block[inside]).tolist()
+        },
+        timings=t,
+        quality={},
+    )
+    result.quality = quality(result, unit_blocks, unit_major, params)
+    return result
+
+
+def _rank(geoms: np.ndarray, band: float) -> np.ndarray:
+    """Return each geometry's position in reading order."""
+    xy = shapely.get_coordinates(shapely.point_on_surface(geoms))
+    order = _reading_order(xy, band)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def _union_by(geoms: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
+    order = np.argsort(label, kind="stable")
+    sorted_label = label[order]
+    bounds = np.searchsorted(sorted_label, np.arange(n + 1))
+    out = np.empty(n, dtype=object)
+    for i in range(n):
+        members = geoms[order[bounds[i] : bounds[i + 1]]]
+        members = members[~shapely.is_empty(members)]
+        out[i] = shapely.coverage_union_all(members) if len(members) else shapely.Polygon()
+    return out
+
+
+def quality(
+    r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, params: Params
+) -> dict:
+    """The run's quality report (see docs/delineation.md for each figure)."""
+    g = r.groups
+    oversize = np.array(["oversize" in f for f in g.flags], dtype=bool)
+    hh = g.households[~oversize]
+    in_band = (hh >= params.group_min) & (hh <= params.group_max)
+    parts = shapely.get_num_geometries(g.geom)
+    unit_group = r.clusters.parent[r.units.parent]
+    crossing_minor = 0
+    crossing_major = 0
+    for gi in range(len(g.code)):
+        units = np.flatnonzero(unit_group == gi)
+        blocks = set().union(*(unit_blocks[u] for u in units)) if len(units) else set()
+        crossing_minor += len(blocks) > 1
+        crossing_major += len(set(unit_major[units].tolist())) > 1
+    gaps, overlaps = [], []
+    for c in range(len(r.communities.code)):
+        mine = g.geom[g.parent == c]
+        union = shapely.union_all(mine, grid_size=C.GRID_M)
+        comm = r.communities.geom[c]
+        overlaps.append(float(shapely.area(mine).sum() - shapely.area(union)))
+        gaps.append(float(shapely.area(shapely.difference(comm, union, grid_size=C.GRID_M))))
+    return {
+        "buildings": int((r.building_unit >= 0).sum()),
+        "units": len(r.units.code),
+        "clusters": len(r.clusters.code),
+        "groups": len(g.code),
+        "grids": len(r.grids.code),
+        "communities": len(r.communities.code),
+        "households": float(g.households.sum()),
+        "group_households": {
+            "min": float(hh.min()) if len(hh) else 0.0,
+            "median": float(np.median(hh)) if len(hh) else 0.0,
+            "max": float(hh.max()) if len(hh) else 0.0,
+            "cv": float(hh.std() / hh.mean()) if len(hh) and hh.mean() > 0 else 0.0,
+        },
+        "share_in_band": float(in_band.mean()) if len(hh) else 1.0,
+        "band": [params.group_min, params.group_max],
+        "oversize_groups": int(oversize.sum()),
+        "non_contiguous_groups": int((parts > 1).sum()),
+        "groups_crossing_minor_streets": int(crossing_minor),
+        "groups_crossing_major_roads": int(crossing_major),
+        "gap_m2": round(float(sum(gaps)), 3),
+        "overlap_m2": round(float(sum(overlaps)), 3),
+    }
