@@ -10,7 +10,7 @@ import typer
 
 from cli import db as db_cmd
 from cli.common import fail, open_engine
-from gis.errors import GridAtlasError
+from gis.errors import GridAtlasError, InvalidInput
 from gis.settings import PROJECT_ROOT, get_settings
 
 app = typer.Typer(
@@ -79,6 +79,51 @@ def import_(
     finally:
         engine.dispose()
     typer.echo(report.render())
+
+
+@app.command("delineate")
+def delineate_cmd(
+    community: Annotated[
+        str | None, typer.Option(help="only this community's code (default: all)")
+    ] = None,
+    group_households: Annotated[
+        int, typer.Option(help="households per residents' group (居民小组)")
+    ] = 100,
+    cluster_households: Annotated[
+        int, typer.Option(help="households per building cluster (楼群)")
+    ] = 35,
+    grid_households: Annotated[
+        int, typer.Option(help="households per proposed grid (one worker: 300)")
+    ] = 300,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Draw units, building clusters, residents' groups and grids from the buildings."""
+    import json
+
+    from cli.progress import progress_reporter
+    from gis.delineate.hierarchy import Params
+    from gis.delineate.service import run
+
+    if min(group_households, cluster_households, grid_households) < 1:
+        fail(InvalidInput("household targets must be at least 1"))
+    params = Params(
+        group_households=group_households,
+        cluster_households=cluster_households,
+        grid_households=grid_households,
+    )
+    engine = open_engine()
+    try:
+        with progress_reporter(enabled=not quiet) as report_step:
+            report = run(engine, params, community, on_step=report_step)
+    except GridAtlasError as err:
+        fail(err)
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"delineation run {report.run_id}: communities {', '.join(report.communities)}; "
+        f"blocks reused {report.reused_blocks}, computed {report.computed_blocks}"
+    )
+    typer.echo(json.dumps(report.quality, ensure_ascii=False, indent=1))
 
 
 @app.command("export")

@@ -90,6 +90,9 @@ class Result:
     block_cells: dict[str, list]
     timings: dict[str, float]
     quality: dict
+    raw_cells: np.ndarray  # per building, its cell before noding (what blocks reuse)
+    building_block_hash: list[str]  # per building, the hash of its block ("" outside)
+    group_grid: np.ndarray  # per group, index of its grid
 
 
 class _Graph:
@@ -103,7 +106,8 @@ class _Graph:
         length = shapely.length(shapely.intersection(geoms[a], geoms[b]))
         touch = length > 0.01
         self.adj: list[dict[int, float]] = [{} for _ in range(len(geoms))]
-        for i, j, L in zip(a[touch].tolist(), b[touch].tolist(), length[touch].tolist(), strict=True):
+        pairs = zip(a[touch].tolist(), b[touch].tolist(), length[touch].tolist(), strict=True)
+        for i, j, L in pairs:
             self.adj[i][j] = L
             self.adj[j][i] = L
 
@@ -143,18 +147,35 @@ def _components(nodes: list[int], adj: list[dict[int, float]]) -> list[list[int]
 
 
 def _split(
-    nodes: list[int], w: np.ndarray, xy: np.ndarray, adj: list[dict[int, float]], target: float
+    nodes: list[int],
+    w: np.ndarray,
+    xy: np.ndarray,
+    adj: list[dict[int, float]],
+    target: float,
+    band: float = 0.2,
 ) -> list[list[int]]:
-    """Contiguous parts of about ``target`` over ``nodes`` (each connected piece apart)."""
+    """Contiguous parts of about ``target`` over ``nodes`` (each connected piece apart).
+
+    Members are whole, so the best number of parts is not always total / target: the
+    neighbouring counts are tried too, and the one with most parts within the band wins.
+    """
+    lo, hi = target * (1 - band), target * (1 + band)
     out = []
     for comp in _components(nodes, adj):
         idx = np.array(comp)
         local = {g: i for i, g in enumerate(comp)}
         sub = [{local[v]: L for v, L in adj[g].items() if v in local} for g in comp]
-        k = choose_k(float(w[idx].sum()), target)
-        labels = partition(w[idx], xy[idx], sub, k)
-        for p in range(labels.max() + 1):
-            out.append(idx[labels == p].tolist())
+        k0 = choose_k(float(w[idx].sum()), target)
+        best, best_score = None, None
+        for k in sorted({max(1, k0 - 1), k0, min(len(comp), k0 + 1)}):
+            labels = partition(w[idx], xy[idx], sub, k)
+            sizes = np.bincount(labels, weights=w[idx])
+            out_of_band = int(((sizes < lo) | (sizes > hi)).sum())
+            score = (out_of_band, float(((sizes - target) ** 2).sum()))
+            if best_score is None or score < best_score:
+                best, best_score = labels, score
+        for p in range(best.max() + 1):
+            out.append(idx[best == p].tolist())
     return out
 
 
@@ -192,6 +213,9 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
     block_major = C.assign_to_blocks(
         shapely.point_on_surface(tess.blocks), majors
     )  # a block lies in one major block
+    lost = block_major < 0
+    if lost.any():  # a point on an edge after snapping: the nearest major block
+        block_major[lost] = STRtree(majors).nearest(shapely.point_on_surface(tess.blocks[lost]))
     piece_major = block_major[piece_block]
     graph = _Graph(pieces)
     adj = graph.adj
@@ -208,14 +232,16 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
         major_hh = np.bincount(piece_major, weights=piece_hh, minlength=n_major)
         major_adj = _aggregate(adj, piece_major, n_major)
         major_xy = shapely.get_coordinates(shapely.point_on_surface(majors))
-        parts = _split(list(range(n_major)), major_hh, major_xy, major_adj,
-                       params.community_households)
+        parts = _split(
+            list(range(n_major)), major_hh, major_xy, major_adj, params.community_households
+        )
         comm_of_major = np.full(n_major, -1)
         for ci, members in enumerate(parts):
             comm_of_major[members] = ci
-        piece_comm = comm_of_major[piece_major]
+        # communities made only of major blocks without land pieces drop out
+        _, piece_comm = np.unique(comm_of_major[piece_major], return_inverse=True)
         codes = []
-    n_comm = int(piece_comm.max()) + 1 if len(piece_comm) else 0
+    n_comm = len(codes) if inputs.communities else int(piece_comm.max()) + 1
 
     # Units: within a street block, small buildings join a neighbour.
     unit_of_piece = np.full(len(pieces), -1)
@@ -290,7 +316,11 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
         if n_units:
             d = np.hypot(*(unit_xy - piece_xy[p]).T)
             unit_of_piece[p] = int(np.argmin(d))
-    unit_adj = _aggregate(adj, np.where(np.arange(len(pieces)) < n_b, unit_of_piece, -1), n_units)
+    unit_adj = _aggregate(adj, unit_of_piece, n_units)  # empty blocks link their neighbours
+    if not inputs.communities and n_units:
+        # proposed communities are what their units cover; one left with no unit drops out
+        present, unit_comm = np.unique(unit_comm, return_inverse=True)
+        n_comm = len(present)
     t["units"] = time.perf_counter() - t2
 
     # Groups: per community and major block; oversize units stand alone.
@@ -420,6 +450,11 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
         },
         timings=t,
         quality={},
+        raw_cells=tess.cells,
+        building_block_hash=[
+            tess.block_hash[b] if b >= 0 else "" for b in tess.building_block.tolist()
+        ],
+        group_grid=group_grid,
     )
     result.quality = quality(result, unit_blocks, unit_major, params)
     return result
@@ -446,9 +481,7 @@ def _union_by(geoms: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def quality(
-    r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, params: Params
-) -> dict:
+def quality(r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, params: Params) -> dict:
     """The run's quality report (see docs/delineation.md for each figure)."""
     g = r.groups
     oversize = np.array(["oversize" in f for f in g.flags], dtype=bool)

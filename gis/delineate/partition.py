@@ -83,9 +83,7 @@ def _connected_without(part: set[int], u: int, adj: list[dict[int, float]]) -> b
     return len(seen) == len(rest)
 
 
-def partition(
-    w: np.ndarray, xy: np.ndarray, adj: list[dict[int, float]], k: int
-) -> np.ndarray:
+def partition(w: np.ndarray, xy: np.ndarray, adj: list[dict[int, float]], k: int) -> np.ndarray:
     """Return a part label (0..k'-1) per member; every part is connected in ``adj``.
 
     ``adj[i]`` maps each neighbour of member i to the length of their shared edge; the

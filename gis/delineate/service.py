@@ -1,0 +1,347 @@
+"""Delineation against PostGIS: read buildings and streets, draw, write every level at once.
+
+One run is one transaction: the previous delineation of the communities concerned is
+replaced whole (groups, clusters, units, proposed grids), or nothing changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyproj
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from gis.delineate.hierarchy import Inputs, Params, Result, delineate
+from gis.errors import InvalidInput, NotFound
+from gis.io import households as hh
+from gis.io.load import ewkb_4326
+
+PROPOSED = "delineation"  # source_file of communities and grids the delineation proposed
+
+
+@dataclass
+class RunReport:
+    """What a run wrote and how good it is."""
+
+    run_id: int
+    quality: dict
+    timings: dict
+    communities: list[str]
+    reused_blocks: int
+    computed_blocks: int
+
+
+def _load(conn: Connection) -> tuple[Inputs, pyproj.Transformer, int, dict, list[int]]:
+    rows = conn.execute(
+        sa.text("SELECT id, households, ST_AsBinary(geom) FROM building ORDER BY id")
+    ).all()
+    if not rows:
+        raise InvalidInput("no buildings yet: import a map first (gridatlas import FILE)")
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    households = np.array([r[1] for r in rows], dtype=float)
+    geoms = shapely.from_wkb([bytes(r[2]) for r in rows])
+    transformer, epsg = hh.metric_transformer(geoms, None)
+    streets = conn.execute(sa.text("SELECT highway, ST_AsBinary(geom) FROM walk_edge")).all()
+    lines = shapely.from_wkb([bytes(r[1]) for r in streets]) if streets else np.array([])
+    communities = conn.execute(
+        sa.text("SELECT id, code, ST_AsBinary(geom) FROM community ORDER BY code")
+    ).all()
+    comm = None
+    comm_ids: list[int] = []
+    if communities:
+        polys = hh.to_metric(shapely.from_wkb([bytes(r[2]) for r in communities]), transformer)
+        comm = [(r[1], g) for r, g in zip(communities, polys, strict=True)]
+        comm_ids = [r[0] for r in communities]
+    reuse: dict[str, list] = {}
+    for block_hash, e, raws in conn.execute(
+        sa.text(
+            "SELECT block_hash, min(epsg), array_agg(raw_wkb ORDER BY building_id) "
+            "FROM building_cell GROUP BY block_hash"
+        )
+    ):
+        if e == epsg:
+            reuse[block_hash] = list(shapely.from_wkb([bytes(b) for b in raws]))
+    inputs = Inputs(
+        building_ids=ids,
+        households=households,
+        footprints=hh.to_metric(geoms, transformer),
+        street_lines=hh.to_metric(lines, transformer) if len(lines) else np.array([]),
+        highways=np.array([r[0] for r in streets], dtype=object),
+        communities=comm,
+    )
+    return inputs, transformer, epsg, reuse, comm_ids
+
+
+def _to_wgs84(geoms: np.ndarray, epsg: int) -> np.ndarray:
+    back = pyproj.Transformer.from_crs(epsg, 4326, always_xy=True)
+    return shapely.transform(geoms, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])))
+
+
+def run(
+    engine: Engine,
+    params: Params | None = None,
+    community: str | None = None,
+    on_step: Callable[[str, float], None] | None = None,
+) -> RunReport:
+    """Delineate every community (or the one with code ``community``) and store it."""
+    params = params or Params()
+    step = on_step or (lambda _n, _f: None)
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('delineation'))"))
+        step("reading buildings and streets", 0.05)
+        inputs, _tr, epsg, reuse, comm_ids = _load(conn)
+        if community is not None and community not in [c for c, _ in inputs.communities or []]:
+            raise NotFound(
+                f"no community {community!r}; run without --community first to propose them, "
+                "or import community boundaries"
+            )
+        step("building cells and drawing the levels", 0.15)
+        result = delineate(inputs, params, reuse)
+        step("writing to PostGIS", 0.8)
+        reused = sum(1 for h in set(result.block_cells) if h in reuse)
+        report = _write(conn, inputs, result, epsg, params, comm_ids, community)
+        report.reused_blocks = reused
+        report.computed_blocks = len(result.block_cells) - reused
+    return report
+
+
+def _write(
+    conn: Connection,
+    inputs: Inputs,
+    r: Result,
+    epsg: int,
+    params: Params,
+    comm_ids: list[int],
+    only: str | None,
+) -> RunReport:
+    # Cells: replaced whole (cheap) so that stale blocks disappear.
+    conn.execute(sa.text("DELETE FROM building_cell"))
+    has_cell = np.flatnonzero(r.building_unit >= 0)
+    block_of_building = [r.building_block_hash[i] for i in has_cell.tolist()]
+    cells_4326 = _to_wgs84(r.cells[has_cell], epsg)
+    raw = r.raw_cells[has_cell]
+    _copy(
+        conn,
+        "building_cell",
+        ["building_id", "block_hash", "epsg", "raw_wkb", "geom"],
+        ["int8", "text", "int4", "bytea", "bytea"],
+        [
+            inputs.building_ids[has_cell].tolist(),
+            block_of_building,
+            [epsg] * len(has_cell),
+            [shapely.to_wkb(g) for g in raw],
+            ewkb_4326(_multi(cells_4326)),
+        ],
+    )
+    # Communities: imported or earlier proposed ones stay; the first run proposes them.
+    if not comm_ids:
+        geoms = _multi(_to_wgs84(r.communities.geom, epsg))
+        comm_ids = []
+        for code, g in zip(r.communities.code, geoms, strict=True):
+            comm_ids.append(
+                conn.scalar(
+                    sa.text(
+                        "INSERT INTO community (code, name, geom, source_file, source_id, attrs) "
+                        "VALUES (:c, :n, ST_Multi(ST_CollectionExtract(ST_MakeValid("
+                        "ST_GeomFromWKB(:g, 4326)), 3)), :sf, :c, "
+                        "'{\"proposed\": true}'::jsonb) RETURNING id"
+                    ),
+                    {"c": code, "n": f"建议社区 {code}", "g": shapely.to_wkb(g), "sf": PROPOSED},
+                )
+            )
+    codes = list(r.communities.code)
+    targets = [i for i, c in enumerate(codes) if only is None or c == only]
+    target_ids = [comm_ids[i] for i in targets]
+    conn.execute(
+        sa.text("DELETE FROM residents_group WHERE community_id = ANY(:c)"), {"c": target_ids}
+    )
+    conn.execute(
+        sa.text("DELETE FROM grid WHERE community_id = ANY(:c) AND source_file = :sf"),
+        {"c": target_ids, "sf": PROPOSED},
+    )
+    has_grids = set(
+        conn.execute(
+            sa.text("SELECT DISTINCT community_id FROM grid WHERE community_id = ANY(:c)"),
+            {"c": target_ids},
+        ).scalars()
+    )
+    grid_geoms = _multi(_to_wgs84(r.grids.geom, epsg))
+    grid_id = np.full(len(r.grids.code), -1, dtype=np.int64)
+    for k in range(len(r.grids.code)):
+        c = int(r.grids.parent[k])
+        if c not in targets or comm_ids[c] in has_grids:
+            continue
+        grid_id[k] = conn.scalar(
+            sa.text(
+                "INSERT INTO grid (community_id, code, name, households, geom, source_file, "
+                "source_id) VALUES (:cid, :code, :name, :hh, ST_Multi(ST_CollectionExtract("
+                "ST_MakeValid(ST_GeomFromWKB(:g, 4326)), 3)), :sf, :sid) RETURNING id"
+            ),
+            {
+                "cid": comm_ids[c],
+                "code": r.grids.code[k],
+                "name": f"{codes[c]} 网格 {r.grids.code[k]}",
+                "hh": int(r.grids.households[k]),
+                "g": shapely.to_wkb(grid_geoms[k]),
+                "sf": PROPOSED,
+                "sid": f"{codes[c]}/{r.grids.code[k]}",
+            },
+        )
+    group_grid = r.group_grid
+    g_ids = _insert_level(
+        conn,
+        "residents_group",
+        "community_id",
+        [comm_ids[int(c)] for c in r.groups.parent],
+        r.groups.code,
+        r.groups.households,
+        _multi(_to_wgs84(r.groups.geom, epsg)),
+        keep=[int(c) in targets for c in r.groups.parent],
+        extra={
+            "grid_id": [None if grid_id[g] < 0 else int(grid_id[g]) for g in group_grid],
+            "flags": r.groups.flags,
+        },
+    )
+    c_ids = _insert_level(
+        conn,
+        "building_cluster",
+        "residents_group_id",
+        [g_ids[int(g)] for g in r.clusters.parent],
+        r.clusters.code,
+        r.clusters.households,
+        _multi(_to_wgs84(r.clusters.geom, epsg)),
+        keep=[g_ids[int(g)] is not None for g in r.clusters.parent],
+    )
+    u_ids = _insert_level(
+        conn,
+        "unit",
+        "building_cluster_id",
+        [c_ids[int(c)] for c in r.units.parent],
+        r.units.code,
+        r.units.households,
+        _multi(_to_wgs84(r.units.geom, epsg)),
+        keep=[c_ids[int(c)] is not None for c in r.units.parent],
+    )
+    b_unit = [u_ids[int(u)] if u >= 0 else None for u in r.building_unit]
+    unit_comm = r.groups.parent[r.clusters.parent[r.units.parent]]
+    b_comm = [comm_ids[int(unit_comm[u])] if u >= 0 else None for u in r.building_unit]
+    conn.execute(
+        sa.text(
+            "UPDATE building b SET unit_id = v.u, community_id = v.c FROM unnest("
+            "CAST(:ids AS bigint[]), CAST(:u AS bigint[]), CAST(:c AS bigint[])) AS v(id, u, c) "
+            "WHERE b.id = v.id AND v.u IS NOT NULL"
+        ),
+        {"ids": inputs.building_ids.tolist(), "u": b_unit, "c": b_comm},
+    )
+    for table in ("community", "grid"):
+        conn.execute(
+            sa.text(
+                f"UPDATE {table} t SET households = s.h FROM (SELECT {table}_id AS id, "
+                "sum(households)::int AS h FROM residents_group GROUP BY 1) s WHERE t.id = s.id"
+            )
+        )
+    run_id = conn.scalar(
+        sa.text(
+            "INSERT INTO delineation_run (params, quality, timings) VALUES "
+            "(CAST(:p AS jsonb), CAST(:q AS jsonb), CAST(:t AS jsonb)) RETURNING id"
+        ),
+        {
+            "p": json.dumps(
+                {
+                    k: (sorted(v) if isinstance(v, frozenset) else v)
+                    for k, v in asdict(params).items()
+                }
+            ),
+            "q": json.dumps(r.quality),
+            "t": json.dumps(r.timings),
+        },
+    )
+    return RunReport(int(run_id), r.quality, r.timings, [codes[i] for i in targets], 0, 0)
+
+
+def _insert_level(
+    conn: Connection,
+    table: str,
+    parent_col: str,
+    parent_ids: list,
+    codes: list[str],
+    households: np.ndarray,
+    geoms: np.ndarray,
+    keep: list[bool],
+    extra: dict[str, list] | None = None,
+) -> list[int | None]:
+    extra = extra or {}
+    idx = [i for i, k in enumerate(keep) if k]
+    if not idx:
+        return [None] * len(codes)
+    cols = ["parent", "code", "households", "geom", *extra]
+    values = {
+        "parent": [int(parent_ids[i]) for i in idx],
+        "code": [codes[i] for i in idx],
+        "households": [int(households[i]) for i in idx],
+        "geom": [shapely.to_wkb(geoms[i]) for i in idx],
+        **{k: [v[i] for i in idx] for k, v in extra.items()},
+    }
+    casts = {
+        "parent": "bigint[]",
+        "code": "text[]",
+        "households": "int[]",
+        "geom": "bytea[]",
+        "grid_id": "bigint[]",
+    }
+    if "flags" in extra:  # text[][] is rectangular in PostgreSQL: pass joined strings
+        values["flags"] = [",".join(f) for f in values["flags"]]
+        casts["flags"] = "text[]"
+    select = ", ".join(
+        {
+            "parent": "v.parent",
+            "code": "v.code",
+            "households": "v.households",
+            "geom": "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_GeomFromWKB(v.geom, 4326)), 3))",
+            "grid_id": "v.grid_id",
+            "flags": "CASE WHEN v.flags = '' THEN '{}'::text[] "
+            "ELSE string_to_array(v.flags, ',') END",
+        }[c]
+        for c in cols
+    )
+    unnest = ", ".join(f"CAST(:{c} AS {casts[c]})" for c in cols)
+    names = ", ".join(parent_col if c == "parent" else c for c in cols)
+    ids = (
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {table} ({names}) SELECT {select} FROM unnest({unnest}) "
+                f"WITH ORDINALITY AS v({', '.join(cols)}, n) ORDER BY v.n RETURNING id"
+            ),
+            values,
+        )
+        .scalars()
+        .all()
+    )
+    out: list[int | None] = [None] * len(codes)
+    for i, new_id in zip(idx, ids, strict=True):
+        out[i] = int(new_id)
+    return out
+
+
+def _multi(geoms: np.ndarray) -> np.ndarray:
+    geoms = np.array(geoms, dtype=object)
+    single = shapely.get_type_id(geoms) == 3
+    if single.any():
+        geoms[single] = shapely.multipolygons(geoms[single], indices=np.arange(single.sum()))
+    return geoms
+
+
+def _copy(conn: Connection, table: str, names: list[str], types: list[str], data: list) -> None:
+    raw = conn.connection.driver_connection
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(types)
+        for row in zip(*data, strict=True):
+            copy.write_row(row)

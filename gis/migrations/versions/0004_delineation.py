@@ -1,0 +1,50 @@
+"""Delineation: stored building cells, runs with their quality report, group flags.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-23
+"""
+
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # A building's cell: the land nearer to it than to any other building of its street
+    # block. ``raw_wkb`` keeps the cell as computed (metres, ``epsg``) so that a later run
+    # reuses every block whose hash (outline + footprints) is unchanged.
+    op.execute(
+        """
+        CREATE TABLE building_cell (
+            building_id bigint PRIMARY KEY REFERENCES building (id) ON DELETE CASCADE,
+            block_hash  text NOT NULL,
+            epsg        integer NOT NULL,
+            raw_wkb     bytea NOT NULL,
+            geom        geometry(MultiPolygon, 4326) NOT NULL
+        )
+        """
+    )
+    op.execute("CREATE INDEX building_cell_block_hash_idx ON building_cell (block_hash)")
+    op.execute("CREATE INDEX building_cell_geom_gist ON building_cell USING gist (geom)")
+    op.execute(
+        """
+        CREATE TABLE delineation_run (
+            id          bigserial PRIMARY KEY,
+            created_at  timestamptz NOT NULL DEFAULT now(),
+            params      jsonb NOT NULL,
+            quality     jsonb NOT NULL,
+            timings     jsonb NOT NULL
+        )
+        """
+    )
+    op.execute("ALTER TABLE residents_group ADD COLUMN flags text[] NOT NULL DEFAULT '{}'")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE residents_group DROP COLUMN flags")
+    op.execute("DROP TABLE delineation_run")
+    op.execute("DROP TABLE building_cell")
