@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.routes import delineation as delineation_routes
 from api.routes import facilities as facility_routes
 from api.routes import layers as layer_routes
 from api.routes import pages
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(layer_routes.router)
     app.include_router(reach_routes.router)
     app.include_router(facility_routes.router)
+    app.include_router(delineation_routes.router)
     app.include_router(pages.router)
     _mount_assets(app)
     return app

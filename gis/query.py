@@ -24,6 +24,13 @@ LAYER_SQL: dict[str, tuple[str, str]] = {
     "subdistricts": ("subdistrict", "id, code, name, households"),
     "communities": ("community", "id, code, name, households, subdistrict_id"),
     "grids": ("grid", "id, code, name, households, community_id"),
+    "residents_groups": (
+        "residents_group",
+        "id, code, households, community_id, grid_id, flags",
+    ),
+    "building_clusters": ("building_cluster", "id, code, households, residents_group_id"),
+    "units": ("unit", "id, code, households, building_cluster_id"),
+    "building_cells": ("building_cell", "building_id AS id, block_hash"),
 }
 MAX_PAGE = 10_000
 

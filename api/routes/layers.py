@@ -11,7 +11,18 @@ from gis import query
 
 router = APIRouter(prefix="/api", tags=["layers"])
 
-LayerName = Literal["buildings", "facilities", "walk_edges", "subdistricts", "communities", "grids"]
+LayerName = Literal[
+    "buildings",
+    "facilities",
+    "walk_edges",
+    "subdistricts",
+    "communities",
+    "grids",
+    "residents_groups",
+    "building_clusters",
+    "units",
+    "building_cells",
+]
 
 
 @router.get("/layers/{layer}", summary="One page of a layer as a GeoJSON FeatureCollection")

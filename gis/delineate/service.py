@@ -89,24 +89,34 @@ def run(
     on_step: Callable[[str, float], None] | None = None,
 ) -> RunReport:
     """Delineate every community (or the one with code ``community``) and store it."""
+    with engine.begin() as conn:
+        return run_on(conn, params, community, on_step)
+
+
+def run_on(
+    conn: Connection,
+    params: Params | None = None,
+    community: str | None = None,
+    on_step: Callable[[str, float], None] | None = None,
+) -> RunReport:
+    """``run`` inside the caller's transaction."""
     params = params or Params()
     step = on_step or (lambda _n, _f: None)
-    with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('delineation'))"))
-        step("reading buildings and streets", 0.05)
-        inputs, _tr, epsg, reuse, comm_ids = _load(conn)
-        if community is not None and community not in [c for c, _ in inputs.communities or []]:
-            raise NotFound(
-                f"no community {community!r}; run without --community first to propose them, "
-                "or import community boundaries"
-            )
-        step("building cells and drawing the levels", 0.15)
-        result = delineate(inputs, params, reuse)
-        step("writing to PostGIS", 0.8)
-        reused = sum(1 for h in set(result.block_cells) if h in reuse)
-        report = _write(conn, inputs, result, epsg, params, comm_ids, community)
-        report.reused_blocks = reused
-        report.computed_blocks = len(result.block_cells) - reused
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('delineation'))"))
+    step("reading buildings and streets", 0.05)
+    inputs, _tr, epsg, reuse, comm_ids = _load(conn)
+    if community is not None and community not in [c for c, _ in inputs.communities or []]:
+        raise NotFound(
+            f"no community {community!r}; run without --community first to propose them, "
+            "or import community boundaries"
+        )
+    step("building cells and drawing the levels", 0.15)
+    result = delineate(inputs, params, reuse)
+    step("writing to PostGIS", 0.8)
+    reused = sum(1 for h in set(result.block_cells) if h in reuse)
+    report = _write(conn, inputs, result, epsg, params, comm_ids, community)
+    report.reused_blocks = reused
+    report.computed_blocks = len(result.block_cells) - reused
     return report
 
 

@@ -1,0 +1,59 @@
+"""Delineation over HTTP: draw the residents' groups and read the latest quality report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.deps import Conn
+from gis.delineate.hierarchy import Params
+from gis.delineate.service import run_on
+from gis.errors import NotFound
+
+router = APIRouter(prefix="/api/delineation", tags=["delineation"])
+
+
+class RunRequest(BaseModel):
+    """Targets of a run; the defaults are the documented ones."""
+
+    community: str | None = Field(None, description="only this community's code")
+    group_households: int = Field(100, ge=10, le=2000, description="households per group")
+    cluster_households: int = Field(35, ge=1, le=1000, description="households per cluster")
+    grid_households: int = Field(300, ge=50, le=20000, description="households per grid")
+
+
+@router.post("/runs", status_code=201, summary="Draw units, clusters, groups and grids")
+def post_run(body: RunRequest, conn: Conn) -> dict[str, Any]:
+    params = Params(
+        group_households=body.group_households,
+        cluster_households=body.cluster_households,
+        grid_households=body.grid_households,
+    )
+    report = run_on(conn, params, body.community)
+    return {
+        "run_id": report.run_id,
+        "communities": report.communities,
+        "quality": report.quality,
+        "seconds": {k: round(v, 3) for k, v in report.timings.items()},
+        "blocks": {"reused": report.reused_blocks, "computed": report.computed_blocks},
+    }
+
+
+@router.get("/runs/latest", summary="The latest run's quality report")
+def latest_run(conn: Conn) -> dict[str, Any]:
+    row = (
+        conn.execute(
+            sa.text(
+                "SELECT id, created_at, params, quality, timings FROM delineation_run "
+                "ORDER BY id DESC LIMIT 1"
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound("no delineation yet: POST /api/delineation/runs first")
+    return {**row, "created_at": row["created_at"].isoformat()}

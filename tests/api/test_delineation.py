@@ -1,0 +1,51 @@
+"""Delineation over HTTP: a run, its groups as GeoJSON, the quality report, bad requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from gis.io.pipeline import import_file
+from gis.settings import Settings
+from tests.conftest import NANJING
+
+
+@pytest.fixture
+def client(db_url, engine) -> Iterator[TestClient]:
+    import_file(engine, NANJING)
+    with TestClient(create_app(Settings(database_url=db_url))) as c:
+        yield c
+
+
+def test_run_then_read_groups_and_report(client) -> None:
+    assert client.get("/api/delineation/runs/latest").status_code == 404
+    made = client.post("/api/delineation/runs", json={})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["quality"]["gap_m2"] == 0 and body["quality"]["overlap_m2"] == 0
+    latest = client.get("/api/delineation/runs/latest").json()
+    assert latest["id"] == body["run_id"]
+    page = client.get("/api/layers/residents_groups?limit=10000").json()
+    assert page["numberMatched"] == body["quality"]["groups"]
+    total = sum(f["properties"]["households"] for f in page["features"])
+    assert total == body["quality"]["households"]
+    units = client.get("/api/layers/units?limit=1").json()
+    assert units["numberMatched"] == body["quality"]["units"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"group_households": 0}, 422),
+        ({"group_households": "many"}, 422),
+        ({"community": "NOPE"}, 404),
+    ],
+)
+def test_bad_requests_are_explained(client, payload, status) -> None:
+    client.post("/api/delineation/runs", json={})
+    r = client.post("/api/delineation/runs", json=payload)
+    assert r.status_code == status, r.text
+    assert r.json()["detail"]
