@@ -183,11 +183,42 @@ def node_coverage(pieces: np.ndarray) -> np.ndarray:
     order = np.argsort(owner, kind="stable")
     faces, owner = faces[order], owner[order]
     bounds = np.searchsorted(owner, np.arange(len(pieces) + 1))
-    out = np.empty(len(pieces), dtype=object)
-    for i in range(len(pieces)):
-        group = faces[bounds[i] : bounds[i + 1]]
-        out[i] = shapely.coverage_union_all(group) if len(group) else shapely.Polygon()
+    members: list[list] = [list(faces[bounds[i] : bounds[i + 1]]) for i in range(len(pieces))]
+    out = np.array(
+        [shapely.coverage_union_all(m) if m else shapely.Polygon() for m in members], dtype=object
+    )
+    _give_away_detached_parts(out, members)
     return out
+
+
+def _give_away_detached_parts(out: np.ndarray, members: list[list]) -> None:
+    """A cell in several pieces (a Voronoi region wrapped round a corner of its block)
+    keeps its largest piece; each other piece joins the neighbour it shares most edge with,
+    so that every cell, and every union of touching cells, is one polygon."""
+    multi = np.flatnonzero(shapely.get_num_geometries(out) > 1)
+    if not len(multi):
+        return
+    tree = STRtree(out)
+    changed: set[int] = set()
+    for i in multi.tolist():
+        parts = shapely.get_parts(out[i])
+        keep = int(np.argmax(shapely.area(parts)))
+        for j, part in enumerate(parts):
+            if j == keep:
+                continue
+            near = [n for n in tree.query(part, predicate="intersects").tolist() if n != i]
+            if not near:
+                continue
+            shared = shapely.length(shapely.intersection(part, out[near]))
+            if shared.max() <= 0:
+                continue
+            target = near[int(np.argmax(shared))]
+            inside = [f for f in members[i] if shapely.covers(part, shapely.point_on_surface(f))]
+            members[i] = [f for f in members[i] if f not in inside]
+            members[target].extend(inside)
+            changed.update((i, target))
+    for i in changed:
+        out[i] = shapely.coverage_union_all(members[i]) if members[i] else shapely.Polygon()
 
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:

@@ -167,13 +167,15 @@ def _split(
         sub = [{local[v]: L for v, L in adj[g].items() if v in local} for g in comp]
         k0 = choose_k(float(w[idx].sum()), target)
         best, best_score = None, None
-        for k in sorted({max(1, k0 - 1), k0, min(len(comp), k0 + 1)}):
-            labels = partition(w[idx], xy[idx], sub, k)
+        for k in dict.fromkeys([k0, max(1, k0 - 1), min(len(comp), k0 + 1)]):
+            labels = partition(w[idx], xy[idx], sub, k, band)
             sizes = np.bincount(labels, weights=w[idx])
             out_of_band = int(((sizes < lo) | (sizes > hi)).sum())
             score = (out_of_band, float(((sizes - target) ** 2).sum()))
             if best_score is None or score < best_score:
                 best, best_score = labels, score
+            if out_of_band == 0:
+                break  # every part in the band: no other count can do better on that
         for p in range(best.max() + 1):
             out.append(idx[best == p].tolist())
     return out
@@ -339,7 +341,8 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
             rest = nodes[unit_hh[nodes] <= params.group_max].tolist()
             for part in _split(rest, unit_hh, unit_xy, unit_adj, params.group_households):
                 group_members.append(part)
-                group_flags.append([])
+                # offices, schools, a hospital block: a group to hold them, not to balance
+                group_flags.append([] if unit_hh[part].sum() > 0 else ["no_households"])
                 group_comm.append(c)
     n_groups = len(group_members)
     unit_group = np.zeros(n_units, dtype=np.int64)
@@ -482,10 +485,15 @@ def _union_by(geoms: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
 
 
 def quality(r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, params: Params) -> dict:
-    """The run's quality report (see docs/delineation.md for each figure)."""
+    """The run's quality report (see docs/delineation.md for each figure).
+
+    Household figures are over residential groups: oversize single buildings and groups of
+    buildings without households are counted apart.
+    """
     g = r.groups
     oversize = np.array(["oversize" in f for f in g.flags], dtype=bool)
-    hh = g.households[~oversize]
+    empty = np.array(["no_households" in f for f in g.flags], dtype=bool)
+    hh = g.households[~oversize & ~empty]
     in_band = (hh >= params.group_min) & (hh <= params.group_max)
     parts = shapely.get_num_geometries(g.geom)
     unit_group = r.clusters.parent[r.units.parent]
@@ -520,6 +528,7 @@ def quality(r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, para
         "share_in_band": float(in_band.mean()) if len(hh) else 1.0,
         "band": [params.group_min, params.group_max],
         "oversize_groups": int(oversize.sum()),
+        "groups_without_households": int(empty.sum()),
         "non_contiguous_groups": int((parts > 1).sum()),
         "groups_crossing_minor_streets": int(crossing_minor),
         "groups_crossing_major_roads": int(crossing_major),

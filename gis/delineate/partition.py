@@ -4,8 +4,9 @@
    side its share of the k parts. Parts come out compact, and nearly always contiguous.
 2. Contiguity repair: a part that fell into pieces keeps its heaviest piece; the others
    join the neighbouring part they touch most.
-3. Refinement: members on a part's edge move to a neighbouring part while that lowers the
-   squared deviation from the target and leaves the part they leave in one piece.
+3. Refinement: members on a part's edge move to a neighbouring part, or swap with a member
+   across the edge, while that lowers the cost (squared deviation from the target, ten
+   times heavier outside the band) and leaves both parts in one piece.
 
 Members are whole (a building, a unit): balance is limited by their sizes, never by
 splitting them.
@@ -69,21 +70,12 @@ def _pieces(members: list[int], adj: list[dict[int, float]], allowed: set[int]) 
 
 
 def _connected_without(part: set[int], u: int, adj: list[dict[int, float]]) -> bool:
-    rest = part - {u}
-    if not rest:
-        return False
-    start = next(iter(rest))
-    seen, queue = {start}, deque([start])
-    while queue:
-        a = queue.popleft()
-        for b in adj[a]:
-            if b in rest and b not in seen:
-                seen.add(b)
-                queue.append(b)
-    return len(seen) == len(rest)
+    return _connected(part - {u}, adj)
 
 
-def partition(w: np.ndarray, xy: np.ndarray, adj: list[dict[int, float]], k: int) -> np.ndarray:
+def partition(
+    w: np.ndarray, xy: np.ndarray, adj: list[dict[int, float]], k: int, band: float = 0.2
+) -> np.ndarray:
     """Return a part label (0..k'-1) per member; every part is connected in ``adj``.
 
     ``adj[i]`` maps each neighbour of member i to the length of their shared edge; the
@@ -96,7 +88,7 @@ def partition(w: np.ndarray, xy: np.ndarray, adj: list[dict[int, float]], k: int
     k = min(k, n)
     _bisect(np.arange(n), xy, w.astype(float), k, labels, [0])
     _repair(labels, w, adj)
-    _refine(labels, w, adj, w.sum() / len(np.unique(labels)))
+    _refine(labels, w, adj, w.sum() / len(np.unique(labels)), band)
     _, labels = np.unique(labels, return_inverse=True)
     return labels
 
@@ -122,22 +114,43 @@ def _repair(labels: np.ndarray, w: np.ndarray, adj: list[dict[int, float]]) -> N
                     changed = True
 
 
-def _refine(labels: np.ndarray, w: np.ndarray, adj: list[dict[int, float]], target: float):
+def _cost(size: float, target: float, band: float) -> float:
+    """Squared deviation from the target, ten times heavier outside the band."""
+    out = max(0.0, target * (1 - band) - size, size - target * (1 + band))
+    return (size - target) ** 2 + 10.0 * out**2
+
+
+def _refine(
+    labels: np.ndarray, w: np.ndarray, adj: list[dict[int, float]], target: float, band: float
+):
     parts: dict[int, set[int]] = {}
     for i, p in enumerate(labels.tolist()):
         parts.setdefault(p, set()).add(i)
     size = {p: float(w[list(m)].sum()) for p, m in parts.items()}
+
+    lo, hi = target * (1 - band), target * (1 + band)
+
+    def cost(x: float) -> float:  # _cost, inlined: this runs in the innermost loop
+        out = lo - x if x < lo else (x - hi if x > hi else 0.0)
+        return (x - target) * (x - target) + 10.0 * out * out
+
+    def gain(p: int, q: int, delta: float) -> float:
+        """Lower cost when ``delta`` households go from part p to part q."""
+        sp, sq = size[p], size[q]
+        return cost(sp) + cost(sq) - cost(sp - delta) - cost(sq + delta)
+
     for _ in range(MAX_PASSES):
         moved = 0
         for u in range(len(labels)):
             p = labels[u]
+            if all(labels[v] == p for v in adj[u]):
+                continue  # inside its part: nothing to move or swap
             wu = float(w[u])
             best, best_gain = None, 1e-9
             for q in {labels[v] for v in adj[u]} - {p}:
-                before = (size[p] - target) ** 2 + (size[q] - target) ** 2
-                after = (size[p] - wu - target) ** 2 + (size[q] + wu - target) ** 2
-                if before - after > best_gain:
-                    best, best_gain = q, before - after
+                g = gain(p, q, wu)
+                if g > best_gain:
+                    best, best_gain = q, g
             if best is not None and _connected_without(parts[p], u, adj):
                 parts[p].discard(u)
                 parts[best].add(u)
@@ -145,5 +158,37 @@ def _refine(labels: np.ndarray, w: np.ndarray, adj: list[dict[int, float]], targ
                 size[best] += wu
                 labels[u] = best
                 moved += 1
+                continue
+            # No single move helps: swap u with a member v of a neighbouring part.
+            for v in list(adj[u]):
+                q = labels[v]
+                if q == p:
+                    continue
+                delta = wu - float(w[v])
+                if delta == 0 or gain(p, q, delta) <= 1e-9:
+                    continue
+                new_p = (parts[p] - {u}) | {v}
+                new_q = (parts[q] - {v}) | {u}
+                if _connected(new_p, adj) and _connected(new_q, adj):
+                    parts[p], parts[q] = new_p, new_q
+                    size[p] -= delta
+                    size[q] += delta
+                    labels[u], labels[v] = q, p
+                    moved += 1
+                    break
         if not moved:
             break
+
+
+def _connected(members: set[int], adj: list[dict[int, float]]) -> bool:
+    if not members:
+        return False
+    start = next(iter(members))
+    seen, queue = {start}, deque([start])
+    while queue:
+        a = queue.popleft()
+        for b in adj[a]:
+            if b in members and b not in seen:
+                seen.add(b)
+                queue.append(b)
+    return len(seen) == len(members)

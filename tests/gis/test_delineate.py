@@ -149,7 +149,7 @@ def test_groups_are_contiguous_and_never_cross_a_major_road(delineated) -> None:
         """)
         )
     assert multi == quality["non_contiguous_groups"]
-    assert multi <= 0.01 * quality["groups"]
+    assert multi == 0
     assert quality["groups_crossing_major_roads"] == 0
     assert crossing == 0
 
@@ -158,10 +158,13 @@ def test_quality_report_matches_the_stored_groups(delineated) -> None:
     engine, quality = delineated
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT households, 'oversize' = ANY(flags) FROM residents_group")
+            sa.text(
+                "SELECT households, 'oversize' = ANY(flags) OR households = 0, "
+                "'oversize' = ANY(flags) FROM residents_group"
+            )
         ).all()
     hh = np.array([r[0] for r in rows if not r[1]], dtype=float)
-    oversize = sum(1 for r in rows if r[1])
+    oversize = sum(1 for r in rows if r[2])
     assert quality["groups"] == len(rows)
     assert quality["oversize_groups"] == oversize
     assert quality["share_in_band"] == pytest.approx(((hh >= 80) & (hh <= 120)).mean())
