@@ -82,8 +82,8 @@ def polygonize_within(lines: np.ndarray, area) -> np.ndarray:
     clipped = clipped[~shapely.is_empty(clipped)]
     noded = shapely.union_all(np.concatenate([clipped, [shapely.boundary(area)]]))
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-    faces = shapely.set_precision(faces[shapely.area(faces) > 0], GRID_M)
-    return _polygonal(faces)
+    faces = _polygonal(shapely.set_precision(faces[shapely.area(faces) > 0], GRID_M))
+    return faces[~shapely.is_empty(faces)]  # a sliver can vanish on the grid
 
 
 def _block_hash(block, footprints: list) -> str:
@@ -187,17 +187,19 @@ def node_coverage(pieces: np.ndarray) -> np.ndarray:
     out = np.array(
         [shapely.coverage_union_all(m) if m else shapely.Polygon() for m in members], dtype=object
     )
-    _give_away_detached_parts(out, members)
+    for _ in range(4):  # a piece handed on can leave its new owner in pieces: repeat
+        if not _give_away_detached_parts(out, members):
+            break
     return out
 
 
-def _give_away_detached_parts(out: np.ndarray, members: list[list]) -> None:
+def _give_away_detached_parts(out: np.ndarray, members: list[list]) -> bool:
     """A cell in several pieces (a Voronoi region wrapped round a corner of its block)
     keeps its largest piece; each other piece joins the neighbour it shares most edge with,
     so that every cell, and every union of touching cells, is one polygon."""
     multi = np.flatnonzero(shapely.get_num_geometries(out) > 1)
     if not len(multi):
-        return
+        return False
     tree = STRtree(out)
     changed: set[int] = set()
     for i in multi.tolist():
@@ -219,6 +221,7 @@ def _give_away_detached_parts(out: np.ndarray, members: list[list]) -> None:
             changed.update((i, target))
     for i in changed:
         out[i] = shapely.coverage_union_all(members[i]) if members[i] else shapely.Polygon()
+    return bool(changed)
 
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:
