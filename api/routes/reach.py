@@ -71,9 +71,9 @@ def get_coverage(
     return coverage.coverage(conn, limit_min=limit_min)
 
 
-@router.get("/coverage/{level}", summary="Coverage per subdistrict, community or grid")
+@router.get("/coverage/{level}", summary="Coverage per subdistrict, community, grid, group")
 def get_coverage_by_area(
-    level: Literal["subdistrict", "community", "grid"],
+    level: Literal["subdistrict", "community", "grid", "residents_group"],
     conn: Conn,
     limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
 ) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from gis.errors import InvalidInput, NotFound
 from gis.io.categories import load_categories
 from gis.reach.service import resolve_categories
 
-AREA_LEVELS = ("subdistrict", "community", "grid")  # our names, never the caller's text
+AREA_LEVELS = ("subdistrict", "community", "grid", "residents_group")  # ours, never the caller's
 
 
 def latest_run(conn: Connection, limit_min: float) -> tuple[Any, float]:
@@ -82,15 +82,26 @@ def coverage_by_area(conn: Connection, level: str, *, limit_min: float = 10.0) -
     if level not in AREA_LEVELS:
         raise InvalidInput(f"level must be one of {', '.join(AREA_LEVELS)}")
     run, limit_m = latest_run(conn, limit_min)
+    if level == "residents_group":  # by membership, as delineated (buildings → unit → …)
+        members = """
+              FROM residents_group a
+              JOIN building_cluster c ON c.residents_group_id = a.id
+              JOIN unit u ON u.building_cluster_id = c.id
+              JOIN building bl ON bl.unit_id = u.id"""
+        name = "(SELECT cm.code FROM community cm WHERE cm.id = a.community_id) || ' 第' "
+        name += "|| a.code || '居民小组'"
+    else:  # areas drawn by hand: buildings by the point on their footprint
+        members = f"""
+              FROM {level} a
+              JOIN building bl ON ST_Contains(a.geom, ST_PointOnSurface(bl.geom))"""
+        name = "a.name"
     rows = conn.execute(
         sa.text(f"""
         WITH b AS (
-            SELECT a.id AS area_id, r.walk_m, bl.households
-              FROM {level} a
-              JOIN building bl ON ST_Contains(a.geom, ST_PointOnSurface(bl.geom))
+            SELECT a.id AS area_id, r.walk_m, bl.households {members}
               JOIN building_reach r ON r.building_id = bl.id AND r.run_id = :run
              WHERE bl.households > 0)
-        SELECT a.id, a.code, a.name,
+        SELECT a.id, a.code, {name} AS name,
                coalesce((SELECT sum(households) FROM b WHERE b.area_id = a.id), 0) AS households,
                coalesce((SELECT sum(b.households) FROM b WHERE b.area_id = a.id
                    AND NOT EXISTS (SELECT 1 FROM unnest(b.walk_m) w

@@ -49,3 +49,20 @@ def test_bad_requests_are_explained(client, payload, status) -> None:
     r = client.post("/api/delineation/runs", json=payload)
     assert r.status_code == status, r.text
     assert r.json()["detail"]
+
+
+def test_coverage_per_residents_group_adds_up(client) -> None:
+    client.post("/api/delineation/runs", json={})
+    assert client.post("/api/reach/runs", json={}).status_code in (200, 201)
+    rows = client.get("/api/reach/coverage/residents_group").json()
+    groups = client.get("/api/layers/residents_groups?limit=10000").json()
+    assert len(rows) == groups["numberMatched"]
+    summary = client.get("/api/reach/coverage").json()
+    assert sum(r["households"] for r in rows) == summary["households"]
+    assert sum(r["households_with_every_category"] for r in rows) == (
+        summary["households_with_every_category"]
+    )
+    for cat in summary["categories"]:
+        covered = sum(r["categories"].get(cat["category"], 0) for r in rows)
+        assert covered == cat["households_covered"], cat
+    assert all("居民小组" in r["name"] for r in rows)
