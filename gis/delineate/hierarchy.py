@@ -93,6 +93,11 @@ class Result:
     raw_cells: np.ndarray  # per building, its cell before noding (what blocks reuse)
     building_block_hash: list[str]  # per building, the hash of its block ("" outside)
     group_grid: np.ndarray  # per group, index of its grid
+    frozen_geom: np.ndarray  # locked groups' land, as found in this run's cells
+    frozen_comm: np.ndarray  # and their community
+    frozen_grid: np.ndarray  # and the grid they now belong to
+    land_geom: np.ndarray  # land without buildings (metric), joined to …
+    land_unit: np.ndarray  # … this unit (-1: inside a locked group)
 
 
 class _Graph:
@@ -189,8 +194,19 @@ def _reading_order(xy: np.ndarray, band_m: float) -> np.ndarray:
     return np.lexsort((xy[:, 0], row))
 
 
-def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = None) -> Result:
-    """Draw every level for the study area of ``inputs``."""
+def delineate(
+    inputs: Inputs,
+    params: Params = Params(),
+    reuse: dict | None = None,
+    frozen: list | None = None,
+) -> Result:
+    """Draw every level for the study area of ``inputs``.
+
+    ``frozen`` holds (code, outline in metres) of locked groups: the land inside them is
+    left alone (their buildings keep their units), the rest is drawn around them, and new
+    groups take codes the locked ones do not use.
+    """
+    frozen_codes = [code for code, _ in frozen or []]
     t = {}
     t0 = time.perf_counter()
     fp = inputs.footprints
@@ -221,6 +237,18 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
     piece_major = block_major[piece_block]
     graph = _Graph(pieces)
     adj = graph.adj
+    frozen_polys = np.array([g for _, g in frozen or []], dtype=object)
+    piece_frozen = np.full(len(pieces), -1, dtype=np.int64)
+    if len(frozen_polys):
+        pi, fi = STRtree(frozen_polys).query(shapely.point_on_surface(raw), predicate="within")
+        piece_frozen[pi] = fi
+        # the rest of the run does not see frozen land: it is nobody's neighbour
+        free_adj = [
+            {} if piece_frozen[i] >= 0 else {j: L for j, L in nb.items() if piece_frozen[j] < 0}
+            for i, nb in enumerate(adj)
+        ]
+    else:
+        free_adj = adj
     t["graph"] = time.perf_counter() - t1
 
     # Communities: imported outlines, else contiguous major blocks of about N households.
@@ -259,11 +287,11 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
     size = hh[inside].copy()
     order = np.argsort(size, kind="stable")
     for i in order.tolist():
-        if size[find(i)] >= params.unit_min_households:
+        if size[find(i)] >= params.unit_min_households or piece_frozen[i] >= 0:
             continue
         ri = find(i)
         options = []
-        for j, L in adj[i].items():
+        for j, L in free_adj[i].items():
             if j >= n_b or piece_block[j] != piece_block[i] or piece_comm[j] != piece_comm[i]:
                 continue
             rj = find(j)
@@ -288,19 +316,21 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
     unit_major[unit_of_building_piece] = piece_major[:n_b]
     unit_comm = np.zeros(n_units, dtype=np.int64)
     unit_comm[unit_of_building_piece] = piece_comm[:n_b]
+    unit_frozen = np.full(n_units, -1, dtype=np.int64)
+    unit_frozen[unit_of_building_piece] = piece_frozen[:n_b]
     unit_blocks: list[set[int]] = [set() for _ in range(n_units)]
     for p in range(n_b):
         unit_blocks[unit_of_building_piece[p]].add(int(piece_block[p]))
 
     # Empty blocks join the unit they share the longest edge with (same major block first).
-    pending = list(range(n_b, len(pieces)))
+    pending = [p for p in range(n_b, len(pieces)) if piece_frozen[p] < 0]
     for _ in range(len(pending) + 1):
         if not pending:
             break
         still = []
         for p in pending:
             best, best_key = -1, None
-            for q, L in adj[p].items():
+            for q, L in free_adj[p].items():
                 u = unit_of_piece[q]
                 if u < 0 or piece_comm[q] != piece_comm[p] and piece_comm[p] >= 0:
                     continue
@@ -314,11 +344,12 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
         if len(still) == len(pending):
             break
         pending = still
+    free_units = np.flatnonzero(unit_frozen < 0)
     for p in pending:  # enclosed by nothing with a unit (an island): the nearest unit
-        if n_units:
-            d = np.hypot(*(unit_xy - piece_xy[p]).T)
-            unit_of_piece[p] = int(np.argmin(d))
-    unit_adj = _aggregate(adj, unit_of_piece, n_units)  # empty blocks link their neighbours
+        if len(free_units):
+            d = np.hypot(*(unit_xy[free_units] - piece_xy[p]).T)
+            unit_of_piece[p] = int(free_units[np.argmin(d)])
+    unit_adj = _aggregate(free_adj, unit_of_piece, n_units)  # empty blocks link neighbours
     if not inputs.communities and n_units:
         # proposed communities are what their units cover; one left with no unit drops out
         present, unit_comm = np.unique(unit_comm, return_inverse=True)
@@ -332,7 +363,7 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
     group_comm: list[int] = []
     for c in range(n_comm):
         for m in np.unique(unit_major[unit_comm == c]).tolist():
-            nodes = np.flatnonzero((unit_comm == c) & (unit_major == m))
+            nodes = np.flatnonzero((unit_comm == c) & (unit_major == m) & (unit_frozen < 0))
             big = nodes[unit_hh[nodes] > params.group_max]
             for u in big.tolist():
                 group_members.append([u])
@@ -345,7 +376,7 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
                 group_flags.append([] if unit_hh[part].sum() > 0 else ["no_households"])
                 group_comm.append(c)
     n_groups = len(group_members)
-    unit_group = np.zeros(n_units, dtype=np.int64)
+    unit_group = np.full(n_units, -1, dtype=np.int64)  # frozen units keep their own group
     for g, members in enumerate(group_members):
         unit_group[members] = g
     # Clusters inside each group.
@@ -355,28 +386,48 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
         for part in _split(members, unit_hh, unit_xy, unit_adj, params.cluster_households):
             cluster_members.append(part)
             cluster_group.append(g)
-    unit_cluster = np.zeros(n_units, dtype=np.int64)
+    unit_cluster = np.full(n_units, -1, dtype=np.int64)
     for k, members in enumerate(cluster_members):
         unit_cluster[members] = k
-    group_hh = np.bincount(unit_group, weights=unit_hh, minlength=n_groups)
+    free = unit_group >= 0
+    group_hh = np.bincount(unit_group[free], weights=unit_hh[free], minlength=n_groups)
     group_xy = np.zeros((n_groups, 2))
-    np.add.at(group_xy, unit_group, unit_xy * np.maximum(unit_hh, 1e-3)[:, None])
-    group_xy /= np.bincount(unit_group, weights=np.maximum(unit_hh, 1e-3), minlength=n_groups)[
+    wxy = np.maximum(unit_hh[free], 1e-3)
+    np.add.at(group_xy, unit_group[free], unit_xy[free] * wxy[:, None])
+    group_xy /= np.maximum(np.bincount(unit_group[free], weights=wxy, minlength=n_groups), 1e-9)[
         :, None
     ]
-    group_adj = _aggregate(unit_adj, unit_group, n_groups)
-    # Grids: contiguous groups of one community.
+    # Grids: contiguous groups of one community, locked groups taking part as they are.
+    n_frozen = len(frozen_polys)
+    piece_group = np.where(
+        piece_frozen >= 0,
+        n_groups + piece_frozen,
+        np.where(unit_of_piece >= 0, unit_group[np.maximum(unit_of_piece, 0)], -1),
+    )
+    group_adj = _aggregate(adj, piece_group, n_groups + n_frozen)
+    frozen_hh = np.bincount(
+        piece_frozen[piece_frozen >= 0], weights=piece_hh[piece_frozen >= 0], minlength=n_frozen
+    )
+    frozen_comm = np.zeros(n_frozen, dtype=np.int64)
+    for p in np.flatnonzero(piece_frozen >= 0).tolist():
+        frozen_comm[piece_frozen[p]] = piece_comm[p] if inputs.communities else 0
+    all_hh = np.concatenate([group_hh, frozen_hh])
+    all_xy = np.vstack(
+        [group_xy, shapely.get_coordinates(shapely.point_on_surface(frozen_polys)).reshape(-1, 2)]
+    )
+    gc = np.array(group_comm, dtype=np.int64)
+    all_comm = np.concatenate([gc, frozen_comm])
     grid_members: list[list[int]] = []
     grid_comm: list[int] = []
-    gc = np.array(group_comm, dtype=np.int64)
     for c in range(n_comm):
-        nodes = np.flatnonzero(gc == c).tolist()
-        for part in _split(nodes, group_hh, group_xy, group_adj, params.grid_households):
+        nodes = np.flatnonzero(all_comm == c).tolist()
+        for part in _split(nodes, all_hh, all_xy, group_adj, params.grid_households):
             grid_members.append(part)
             grid_comm.append(c)
-    group_grid = np.zeros(n_groups, dtype=np.int64)
+    all_grid = np.zeros(n_groups + n_frozen, dtype=np.int64)
     for k, members in enumerate(grid_members):
-        group_grid[members] = k
+        all_grid[members] = k
+    group_grid = all_grid[:n_groups]
     t["partition"] = time.perf_counter() - t3
 
     # Polygons: exact coverage unions, level by level.
@@ -384,7 +435,8 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
     unit_geom = _union_by(pieces, unit_of_piece, n_units)
     cluster_geom = _union_by(unit_geom, unit_cluster, len(cluster_members))
     group_geom = _union_by(cluster_geom, np.array(cluster_group, dtype=np.int64), n_groups)
-    grid_geom = _union_by(group_geom, group_grid, len(grid_members))
+    frozen_geom = _union_by(pieces, piece_frozen, n_frozen)
+    grid_geom = _union_by(np.concatenate([group_geom, frozen_geom]), all_grid, len(grid_members))
     if inputs.communities:
         comm_geom = np.array([g for _, g in inputs.communities], dtype=object)
     else:
@@ -396,8 +448,13 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
     group_code = [""] * n_groups
     for c in range(n_comm):
         gs = np.flatnonzero(gc == c)
-        for rank, g in enumerate(gs[_reading_order(group_xy[gs], 150.0)].tolist()):
-            group_code[g] = f"{rank + 1:02d}"
+        taken = {frozen_codes[f] for f in range(n_frozen) if frozen_comm[f] == c}
+        number = 0
+        for g in gs[_reading_order(group_xy[gs], 150.0)].tolist():
+            number += 1
+            while f"{number:02d}" in taken:
+                number += 1
+            group_code[g] = f"{number:02d}"
     cluster_code = [""] * len(cluster_members)
     cg = np.array(cluster_group, dtype=np.int64)
     cxy = np.array([unit_xy[m].mean(axis=0) for m in cluster_members]).reshape(-1, 2)
@@ -458,6 +515,11 @@ def delineate(inputs: Inputs, params: Params = Params(), reuse: dict | None = No
             tess.block_hash[b] if b >= 0 else "" for b in tess.building_block.tolist()
         ],
         group_grid=group_grid,
+        frozen_geom=frozen_geom,
+        frozen_comm=frozen_comm,
+        frozen_grid=all_grid[n_groups:],
+        land_geom=pieces[n_b:],
+        land_unit=np.where(piece_frozen[n_b:] >= 0, -1, unit_of_piece[n_b:]),
     )
     result.quality = quality(result, unit_blocks, unit_major, params)
     return result
@@ -496,7 +558,8 @@ def quality(r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, para
     hh = g.households[~oversize & ~empty]
     in_band = (hh >= params.group_min) & (hh <= params.group_max)
     parts = shapely.get_num_geometries(g.geom)
-    unit_group = r.clusters.parent[r.units.parent]
+    has = r.units.parent >= 0  # units of locked groups are not drawn again
+    unit_group = np.where(has, r.clusters.parent[np.maximum(r.units.parent, 0)], -1)
     crossing_minor = 0
     crossing_major = 0
     for gi in range(len(g.code)):
@@ -506,7 +569,7 @@ def quality(r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, para
         crossing_major += len(set(unit_major[units].tolist())) > 1
     gaps, overlaps = [], []
     for c in range(len(r.communities.code)):
-        mine = g.geom[g.parent == c]
+        mine = np.concatenate([g.geom[g.parent == c], r.frozen_geom[r.frozen_comm == c]])
         union = shapely.union_all(mine, grid_size=C.GRID_M)
         comm = r.communities.geom[c]
         overlaps.append(float(shapely.area(mine).sum() - shapely.area(union)))

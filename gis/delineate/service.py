@@ -34,6 +34,8 @@ class RunReport:
     communities: list[str]
     reused_blocks: int
     computed_blocks: int
+    locked_groups: int = 0
+    households_changed_group: int = 0
 
 
 def _load(conn: Connection) -> tuple[Inputs, pyproj.Transformer, int, dict, list[int]]:
@@ -110,14 +112,45 @@ def run_on(
             f"no community {community!r}; run without --community first to propose them, "
             "or import community boundaries"
         )
+    locked = conn.execute(
+        sa.text(
+            "SELECT g.id, g.code, ST_AsBinary(g.geom) FROM residents_group g "
+            "WHERE g.is_locked ORDER BY g.id"
+        )
+    ).all()
+    frozen = []
+    if locked:
+        polys = hh.to_metric(shapely.from_wkb([bytes(r[2]) for r in locked]), _tr)
+        # a hair inside, so that only land well within the locked outline is held back
+        frozen = [(r[1], g) for r, g in zip(locked, shapely.buffer(polys, -0.05), strict=True)]
+    before = _membership(conn)
     step("building cells and drawing the levels", 0.15)
-    result = delineate(inputs, params, reuse)
+    result = delineate(inputs, params, reuse, frozen)
     step("writing to PostGIS", 0.8)
     reused = sum(1 for h in set(result.block_cells) if h in reuse)
-    report = _write(conn, inputs, result, epsg, params, comm_ids, community)
+    report = _write(conn, inputs, result, epsg, params, comm_ids, community, [r[0] for r in locked])
     report.reused_blocks = reused
     report.computed_blocks = len(result.block_cells) - reused
+    report.locked_groups = len(locked)
+    after = _membership(conn)
+    report.households_changed_group = sum(
+        h for b, (key, h) in before.items() if b in after and after[b][0] != key
+    )
     return report
+
+
+def _membership(conn: Connection) -> dict[int, tuple[tuple, int]]:
+    """building id -> ((community code, group code), households) as now stored."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT b.id, cm.code, g.code, b.households FROM building b "
+            "JOIN unit u ON u.id = b.unit_id "
+            "JOIN building_cluster c ON c.id = u.building_cluster_id "
+            "JOIN residents_group g ON g.id = c.residents_group_id "
+            "JOIN community cm ON cm.id = g.community_id"
+        )
+    ).all()
+    return {r[0]: ((r[1], r[2]), r[3]) for r in rows}
 
 
 def _write(
@@ -128,6 +161,7 @@ def _write(
     params: Params,
     comm_ids: list[int],
     only: str | None,
+    locked_ids: list[int],
 ) -> RunReport:
     # Cells: replaced whole (cheap) so that stale blocks disappear.
     conn.execute(sa.text("DELETE FROM building_cell"))
@@ -138,13 +172,14 @@ def _write(
     _copy(
         conn,
         "building_cell",
-        ["building_id", "block_hash", "epsg", "raw_wkb", "geom"],
-        ["int8", "text", "int4", "bytea", "bytea"],
+        ["building_id", "block_hash", "epsg", "raw_wkb", "cell_wkb", "geom"],
+        ["int8", "text", "int4", "bytea", "bytea", "bytea"],
         [
             inputs.building_ids[has_cell].tolist(),
             block_of_building,
             [epsg] * len(has_cell),
             [shapely.to_wkb(g) for g in raw],
+            [shapely.to_wkb(g) for g in r.cells[has_cell]],
             ewkb_4326(_multi(cells_4326)),
         ],
     )
@@ -168,7 +203,8 @@ def _write(
     targets = [i for i, c in enumerate(codes) if only is None or c == only]
     target_ids = [comm_ids[i] for i in targets]
     conn.execute(
-        sa.text("DELETE FROM residents_group WHERE community_id = ANY(:c)"), {"c": target_ids}
+        sa.text("DELETE FROM residents_group WHERE community_id = ANY(:c) AND NOT is_locked"),
+        {"c": target_ids},
     )
     conn.execute(
         sa.text("DELETE FROM grid WHERE community_id = ANY(:c) AND source_file = :sf"),
@@ -217,6 +253,13 @@ def _write(
             "flags": r.groups.flags,
         },
     )
+    for f, gid in enumerate(locked_ids):  # locked groups join the grids drawn round them
+        k = int(r.frozen_grid[f]) if f < len(r.frozen_grid) else -1
+        if k >= 0 and grid_id[k] >= 0:
+            conn.execute(
+                sa.text("UPDATE residents_group SET grid_id = :g WHERE id = :id"),
+                {"g": int(grid_id[k]), "id": gid},
+            )
     c_ids = _insert_level(
         conn,
         "building_cluster",
@@ -235,11 +278,29 @@ def _write(
         r.units.code,
         r.units.households,
         _multi(_to_wgs84(r.units.geom, epsg)),
-        keep=[c_ids[int(c)] is not None for c in r.units.parent],
+        keep=[c >= 0 and c_ids[int(c)] is not None for c in r.units.parent],
     )
+    land = [i for i, u in enumerate(r.land_unit.tolist()) if u >= 0 and u_ids[u] is not None]
+    if land:
+        _copy(
+            conn,
+            "land_piece",
+            ["unit_id", "epsg", "cell_wkb", "geom"],
+            ["int8", "int4", "bytea", "bytea"],
+            [
+                [u_ids[int(r.land_unit[i])] for i in land],
+                [epsg] * len(land),
+                [shapely.to_wkb(r.land_geom[i]) for i in land],
+                ewkb_4326(_multi(_to_wgs84(r.land_geom[land], epsg))),
+            ],
+        )
     b_unit = [u_ids[int(u)] if u >= 0 else None for u in r.building_unit]
-    unit_comm = r.groups.parent[r.clusters.parent[r.units.parent]]
-    b_comm = [comm_ids[int(unit_comm[u])] if u >= 0 else None for u in r.building_unit]
+    b_comm = [
+        comm_ids[int(r.groups.parent[r.clusters.parent[r.units.parent[u]]])]
+        if u >= 0 and r.units.parent[u] >= 0
+        else None
+        for u in r.building_unit
+    ]
     conn.execute(
         sa.text(
             "UPDATE building b SET unit_id = v.u, community_id = v.c FROM unnest("

@@ -16,7 +16,9 @@ depends_on = None
 def upgrade() -> None:
     # A building's cell: the land nearer to it than to any other building of its street
     # block. ``raw_wkb`` keeps the cell as computed (metres, ``epsg``) so that a later run
-    # reuses every block whose hash (outline + footprints) is unchanged.
+    # reuses every block whose hash (outline + footprints) is unchanged; ``cell_wkb`` is the
+    # cell after noding with all others (metres): unions of those are exact, which is what
+    # re-deriving polygons after a manual edit needs.
     op.execute(
         """
         CREATE TABLE building_cell (
@@ -24,10 +26,24 @@ def upgrade() -> None:
             block_hash  text NOT NULL,
             epsg        integer NOT NULL,
             raw_wkb     bytea NOT NULL,
+            cell_wkb    bytea NOT NULL,
             geom        geometry(MultiPolygon, 4326) NOT NULL
         )
         """
     )
+    # Land without buildings (a square, a park block) and the unit it was joined to.
+    op.execute(
+        """
+        CREATE TABLE land_piece (
+            id        bigserial PRIMARY KEY,
+            unit_id   bigint NOT NULL REFERENCES unit (id) ON DELETE CASCADE,
+            epsg      integer NOT NULL,
+            cell_wkb  bytea NOT NULL,
+            geom      geometry(MultiPolygon, 4326) NOT NULL
+        )
+        """
+    )
+    op.execute("CREATE INDEX land_piece_unit_id_idx ON land_piece (unit_id)")
     op.execute("CREATE INDEX building_cell_block_hash_idx ON building_cell (block_hash)")
     op.execute("CREATE INDEX building_cell_geom_gist ON building_cell USING gist (geom)")
     op.execute(
@@ -47,4 +63,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("ALTER TABLE residents_group DROP COLUMN flags")
     op.execute("DROP TABLE delineation_run")
+    op.execute("DROP TABLE land_piece")
     op.execute("DROP TABLE building_cell")
