@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import Conn
+from gis.delineate import edits
 from gis.delineate.hierarchy import Params
 from gis.delineate.service import run_on
 from gis.errors import NotFound
@@ -57,3 +58,28 @@ def latest_run(conn: Conn) -> dict[str, Any]:
     if row is None:
         raise NotFound("no delineation yet: POST /api/delineation/runs first")
     return {**row, "created_at": row["created_at"].isoformat()}
+
+
+class MoveRequest(BaseModel):
+    """Move one member to another area of the level above it."""
+
+    kind: Literal["building", "unit", "building_cluster"] = Field(
+        description="what moves: a building (to a unit), a unit (to a cluster), "
+        "a building_cluster (to a residents' group)"
+    )
+    id: int = Field(ge=1, description="id of the building, unit or cluster")
+    to: int = Field(ge=1, description="id of the unit, cluster or group it joins")
+
+
+@router.post("/moves", summary="Move a building, unit or cluster (polygons and codes follow)")
+def post_move(body: MoveRequest, conn: Conn) -> dict[str, Any]:
+    return edits.move(conn, body.kind, body.id, body.to)
+
+
+class LockRequest(BaseModel):
+    locked: bool = Field(description="true: a re-run keeps this group as it is")
+
+
+@router.put("/groups/{group_id}/lock", summary="Lock or unlock a residents' group")
+def put_lock(group_id: int, body: LockRequest, conn: Conn) -> dict[str, Any]:
+    return edits.set_locked(conn, group_id, body.locked)

@@ -469,7 +469,7 @@ def delineate(
             unit_code[u] = f"{cluster_code[k]}-{rank + 1}"
     grid_code = [""] * len(grid_members)
     gcomm = np.array(grid_comm, dtype=np.int64)
-    gxy = np.array([group_xy[m].mean(axis=0) for m in grid_members]).reshape(-1, 2)
+    gxy = np.array([all_xy[m].mean(axis=0) for m in grid_members]).reshape(-1, 2)
     for c in range(n_comm):
         ks = np.flatnonzero(gcomm == c)
         for rank, k in enumerate(ks[_reading_order(gxy[ks], 300.0)].tolist()):
@@ -486,20 +486,24 @@ def delineate(
         clusters=Level(
             cluster_code,
             cg,
-            np.bincount(unit_cluster, weights=unit_hh, minlength=len(cluster_members)),
+            np.bincount(
+                unit_cluster[unit_cluster >= 0],
+                weights=unit_hh[unit_cluster >= 0],
+                minlength=len(cluster_members),
+            ),
             cluster_geom,
         ),
         groups=groups,
         grids=Level(
             grid_code,
             gcomm,
-            np.bincount(group_grid, weights=group_hh, minlength=len(grid_members)),
+            np.bincount(all_grid, weights=all_hh, minlength=len(grid_members)),
             grid_geom,
         ),
         communities=Level(
             codes,
             np.zeros(n_comm, dtype=np.int64),
-            np.bincount(gc, weights=group_hh, minlength=n_comm),
+            np.bincount(all_comm, weights=all_hh, minlength=n_comm),
             comm_geom,
         ),
         cells=cells_out,

@@ -59,10 +59,34 @@ def test_coverage_per_residents_group_adds_up(client) -> None:
     assert len(rows) == groups["numberMatched"]
     summary = client.get("/api/reach/coverage").json()
     assert sum(r["households"] for r in rows) == summary["households"]
-    assert sum(r["households_with_every_category"] for r in rows) == (
-        summary["households_with_every_category"]
+    assert (
+        sum(r["households_with_every_category"] for r in rows)
+        == (summary["households_with_every_category"])
     )
     for cat in summary["categories"]:
         covered = sum(r["categories"].get(cat["category"], 0) for r in rows)
         assert covered == cat["households_covered"], cat
     assert all("居民小组" in r["name"] for r in rows)
+
+
+def test_moves_and_locks_over_http(client) -> None:
+    client.post("/api/delineation/runs", json={})
+    units = client.get("/api/layers/units?limit=10000").json()["features"]
+    clusters = client.get("/api/layers/building_clusters?limit=10000").json()["features"]
+    assert client.post("/api/delineation/moves", json={"kind": "house"}).status_code == 422
+    missing = client.post("/api/delineation/moves", json={"kind": "unit", "id": 1, "to": 10**9})
+    assert missing.status_code == 404
+    # a unit moved to a cluster on the far side of the map: refused, with the reason
+    far = max(clusters, key=lambda f: f["id"])["id"]
+    near = min(units, key=lambda f: f["id"])
+    refused = client.post(
+        "/api/delineation/moves", json={"kind": "unit", "id": near["id"], "to": far}
+    )
+    assert refused.status_code == 409, refused.text
+    assert "community" in refused.json()["detail"] or "pieces" in refused.json()["detail"]
+    group = client.get("/api/layers/residents_groups?limit=1").json()["features"][0]["id"]
+    locked = client.put(f"/api/delineation/groups/{group}/lock", json={"locked": True})
+    assert locked.json() == {"id": group, "locked": True}
+    assert (
+        client.put("/api/delineation/groups/999999/lock", json={"locked": True}).status_code == 404
+    )
