@@ -19,6 +19,7 @@ join the unit they share the longest edge with, so every level tiles its communi
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 
@@ -98,23 +99,88 @@ class Result:
     frozen_grid: np.ndarray  # and the grid they now belong to
     land_geom: np.ndarray  # land without buildings (metric), joined to …
     land_unit: np.ndarray  # … this unit (-1: inside a locked group)
+    coverage: tuple  # (key, cells per building, land pieces): what ``reuse`` takes back
 
 
 class _Graph:
-    """Adjacency of pieces (cells and empty blocks) with shared edge lengths."""
+    """Adjacency of pieces (cells and empty blocks) with shared edge lengths.
+
+    The pieces are one exactly noded coverage, so two neighbours share their boundary
+    segments vertex for vertex: matching segments by their end points finds every shared
+    edge without any geometric predicate.
+    """
 
     def __init__(self, geoms: np.ndarray):
-        tree = STRtree(geoms)
-        a, b = tree.query(geoms, predicate="intersects")
-        keep = a < b
-        a, b = a[keep], b[keep]
-        length = shapely.length(shapely.intersection(geoms[a], geoms[b]))
-        touch = length > 0.01
-        self.adj: list[dict[int, float]] = [{} for _ in range(len(geoms))]
-        pairs = zip(a[touch].tolist(), b[touch].tolist(), length[touch].tolist(), strict=True)
-        for i, j, L in pairs:
-            self.adj[i][j] = L
-            self.adj[j][i] = L
+        n = len(geoms)
+        rings = shapely.get_rings(geoms, return_index=True)
+        xy, ring_of = shapely.get_coordinates(rings[0], return_index=True)
+        owner = rings[1][ring_of]
+        same = ring_of[1:] == ring_of[:-1]  # consecutive vertices of one ring: a segment
+        a, b = xy[:-1][same], xy[1:][same]
+        piece = owner[:-1][same]
+        key_a = np.round(a / C.GRID_M).astype(np.int64)
+        key_b = np.round(b / C.GRID_M).astype(np.int64)
+        swap = (key_a[:, 0] > key_b[:, 0]) | (
+            (key_a[:, 0] == key_b[:, 0]) & (key_a[:, 1] > key_b[:, 1])
+        )
+        lo = np.where(swap[:, None], key_b, key_a)
+        hi = np.where(swap[:, None], key_a, key_b)
+        keys = np.column_stack([lo, hi])
+        length = np.hypot(*(b - a).T)
+        _, seg, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        seg = seg.ravel()
+        shared = counts[seg] == 2
+        order = np.lexsort((piece[shared], seg[shared]))
+        s_piece, s_len = piece[shared][order], length[shared][order]
+        first = s_piece[0::2]
+        second = s_piece[1::2]
+        lens = s_len[0::2]
+        diff = first != second
+        i, j, L = first[diff], second[diff], lens[diff]
+        lo_p, hi_p = np.minimum(i, j), np.maximum(i, j)
+        pair = lo_p.astype(np.int64) * n + hi_p
+        uniq, inv = np.unique(pair, return_inverse=True)
+        total = np.bincount(inv.ravel(), weights=L)
+        self.adj: list[dict[int, float]] = [{} for _ in range(n)]
+        keep = total > 0.01
+        for pr, tl in zip(uniq[keep].tolist(), total[keep].tolist(), strict=True):
+            u, v = divmod(pr, n)
+            self.adj[u][v] = tl
+            self.adj[v][u] = tl
+
+
+COVERAGE = "__coverage__"  # key in ``reuse`` for the noded pieces of an earlier run
+
+
+def coverage_key(block_hash: list[str], building_block: np.ndarray) -> str:
+    """Hash of every block and of which building lies in which: equal keys, equal cells."""
+    h = hashlib.blake2b(digest_size=16)
+    for b in block_hash:
+        h.update(b.encode())
+    h.update(np.ascontiguousarray(building_block, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _stored_coverage(
+    stored: tuple | None,
+    key: str,
+    inside: np.ndarray,
+    block_hash: list[str],
+    empty_blocks: np.ndarray,
+) -> np.ndarray | None:
+    """The noded pieces of an earlier run with the same key, in this run's order.
+
+    ``stored`` is (key, cells per building index, {block hash: land piece}).
+    """
+    if stored is None or stored[0] != key:
+        return None
+    _key, cells, land = stored
+    wanted = [block_hash[b] for b in empty_blocks.tolist()]
+    if any(cells[i] is None for i in inside) or any(h not in land for h in wanted):
+        return None
+    return np.concatenate(
+        [np.asarray(cells, dtype=object)[inside], np.array([land[h] for h in wanted], dtype=object)]
+    )
 
 
 def _aggregate(adj: list[dict[int, float]], label: np.ndarray, n: int) -> list[dict[int, float]]:
@@ -221,7 +287,11 @@ def delineate(
     inside = np.flatnonzero(tess.building_block >= 0)
     empty_blocks = np.setdiff1d(np.arange(len(tess.blocks)), tess.building_block[inside])
     raw = np.concatenate([tess.cells[inside], tess.blocks[empty_blocks]])
-    pieces = C.node_coverage(raw)
+    cover_key = coverage_key(tess.block_hash, tess.building_block)
+    stored = (reuse or {}).get(COVERAGE)
+    pieces = _stored_coverage(stored, cover_key, inside, tess.block_hash, empty_blocks)
+    if pieces is None:  # some block changed: node everything again
+        pieces = C.node_coverage(raw)
     n_b = len(inside)
     piece_building = np.concatenate([inside, np.full(len(empty_blocks), -1)])
     piece_block = np.concatenate([tess.building_block[inside], empty_blocks])
@@ -524,6 +594,14 @@ def delineate(
         frozen_grid=all_grid[n_groups:],
         land_geom=pieces[n_b:],
         land_unit=np.where(piece_frozen[n_b:] >= 0, -1, unit_of_piece[n_b:]),
+        coverage=(
+            cover_key,
+            cells_out,
+            {
+                tess.block_hash[b]: g
+                for b, g in zip(empty_blocks.tolist(), pieces[n_b:], strict=True)
+            },
+        ),
     )
     result.quality = quality(result, unit_blocks, unit_major, params)
     return result

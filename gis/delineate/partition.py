@@ -19,6 +19,7 @@ from collections import deque
 import numpy as np
 
 MAX_PASSES = 30
+FULL_PASSES = 30  # passes that also even out parts already within the band
 
 
 def choose_k(total: float, target: float) -> int:
@@ -139,12 +140,19 @@ def _refine(
         sp, sq = size[p], size[q]
         return cost(sp) + cost(sq) - cost(sp - delta) - cost(sq + delta)
 
-    for _ in range(MAX_PASSES):
+    for n_pass in range(MAX_PASSES):
+        passes_left_in_band = n_pass >= FULL_PASSES
         moved = 0
         for u in range(len(labels)):
             p = labels[u]
             if all(labels[v] == p for v in adj[u]):
                 continue  # inside its part: nothing to move or swap
+            if (
+                passes_left_in_band
+                and lo <= size[p] <= hi
+                and all(lo <= size[labels[v]] <= hi for v in adj[u])
+            ):
+                continue  # after the first passes, only parts outside the band are worked on
             wu = float(w[u])
             best, best_gain = None, 1e-9
             for q in {labels[v] for v in adj[u]} - {p}:

@@ -1,0 +1,542 @@
+"""Benchmark: residents' groups (delineation) next to momepy, pymetis and spopt MaxP.
+
+    .venv/bin/python bench/delineate.py [--only nanjing|porto|synth ...] [--synth 5000]
+                                        [--repeat 1] [--skip-maxp] [--maxp-porto]
+
+Everything runs in memory (no database), on the same buildings and streets, in one process:
+
+* ours — ``gis.delineate.hierarchy.delineate`` twice: from scratch, then from the cells the
+  first call stored (``reuse=result.block_cells``), which is what a re-run pays;
+* momepy — ``enclosures`` from the same bounding streets and study area, then
+  ``enclosed_tessellation`` of the same footprints: the cells only, set against our cells;
+* pymetis — ``part_graph`` on a graph of buildings joined when their cells (ours) share an
+  edge, households as vertex weights, round(households / 100) parts;
+* spopt MaxP — ``MaxPHeuristic`` on the same graph as libpysal weights, threshold 100
+  households, centroid coordinates as the attributes, 5 constructions and 2 annealing runs.
+
+Times are medians over ``--repeat`` runs; only the named call is timed (building the peers'
+inputs is not). Each data set prints one table and the goals of the issue, each marked met or
+not met from the figures measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import shapely
+from shapely import STRtree
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gis.delineate import cells as C  # noqa: E402
+from gis.delineate.hierarchy import Inputs, Params, Result, delineate  # noqa: E402
+from gis.io import households as hh  # noqa: E402
+from gis.settings import get_settings  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "osm"
+FILES = {
+    "nanjing": ROOT / "data" / "osm" / "nanjing-central.osm",
+    "porto": SHARED / "porto-central.osm.pbf",
+}
+TARGET = 100  # households per residents' group
+BAND = (80.0, 120.0)
+MAXP_CONSTRUCTIONS = 5
+MAXP_ANNEALING = 2
+MOMEPY_JOBS = -1  # both cores: faster than n_jobs=1 here (see README)
+
+
+@dataclass
+class Case:
+    """One data set, ready for every method."""
+
+    name: str
+    inputs: Inputs
+    epsg: int
+    read_s: float
+
+
+@dataclass
+class Row:
+    """One line of the table; ``None`` prints as a dash."""
+
+    method: str
+    time_s: float | None = None
+    groups: int | None = None
+    cv: float | None = None
+    in_band: float | None = None
+    non_contiguous: int | None = None
+    crossing_major: int | None = None
+    gap_m2: float | None = None
+    overlap_m2: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Measured:
+    """Figures the goals are judged on."""
+
+    buildings: int = 0
+    ours_full: Result | None = None
+    ours_stored: Result | None = None
+    t_full: float = 0.0
+    t_stored: float = 0.0
+    t_cells: float = 0.0
+    t_part_poly_stored: float = 0.0
+    t_momepy: float | None = None
+    t_maxp: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def _inputs_from(ds) -> tuple[Inputs, int]:
+    tr, epsg = hh.metric_transformer(ds.buildings["geom"].to_numpy(), None)
+    fp = hh.to_metric(ds.buildings["geom"].to_numpy(), tr)
+    e = ds.walk_edges
+    inp = Inputs(
+        np.arange(len(fp)),
+        ds.buildings["households"].to_numpy(),
+        fp,
+        hh.to_metric(e["geom"].to_numpy(), tr),
+        e["highway"].to_numpy(),
+    )
+    return inp, epsg
+
+
+def load_osm(name: str, path: Path) -> Case:
+    """Read an OSM file into metric inputs (buildings with households, walk edges)."""
+    from gis.io.osm import read_osm
+
+    t = time.perf_counter()
+    ds = read_osm(path, get_settings(), {"buildings", "streets"}, lambda a, b: None)
+    inp, epsg = _inputs_from(ds)
+    return Case(name, inp, epsg, time.perf_counter() - t)
+
+
+def load_synth(n: int, workdir: Path) -> Case:
+    """Write a synthetic city of ``n`` buildings (seed 1) and read it back."""
+    from gis.io.vector import read_vector
+    from gis.synth import write_city
+
+    path = workdir / f"synth-{n}.gpkg"
+    write_city(path, buildings=n, seed=1)
+    t = time.perf_counter()
+    ds = read_vector(path, get_settings(), {"buildings", "streets"}, None, lambda a, b: None)
+    inp, epsg = _inputs_from(ds)
+    return Case(f"synth-{n}", inp, epsg, time.perf_counter() - t)
+
+
+# --- shared helpers -----------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[object, float]:
+    """Return the last result of ``fn`` and its median time over ``repeat`` calls."""
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return out, statistics.median(times)
+
+
+def cell_adjacency(cells: np.ndarray) -> tuple[np.ndarray, list[set[int]]]:
+    """Return the buildings that have a cell and, per such building (numbered 0…n-1 in that
+    order), the buildings whose cells share an edge longer than 1 cm with its cell."""
+    has = np.flatnonzero(np.array([c is not None for c in cells], dtype=bool))
+    geoms = np.array(list(cells[has]), dtype=object)
+    adj: list[set[int]] = [set() for _ in range(len(has))]
+    i, j = STRtree(geoms).query(geoms, predicate="intersects")
+    keep = i < j
+    i, j = i[keep], j[keep]
+    shared = shapely.length(shapely.intersection(geoms[i], geoms[j]))
+    for a, b in zip(i[shared > 0.01].tolist(), j[shared > 0.01].tolist(), strict=True):
+        adj[a].add(b)
+        adj[b].add(a)
+    return has, adj
+
+
+def building_major_block(inp: Inputs, params: Params) -> np.ndarray:
+    """Per building, the major-road block holding most of it (as ours assigns blocks)."""
+    area = C.study_area(inp.footprints, inp.street_lines)
+    is_major = np.isin(inp.highways, list(params.major_highways))
+    majors = C.polygonize_within(inp.street_lines[is_major], area)
+    return C.assign_to_blocks(inp.footprints, majors)
+
+
+def part_quality(
+    labels: np.ndarray, weights: np.ndarray, adj: list[set[int]], major: np.ndarray
+) -> dict:
+    """Band figures over all parts: count, CV, share in 80–120, non-contiguous, crossing."""
+    _, lab = np.unique(labels, return_inverse=True)
+    k = int(lab.max()) + 1
+    sizes = np.bincount(lab, weights=weights, minlength=k)
+    members: list[list[int]] = [[] for _ in range(k)]
+    for node, p in enumerate(lab.tolist()):
+        members[p].append(node)
+    non_contiguous = 0
+    crossing = 0
+    for nodes in members:
+        allowed, seen, stack = set(nodes), {nodes[0]}, [nodes[0]]
+        while stack:
+            u = stack.pop()
+            for v in adj[u]:
+                if v in allowed and v not in seen:
+                    seen.add(v)
+                    stack.append(v)
+        non_contiguous += len(seen) < len(nodes)
+        crossing += len(set(major[nodes].tolist())) > 1
+    return {
+        "groups": k,
+        "cv": float(sizes.std() / sizes.mean()) if sizes.mean() > 0 else 0.0,
+        "in_band": float(((sizes >= BAND[0]) & (sizes <= BAND[1])).mean()),
+        "non_contiguous": non_contiguous,
+        "crossing_major": crossing,
+    }
+
+
+def _reason(err: BaseException) -> str:
+    text = f"{type(err).__name__}: {err}".replace("\n", " ")
+    return "failed: " + (text[:90] + "…" if len(text) > 90 else text)
+
+
+# --- methods ------------------------------------------------------------------------------
+
+
+def run_ours(case: Case, repeat: int, m: Measured) -> list[Row]:
+    """Ours from scratch, then from the stored cells of the first call."""
+    full: list[Result] = []
+    stored: list[Result] = []
+    t_full, t_stored = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        full.append(delineate(case.inputs))
+        t_full.append(time.perf_counter() - t)
+    reuse = full[0].block_cells
+    for _ in range(repeat):
+        t = time.perf_counter()
+        stored.append(delineate(case.inputs, reuse=reuse))
+        t_stored.append(time.perf_counter() - t)
+    m.ours_full, m.ours_stored = full[-1], stored[-1]
+    m.t_full, m.t_stored = statistics.median(t_full), statistics.median(t_stored)
+    m.t_cells = statistics.median(r.timings["cells"] for r in full)
+    m.t_part_poly_stored = statistics.median(
+        r.timings["units"] + r.timings["partition"] + r.timings["polygons"] for r in stored
+    )
+    rows = []
+    for label, r, t in (
+        ("ours (full)", m.ours_full, m.t_full),
+        ("ours (from stored cells)", m.ours_stored, m.t_stored),
+    ):
+        q = r.quality
+        rows.append(
+            Row(
+                label,
+                t,
+                q["groups"],
+                q["group_households"]["cv"],
+                q["share_in_band"],
+                q["non_contiguous_groups"],
+                q["groups_crossing_major_roads"],
+                q["gap_m2"],
+                q["overlap_m2"],
+                f"{q['oversize_groups']} oversize apart",
+            )
+        )
+    return rows
+
+
+def run_momepy(case: Case, repeat: int, m: Measured) -> Row:
+    """momepy enclosed tessellation of the same footprints in the same blocks (cells only)."""
+    import geopandas as gpd
+    import momepy
+
+    inp = case.inputs
+    try:
+        area = C.study_area(inp.footprints, inp.street_lines)
+        bounding = inp.street_lines[np.isin(inp.highways, list(C.BOUNDING_HIGHWAYS))]
+        crs = f"EPSG:{case.epsg}"
+        t = time.perf_counter()
+        enclosures = momepy.enclosures(
+            primary_barriers=gpd.GeoDataFrame(geometry=bounding, crs=crs),
+            limit=gpd.GeoSeries([area], crs=crs),
+        )
+        t_encl = time.perf_counter() - t
+        buildings = gpd.GeoDataFrame(geometry=inp.footprints, crs=crs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tess, t_tess = timed(
+                lambda: momepy.enclosed_tessellation(buildings, enclosures, n_jobs=MOMEPY_JOBS),
+                repeat,
+            )
+    except Exception as err:  # a peer failing is a result, not a crash
+        return Row("momepy (cells only)", note=_reason(err))
+    m.t_momepy = t_tess
+    cells = tess[tess.index >= 0]
+    geoms = cells.geometry.to_numpy()
+    missing = len(inp.footprints) - int((~shapely.is_empty(geoms)).sum())
+    multi = int((shapely.get_num_geometries(geoms) > 1).sum())
+    union = shapely.union_all(tess.geometry.to_numpy())
+    gap = float(shapely.area(shapely.difference(area, union)))
+    overlap = float(shapely.area(tess.geometry.to_numpy()).sum() - shapely.area(union))
+    m.notes.append(
+        f"momepy: enclosures {t_encl:.3f} s (not timed above); {len(enclosures)} enclosures; "
+        f"{missing} buildings without a cell, {multi} multi-part cells; gap/overlap are of its "
+        "cells against the study area"
+    )
+    return Row(
+        "momepy (cells only)",
+        t_tess,
+        gap_m2=round(gap, 3),
+        overlap_m2=round(overlap, 3),
+        note=f"ours cells / momepy = {m.t_cells / t_tess:.2f}",
+    )
+
+
+def run_pymetis(
+    weights: np.ndarray, adj: list[set[int]], major: np.ndarray, repeat: int
+) -> tuple[Row, str]:
+    """METIS k-way on the cell graph, households as vertex weights (default options)."""
+    import pymetis
+
+    vw = np.rint(weights).astype(np.int64)
+    nparts = max(1, round(float(weights.sum()) / TARGET))
+    adjacency = [sorted(a) for a in adj]
+    try:
+        part, t = timed(
+            lambda: pymetis.part_graph(nparts, adjacency=adjacency, vweights=vw.tolist()), repeat
+        )
+        how = "households as they are (zero allowed)"
+    except Exception:
+        try:  # some METIS builds reject zero vertex weights
+            vw = np.maximum(vw, 1)
+            part, t = timed(
+                lambda: pymetis.part_graph(nparts, adjacency=adjacency, vweights=vw.tolist()),
+                repeat,
+            )
+            how = "households, zero raised to 1"
+        except Exception as err:
+            return Row("pymetis", note=_reason(err)), ""
+    q = part_quality(np.asarray(part.vertex_part), weights, adj, major)
+    return Row("pymetis", t, note=f"{nparts} parts asked", **q), how
+
+
+def run_maxp(
+    case: Case, has: np.ndarray, weights: np.ndarray, adj: list[set[int]], major: np.ndarray
+) -> Row:
+    """spopt MaxP heuristic on the same graph (islands attached by spopt's default policy)."""
+    import geopandas as gpd
+    from libpysal.weights import W
+    from spopt.region import MaxPHeuristic
+
+    fp = case.inputs.footprints[has]
+    xy = shapely.get_coordinates(shapely.centroid(fp))
+    gdf = gpd.GeoDataFrame(
+        {"households": weights, "x": xy[:, 0], "y": xy[:, 1]},
+        geometry=fp,
+        crs=f"EPSG:{case.epsg}",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = W({i: sorted(a) for i, a in enumerate(adj)}, silence_warnings=True)
+        model = MaxPHeuristic(
+            gdf,
+            w,
+            ["x", "y"],
+            "households",
+            TARGET,
+            max_iterations_construction=MAXP_CONSTRUCTIONS,
+            max_iterations_sa=MAXP_ANNEALING,
+        )
+        try:
+            t = time.perf_counter()
+            model.solve()
+            elapsed = time.perf_counter() - t
+        except Exception as err:
+            return Row("spopt MaxP", note=_reason(err))
+    q = part_quality(np.asarray(model.labels_), weights, adj, major)
+    return Row("spopt MaxP", elapsed, note=f"{len(w.islands)} islands in W", **q)
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def _fmt(value: float | int | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def print_table(rows: list[Row], base: float) -> None:
+    head = (
+        f"  {'method':<26}{'time s':>9}{'vs stored':>10}{'groups':>8}{'CV':>7}{'in band':>9}"
+        f"{'non-contig':>11}{'x major':>8}{'gap m²':>10}{'overlap m²':>12}  note"
+    )
+    print(head)
+    print("  " + "-" * (len(head) + 8))
+    for r in rows:
+        ratio = "–" if r.time_s is None else f"{r.time_s / base:.1f}x"
+        band = "–" if r.in_band is None else f"{r.in_band:.0%}"
+        print(
+            f"  {r.method:<26}{_fmt(r.time_s, '.3f'):>9}{ratio:>10}{_fmt(r.groups, 'd'):>8}"
+            f"{_fmt(r.cv, '.3f'):>7}{band:>9}{_fmt(r.non_contiguous, 'd'):>11}"
+            f"{_fmt(r.crossing_major, 'd'):>8}{_fmt(r.gap_m2, '.2f'):>10}"
+            f"{_fmt(r.overlap_m2, '.2f'):>12}  {r.note}"
+        )
+
+
+def print_goals(m: Measured) -> None:
+    q = m.ours_stored.quality
+    per_5000 = m.t_part_poly_stored * 5000 / m.buildings
+    call_per_5000 = m.t_stored * 5000 / m.buildings
+
+    def mark(ok: bool) -> str:
+        return "met    " if ok else "NOT met"
+
+    print("  goals (issue), judged on ours from stored cells:")
+    goals = [
+        (q["share_in_band"] >= 0.9, "≥ 90 % of groups within 80–120", f"{q['share_in_band']:.1%}"),
+        (q["group_households"]["cv"] <= 0.12, "CV ≤ 0.12", f"{q['group_households']['cv']:.3f}"),
+        (
+            q["non_contiguous_groups"] == 0,
+            "100 % contiguous",
+            f"{q['non_contiguous_groups']} non-contiguous of {q['groups']}",
+        ),
+        (
+            q["gap_m2"] == 0 and q["overlap_m2"] == 0,
+            "0 m² gaps and overlaps",
+            f"gap {q['gap_m2']} m², overlap {q['overlap_m2']} m²",
+        ),
+        (
+            q["groups_crossing_major_roads"] == 0,
+            "no group crosses a major road",
+            f"{q['groups_crossing_major_roads']} crossing",
+        ),
+        (
+            per_5000 <= 1.0,
+            "≤ 1 s per 5,000 buildings, partition + polygons from stored cells",
+            f"{per_5000:.3f} s (whole call from stored cells: {call_per_5000:.3f} s)",
+        ),
+    ]
+    if m.t_momepy is not None:
+        goals.append(
+            (
+                m.t_cells <= m.t_momepy,
+                "cells no slower than momepy",
+                f"ours {m.t_cells:.3f} s vs momepy {m.t_momepy:.3f} s",
+            )
+        )
+    else:
+        print("    -       cells no slower than momepy: momepy did not run")
+    if m.t_maxp is not None:
+        goals.append(
+            (
+                m.t_maxp >= 8 * m.t_stored,
+                "≥ 8× faster than MaxP (ours from stored cells, whole call)",
+                f"{m.t_maxp / m.t_stored:.1f}× (full run: {m.t_maxp / m.t_full:.1f}×)",
+            )
+        )
+    else:
+        print("    -       ≥ 8× faster than MaxP: MaxP did not run")
+    for ok, goal, value in goals:
+        print(f"    {mark(ok)} {goal}: {value}")
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def run_case(case: Case, args: argparse.Namespace) -> None:
+    inp = case.inputs
+    m = Measured(buildings=len(inp.footprints))
+    print(
+        f"\n{case.name}: {len(inp.footprints):,} buildings, "
+        f"{float(inp.households.sum()):,.0f} households, {len(inp.street_lines):,} walk edges "
+        f"(read in {case.read_s:.1f} s, not counted)"
+    )
+    rows = run_ours(case, args.repeat, m)
+    t = m.ours_full.timings
+    print(
+        "  ours: cells {:.3f} s, graph {:.3f} s, units + partition + polygons {:.3f} s "
+        "(from stored cells: cells {:.3f} s, units + partition + polygons {:.3f} s)".format(
+            t["cells"],
+            t["graph"],
+            t["units"] + t["partition"] + t["polygons"],
+            m.ours_stored.timings["cells"],
+            m.t_part_poly_stored,
+        )
+    )
+    rows.append(run_momepy(case, args.repeat, m))
+
+    t0 = time.perf_counter()
+    has, adj = cell_adjacency(m.ours_full.cells)
+    weights = inp.households[has].astype(float)
+    major = building_major_block(inp, Params())[has]
+    islands = sum(1 for a in adj if not a)
+    print(
+        f"  peers' graph: {len(has):,} buildings with a cell, "
+        f"{sum(len(a) for a in adj) // 2:,} shared edges, {islands} isolated "
+        f"(built in {time.perf_counter() - t0:.1f} s, not counted)"
+    )
+    metis_row, how = run_pymetis(weights, adj, major, args.repeat)
+    rows.append(metis_row)
+    if how:
+        m.notes.append(f"pymetis vertex weights: {how}; default options (not contiguous=True)")
+
+    if args.skip_maxp:
+        rows.append(Row("spopt MaxP", note="skipped (--skip-maxp)"))
+    elif case.name == "porto" and not args.maxp_porto:
+        rows.append(Row("spopt MaxP", note="skipped (> 5 min measured); --maxp-porto runs it"))
+    else:
+        row = run_maxp(case, has, weights, adj, major)
+        m.t_maxp = row.time_s
+        rows.append(row)
+
+    print()
+    print_table(rows, m.t_stored)
+    print(
+        "  ours: band figures (CV, in band) leave out oversize single buildings "
+        f"({m.ours_stored.quality['oversize_groups']} here) and groups without households "
+        f"({m.ours_stored.quality['groups_without_households']}); peers': over all parts."
+    )
+    print(
+        "  x major = groups whose buildings lie in more than one major-road block; "
+        "'vs stored' = time / ours from stored cells."
+    )
+    for note in m.notes:
+        print(f"  {note}")
+    print()
+    print_goals(m)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--only", action="append", choices=["nanjing", "porto", "synth"], help="repeatable"
+    )
+    parser.add_argument("--synth", type=int, default=5000, help="buildings of the synthetic city")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--skip-maxp", action="store_true")
+    parser.add_argument("--maxp-porto", action="store_true", help="run MaxP on Porto too")
+    args = parser.parse_args()
+    wanted = args.only or ["nanjing", "porto", "synth"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ["nanjing", "porto", "synth"]:
+            if name not in wanted:
+                continue
+            if name == "synth":
+                case = load_synth(args.synth, Path(tmp))
+            else:
+                case = load_osm(name, FILES[name])
+            run_case(case, args)
+
+
+if __name__ == "__main__":
+    main()
