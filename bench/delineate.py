@@ -22,12 +22,14 @@ not met from the figures measured in this run.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +54,7 @@ TARGET = 100  # households per residents' group
 BAND = (80.0, 120.0)
 MAXP_CONSTRUCTIONS = 5
 MAXP_ANNEALING = 2
-MOMEPY_JOBS = -1  # both cores: faster than n_jobs=1 here (see README)
+MOMEPY_JOBS = -1  # momepy's default, both cores; --momepy-jobs 1 for one core like ours
 
 
 @dataclass
@@ -205,6 +207,30 @@ def part_quality(
     }
 
 
+@contextlib.contextmanager
+def captured_fds() -> Iterator[list[str]]:
+    """Collect what C code writes to stdout and stderr (METIS prints its warnings there)."""
+    lines: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            lines.extend(line.strip(" \t*") for line in text.splitlines() if line.strip())
+
+
 def _reason(err: BaseException) -> str:
     text = f"{type(err).__name__}: {err}".replace("\n", " ")
     return "failed: " + (text[:90] + "…" if len(text) > 90 else text)
@@ -256,7 +282,7 @@ def run_ours(case: Case, repeat: int, m: Measured) -> list[Row]:
     return rows
 
 
-def run_momepy(case: Case, repeat: int, m: Measured) -> Row:
+def run_momepy(case: Case, repeat: int, jobs: int, m: Measured) -> Row:
     """momepy enclosed tessellation of the same footprints in the same blocks (cells only)."""
     import geopandas as gpd
     import momepy
@@ -276,23 +302,25 @@ def run_momepy(case: Case, repeat: int, m: Measured) -> Row:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tess, t_tess = timed(
-                lambda: momepy.enclosed_tessellation(buildings, enclosures, n_jobs=MOMEPY_JOBS),
+                lambda: momepy.enclosed_tessellation(buildings, enclosures, n_jobs=jobs),
                 repeat,
             )
     except Exception as err:  # a peer failing is a result, not a crash
         return Row("momepy (cells only)", note=_reason(err))
     m.t_momepy = t_tess
-    cells = tess[tess.index >= 0]
-    geoms = cells.geometry.to_numpy()
-    missing = len(inp.footprints) - int((~shapely.is_empty(geoms)).sum())
-    multi = int((shapely.get_num_geometries(geoms) > 1).sum())
-    union = shapely.union_all(tess.geometry.to_numpy())
+    every = tess.geometry.to_numpy()
+    cells = tess[(tess.index >= 0) & ~shapely.is_empty(every)]
+    with_cell = cells.index.nunique()
+    split = int(cells.index.duplicated().sum())
+    multi = int((shapely.get_num_geometries(cells.geometry.to_numpy()) > 1).sum())
+    union = shapely.union_all(every)
     gap = float(shapely.area(shapely.difference(area, union)))
-    overlap = float(shapely.area(tess.geometry.to_numpy()).sum() - shapely.area(union))
+    overlap = float(shapely.area(every).sum() - shapely.area(union))
     m.notes.append(
-        f"momepy: enclosures {t_encl:.3f} s (not timed above); {len(enclosures)} enclosures; "
-        f"{missing} buildings without a cell, {multi} multi-part cells; gap/overlap are of its "
-        "cells against the study area"
+        f"momepy (n_jobs={jobs}): enclosures {t_encl:.3f} s, not timed; {len(enclosures)} "
+        f"enclosures; {len(inp.footprints) - with_cell} buildings without a cell, {split} extra "
+        f"cells of buildings split between enclosures, {multi} multi-part cells; its gap and "
+        "overlap are of the cells against the study area"
     )
     return Row(
         "momepy (cells only)",
@@ -312,21 +340,26 @@ def run_pymetis(
     vw = np.rint(weights).astype(np.int64)
     nparts = max(1, round(float(weights.sum()) / TARGET))
     adjacency = [sorted(a) for a in adj]
-    try:
-        part, t = timed(
-            lambda: pymetis.part_graph(nparts, adjacency=adjacency, vweights=vw.tolist()), repeat
-        )
-        how = "households as they are (zero allowed)"
-    except Exception:
-        try:  # some METIS builds reject zero vertex weights
-            vw = np.maximum(vw, 1)
+    with captured_fds() as said:
+        try:
             part, t = timed(
                 lambda: pymetis.part_graph(nparts, adjacency=adjacency, vweights=vw.tolist()),
                 repeat,
             )
-            how = "households, zero raised to 1"
-        except Exception as err:
-            return Row("pymetis", note=_reason(err)), ""
+            how = "households as they are (zero allowed)"
+        except Exception:
+            try:  # some METIS builds reject zero vertex weights
+                vw = np.maximum(vw, 1)
+                part, t = timed(
+                    lambda: pymetis.part_graph(nparts, adjacency=adjacency, vweights=vw.tolist()),
+                    repeat,
+                )
+                how = "households, zero raised to 1"
+            except Exception as err:
+                return Row("pymetis", note=_reason(err)), ""
+    if said:
+        distinct = list(dict.fromkeys(said))
+        how += f"; METIS printed {len(said)} lines: " + " / ".join(f"'{s}'" for s in distinct)
     q = part_quality(np.asarray(part.vertex_part), weights, adj, major)
     return Row("pymetis", t, note=f"{nparts} parts asked", **q), how
 
@@ -383,7 +416,9 @@ def print_table(rows: list[Row], base: float) -> None:
     print(head)
     print("  " + "-" * (len(head) + 8))
     for r in rows:
-        ratio = "–" if r.time_s is None else f"{r.time_s / base:.1f}x"
+        ratio = "–"
+        if r.time_s is not None:
+            ratio = f"{r.time_s / base:.1f}x" if r.time_s >= base else f"{r.time_s / base:.3f}x"
         band = "–" if r.in_band is None else f"{r.in_band:.0%}"
         print(
             f"  {r.method:<26}{_fmt(r.time_s, '.3f'):>9}{ratio:>10}{_fmt(r.groups, 'd'):>8}"
@@ -473,7 +508,7 @@ def run_case(case: Case, args: argparse.Namespace) -> None:
             m.t_part_poly_stored,
         )
     )
-    rows.append(run_momepy(case, args.repeat, m))
+    rows.append(run_momepy(case, args.repeat, args.momepy_jobs, m))
 
     t0 = time.perf_counter()
     has, adj = cell_adjacency(m.ours_full.cells)
@@ -524,6 +559,9 @@ def main() -> None:
     parser.add_argument("--synth", type=int, default=5000, help="buildings of the synthetic city")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--skip-maxp", action="store_true")
+    parser.add_argument(
+        "--momepy-jobs", type=int, default=MOMEPY_JOBS, help="n_jobs of enclosed_tessellation"
+    )
     parser.add_argument("--maxp-porto", action="store_true", help="run MaxP on Porto too")
     args = parser.parse_args()
     wanted = args.only or ["nanjing", "porto", "synth"]

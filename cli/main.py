@@ -121,7 +121,10 @@ def delineate_cmd(
         engine.dispose()
     typer.echo(
         f"delineation run {report.run_id}: communities {', '.join(report.communities)}; "
-        f"blocks reused {report.reused_blocks}, computed {report.computed_blocks}"
+        f"blocks reused {report.reused_blocks}, computed {report.computed_blocks}; "
+        f"noded cells {'reused' if report.coverage_reused else 'computed'}; "
+        f"locked groups kept {report.locked_groups}; households that changed group "
+        f"{report.households_changed_group}"
     )
     typer.echo(json.dumps(report.quality, ensure_ascii=False, indent=1))
 

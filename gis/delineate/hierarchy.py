@@ -100,6 +100,8 @@ class Result:
     land_geom: np.ndarray  # land without buildings (metric), joined to …
     land_unit: np.ndarray  # … this unit (-1: inside a locked group)
     coverage: tuple  # (key, cells per building, land pieces): what ``reuse`` takes back
+    land_hash: list[str]  # per land piece, the hash of its block
+    coverage_reused: bool  # the noded pieces came from ``reuse``
 
 
 class _Graph:
@@ -290,6 +292,7 @@ def delineate(
     cover_key = coverage_key(tess.block_hash, tess.building_block)
     stored = (reuse or {}).get(COVERAGE)
     pieces = _stored_coverage(stored, cover_key, inside, tess.block_hash, empty_blocks)
+    coverage_reused = pieces is not None
     if pieces is None:  # some block changed: node everything again
         pieces = C.node_coverage(raw)
     n_b = len(inside)
@@ -594,6 +597,8 @@ def delineate(
         frozen_grid=all_grid[n_groups:],
         land_geom=pieces[n_b:],
         land_unit=np.where(piece_frozen[n_b:] >= 0, -1, unit_of_piece[n_b:]),
+        land_hash=[tess.block_hash[b] for b in empty_blocks.tolist()],
+        coverage_reused=coverage_reused,
         coverage=(
             cover_key,
             cells_out,

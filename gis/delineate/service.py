@@ -16,7 +16,7 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gis.delineate.hierarchy import Inputs, Params, Result, delineate
+from gis.delineate.hierarchy import COVERAGE, Inputs, Params, Result, delineate
 from gis.errors import InvalidInput, NotFound
 from gis.io import households as hh
 from gis.io.load import ewkb_4326
@@ -34,6 +34,7 @@ class RunReport:
     communities: list[str]
     reused_blocks: int
     computed_blocks: int
+    coverage_reused: bool = False
     locked_groups: int = 0
     households_changed_group: int = 0
 
@@ -68,6 +69,23 @@ def _load(conn: Connection) -> tuple[Inputs, pyproj.Transformer, int, dict, list
     ):
         if e == epsg:
             reuse[block_hash] = list(shapely.from_wkb([bytes(b) for b in raws]))
+    key = conn.scalar(sa.text("SELECT coverage_key FROM delineation_run ORDER BY id DESC LIMIT 1"))
+    if key is not None:
+        index = {int(b): i for i, b in enumerate(ids.tolist())}
+        cells = np.full(len(ids), None, dtype=object)
+        for b, wkb, e in conn.execute(
+            sa.text("SELECT building_id, cell_wkb, epsg FROM building_cell")
+        ):
+            if e == epsg and b in index:
+                cells[index[b]] = shapely.from_wkb(bytes(wkb))
+        land = {
+            h: shapely.from_wkb(bytes(wkb))
+            for h, wkb, e in conn.execute(
+                sa.text("SELECT block_hash, cell_wkb, epsg FROM land_piece")
+            )
+            if e == epsg
+        }
+        reuse[COVERAGE] = (key, cells, land)
     inputs = Inputs(
         building_ids=ids,
         households=households,
@@ -128,10 +146,12 @@ def run_on(
     result = delineate(inputs, params, reuse, frozen)
     step("writing to PostGIS", 0.8)
     reused = sum(1 for h in set(result.block_cells) if h in reuse)
+    reuse.pop(COVERAGE, None)
     report = _write(conn, inputs, result, epsg, params, comm_ids, community, [r[0] for r in locked])
     report.reused_blocks = reused
     report.computed_blocks = len(result.block_cells) - reused
     report.locked_groups = len(locked)
+    report.coverage_reused = result.coverage_reused
     after = _membership(conn)
     report.households_changed_group = sum(
         h for b, (key, h) in before.items() if b in after and after[b][0] != key
@@ -285,10 +305,11 @@ def _write(
         _copy(
             conn,
             "land_piece",
-            ["unit_id", "epsg", "cell_wkb", "geom"],
-            ["int8", "int4", "bytea", "bytea"],
+            ["unit_id", "block_hash", "epsg", "cell_wkb", "geom"],
+            ["int8", "text", "int4", "bytea", "bytea"],
             [
                 [u_ids[int(r.land_unit[i])] for i in land],
+                [r.land_hash[i] for i in land],
                 [epsg] * len(land),
                 [shapely.to_wkb(r.land_geom[i]) for i in land],
                 ewkb_4326(_multi(_to_wgs84(r.land_geom[land], epsg))),
@@ -318,8 +339,8 @@ def _write(
         )
     run_id = conn.scalar(
         sa.text(
-            "INSERT INTO delineation_run (params, quality, timings) VALUES "
-            "(CAST(:p AS jsonb), CAST(:q AS jsonb), CAST(:t AS jsonb)) RETURNING id"
+            "INSERT INTO delineation_run (params, coverage_key, quality, timings) VALUES "
+            "(CAST(:p AS jsonb), :k, CAST(:q AS jsonb), CAST(:t AS jsonb)) RETURNING id"
         ),
         {
             "p": json.dumps(
@@ -328,6 +349,7 @@ def _write(
                     for k, v in asdict(params).items()
                 }
             ),
+            "k": r.coverage[0],
             "q": json.dumps(r.quality),
             "t": json.dumps(r.timings),
         },

@@ -220,6 +220,8 @@ def test_rerun_reuses_cells_and_keeps_codes(delineated) -> None:
         communities = conn.scalar(sa.text("SELECT count(*) FROM community"))
     again = run(engine)
     assert again.computed_blocks == 0 and again.reused_blocks > 100
+    assert again.coverage_reused
+    assert again.households_changed_group == 0
     with engine.connect() as conn:
         after = dict(
             conn.execute(

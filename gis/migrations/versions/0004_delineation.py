@@ -37,6 +37,7 @@ def upgrade() -> None:
         CREATE TABLE land_piece (
             id        bigserial PRIMARY KEY,
             unit_id   bigint NOT NULL REFERENCES unit (id) ON DELETE CASCADE,
+            block_hash text NOT NULL,
             epsg      integer NOT NULL,
             cell_wkb  bytea NOT NULL,
             geom      geometry(MultiPolygon, 4326) NOT NULL
@@ -52,6 +53,7 @@ def upgrade() -> None:
             id          bigserial PRIMARY KEY,
             created_at  timestamptz NOT NULL DEFAULT now(),
             params      jsonb NOT NULL,
+            coverage_key text NOT NULL,
             quality     jsonb NOT NULL,
             timings     jsonb NOT NULL
         )
