@@ -96,6 +96,7 @@ class Measured:
     t_part_poly_stored: float = 0.0
     t_momepy: float | None = None
     t_maxp: float | None = None
+    momepy_cells: np.ndarray | None = None  # per building, its cell (parts dissolved)
     notes: list[str] = field(default_factory=list)
 
 
@@ -244,15 +245,22 @@ def run_ours(case: Case, repeat: int, m: Measured) -> list[Row]:
     full: list[Result] = []
     stored: list[Result] = []
     t_full, t_stored = [], []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        full.append(delineate(case.inputs))
-        t_full.append(time.perf_counter() - t)
-    reuse = full[0].block_cells
-    for _ in range(repeat):
-        t = time.perf_counter()
-        stored.append(delineate(case.inputs, reuse=reuse))
-        t_stored.append(time.perf_counter() - t)
+    try:
+        for _ in range(repeat):
+            t = time.perf_counter()
+            full.append(delineate(case.inputs))
+            t_full.append(time.perf_counter() - t)
+        reuse = full[0].block_cells
+        for _ in range(repeat):
+            t = time.perf_counter()
+            stored.append(delineate(case.inputs, reuse=reuse))
+            t_stored.append(time.perf_counter() - t)
+    except Exception as err:  # reported in the table like a peer's failure
+        failed = _reason(err)
+        return [
+            Row("ours (full)", note="ran; the call from stored cells failed" if full else failed),
+            Row("ours (from stored cells)", note=failed if full else "not run"),
+        ]
     m.ours_full, m.ours_stored = full[-1], stored[-1]
     m.t_full, m.t_stored = statistics.median(t_full), statistics.median(t_stored)
     m.t_cells = statistics.median(r.timings["cells"] for r in full)
@@ -308,6 +316,12 @@ def run_momepy(case: Case, repeat: int, jobs: int, m: Measured) -> Row:
     except Exception as err:  # a peer failing is a result, not a crash
         return Row("momepy (cells only)", note=_reason(err))
     m.t_momepy = t_tess
+    m.momepy_cells = np.full(len(inp.footprints), None, dtype=object)
+    kept = tess[tess.index >= 0]
+    for i, geoms in kept.geometry.groupby(level=0):
+        cell = shapely.union_all(geoms.to_numpy())
+        if not shapely.is_empty(cell):
+            m.momepy_cells[i] = cell
     every = tess.geometry.to_numpy()
     cells = tess[(tess.index >= 0) & ~shapely.is_empty(every)]
     with_cell = cells.index.nunique()
@@ -327,7 +341,7 @@ def run_momepy(case: Case, repeat: int, jobs: int, m: Measured) -> Row:
         t_tess,
         gap_m2=round(gap, 3),
         overlap_m2=round(overlap, 3),
-        note=f"ours cells / momepy = {m.t_cells / t_tess:.2f}",
+        note=f"ours cells / momepy = {m.t_cells / t_tess:.2f}" if m.t_cells else "",
     )
 
 
@@ -408,7 +422,7 @@ def _fmt(value: float | int | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def print_table(rows: list[Row], base: float) -> None:
+def print_table(rows: list[Row], base: float | None) -> None:
     head = (
         f"  {'method':<26}{'time s':>9}{'vs stored':>10}{'groups':>8}{'CV':>7}{'in band':>9}"
         f"{'non-contig':>11}{'x major':>8}{'gap m²':>10}{'overlap m²':>12}  note"
@@ -417,7 +431,7 @@ def print_table(rows: list[Row], base: float) -> None:
     print("  " + "-" * (len(head) + 8))
     for r in rows:
         ratio = "–"
-        if r.time_s is not None:
+        if r.time_s is not None and base:
             ratio = f"{r.time_s / base:.1f}x" if r.time_s >= base else f"{r.time_s / base:.3f}x"
         band = "–" if r.in_band is None else f"{r.in_band:.0%}"
         print(
@@ -497,21 +511,32 @@ def run_case(case: Case, args: argparse.Namespace) -> None:
         f"(read in {case.read_s:.1f} s, not counted)"
     )
     rows = run_ours(case, args.repeat, m)
-    t = m.ours_full.timings
-    print(
-        "  ours: cells {:.3f} s, graph {:.3f} s, units + partition + polygons {:.3f} s "
-        "(from stored cells: cells {:.3f} s, units + partition + polygons {:.3f} s)".format(
-            t["cells"],
-            t["graph"],
-            t["units"] + t["partition"] + t["polygons"],
-            m.ours_stored.timings["cells"],
-            m.t_part_poly_stored,
+    ours_ok = m.ours_stored is not None
+    if ours_ok:
+        t = m.ours_full.timings
+        print(
+            "  ours: cells {:.3f} s, graph {:.3f} s, units + partition + polygons {:.3f} s "
+            "(from stored cells: cells {:.3f} s, units + partition + polygons {:.3f} s)".format(
+                t["cells"],
+                t["graph"],
+                t["units"] + t["partition"] + t["polygons"],
+                m.ours_stored.timings["cells"],
+                m.t_part_poly_stored,
+            )
         )
-    )
     rows.append(run_momepy(case, args.repeat, args.momepy_jobs, m))
 
+    if ours_ok:
+        source = m.ours_full.cells
+    elif m.momepy_cells is not None:
+        source = m.momepy_cells
+        print("  ours failed: the peers' graph is built from momepy's cells instead")
+    else:
+        print("  ours and momepy failed: no cells for the peers' graph")
+        print_table(rows, None)
+        return
     t0 = time.perf_counter()
-    has, adj = cell_adjacency(m.ours_full.cells)
+    has, adj = cell_adjacency(source)
     weights = inp.households[has].astype(float)
     major = building_major_block(inp, Params())[has]
     islands = sum(1 for a in adj if not a)
@@ -535,12 +560,14 @@ def run_case(case: Case, args: argparse.Namespace) -> None:
         rows.append(row)
 
     print()
-    print_table(rows, m.t_stored)
-    print(
-        "  ours: band figures (CV, in band) leave out oversize single buildings "
-        f"({m.ours_stored.quality['oversize_groups']} here) and groups without households "
-        f"({m.ours_stored.quality['groups_without_households']}); peers': over all parts."
-    )
+    print_table(rows, m.t_stored if ours_ok else None)
+    if ours_ok:
+        q = m.ours_stored.quality
+        print(
+            "  ours: band figures (CV, in band) leave out oversize single buildings "
+            f"({q['oversize_groups']} here) and groups without households "
+            f"({q['groups_without_households']}); peers': over all parts."
+        )
     print(
         "  x major = groups whose buildings lie in more than one major-road block; "
         "'vs stored' = time / ours from stored cells."
@@ -548,7 +575,10 @@ def run_case(case: Case, args: argparse.Namespace) -> None:
     for note in m.notes:
         print(f"  {note}")
     print()
-    print_goals(m)
+    if ours_ok:
+        print_goals(m)
+    else:
+        print("  goals (issue): not judged, ours failed on this data set")
 
 
 def main() -> None:

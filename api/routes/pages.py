@@ -9,9 +9,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import AppSettings, Conn
 from gis import query
+from gis.delineate.service import map_frames
+from gis.errors import NotFound
 from gis.io.categories import load_categories
 from gis.reach import coverage
 from layers.assets import render_offline
+from layers.groups import groups_map
 from layers.reach import reach_map
 from layers.site import overview_map
 
@@ -76,3 +79,21 @@ def reach_page(
         households=total["households"],
     )
     return HTMLResponse(render_offline(m))
+
+
+@router.get(
+    "/map/groups",
+    response_class=HTMLResponse,
+    summary="Residents' groups map: tap a building, move it or its unit, lock a group",
+)
+def groups_page(
+    conn: Conn,
+    settings: AppSettings,
+    community: Annotated[str | None, Query(description="community code")] = None,
+) -> HTMLResponse:
+    groups, buildings = map_frames(conn, community, settings.map_feature_limit)
+    if community and not len(groups):
+        raise NotFound(f"no delineated community {community!r}")
+    edges = query.layer_frame(conn, "walk_edges", limit=settings.map_feature_limit)
+    title = f"居民小组 · {community}" if community else "居民小组 · 全部社区"
+    return HTMLResponse(render_offline(groups_map(groups, buildings, edges, title=title)))

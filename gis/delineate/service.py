@@ -438,3 +438,38 @@ def _copy(conn: Connection, table: str, names: list[str], types: list[str], data
         copy.set_types(types)
         for row in zip(*data, strict=True):
             copy.write_row(row)
+
+
+def map_frames(conn: Connection, community: str | None, limit: int) -> tuple:
+    """(groups, buildings) of one community (or all) as GeoDataFrames for the groups map."""
+    import geopandas as gpd
+
+    where = "WHERE cm.code = :c" if community else ""
+    params = {"c": community, "limit": limit}
+    groups = gpd.read_postgis(
+        sa.text(
+            "SELECT g.id, g.code, cm.code AS community, g.households, g.is_locked, "
+            "array_to_string(g.flags, ',') AS flags, gr.code AS grid, g.geom "
+            "FROM residents_group g JOIN community cm ON cm.id = g.community_id "
+            f"LEFT JOIN grid gr ON gr.id = g.grid_id {where} ORDER BY g.id LIMIT :limit"
+        ),
+        conn,
+        geom_col="geom",
+        params=params,
+        crs=4326,
+    )
+    buildings = gpd.read_postgis(
+        sa.text(
+            "SELECT b.id, b.name, b.households, u.id AS unit_id, u.code AS unit, "
+            "c.id AS cluster_id, c.code AS cluster, g.id AS group_id, g.code AS grp, b.geom "
+            "FROM building b JOIN unit u ON u.id = b.unit_id "
+            "JOIN building_cluster c ON c.id = u.building_cluster_id "
+            "JOIN residents_group g ON g.id = c.residents_group_id "
+            f"JOIN community cm ON cm.id = g.community_id {where} ORDER BY b.id LIMIT :limit"
+        ),
+        conn,
+        geom_col="geom",
+        params=params,
+        crs=4326,
+    )
+    return groups, buildings

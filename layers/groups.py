@@ -1,0 +1,127 @@
+"""The residents' groups map: groups coloured by how near they are to ~100 households,
+buildings to tap, and the moves committee staff make by tapping (web/static/app/groups.js)."""
+
+from __future__ import annotations
+
+from html import escape
+
+import folium
+import geopandas as gpd
+from branca.element import Element
+
+from layers.assets import APP_PREFIX, add_stylesheet
+from layers.site import OSM_CREDIT, Attribution, streets_layer
+
+BAND_COLOURS = {
+    "in_band": "#41ab5d",  # 80–120 households
+    "small": "#fec44f",
+    "large": "#f03b20",
+    "oversize": "#8856a7",  # one building above the band
+    "no_households": "#bdbdbd",
+}
+BAND_LABELS = {
+    "in_band": "80–120 户",
+    "small": "少于 80 户",
+    "large": "多于 120 户",
+    "oversize": "单栋超大（已标记）",
+    "no_households": "无住户",
+}
+
+
+def band_of(households: int, flags: str) -> str:
+    """Which colour class a group falls in."""
+    if "oversize" in flags:
+        return "oversize"
+    if "no_households" in flags or households == 0:
+        return "no_households"
+    if households < 80:
+        return "small"
+    if households > 120:
+        return "large"
+    return "in_band"
+
+
+def groups_map(
+    groups: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    edges: gpd.GeoDataFrame,
+    *,
+    title: str,
+) -> folium.Map:
+    """Return the groups map (no basemap needed)."""
+    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False, zoom_control=True)
+    if len(edges):
+        streets_layer(edges).add_to(m)
+    g = groups.copy()
+    g["band"] = [band_of(int(h), f or "") for h, f in zip(g["households"], g["flags"], strict=True)]
+    g["community"] = g["community"].astype(str).map(escape)
+    g["grid"] = g["grid"].fillna("").astype(str).map(escape)
+    g["locked"] = g["is_locked"].map({True: "已锁定", False: "未锁定"})
+    folium.GeoJson(
+        g.drop(columns=["flags", "is_locked"]),
+        name="居民小组 Residents' groups",
+        style_function=lambda f: {
+            "fillColor": BAND_COLOURS[f["properties"]["band"]],
+            "color": "#222" if f["properties"]["locked"] == "已锁定" else "#555",
+            "weight": 3 if f["properties"]["locked"] == "已锁定" else 1,
+            "fillOpacity": 0.35,
+        },
+        tooltip=folium.GeoJsonTooltip(
+            fields=["community", "code", "households", "grid", "locked"],
+            aliases=["社区", "小组", "户数", "网格", "锁定"],
+        ),
+    ).add_to(m)
+    b = buildings.copy()
+    b["name"] = b["name"].fillna("").astype(str).map(escape)
+    for col in ("unit", "cluster", "grp"):
+        b[col] = b[col].astype(str).map(escape)
+    folium.GeoJson(
+        b,
+        name="楼栋 Buildings",
+        style_function=lambda f: {
+            "fillColor": "#636363",
+            "color": "#252525",
+            "weight": 0.8,
+            "fillOpacity": 0.55,
+        },
+        tooltip=folium.GeoJsonTooltip(
+            fields=["name", "households", "unit", "cluster", "grp"],
+            aliases=["名称", "户数", "单元", "楼群", "小组"],
+        ),
+    ).add_to(m)
+    focus = buildings if len(buildings) else groups
+    if len(focus):
+        x0, y0, x1, y1 = focus.total_bounds
+        m.fit_bounds([[y0, x0], [y1, x1]])
+    else:
+        m.location, m.zoom_start = [32.04, 118.78], 14
+    folium.LayerControl(collapsed=True).add_to(m)
+    m.add_child(Attribution(OSM_CREDIT))
+    add_stylesheet(m, f"{APP_PREFIX}/map.css")
+    in_band = int((g["band"] == "in_band").sum())
+    bar = (
+        f'<div class="ga-bar" id="ga-bar"><h1>{escape(title)}</h1>'
+        f'<span class="ga-stats" id="ga-stats">小组 {len(g):,} · 80–120 户 {in_band:,} · '
+        f"楼栋 {len(b):,}</span></div>"
+    )
+    legend = (
+        '<div class="ga-legend" id="ga-legend"><b>居民小组户数</b><br>'
+        + "<br>".join(
+            f'<i style="background:{c}"></i>{BAND_LABELS[k]}' for k, c in BAND_COLOURS.items()
+        )
+        + "</div>"
+    )
+    panel = (
+        '<div class="ga-panel" id="ga-panel" hidden>'
+        '<div id="ga-card"></div>'
+        '<div class="ga-actions">'
+        '<button id="ga-move-building" type="button">移动此楼到…</button>'
+        '<button id="ga-move-unit" type="button">移动整个单元到…</button>'
+        '<button id="ga-lock" type="button">锁定小组</button>'
+        '<button id="ga-cancel" type="button">取消</button></div>'
+        '<div id="ga-message" role="status"></div></div>'
+    )
+    m.get_root().html.add_child(Element(bar + legend + panel))
+    m.get_root().html.add_child(Element(f'<script src="{APP_PREFIX}/groups.js" defer></script>'))
+    m.get_root().title = title
+    return m
