@@ -443,10 +443,18 @@ def delineate(
                 group_flags.append(["oversize"])
                 group_comm.append(c)
             rest = nodes[unit_hh[nodes] <= params.group_max].tolist()
+            whole = {frozenset(comp) for comp in _components(rest, unit_adj)}
             for part in _split(rest, unit_hh, unit_xy, unit_adj, params.group_households):
                 group_members.append(part)
-                # offices, schools, a hospital block: a group to hold them, not to balance
-                group_flags.append([] if unit_hh[part].sum() > 0 else ["no_households"])
+                total = unit_hh[part].sum()
+                if total == 0:  # offices, schools, a hospital block: held, not balanced
+                    flags = ["no_households"]
+                elif total < params.group_min and frozenset(part) in whole:
+                    # all the homes of a piece of a major-road block: nothing to add them to
+                    flags = ["small_block"]
+                else:
+                    flags = []
+                group_flags.append(flags)
                 group_comm.append(c)
     n_groups = len(group_members)
     unit_group = np.full(n_units, -1, dtype=np.int64)  # frozen units keep their own group
@@ -643,6 +651,8 @@ def quality(r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, para
     oversize = np.array(["oversize" in f for f in g.flags], dtype=bool)
     empty = np.array(["no_households" in f for f in g.flags], dtype=bool)
     hh = g.households[~oversize & ~empty]
+    small_block = np.array(["small_block" in f for f in g.flags], dtype=bool)
+    splittable = g.households[~oversize & ~empty & ~small_block]
     in_band = (hh >= params.group_min) & (hh <= params.group_max)
     parts = shapely.get_num_geometries(g.geom)
     has = r.units.parent >= 0  # units of locked groups are not drawn again
@@ -679,6 +689,12 @@ def quality(r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, para
         "band": [params.group_min, params.group_max],
         "oversize_groups": int(oversize.sum()),
         "groups_without_households": int(empty.sum()),
+        # below the band because their whole piece of a major-road block holds fewer homes:
+        # no partition can help these; the CV without them shows what the partition achieves
+        "small_block_groups": int(small_block.sum()),
+        "cv_without_small_blocks": float(splittable.std() / splittable.mean())
+        if len(splittable) and splittable.mean() > 0
+        else 0.0,
         "non_contiguous_groups": int((parts > 1).sum()),
         "groups_crossing_minor_streets": int(crossing_minor),
         "groups_crossing_major_roads": int(crossing_major),
