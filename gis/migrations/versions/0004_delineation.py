@@ -45,6 +45,7 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX land_piece_unit_id_idx ON land_piece (unit_id)")
+    op.execute("CREATE INDEX land_piece_geom_gist ON land_piece USING gist (geom)")
     op.execute("CREATE INDEX building_cell_block_hash_idx ON building_cell (block_hash)")
     op.execute("CREATE INDEX building_cell_geom_gist ON building_cell USING gist (geom)")
     op.execute(
