@@ -56,6 +56,7 @@ MAJOR_HIGHWAYS = frozenset(
     }
 )
 SAMPLE_STEP_M = 3.0  # spacing of the points sampled along footprint walls
+JITTER_M = 0.0005
 GRID_M = 0.01  # coordinates are snapped to 1 cm so that neighbouring cells share edges
 
 
@@ -123,15 +124,35 @@ def _sample_points(geoms: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, n
 
 
 def cells_of_block(block, footprints: np.ndarray) -> np.ndarray:
-    """Return one cell per footprint; together they tile ``block``."""
+    """Return one cell per footprint; together they tile ``block``.
+
+    The work is done around a local origin (whole metres, so the shift is exact both
+    ways): GEOS's Voronoi diagram of many co-circular points (rows of identical buildings)
+    at UTM magnitudes can come out self-intersecting, and near the origin it does not.
+    """
     n = len(footprints)
     if n == 1:
         return np.array([block], dtype=object)  # blocks are already on the grid
+    x0, y0, _x1, _y1 = shapely.bounds(block)
+    origin = np.array([np.floor(x0), np.floor(y0)])
+    local = _cells_near_origin(
+        shapely.transform(block, lambda c: c - origin),
+        shapely.transform(np.asarray(footprints, dtype=object), lambda c: c - origin),
+    )
+    return shapely.transform(local, lambda c: c + origin)
+
+
+def _cells_near_origin(block, footprints: np.ndarray) -> np.ndarray:
+    n = len(footprints)
     shapely.prepare(block)
     parts = np.array(footprints, dtype=object)
     crossing = ~shapely.contains(block, parts)  # most footprints lie inside their block
     parts[crossing] = shapely.intersection(parts[crossing], block)
     xy, owner = _sample_points(parts, np.arange(n))
+    # Rows of identical buildings put many points on one circle, where GEOS's Voronoi
+    # diagram can come out self-intersecting. A fixed sub-millimetre jitter breaks the tie
+    # (and moves no cell edge by more than that).
+    xy = xy + np.random.default_rng(len(xy)).uniform(-JITTER_M, JITTER_M, xy.shape)
     present = np.unique(owner)
     if len(present) < n:  # a footprint that lies only on the block's edge: give it a point
         missing = np.setdiff1d(np.arange(n), present)
@@ -153,11 +174,30 @@ def cells_of_block(block, footprints: np.ndarray) -> np.ndarray:
     regions = np.empty(n, dtype=object)
     for i in range(n):
         group = vor[bounds[i] : bounds[i + 1]]
-        regions[i] = shapely.coverage_union_all(group) if len(group) else shapely.Polygon()
+        regions[i] = _dissolve(group)
     # Voronoi edges between sampled walls zigzag: simplify them as a coverage (neighbours
     # stay matched) to a tenth of the sampling step before clipping.
     regions = shapely.coverage_simplify(regions, SAMPLE_STEP_M / 4, simplify_boundary=False)
     return _polygonal(shapely.intersection(regions, block))
+
+
+def _dissolve(regions: np.ndarray):
+    """Union of one footprint's Voronoi regions.
+
+    Usually an exact coverage (the fast coverage union applies); on regular layouts (rows of
+    identical blocks) GEOS can emit regions whose shared edges are not noded alike, and the
+    general union, slower but robust, takes over.
+    """
+    if not len(regions):
+        return shapely.Polygon()
+    try:
+        return shapely.coverage_union_all(regions)
+    except shapely.errors.GEOSException:
+        pass
+    try:
+        return shapely.union_all(regions)
+    except shapely.errors.GEOSException:  # snap-rounding overlay: robust on any input
+        return shapely.union_all(regions, grid_size=GRID_M)
 
 
 def node_coverage(pieces: np.ndarray) -> np.ndarray:
