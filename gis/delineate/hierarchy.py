@@ -226,6 +226,7 @@ def _split(
     adj: list[dict[int, float]],
     target: float,
     band: float = 0.2,
+    trials: bool = True,
 ) -> list[list[int]]:
     """Contiguous parts of about ``target`` over ``nodes`` (each connected piece apart).
 
@@ -236,11 +237,15 @@ def _split(
     out = []
     for comp in _components(nodes, adj):
         idx = np.array(comp)
+        k0 = choose_k(float(w[idx].sum()), target)
+        if len(comp) == 1 or (k0 == 1 and not trials):
+            out.append(comp)
+            continue
         local = {g: i for i, g in enumerate(comp)}
         sub = [{local[v]: L for v, L in adj[g].items() if v in local} for g in comp]
-        k0 = choose_k(float(w[idx].sum()), target)
         best, best_score = None, None
-        for k in dict.fromkeys([k0, max(1, k0 - 1), min(len(comp), k0 + 1)]):
+        counts = [k0, max(1, k0 - 1), min(len(comp), k0 + 1)] if trials else [k0]
+        for k in dict.fromkeys(counts):
             labels = partition(w[idx], xy[idx], sub, k, band)
             sizes = np.bincount(labels, weights=w[idx])
             out_of_band = int(((sizes < lo) | (sizes > hi)).sum())
@@ -464,7 +469,9 @@ def delineate(
     cluster_members: list[list[int]] = []
     cluster_group: list[int] = []
     for g, members in enumerate(group_members):
-        for part in _split(members, unit_hh, unit_xy, unit_adj, params.cluster_households):
+        for part in _split(
+            members, unit_hh, unit_xy, unit_adj, params.cluster_households, trials=False
+        ):
             cluster_members.append(part)
             cluster_group.append(g)
     unit_cluster = np.full(n_units, -1, dtype=np.int64)
@@ -502,7 +509,7 @@ def delineate(
     grid_comm: list[int] = []
     for c in range(n_comm):
         nodes = np.flatnonzero(all_comm == c).tolist()
-        for part in _split(nodes, all_hh, all_xy, group_adj, params.grid_households):
+        for part in _split(nodes, all_hh, all_xy, group_adj, params.grid_households, trials=False):
             grid_members.append(part)
             grid_comm.append(c)
     all_grid = np.zeros(n_groups + n_frozen, dtype=np.int64)
