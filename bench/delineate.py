@@ -289,6 +289,20 @@ def run_ours(case: Case, repeat: int, m: Measured) -> list[Row]:
                 f"{q['oversize_groups']} oversize apart",
             )
         )
+    # The same figures over every group, oversize towers included, as the peers are judged.
+    every = m.ours_stored.groups.households.astype(float)
+    every = every[every > 0]
+    inside = ((every >= BAND[0]) & (every <= BAND[1])).mean() if len(every) else 0.0
+    rows.append(
+        Row(
+            "ours, over all groups",
+            None,
+            len(every),
+            float(every.std() / every.mean()) if len(every) else None,
+            float(inside),
+            note="towers and small blocks included, groups without households left out",
+        )
+    )
     return rows
 
 

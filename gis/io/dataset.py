@@ -32,6 +32,7 @@ class Dataset:
     facilities: pd.DataFrame | None = None
     walk_nodes: pd.DataFrame | None = None
     walk_edges: pd.DataFrame | None = None
+    entrances: pd.DataFrame | None = None  # building source id, node id, kind, point
     areas: dict[str, pd.DataFrame] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -343,6 +343,8 @@ def load_dataset(
                 source_file,
                 protect={"households": cond, "households_source": cond},
             )
+    if "buildings" in layers and ds.entrances is not None:
+        out["building_entrance"] = _load_entrances(conn, ds.entrances, source_file)
     if "facilities" in layers and ds.facilities is not None:
         check_unique_ids(ds.facilities, "facilities")
         withdrawn = set(
@@ -371,6 +373,38 @@ def load_dataset(
         out.update(_load_network(conn, ds, source_file))
         check_network_ends(conn, source_file)
     return out
+
+
+def _load_entrances(conn: Connection, entrances: pd.DataFrame, source_file: str) -> Counts:
+    """Replace the entrances of this source's buildings (few rows: no diffing needed)."""
+    removed = conn.execute(
+        sa.text(
+            "DELETE FROM building_entrance e USING building b WHERE b.id = e.building_id "
+            "AND b.source_file = :sf"
+        ),
+        {"sf": source_file},
+    ).rowcount
+    added = 0
+    if len(entrances):
+        added = conn.execute(
+            sa.text(
+                "INSERT INTO building_entrance (building_id, source_id, kind, rank, geom) "
+                "SELECT b.id, v.sid, v.kind, v.rank, ST_GeomFromWKB(v.g, 4326) FROM unnest("
+                "CAST(:b AS text[]), CAST(:s AS text[]), CAST(:k AS text[]), CAST(:r AS int[]), "
+                "CAST(:g AS bytea[])) AS v(bsid, sid, kind, rank, g) "
+                "JOIN building b ON b.source_file = :sf AND b.source_id = v.bsid"
+            ),
+            {
+                "b": entrances["building"].tolist(),
+                "s": entrances["source_id"].tolist(),
+                "k": entrances["kind"].tolist(),
+                "r": [int(r) for r in entrances["rank"]],
+                "g": [shapely.to_wkb(g) for g in entrances["geom"]],
+                "sf": source_file,
+            },
+        ).rowcount
+    same = min(added, removed)
+    return Counts(added=added - same, unchanged=same, removed=removed - same)
 
 
 def check_registered_kept(conn: Connection, source_file: str) -> None:

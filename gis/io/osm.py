@@ -52,6 +52,7 @@ def _read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -
     want_b, want_s, want_f = ("buildings" in layers, "streets" in layers, "facilities" in layers)
     b_rows: list[tuple] = []
     f_rows: list[tuple] = []
+    entrances: list[tuple] = []  # (node id, entrance=*, point WKB)
     ways: list[tuple] = []
     building_objects: set[str] = set()  # ways and relations tagged building
     building_areas: set[str] = set()
@@ -66,7 +67,9 @@ def _read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -
         .with_locations()
         .with_areas()
         .with_filter(osmium.filter.EmptyTagFilter())
-        .with_filter(osmium.filter.KeyFilter(*FACILITY_KEYS).enable_for(osmium.osm.NODE))
+        .with_filter(
+            osmium.filter.KeyFilter(*FACILITY_KEYS, "entrance").enable_for(osmium.osm.NODE)
+        )
         .with_filter(osmium.filter.KeyFilter("building", "highway").enable_for(osmium.osm.WAY))
         .with_filter(osmium.filter.KeyFilter("building").enable_for(osmium.osm.RELATION))
         .with_filter(
@@ -126,12 +129,19 @@ def _read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -
                         for m in obj.members
                         if m.type == "w" and m.role in ("outer", "")
                     )
-            elif want_f:  # a node: the filter let through facility nodes only
+            else:  # a node: the filter let through facility and entrance nodes only
+                is_entrance = want_b and tags.get("entrance", "no") != "no"
+                is_f = want_f and any(k in tags for k in FACILITY_KEYS)
+                if not (is_entrance or is_f):
+                    continue
                 try:
                     geom = wkb.create_point(obj)
                 except osmium.InvalidLocationError:
                     continue
-                f_rows.append((f"n{obj.id}", dict(tags), geom, False))
+                if is_entrance:
+                    entrances.append((f"n{obj.id}", tags["entrance"], geom))
+                if is_f:
+                    f_rows.append((f"n{obj.id}", dict(tags), geom, False))
     except RuntimeError as err:
         raise InvalidInput(
             f"{path.name} is not a readable OSM file: {str(err).strip().splitlines()[0]}"
@@ -147,6 +157,7 @@ def _read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -
         dropped = outer_of_building & building_areas
         b_rows = [r for r in b_rows if r[0] not in dropped]
         ds.buildings = finish_buildings(_building_frame(b_rows), ds, settings)
+        ds.entrances = entrances_of(ds.buildings, entrances)
     if want_f:
         ds.facilities = _facility_frame(f_rows, categories, ds)
     if want_s:
@@ -159,6 +170,33 @@ def _read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -
             _way_records(ways), transformer, lambda k: f"n{k}"
         )
     return ds
+
+
+# entrance=main first: where a building has several, the main door is the one used
+ENTRANCE_RANK = {"main": 0, "yes": 1, "staircase": 2, "home": 2, "service": 4, "emergency": 5}
+
+
+def entrances_of(buildings: pd.DataFrame, entrances: list[tuple]) -> pd.DataFrame:
+    """Entrance nodes on building outlines: (building source id, node id, kind, point)."""
+    empty = pd.DataFrame({"building": [], "source_id": [], "kind": [], "rank": [], "geom": []})
+    if not entrances or buildings is None or not len(buildings):
+        return empty
+    points = shapely.from_wkb([e[2] for e in entrances])
+    tree = shapely.STRtree(buildings["geom"].to_numpy())
+    # an entrance is a node of the outline: it touches it (1e-7° ≈ 1 cm for float noise)
+    pi, bi = tree.query(points, predicate="dwithin", distance=1e-7)
+    if not len(pi):
+        return empty
+    rows = pd.DataFrame(
+        {
+            "building": buildings["source_id"].to_numpy()[bi],
+            "source_id": [entrances[i][0] for i in pi],
+            "kind": [entrances[i][1] for i in pi],
+            "geom": points[pi],
+        }
+    )
+    rows["rank"] = rows["kind"].map(ENTRANCE_RANK).fillna(3).astype(int)
+    return rows.sort_values(["building", "rank", "source_id"]).reset_index(drop=True)
 
 
 def _way_record(

@@ -56,8 +56,11 @@ def load_inputs(conn: Connection, metric_epsg: int | None = None) -> Inputs:
     ).all()
     buildings = conn.execute(
         sa.text(
-            "SELECT id, households, ST_X(p), ST_Y(p) FROM (SELECT id, households, "
-            "ST_PointOnSurface(geom) AS p FROM building) b ORDER BY id"
+            # walking starts at the building's main mapped entrance, else inside it
+            "SELECT id, households, ST_X(p), ST_Y(p) FROM (SELECT b.id, b.households, "
+            "coalesce((SELECT e.geom FROM building_entrance e WHERE e.building_id = b.id "
+            "ORDER BY e.rank, e.id LIMIT 1), ST_PointOnSurface(b.geom)) AS p "
+            "FROM building b) b ORDER BY id"
         )
     ).all()
     facilities = conn.execute(

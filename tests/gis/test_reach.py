@@ -331,3 +331,44 @@ def test_coverage_per_area_adds_up_and_gaps_are_the_rest(engine, tmp_path) -> No
     assert sum(f["properties"]["households"] for f in gap["features"]) == gap["households_in_gaps"]
     hh = [f["properties"]["households"] for f in gap["features"]]
     assert hh == sorted(hh, reverse=True)
+
+
+def _door_osm(tmp_path, with_entrance: bool):
+    """A building 11 m from a south street and 33 m from a north one, its door facing north;
+    the two streets are not connected, and a police room stands on the north one."""
+    lat0, lon0 = 32.04, 118.78
+    door = '<tag k="entrance" v="main"/>' if with_entrance else ""
+    osm = tmp_path / ("door.osm" if with_entrance else "nodoor.osm")
+    osm.write_text(f"""<?xml version='1.0' encoding='UTF-8'?>
+<osm version="0.6">
+ <node id="1" lat="{lat0}" lon="{lon0}"/><node id="2" lat="{lat0}" lon="{lon0 + 0.0004}"/>
+ <node id="3" lat="{lat0 + 0.0003}" lon="{lon0 + 0.0004}"/>
+ <node id="4" lat="{lat0 + 0.0003}" lon="{lon0 + 0.0002}">{door}</node>
+ <node id="5" lat="{lat0 + 0.0003}" lon="{lon0}"/>
+ <node id="10" lat="{lat0 - 0.0001}" lon="{lon0 - 0.001}"/>
+ <node id="11" lat="{lat0 - 0.0001}" lon="{lon0 + 0.001}"/>
+ <node id="20" lat="{lat0 + 0.0006}" lon="{lon0 - 0.001}"/>
+ <node id="21" lat="{lat0 + 0.0006}" lon="{lon0 + 0.001}"/>
+ <node id="30" lat="{lat0 + 0.00065}" lon="{lon0 + 0.0006}"><tag k="amenity" v="police"/></node>
+ <way id="100"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="4"/><nd ref="5"/><nd ref="1"/>
+  <tag k="building" v="apartments"/></way>
+ <way id="101"><nd ref="10"/><nd ref="11"/><tag k="highway" v="residential"/></way>
+ <way id="102"><nd ref="20"/><nd ref="21"/><tag k="highway" v="residential"/></way>
+</osm>""")
+    return osm
+
+
+@pytest.mark.parametrize("with_entrance", [True, False], ids=["door", "no-door"])
+def test_walking_starts_at_the_mapped_entrance(engine, tmp_path, with_entrance) -> None:
+    report = import_file(engine, _door_osm(tmp_path, with_entrance))
+    assert report.counts["building_entrance"].added == (1 if with_entrance else 0)
+    with engine.begin() as conn:
+        compute_and_store(conn, categories=["police_room"])
+        walk_m = conn.scalar(
+            sa.text("SELECT walk_m[1] FROM building_reach ORDER BY run_id DESC LIMIT 1")
+        )
+    if with_entrance:
+        # door → north street (33 m) → along it (38 m) → the police room's point (6 m)
+        assert 70 < walk_m < 85
+    else:
+        assert math.isnan(walk_m)  # from inside, the south street: no path to the police

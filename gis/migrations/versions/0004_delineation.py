@@ -1,4 +1,5 @@
-"""Delineation: stored building cells, runs with their quality report, group flags.
+"""Delineation: stored building cells, runs with their quality report, group flags;
+building entrances for walking reach.
 
 Revision ID: 0004
 Revises: 0003
@@ -61,9 +62,25 @@ def upgrade() -> None:
         """
     )
     op.execute("ALTER TABLE residents_group ADD COLUMN flags text[] NOT NULL DEFAULT '{}'")
+    # Doors mapped as entrance=* nodes on a building's outline: walking starts there.
+    op.execute(
+        """
+        CREATE TABLE building_entrance (
+            id          bigserial PRIMARY KEY,
+            building_id bigint NOT NULL REFERENCES building (id) ON DELETE CASCADE,
+            source_id   text NOT NULL,
+            kind        text NOT NULL,
+            rank        integer NOT NULL,
+            geom        geometry(Point, 4326) NOT NULL
+        )
+        """
+    )
+    op.execute("CREATE INDEX building_entrance_building_idx ON building_entrance (building_id)")
+    op.execute("CREATE INDEX building_entrance_geom_gist ON building_entrance USING gist (geom)")
 
 
 def downgrade() -> None:
+    op.execute("DROP TABLE building_entrance")
     op.execute("ALTER TABLE residents_group DROP COLUMN flags")
     op.execute("DROP TABLE delineation_run")
     op.execute("DROP TABLE land_piece")
