@@ -173,13 +173,36 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="set up only")] = False,
 ) -> None:
     """Set up everything (database, schema, bundled Nanjing data) and serve the map."""
+    import sqlalchemy as sa
+
     from cli.progress import progress_reporter
+    from gis.delineate.service import run as delineate_run
     from gis.io.pipeline import import_file
+    from gis.reach.service import compute_and_store
 
     engine = open_engine()
     try:
         with progress_reporter(enabled=sys.stderr.isatty()) as report_step:
             report = import_file(engine, DEMO_FILE, on_step=report_step)
+        # Every page shows something from the start: walking reach and residents' groups
+        # are computed once, the first time (a second demo changes nothing).
+        with engine.connect() as conn:
+            has_reach, has_groups = conn.execute(
+                sa.text(
+                    "SELECT EXISTS (SELECT 1 FROM reach_run), "
+                    "EXISTS (SELECT 1 FROM delineation_run)"
+                )
+            ).one()
+        if not has_reach:
+            with engine.begin() as conn:
+                compute_and_store(conn)
+            typer.echo("walking reach computed for every building (gridatlas reach to redo)")
+        if not has_groups:
+            run = delineate_run(engine)
+            typer.echo(
+                f"residents' groups drawn: {run.quality['groups']} groups in "
+                f"{run.quality['communities']} proposed communities (see /map/groups)"
+            )
     except GridAtlasError as err:
         fail(err)
     finally:

@@ -80,3 +80,13 @@ def test_demo_sets_up_the_bundled_data_and_a_rerun_changes_nothing(db_url, engin
             sa.text("SELECT count(*), sum(households), max(imported_at) FROM building")
         ).one()
     assert before == after and before[0] == 1277
+    with engine.connect() as conn:
+        runs = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM reach_run), (SELECT count(*) FROM delineation_run), "
+                "(SELECT count(*) FROM building WHERE unit_id IS NULL)"
+            )
+        ).one()
+    assert tuple(runs) == (1, 1, 0)  # computed once, by the first demo
+    assert "residents' groups drawn" in first.stdout
+    assert "residents' groups drawn" not in second.stdout
