@@ -233,6 +233,11 @@ def node_coverage(pieces: np.ndarray) -> np.ndarray:
     return out
 
 
+def _largest_part(geom):
+    parts = shapely.get_parts(geom)
+    return parts[int(np.argmax(shapely.area(parts)))] if len(parts) else geom
+
+
 def _give_away_detached_parts(out: np.ndarray, members: list[list]) -> bool:
     """A cell in several pieces (a Voronoi region wrapped round a corner of its block)
     keeps its largest piece; each other piece joins the neighbour it shares most edge with,
@@ -251,7 +256,10 @@ def _give_away_detached_parts(out: np.ndarray, members: list[list]) -> bool:
             near = [n for n in tree.query(part, predicate="intersects").tolist() if n != i]
             if not near:
                 continue
-            shared = shapely.length(shapely.intersection(part, out[near]))
+            # the neighbour's main body, not a stray piece of its own: handing a piece to a
+            # neighbour through that neighbour's stray piece would only move the problem
+            bodies = [_largest_part(out[n]) for n in near]
+            shared = shapely.length(shapely.intersection(part, bodies))
             if shared.max() <= 0:
                 continue
             target = near[int(np.argmax(shared))]

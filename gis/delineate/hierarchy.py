@@ -422,8 +422,23 @@ def delineate(
         if len(still) == len(pending):
             break
         pending = still
+    # Left: land whose neighbours with a unit are all in another community. It joins the
+    # neighbour it shares most edge with anyway (a polygon must stay one piece), repeating
+    # for chains; only land touching no unit at all (an island) takes the nearest unit.
+    for _ in range(len(pending) + 1):
+        still = []
+        for p in pending:
+            near = [(L, unit_of_piece[q]) for q, L in free_adj[p].items() if unit_of_piece[q] >= 0]
+            if near:
+                unit_of_piece[p] = max(near)[1]
+            else:
+                still.append(p)
+        if not still or len(still) == len(pending):
+            pending = still
+            break
+        pending = still
     free_units = np.flatnonzero(unit_frozen < 0)
-    for p in pending:  # enclosed by nothing with a unit (an island): the nearest unit
+    for p in pending:
         if len(free_units):
             d = np.hypot(*(unit_xy[free_units] - piece_xy[p]).T)
             unit_of_piece[p] = int(free_units[np.argmin(d)])
