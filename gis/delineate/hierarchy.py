@@ -28,7 +28,7 @@ import shapely
 from shapely import STRtree
 
 from gis.delineate import cells as C
-from gis.delineate.partition import choose_k, partition
+from gis.delineate.partition import MAX_ROUNDS, _repair, choose_k, partition
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,8 @@ class _Graph:
             self.adj[v][u] = tl
 
 
+COMMUNITY_MAX = 1.6  # x community_households: 4,000 for 2,500, the seed's upper band
+LIGHT_ROUNDS = 2  # clusters, grids, communities: balance matters less than for groups
 COVERAGE = "__coverage__"  # key in ``reuse`` for the noded pieces of an earlier run
 
 
@@ -226,36 +228,34 @@ def _split(
     adj: list[dict[int, float]],
     target: float,
     band: float = 0.2,
-    trials: bool = True,
+    rounds: int = MAX_ROUNDS,
 ) -> list[list[int]]:
     """Contiguous parts of about ``target`` over ``nodes`` (each connected piece apart).
 
-    Members are whole, so the best number of parts is not always total / target: the
-    neighbouring counts are tried too, and the one with most parts within the band wins.
+    The partition starts from the number of parts closest to total / target and merges or
+    cuts parts where members are too lumpy for it (see ``partition``); ``rounds`` bounds
+    that work (the levels that matter less get fewer).
     """
-    lo, hi = target * (1 - band), target * (1 + band)
     out = []
     for comp in _components(nodes, adj):
-        idx = np.array(comp)
-        k0 = choose_k(float(w[idx].sum()), target)
-        if len(comp) == 1 or (k0 == 1 and not trials):
+        if len(comp) == 1:
             out.append(comp)
+            continue
+        idx = np.array(comp)
+        wc = w[idx]
+        k0 = choose_k(float(wc.sum()), target)
+        if k0 >= len(comp) and wc.min() >= target * (1 - band):
+            # members alone: none is below the band, and two together would be above it
+            out.extend([m] for m in comp)
             continue
         local = {g: i for i, g in enumerate(comp)}
         sub = [{local[v]: L for v, L in adj[g].items() if v in local} for g in comp]
-        best, best_score = None, None
-        counts = [k0, max(1, k0 - 1), min(len(comp), k0 + 1)] if trials else [k0]
-        for k in dict.fromkeys(counts):
-            labels = partition(w[idx], xy[idx], sub, k, band)
-            sizes = np.bincount(labels, weights=w[idx])
-            out_of_band = int(((sizes < lo) | (sizes > hi)).sum())
-            score = (out_of_band, float(((sizes - target) ** 2).sum()))
-            if best_score is None or score < best_score:
-                best, best_score = labels, score
-            if out_of_band == 0:
-                break  # every part in the band: no other count can do better on that
-        for p in range(best.max() + 1):
-            out.append(idx[best == p].tolist())
+        labels = partition(
+            wc, xy[idx], sub, k0, band, target=target, rounds=rounds, chains=rounds >= MAX_ROUNDS
+        )
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(labels.max() + 2))
+        out.extend(idx[order[bounds[p] : bounds[p + 1]]].tolist() for p in range(len(bounds) - 1))
     return out
 
 
@@ -336,18 +336,55 @@ def delineate(
         polys = np.array([g for _, g in inputs.communities], dtype=object)
         piece_comm = C.assign_to_blocks(raw, polys)
     else:
+        # Nodes: major-road blocks; one holding more than a community's upper bound (a
+        # historic centre without major roads through it) is cut first into contiguous
+        # sets of its street blocks of about a community each.
         n_major = len(majors)
-        major_hh = np.bincount(piece_major, weights=piece_hh, minlength=n_major)
-        major_adj = _aggregate(adj, piece_major, n_major)
-        major_xy = shapely.get_coordinates(shapely.point_on_surface(majors))
+        n_blocks = len(tess.blocks)
+        block_hh = np.bincount(piece_block, weights=piece_hh, minlength=n_blocks)
+        major_hh = np.bincount(block_major, weights=block_hh, minlength=n_major)
+        block_xy = shapely.get_coordinates(shapely.point_on_surface(tess.blocks))
+        node_of_block = block_major.astype(np.int64).copy()
+        n_nodes = n_major
+        too_big = major_hh > params.community_households * COMMUNITY_MAX
+        if too_big.any():
+            block_adj = _aggregate(adj, piece_block, n_blocks)
+            for m in np.flatnonzero(too_big).tolist():
+                blocks = np.flatnonzero(block_major == m).tolist()
+                for part in _split(
+                    blocks,
+                    block_hh,
+                    block_xy,
+                    block_adj,
+                    params.community_households,
+                    rounds=LIGHT_ROUNDS,
+                ):
+                    node_of_block[part] = n_nodes
+                    n_nodes += 1
+        node_of_piece = node_of_block[piece_block]
+        node_hh = np.bincount(node_of_block, weights=block_hh, minlength=n_nodes)
+        node_adj = _aggregate(adj, node_of_piece, n_nodes)
+        node_n = np.bincount(node_of_block, minlength=n_nodes)
+        node_xy = np.zeros((n_nodes, 2))
+        np.add.at(node_xy, node_of_block, block_xy)
+        node_xy /= np.maximum(node_n, 1)[:, None]
         parts = _split(
-            list(range(n_major)), major_hh, major_xy, major_adj, params.community_households
+            np.flatnonzero(node_n > 0).tolist(),
+            node_hh,
+            node_xy,
+            node_adj,
+            params.community_households,
+            rounds=LIGHT_ROUNDS,
         )
-        comm_of_major = np.full(n_major, -1)
+        comm_of_node = np.full(n_nodes, -1)
         for ci, members in enumerate(parts):
-            comm_of_major[members] = ci
+            comm_of_node[members] = ci
         # communities made only of major blocks without land pieces drop out
-        _, piece_comm = np.unique(comm_of_major[piece_major], return_inverse=True)
+        # a sliver of a block that the major-road outline put on the wrong side is not
+        # next to the rest of its community: it joins the community it touches most
+        lab = comm_of_node[node_of_piece].tolist()
+        _repair(lab, piece_hh.tolist(), adj)
+        _, piece_comm = np.unique(np.asarray(lab), return_inverse=True)
         codes = []
     n_comm = len(codes) if inputs.communities else int(piece_comm.max()) + 1
 
@@ -485,7 +522,7 @@ def delineate(
     cluster_group: list[int] = []
     for g, members in enumerate(group_members):
         for part in _split(
-            members, unit_hh, unit_xy, unit_adj, params.cluster_households, trials=False
+            members, unit_hh, unit_xy, unit_adj, params.cluster_households, rounds=LIGHT_ROUNDS
         ):
             cluster_members.append(part)
             cluster_group.append(g)
@@ -524,7 +561,9 @@ def delineate(
     grid_comm: list[int] = []
     for c in range(n_comm):
         nodes = np.flatnonzero(all_comm == c).tolist()
-        for part in _split(nodes, all_hh, all_xy, group_adj, params.grid_households, trials=False):
+        for part in _split(
+            nodes, all_hh, all_xy, group_adj, params.grid_households, rounds=LIGHT_ROUNDS
+        ):
             grid_members.append(part)
             grid_comm.append(c)
     all_grid = np.zeros(n_groups + n_frozen, dtype=np.int64)
@@ -656,7 +695,10 @@ def _union_by(geoms: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
     sorted_label = label[order]
     bounds = np.searchsorted(sorted_label, np.arange(n + 1))
     out = np.empty(n, dtype=object)
-    for i in range(n):
+    counts = np.diff(bounds)
+    single = np.flatnonzero(counts == 1)
+    out[single] = geoms[order[bounds[single]]]  # one member: its own polygon, no union
+    for i in np.flatnonzero(counts != 1).tolist():
         members = geoms[order[bounds[i] : bounds[i + 1]]]
         members = members[~shapely.is_empty(members)]
         out[i] = shapely.coverage_union_all(members) if len(members) else shapely.Polygon()
