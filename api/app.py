@@ -9,13 +9,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.routes import auth as auth_routes
 from api.routes import delineation as delineation_routes
 from api.routes import facilities as facility_routes
+from api.routes import hierarchy as hierarchy_routes
 from api.routes import layers as layer_routes
+from api.routes import ledgers as ledger_routes
 from api.routes import pages
 from api.routes import reach as reach_routes
 from gis import db
 from gis.errors import DatabaseUnavailable
+from gis.security import Keys
 from gis.settings import PROJECT_ROOT, Settings, get_settings
 from layers.assets import APP_PREFIX, VENDOR_PACKAGES, VENDOR_PREFIX
 
@@ -40,10 +44,15 @@ def _mount_assets(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the database engine is created at start-up, not at import."""
     settings = settings or get_settings()
+    keys = Keys.from_settings(settings)  # refuses a missing or placeholder key, up front
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = db.resolve_url(settings, start_local=False)
+        # Requests run as the app's role, which owns no table and cannot bypass row-level
+        # security; the owner's URL is used only here, to let that role log in.
+        url = settings.app_database_url or db.app_role_url(
+            db.resolve_url(settings, start_local=False), app.state.keys.db_password()
+        )
         app.state.engine = db.create_engine(url, pool_size=10, max_overflow=20)
         try:
             yield
@@ -57,11 +66,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Community grid management (网格化管理) on PostGIS.",
     )
     app.state.settings = settings
+    app.state.keys = keys
     errors.install(app)
     app.include_router(layer_routes.router)
     app.include_router(reach_routes.router)
     app.include_router(facility_routes.router)
     app.include_router(delineation_routes.router)
+    app.include_router(auth_routes.router)
+    app.include_router(auth_routes.users)
+    app.include_router(hierarchy_routes.router)
+    app.include_router(ledger_routes.router)
     app.include_router(pages.router)
     _mount_assets(app)
     return app

@@ -17,6 +17,8 @@ STATUS: dict[type[errors.GridAtlasError], int] = {
     errors.MissingCRS: 422,
     errors.InvalidInput: 422,
     errors.NotFound: 404,
+    errors.NotAuthenticated: 401,
+    errors.Forbidden: 403,
     errors.Conflict: 409,
     errors.DatabaseUnavailable: 503,
 }
@@ -35,8 +37,36 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.GridAtlasError)
     async def _domain_error(_request: Request, err: errors.GridAtlasError) -> JSONResponse:
+        status = status_for(err)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(
-            {"detail": str(err), "error": type(err).__name__}, status_code=status_for(err)
+            {"detail": str(err), "error": type(err).__name__}, status_code=status, headers=headers
+        )
+
+    @app.exception_handler(sa.exc.IntegrityError)
+    async def _integrity(_request: Request, err: sa.exc.IntegrityError) -> JSONResponse:
+        # A constraint the checks before it did not foresee (a race, usually): the whole
+        # transaction is rolled back, nothing was written.
+        logging.getLogger("gridatlas.api").info("integrity error: %s", err.orig)
+        return JSONResponse(
+            {
+                "detail": "the change clashes with the current data (a record changed or was "
+                "added at the same time); nothing was written — reload and try again",
+                "error": "Conflict",
+            },
+            status_code=409,
+        )
+
+    @app.exception_handler(sa.exc.DataError)
+    async def _data_error(_request: Request, err: sa.exc.DataError) -> JSONResponse:
+        logging.getLogger("gridatlas.api").info("data error: %s", err.orig)
+        return JSONResponse(
+            {
+                "detail": "a value is out of range or malformed for the database; "
+                "nothing was written",
+                "error": "InvalidInput",
+            },
+            status_code=422,
         )
 
     @app.exception_handler(sa.exc.OperationalError)

@@ -87,7 +87,7 @@ def migrate(url: str, revision: str = "head") -> None:
 
 # The newest migration. Kept here so that every command can check the schema with one query
 # instead of loading Alembic (a test keeps it equal to the migrations' head).
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 
 def head_revision() -> str:
@@ -112,3 +112,34 @@ def current_revision(engine: Engine) -> str | None:
         if not has:
             return None
         return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+
+
+APP_ROLE = "gridatlas_app"  # made by migration 0005: owns nothing, cannot bypass RLS
+
+
+def app_role_url(owner_url: str, password: str) -> str:
+    """Enable logins of the app's role with ``password``; return its URL on the same server.
+
+    Runs once at start-up with the owner's URL; every request then runs as the app's role,
+    which row-level security applies to. ``password`` must be hex (it is written inline:
+    ALTER ROLE takes no parameters).
+    """
+    if not all(c in "0123456789abcdef" for c in password):
+        raise ValueError("the app role's password must be lower-case hex")
+    eng = create_engine(owner_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with eng.connect() as conn:
+            if not conn.scalar(
+                sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}
+            ):
+                raise DatabaseUnavailable(
+                    f"the database has no {APP_ROLE} role: apply the migrations "
+                    "(`gridatlas db up` or `gridatlas demo`)"
+                )
+            # Setting the same password again is harmless; doing it at every start keeps
+            # the role in step with the key.
+            conn.execute(sa.text(f"ALTER ROLE {APP_ROLE} WITH LOGIN PASSWORD '{password}'"))
+    finally:
+        eng.dispose()
+    u = make_url(owner_url).set(username=APP_ROLE, password=password)
+    return u.render_as_string(hide_password=False)

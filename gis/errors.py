@@ -29,3 +29,15 @@ class Conflict(GridAtlasError):
 
 class DatabaseUnavailable(GridAtlasError):
     """PostGIS is not running, not installed or not reachable."""
+
+
+class NotAuthenticated(GridAtlasError):
+    """No login, or the token expired: log in again."""
+
+
+class Forbidden(GridAtlasError):
+    """Logged in, but this role may not do that (within the user's scope)."""
+
+
+class InsecureConfiguration(GridAtlasError):
+    """A setting that would put residents' data at risk (a missing or default key)."""

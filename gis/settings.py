@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,23 @@ class Settings(BaseSettings):
     map_feature_limit: int = Field(
         6000, description="most features of each layer one map page embeds (tablets)"
     )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="32+ random bytes, base64 or hex: encrypts ID and phone numbers, keys "
+        "their search hashes and derives the app database role's password; unset reads "
+        "var/secret.key (made by `gridatlas keygen` or `gridatlas demo`)",
+    )
+    app_database_url: str | None = Field(
+        None,
+        description="URL the API connects with (a role that owns no table); unset: the "
+        "gridatlas_app role on the same server, its password derived from the secret key",
+    )
+    session_hours: float = Field(12.0, description="how long a login token lasts")
+    cookie_secure: bool = Field(False, description="mark the session cookie Secure (HTTPS)")
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.var_dir / "secret.key"
 
     @property
     def pg_dir(self) -> Path:

@@ -33,6 +33,10 @@ NANJING = BUNDLED_OSM / "nanjing-central.osm"
 SHANGHAI = SHARED_OSM / "shanghai-tongji.osm"
 PORTO = SHARED_OSM / "porto-central.osm.pbf"
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+# The app refuses to start without a key; tests use a fixed one of their own (never a
+# deployment's): it encrypts only synthetic people in throw-away databases.
+TEST_KEY = "2aef85ce5e8280dfbb33bfb11ffb9ae3f80231d00bd576b150f24061882df21e"
+os.environ.setdefault("GRIDATLAS_SECRET_KEY", TEST_KEY)
 
 
 def _admin_url(url: str) -> str:

@@ -1,0 +1,98 @@
+"""Who is asking: login tokens, roles, and the database setting row-level security reads.
+
+A request carries its token as ``Authorization: Bearer …`` or in the ``ga_session``
+cookie (HttpOnly, SameSite=Strict). The token's SHA-256 is looked up in ``auth_session``;
+the user's id then goes into ``ga.user_id`` for this transaction only (``set_config(…,
+true)``), which every policy in migration 0005 reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+
+from api.deps import Conn
+from gis import security
+from gis.errors import Forbidden, NotAuthenticated
+
+COOKIE = "ga_session"
+ROLES = ("admin", "planner", "committee_staff", "grid_worker", "building_leader")
+ROLE_LABELS = {
+    "admin": "系统管理员",
+    "planner": "街道规划人员",
+    "committee_staff": "社区工作人员",
+    "grid_worker": "网格员",
+    "building_leader": "楼栋长",
+}
+# Who may see ID and phone numbers in clear (each reveal is audited).
+REVEAL = {
+    "id_number": {"admin", "committee_staff"},
+    "phone": {"admin", "committee_staff", "grid_worker"},
+}
+PEOPLE_ROLES = ("admin", "committee_staff", "grid_worker", "building_leader")
+EDIT_ROLES = ("admin", "committee_staff")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The logged-in user of this request."""
+
+    id: int
+    username: str
+    role: str
+    full_name: str | None
+
+    def may_reveal(self, field: str) -> bool:
+        return self.role in REVEAL.get(field, set())
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    return request.cookies.get(COOKIE) or None
+
+
+def current_user(request: Request, conn: Conn) -> Principal:
+    """The request's user, set as the transaction's ``ga.user_id``; 401 without a login."""
+    token = _token(request)
+    if not token or len(token) > 200:
+        raise NotAuthenticated("log in first: POST /api/auth/login, then send the token")
+    row = conn.execute(
+        sa.text(
+            "SELECT u.id, u.username, u.role, u.full_name FROM auth_session s "
+            "JOIN app_user u ON u.id = s.user_id "
+            "WHERE s.token_hash = :h AND s.expires_at > now() AND u.is_active"
+        ),
+        {"h": security.token_hash(token)},
+    ).first()
+    if row is None:
+        raise NotAuthenticated("the login has expired or was ended; log in again")
+    conn.execute(sa.text("SELECT set_config('ga.user_id', :u, true)"), {"u": str(row.id)})
+    return Principal(row.id, row.username, row.role, row.full_name)
+
+
+User = Annotated[Principal, Depends(current_user)]
+
+
+def require(*roles: str):
+    """A dependency that lets only ``roles`` through (403 for the others)."""
+
+    def check(user: User) -> Principal:
+        if user.role not in roles:
+            labels = "、".join(ROLE_LABELS[r] for r in roles)
+            raise Forbidden(f"only {', '.join(roles)} ({labels}) may do this")
+        return user
+
+    return check
+
+
+PeopleUser = Annotated[Principal, Depends(require(*PEOPLE_ROLES))]
+Editor = Annotated[Principal, Depends(require(*EDIT_ROLES))]
+Admin = Annotated[Principal, Depends(require("admin"))]

@@ -1,0 +1,110 @@
+"""The hierarchy for logged-in users: areas as GeoJSON, children, paths, leaders."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import User
+from api.deps import Conn
+from gis import areas, query
+
+router = APIRouter(prefix="/api", tags=["hierarchy"])
+
+LevelName = Literal[
+    "subdistricts",
+    "communities",
+    "grids",
+    "residents_groups",
+    "building_clusters",
+    "units",
+    "buildings",
+]
+LeaderLevel = Literal["unit", "building_cluster", "residents_group", "building"]
+AreaId = Annotated[int, Path(ge=1, le=2**62)]
+Limit = Annotated[int, Query(ge=1, le=2000)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+
+
+@router.get("/areas/{level}", summary="Areas of one level in your scope (GeoJSON, paged)")
+def get_areas(
+    level: LevelName,
+    user: User,
+    conn: Conn,
+    parent_id: Annotated[int | None, Query(ge=1, le=2**62, description="the level above")] = None,
+    community_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    bbox: Annotated[
+        str | None, Query(description="west,south,east,north in degrees", max_length=200)
+    ] = None,
+    limit: Limit = 200,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    box = query.BBox.parse(bbox) if bbox else None
+    return areas.feature_page(
+        conn,
+        user,
+        level,
+        parent_id=parent_id,
+        community_id=community_id,
+        bbox=(box.west, box.south, box.east, box.north) if box else None,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/areas/{level}/{area_id}", summary="One area (GeoJSON Feature)")
+def get_area(level: LevelName, area_id: AreaId, user: User, conn: Conn) -> dict[str, Any]:
+    return areas.feature(conn, user, level, area_id)
+
+
+@router.get("/areas/{level}/{area_id}/children", summary="The areas one level down")
+def get_children(
+    level: LevelName,
+    area_id: AreaId,
+    user: User,
+    conn: Conn,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    return areas.children(conn, user, level, area_id, limit, offset)
+
+
+@router.get("/buildings/{building_id}/path", summary="From a building up to its subdistrict")
+def get_path(building_id: AreaId, user: User, conn: Conn) -> list[dict[str, Any]]:
+    return areas.path(conn, building_id)
+
+
+@router.get("/buildings/{building_id}/dwellings", summary="A building's dwellings (rooms)")
+def get_dwellings(building_id: AreaId, user: User, conn: Conn) -> list[dict[str, Any]]:
+    return areas.dwellings(conn, building_id)
+
+
+@router.get("/leaders/{level}/{area_id}", summary="The current leader and those before")
+def get_leaders(level: LeaderLevel, area_id: AreaId, user: User, conn: Conn) -> dict[str, Any]:
+    return areas.leaders(conn, user, level, area_id)
+
+
+class Assign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resident_id: int = Field(ge=1, le=2**62)
+    replaces: int | None = Field(
+        None, ge=1, le=2**62, description="the current assignment's id; empty if there is none"
+    )
+
+
+@router.put("/leaders/{level}/{area_id}", summary="Assign or replace the leader")
+def put_leader(
+    level: LeaderLevel, area_id: AreaId, body: Assign, user: User, conn: Conn
+) -> dict[str, Any]:
+    return areas.assign_leader(conn, user, level, area_id, body.resident_id, body.replaces)
+
+
+@router.delete("/leaders/{level}/{area_id}/{assignment_id}", summary="End a leader's term")
+def delete_leader(
+    level: LeaderLevel, area_id: AreaId, assignment_id: AreaId, user: User, conn: Conn
+) -> dict[str, Any]:
+    areas.end_leader(conn, user, level, area_id, assignment_id)
+    return areas.leaders(conn, user, level, area_id)

@@ -1,0 +1,1 @@
+"""Community ledgers (台账): residents, organisations, special groups, key persons, backbone."""

@@ -1,0 +1,726 @@
+"""The five ledgers in PostGIS: create, read, update, delete — encrypted, audited, scoped.
+
+Every function runs inside the caller's transaction, as the app's database role, with the
+user's id set for row-level security: a row outside the user's scope is simply not there
+(``NotFound``, as for a row that does not exist). Every read of personal data writes one
+``audit_log`` row in the same transaction, so a read that is not audited cannot commit.
+
+Edits need the version the user last saw (``If-Match``): a stale one changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gis.facilities import StaleVersion, VersionRequired
+from gis.ledger import idcard
+from gis.security import Keys
+
+RELATIONS = ("head", "spouse", "child", "parent", "grandchild", "sibling", "other")
+STATUSES = ("registered", "living_here", "both", "migrant")
+WRITE_PEOPLE = ("admin", "committee_staff", "grid_worker")
+MAX_PAGE = 500
+
+
+class Who(Protocol):
+    id: int
+    role: str
+
+    def may_reveal(self, field: str) -> bool: ...
+
+
+def audit(
+    conn: Connection,
+    user: Who,
+    action: str,
+    subject: str,
+    ids: list[int],
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit row (in the caller's transaction)."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO audit_log (user_id, action, subject, subject_ids, detail) "
+            "VALUES (:u, :a, :s, :ids, CAST(:d AS jsonb))"
+        ),
+        {"u": user.id, "a": action, "s": subject, "ids": ids, "d": _json(detail or {})},
+    )
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _need_writer(user: Who, roles: tuple[str, ...] = WRITE_PEOPLE) -> None:
+    if user.role not in roles:
+        raise Forbidden(f"a {user.role} may read this ledger but not change it")
+
+
+def parse_version(if_match: str | None) -> int:
+    """The version an ``If-Match`` header names; 428 when it is missing or ``*``."""
+    if if_match is None or if_match.strip() in ("", "*"):
+        raise VersionRequired(
+            "say which version you edited: send If-Match with the ETag you got from GET"
+        )
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 9:
+        raise StaleVersion(f"If-Match {if_match!r} is not an ETag of this record; reload it")
+    return int(text)
+
+
+def etag(row: dict[str, Any]) -> str:
+    return f'"{row["version"]}"'
+
+
+# --- residents ---------------------------------------------------------------------------
+
+
+@dataclass
+class Reveal:
+    """Which secrets to show in clear (only if the role may; each reveal is audited)."""
+
+    id_number: bool = False
+    phone: bool = False
+
+    def check(self, user: Who) -> None:
+        for field in ("id_number", "phone"):
+            if getattr(self, field) and not user.may_reveal(field):
+                raise Forbidden(f"a {user.role} may not see {field.replace('_', ' ')}s in clear")
+
+    @property
+    def any(self) -> bool:
+        return self.id_number or self.phone
+
+
+RESIDENT_COLUMNS = (
+    "r.id, r.name, r.gender, r.birth_date, r.id_number_masked, r.phone_masked, "
+    "r.id_number_enc, r.phone_enc, r.building_id, r.room, r.relation, r.status, r.notes, "
+    "r.is_synthetic, r.version, r.updated_at, b.name AS building_name, "
+    "b.addr_street, b.addr_housenumber"
+)
+
+
+def _resident_out(row: Any, keys: Keys, reveal: Reveal) -> dict[str, Any]:
+    out = {
+        "id": row.id,
+        "name": row.name,
+        "gender": row.gender,
+        "birth_date": row.birth_date.isoformat() if row.birth_date else None,
+        "id_number": row.id_number_masked,
+        "phone": row.phone_masked,
+        "building_id": row.building_id,
+        "building": row.building_name,
+        "address": "".join(p for p in (row.addr_street, row.addr_housenumber) if p) or None,
+        "room": row.room,
+        "relation": row.relation,
+        "status": row.status,
+        "notes": row.notes,
+        "is_synthetic": row.is_synthetic,
+        "version": row.version,
+        "updated_at": row.updated_at.isoformat(),
+    }
+    if reveal.id_number:
+        out["id_number"] = keys.open(row.id_number_enc, "resident.id_number")
+    if reveal.phone and row.phone_enc is not None:
+        out["phone"] = keys.open(row.phone_enc, "resident.phone")
+    return out
+
+
+def _check_choice(field: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise InvalidInput(f"{field} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def _resident_columns(keys: Keys, data: dict[str, Any], current: Any = None) -> dict[str, Any]:
+    """Validate a resident's fields and turn them into columns (secrets sealed)."""
+    cols: dict[str, Any] = {}
+    if "name" in data:
+        name = (data["name"] or "").strip()
+        if not 1 <= len(name) <= 100:
+            raise InvalidInput("name must have 1 to 100 characters (姓名不能为空)")
+        cols["name"] = name
+    if "id_number" in data:
+        number, reason = idcard.validate_id_number(data["id_number"] or "")
+        if number is None:
+            raise InvalidInput(f"id_number: {reason}")
+        cols["id_number_enc"] = keys.seal(number, "resident.id_number")
+        cols["id_number_hmac"] = keys.search_hash(number, "id_number")
+        cols["id_number_masked"] = idcard.mask_id_number(number)
+        born, gender = idcard.birth_date_of(number), idcard.gender_of(number)
+        if data.get("birth_date") not in (None, born):
+            raise InvalidInput(
+                f"birth_date {data['birth_date']} disagrees with the ID number ({born}); "
+                "leave it empty to take it from the ID number"
+            )
+        if data.get("gender") not in (None, gender):
+            raise InvalidInput(
+                f"gender {data['gender']} disagrees with the ID number ({gender}); "
+                "leave it empty to take it from the ID number"
+            )
+        cols["birth_date"], cols["gender"] = born, gender
+    elif "gender" in data or "birth_date" in data:
+        raise InvalidInput("gender and birth date follow the ID number: change id_number")
+    if "phone" in data:
+        if data["phone"] in (None, ""):
+            cols.update(phone_enc=None, phone_hmac=None, phone_masked=None)
+        else:
+            phone, reason = idcard.validate_phone(data["phone"])
+            if phone is None:
+                raise InvalidInput(f"phone: {reason}")
+            cols["phone_enc"] = keys.seal(phone, "resident.phone")
+            cols["phone_hmac"] = keys.search_hash(phone, "phone")
+            cols["phone_masked"] = idcard.mask_phone(phone)
+    if "room" in data:
+        room = (data["room"] or "").strip()
+        if not 1 <= len(room) <= 40:
+            raise InvalidInput("room must have 1 to 40 characters (室号不能为空)")
+        cols["room"] = room
+    if "building_id" in data:
+        cols["building_id"] = data["building_id"]
+    if "relation" in data:
+        _check_choice("relation", data["relation"], RELATIONS)
+        cols["relation"] = data["relation"]
+    if "status" in data:
+        _check_choice("status", data["status"], STATUSES)
+        cols["status"] = data["status"] or "both"
+    if "notes" in data:
+        cols["notes"] = data["notes"]
+    if "is_synthetic" in data:
+        cols["is_synthetic"] = bool(data["is_synthetic"])
+    return cols
+
+
+def _building_in_scope(conn: Connection, building_id: int) -> None:
+    ok = conn.scalar(
+        sa.text("SELECT EXISTS (SELECT 1 FROM ga_people_buildings() b WHERE b = :b)"),
+        {"b": building_id},
+    )
+    if not ok:
+        raise NotFound(f"no building {building_id} in your area")
+
+
+def _duplicate_id(conn: Connection, hmac_value: bytes, own: int | None = None) -> None:
+    # Not subject to the user's scope on purpose: one person, one record in the system.
+    # The answer says only that the number is registered, not where or to whom.
+    other = conn.scalar(
+        sa.text("SELECT EXISTS (SELECT 1 FROM ga_id_number_taken(:h, :own))"),
+        {"h": hmac_value, "own": own or 0},
+    )
+    if other:
+        raise Conflict(
+            "a resident with this ID number is already registered (此身份证号已登记); "
+            "if they moved here, ask the committee that holds the record to move it"
+        )
+
+
+def create_resident(conn: Connection, keys: Keys, user: Who, data: dict[str, Any]) -> dict:
+    _need_writer(user)
+    missing = [f for f in ("name", "id_number", "building_id", "room") if not data.get(f)]
+    if missing:
+        raise InvalidInput(f"missing {', '.join(missing)}")
+    cols = _resident_columns(keys, data)
+    _building_in_scope(conn, cols["building_id"])
+    _duplicate_id(conn, cols["id_number_hmac"])
+    cols["created_by"] = cols["updated_by"] = user.id
+    names = ", ".join(cols)
+    values = ", ".join(f":{k}" for k in cols)
+    rid = conn.scalar(
+        sa.text(f"INSERT INTO resident ({names}) VALUES ({values}) RETURNING id"), cols
+    )
+    return get_resident(conn, keys, user, int(rid), Reveal(), audited=False)
+
+
+def _resident_row(conn: Connection, rid: int) -> Any:
+    row = conn.execute(
+        sa.text(
+            f"SELECT {RESIDENT_COLUMNS} FROM resident r JOIN building b ON b.id = r.building_id "
+            "WHERE r.id = :id"
+        ),
+        {"id": rid},
+    ).first()
+    if row is None:
+        raise NotFound(f"no resident {rid}")
+    return row
+
+
+def get_resident(
+    conn: Connection, keys: Keys, user: Who, rid: int, reveal: Reveal, audited: bool = True
+) -> dict[str, Any]:
+    """One resident (404 outside the user's scope); the read is audited."""
+    reveal.check(user)
+    row = _resident_row(conn, rid)
+    out = _resident_out(row, keys, reveal)
+    out["categories"] = categories_of(conn, [rid]).get(rid, {})
+    if audited:
+        audit(conn, user, "read", "resident", [rid])
+    if reveal.any:
+        fields = [f for f in ("id_number", "phone") if getattr(reveal, f)]
+        audit(conn, user, "reveal", "resident", [rid], {"fields": fields})
+    return out
+
+
+def categories_of(conn: Connection, ids: list[int]) -> dict[int, dict[str, list[str]]]:
+    """Special-group, key-person and backbone categories per resident (as the user may see)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT resident_id, 'special_groups' AS kind, category AS c FROM special_group "
+            "WHERE resident_id = ANY(:ids) "
+            "UNION ALL SELECT resident_id, 'key_persons', category FROM key_person "
+            "WHERE resident_id = ANY(:ids) "
+            "UNION ALL SELECT resident_id, 'backbone', role FROM backbone "
+            "WHERE resident_id = ANY(:ids)"
+        ),
+        {"ids": ids},
+    )
+    out: dict[int, dict[str, list[str]]] = {}
+    for r in rows:
+        out.setdefault(r.resident_id, {}).setdefault(r.kind, []).append(r.c)
+    return out
+
+
+AREA_COLUMN = {
+    "building": "building_id",
+    "unit": "unit_id",
+    "building_cluster": "building_cluster_id",
+    "residents_group": "residents_group_id",
+    "grid": "grid_id",
+    "community": "community_id",
+    "subdistrict": "subdistrict_id",
+}
+
+
+def list_residents(
+    conn: Connection,
+    keys: Keys,
+    user: Who,
+    *,
+    level: str | None = None,
+    area_id: int | None = None,
+    name: str | None = None,
+    id_number: str | None = None,
+    phone: str | None = None,
+    category: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    reveal: Reveal | None = None,
+) -> dict[str, Any]:
+    """A page of residents in the user's scope, filtered; audited as one 'list' row."""
+    reveal = reveal or Reveal()
+    reveal.check(user)
+    where, params = ["true"], {"limit": min(limit, MAX_PAGE), "offset": offset}
+    if level is not None:
+        if level not in AREA_COLUMN or area_id is None:
+            raise InvalidInput(f"area level must be one of {', '.join(AREA_COLUMN)}, with an id")
+        where.append(
+            f"r.building_id IN (SELECT building_id FROM building_path WHERE {AREA_COLUMN[level]} "
+            "= :area)"
+        )
+        params["area"] = area_id
+    if name:
+        where.append("r.name LIKE :name")
+        params["name"] = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if id_number:
+        number, reason = idcard.validate_id_number(id_number)
+        if number is None:
+            raise InvalidInput(f"id_number: {reason}")
+        where.append("r.id_number_hmac = :idh")
+        params["idh"] = keys.search_hash(number, "id_number")
+    if phone:
+        number, reason = idcard.validate_phone(phone)
+        if number is None:
+            raise InvalidInput(f"phone: {reason}")
+        where.append("r.phone_hmac = :ph")
+        params["ph"] = keys.search_hash(number, "phone")
+    if category:
+        where.append(
+            "(EXISTS (SELECT 1 FROM special_group s WHERE s.resident_id = r.id "
+            "AND s.category = :cat) OR EXISTS (SELECT 1 FROM key_person k "
+            "WHERE k.resident_id = r.id AND k.category = :cat))"
+        )
+        params["cat"] = category
+    sql_where = " AND ".join(where)
+    total = conn.scalar(sa.text(f"SELECT count(*) FROM resident r WHERE {sql_where}"), params)
+    rows = conn.execute(
+        sa.text(
+            f"SELECT {RESIDENT_COLUMNS} FROM resident r JOIN building b ON b.id = r.building_id "
+            f"WHERE {sql_where} ORDER BY r.building_id, r.room, r.id LIMIT :limit OFFSET :offset"
+        ),
+        params,
+    ).all()
+    items = [_resident_out(r, keys, reveal) for r in rows]
+    ids = [r["id"] for r in items]
+    cats = categories_of(conn, ids) if ids else {}
+    for item in items:
+        item["categories"] = cats.get(item["id"], {})
+    given = {"name": name, "id_number": id_number, "phone": phone, "category": category}
+    searched = [k for k, v in given.items() if v]
+    audit(
+        conn,
+        user,
+        "search" if searched else "list",
+        "resident",
+        ids,
+        {"by": searched, "area": [level, area_id] if level else None, "total": total},
+    )
+    if reveal.any and ids:
+        fields = [f for f in ("id_number", "phone") if getattr(reveal, f)]
+        audit(conn, user, "reveal", "resident", ids, {"fields": fields})
+    return {"total": total, "limit": params["limit"], "offset": offset, "items": items}
+
+
+def update_resident(
+    conn: Connection, keys: Keys, user: Who, rid: int, version: int, data: dict[str, Any]
+) -> dict[str, Any]:
+    _need_writer(user)
+    _lock(conn, "resident", rid, version, "resident")
+    cols = _resident_columns(keys, data)
+    if "building_id" in cols:
+        _building_in_scope(conn, cols["building_id"])
+    if "id_number_hmac" in cols:
+        _duplicate_id(conn, cols["id_number_hmac"], own=rid)
+    _write(conn, "resident", rid, cols, user)
+    return get_resident(conn, keys, user, rid, Reveal(), audited=False)
+
+
+def delete_resident(conn: Connection, user: Who, rid: int, version: int) -> None:
+    _need_writer(user, ("admin", "committee_staff"))
+    _lock(conn, "resident", rid, version, "resident")
+    leads = conn.scalar(
+        sa.text(
+            "SELECT count(*) FROM leader_assignment WHERE resident_id = :id AND ended_at IS NULL"
+        ),
+        {"id": rid},
+    )
+    if leads:
+        raise Conflict("this resident leads an area: assign someone else first, then delete")
+    conn.execute(sa.text("DELETE FROM resident WHERE id = :id"), {"id": rid})
+
+
+def _lock(conn: Connection, table: str, row_id: int, version: int, label: str) -> None:
+    """Lock the row at ``version``: 404 if not visible, 412 if it changed since."""
+    current = conn.scalar(
+        sa.text(f"SELECT version FROM {table} WHERE id = :id FOR UPDATE"), {"id": row_id}
+    )
+    if current is None:
+        raise NotFound(f"no {label} {row_id}")
+    if current != version:
+        raise StaleVersion(
+            f"the {label} changed since you loaded it (now version {current}, you sent "
+            f"{version}); reload it and edit again — nothing was changed"
+        )
+
+
+def _write(conn: Connection, table: str, row_id: int, cols: dict[str, Any], user: Who) -> None:
+    if not cols:
+        raise InvalidInput("nothing to change: send at least one field")
+    sets = ", ".join(f"{k} = :{k}" for k in cols)
+    conn.execute(
+        sa.text(
+            f"UPDATE {table} SET {sets}, version = version + 1, updated_at = now(), "
+            "updated_by = :_user WHERE id = :_id"
+        ),
+        {**cols, "_user": user.id, "_id": row_id},
+    )
+
+
+# --- the other four ledgers --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """A ledger of rows about a resident (or, for organisations, about a community)."""
+
+    table: str
+    label: str
+    fields: tuple[str, ...]
+    choice_field: str | None
+    choices: tuple[str, ...]
+    writers: tuple[str, ...] = WRITE_PEOPLE
+
+
+SPECIAL = (
+    "elderly_alone",
+    "disabled",
+    "low_income",
+    "extreme_poverty",
+    "serious_illness",
+    "left_behind_child",
+    "other",
+)
+KEY_PERSON = ("community_correction", "released", "drug", "mental_disorder", "petitioner", "other")
+BACKBONE = ("party_member", "volunteer", "building_leader", "unit_leader", "group_leader", "other")
+ORG_KINDS = ("enterprise", "social_org", "public_institution", "shop", "school", "medical", "other")
+
+LEDGERS = {
+    "special_groups": Ledger(
+        "special_group",
+        "special-group entry",
+        ("resident_id", "category", "notes"),
+        "category",
+        SPECIAL,
+    ),
+    "key_persons": Ledger(
+        "key_person",
+        "key-person entry",
+        ("resident_id", "category", "handling", "notes"),
+        "category",
+        KEY_PERSON,
+        ("admin", "committee_staff"),
+    ),
+    "backbone": Ledger(
+        "backbone", "backbone entry", ("resident_id", "role", "notes"), "role", BACKBONE
+    ),
+    "organisations": Ledger(
+        "organisation",
+        "organisation",
+        (
+            "name",
+            "kind",
+            "contact_name",
+            "phone",
+            "address",
+            "building_id",
+            "community_id",
+            "notes",
+        ),
+        "kind",
+        ORG_KINDS,
+        ("admin", "committee_staff"),
+    ),
+}
+
+
+def _entry_columns(keys: Keys, ledger: Ledger, data: dict[str, Any]) -> dict[str, Any]:
+    cols = {}
+    for f in ledger.fields:
+        if f not in data:
+            continue
+        value = data[f]
+        if f == ledger.choice_field:
+            _check_choice(f, value, ledger.choices)
+        if f == "phone":
+            if value in (None, ""):
+                cols.update(phone_enc=None, phone_hmac=None, phone_masked=None)
+                continue
+            phone, reason = idcard.validate_phone(value)
+            if phone is None:
+                raise InvalidInput(f"phone: {reason}")
+            cols["phone_enc"] = keys.seal(phone, f"{ledger.table}.phone")
+            cols["phone_hmac"] = keys.search_hash(phone, "phone")
+            cols["phone_masked"] = idcard.mask_phone(phone)
+            continue
+        if f == "name":
+            value = (value or "").strip()
+            if not 1 <= len(value) <= 200:
+                raise InvalidInput("name must have 1 to 200 characters (名称不能为空)")
+        cols[f] = value
+    return cols
+
+
+def _entry_select(ledger: Ledger) -> str:
+    if ledger.table == "organisation":
+        return (
+            "SELECT e.id, e.name, e.kind, e.contact_name, e.phone_masked AS phone, e.phone_enc, "
+            "e.address, e.building_id, e.community_id, e.notes, e.version, e.updated_at "
+            "FROM organisation e"
+        )
+    extra = ", e.handling" if "handling" in ledger.fields else ""
+    return (
+        f"SELECT e.id, e.resident_id, r.name AS resident_name, e.{ledger.choice_field}{extra}, "
+        f"e.notes, e.version, e.updated_at FROM {ledger.table} e "
+        "JOIN resident r ON r.id = e.resident_id"
+    )
+
+
+def _entry_out(row: Any, keys: Keys, ledger: Ledger, reveal_phone: bool) -> dict[str, Any]:
+    out = dict(row._mapping)
+    out["updated_at"] = out["updated_at"].isoformat()
+    enc = out.pop("phone_enc", None)
+    if reveal_phone and enc is not None:
+        out["phone"] = keys.open(enc, f"{ledger.table}.phone")
+    return out
+
+
+def _visible_resident(conn: Connection, rid: Any) -> None:
+    if not isinstance(rid, int) or not conn.scalar(
+        sa.text("SELECT EXISTS (SELECT 1 FROM resident WHERE id = :id)"), {"id": rid}
+    ):
+        raise NotFound(f"no resident {rid}")
+
+
+def create_entry(
+    conn: Connection, keys: Keys, user: Who, name: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    ledger = LEDGERS[name]
+    _need_writer(user, ledger.writers)
+    if ledger.table == "organisation":
+        if not data.get("name") or not data.get("kind") or not data.get("community_id"):
+            raise InvalidInput("an organisation needs name, kind and community_id")
+        ok = conn.scalar(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM building_path p WHERE p.community_id = :c "
+                "AND p.building_id IN (SELECT ga_people_buildings()))"
+            ),
+            {"c": data["community_id"]},
+        )
+        if not ok:
+            raise NotFound(f"no community {data['community_id']} in your area")
+        if data.get("building_id") is not None:
+            _building_in_scope(conn, data["building_id"])
+    else:
+        if not data.get(ledger.choice_field):
+            raise InvalidInput(f"{ledger.choice_field} is required")
+        _visible_resident(conn, data.get("resident_id"))
+    cols = _entry_columns(keys, ledger, data)
+    cols["created_by"] = cols["updated_by"] = user.id
+    names, values = ", ".join(cols), ", ".join(f":{k}" for k in cols)
+    try:
+        with conn.begin_nested():
+            eid = conn.scalar(
+                sa.text(f"INSERT INTO {ledger.table} ({names}) VALUES ({values}) RETURNING id"),
+                cols,
+            )
+    except sa.exc.IntegrityError as err:
+        if "unique" in str(err.orig).lower():
+            raise Conflict(
+                f"this resident already has that {ledger.choice_field} in the ledger"
+            ) from None
+        raise
+    return get_entry(conn, keys, user, name, int(eid), audited=False)
+
+
+def get_entry(
+    conn: Connection,
+    keys: Keys,
+    user: Who,
+    name: str,
+    eid: int,
+    audited: bool = True,
+    reveal_phone: bool = False,
+) -> dict[str, Any]:
+    ledger = LEDGERS[name]
+    if reveal_phone and not user.may_reveal("phone"):
+        raise Forbidden(f"a {user.role} may not see phone numbers in clear")
+    row = conn.execute(sa.text(f"{_entry_select(ledger)} WHERE e.id = :id"), {"id": eid}).first()
+    if row is None:
+        raise NotFound(f"no {ledger.label} {eid}")
+    if audited:
+        audit(conn, user, "read", ledger.table, [eid])
+    if reveal_phone:
+        audit(conn, user, "reveal", ledger.table, [eid], {"fields": ["phone"]})
+    return _entry_out(row, keys, ledger, reveal_phone)
+
+
+def list_entries(
+    conn: Connection,
+    keys: Keys,
+    user: Who,
+    name: str,
+    *,
+    category: str | None = None,
+    resident_id: int | None = None,
+    community_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> dict[str, Any]:
+    ledger = LEDGERS[name]
+    where, params = ["true"], {"limit": min(limit, MAX_PAGE), "offset": offset}
+    if category is not None:
+        _check_choice(ledger.choice_field or "category", category, ledger.choices)
+        where.append(f"e.{ledger.choice_field} = :cat")
+        params["cat"] = category
+    if resident_id is not None and ledger.table != "organisation":
+        where.append("e.resident_id = :rid")
+        params["rid"] = resident_id
+    if community_id is not None and ledger.table == "organisation":
+        where.append("e.community_id = :cid")
+        params["cid"] = community_id
+    sql_where = " AND ".join(where)
+    total = conn.scalar(
+        sa.text(f"SELECT count(*) FROM ({_entry_select(ledger)} WHERE {sql_where}) q"),
+        params,
+    )
+    rows = conn.execute(
+        sa.text(
+            f"{_entry_select(ledger)} WHERE {sql_where} ORDER BY e.id LIMIT :limit OFFSET :offset"
+        ),
+        params,
+    ).all()
+    items = [_entry_out(r, keys, ledger, False) for r in rows]
+    audit(conn, user, "list", ledger.table, [i["id"] for i in items], {"total": total})
+    return {"total": total, "limit": params["limit"], "offset": offset, "items": items}
+
+
+def update_entry(
+    conn: Connection,
+    keys: Keys,
+    user: Who,
+    name: str,
+    eid: int,
+    version: int,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    ledger = LEDGERS[name]
+    _need_writer(user, ledger.writers)
+    _lock(conn, ledger.table, eid, version, ledger.label)
+    if "resident_id" in data:
+        _visible_resident(conn, data["resident_id"])
+    if data.get("building_id") is not None:
+        _building_in_scope(conn, data["building_id"])
+    cols = _entry_columns(keys, ledger, data)
+    try:
+        with conn.begin_nested():
+            _write(conn, ledger.table, eid, cols, user)
+    except sa.exc.IntegrityError as err:
+        if "unique" in str(err.orig).lower():
+            raise Conflict(f"this resident already has that {ledger.choice_field}") from None
+        raise
+    return get_entry(conn, keys, user, name, eid, audited=False)
+
+
+def delete_entry(conn: Connection, user: Who, name: str, eid: int, version: int) -> None:
+    ledger = LEDGERS[name]
+    _need_writer(user, ledger.writers)
+    _lock(conn, ledger.table, eid, version, ledger.label)
+    conn.execute(sa.text(f"DELETE FROM {ledger.table} WHERE id = :id"), {"id": eid})
+
+
+def history(conn: Connection, user: Who, ledger: str, row_id: int) -> list[dict[str, Any]]:
+    """Changes of one row, newest first (admins and committee staff)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT h.at, h.user_id, u.username, h.action, h.old, h.new FROM ledger_history h "
+            "LEFT JOIN app_user u ON u.id = h.user_id "
+            "WHERE h.ledger = :l AND h.row_id = :id ORDER BY h.id DESC LIMIT 200"
+        ),
+        {"l": ledger, "id": row_id},
+    ).all()
+    if not rows:
+        raise NotFound(f"no history of {ledger} {row_id} in your area")
+    audit(conn, user, "history", ledger, [row_id])
+    out = []
+    for r in rows:
+        changed = sorted(
+            k
+            for k in set(r.old or {}) | set(r.new or {})
+            if (r.old or {}).get(k) != (r.new or {}).get(k)
+            and k not in ("version", "updated_at", "updated_by")
+        )
+        out.append(
+            {
+                "at": r.at.isoformat(),
+                "user": r.username,
+                "action": r.action,
+                "changed": changed,
+                "old": {k: (r.old or {}).get(k) for k in changed} if r.old else None,
+                "new": {k: (r.new or {}).get(k) for k in changed} if r.new else None,
+            }
+        )
+    return out

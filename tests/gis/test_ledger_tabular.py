@@ -1,0 +1,448 @@
+"""Ledger tables (台账): templates, reading .xlsx/.csv with Chinese headings, writing them back."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from typing import Any
+
+import openpyxl
+import pytest
+
+from gis.errors import InvalidInput
+from gis.ledger.tabular import (
+    INSTRUCTIONS_SHEET,
+    TEMPLATES,
+    Parsed,
+    normalize_heading,
+    read_table,
+    write_table,
+    write_template,
+)
+
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def make_id(region: str, born: date, seq: int) -> str:
+    """A valid ID number: ISO 7064 MOD 11-2 check character over the first 17 digits."""
+    first17 = f"{region}{born:%Y%m%d}{seq:03d}"
+    total = sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True))
+    return first17 + "10X98765432"[total % 11]
+
+
+KNOWN_ID = "11010519491231002X"  # a woman born 1949-12-31
+MAN = make_id("320102", date(1950, 3, 2), 13)  # odd sequence: a man
+WOMAN = make_id("320106", date(1988, 11, 5), 24)
+CHILD = make_id("320104", date(2015, 6, 1), 7)
+
+
+def test_id_helper_matches_the_known_valid_number() -> None:
+    assert make_id("110105", date(1949, 12, 31), 2) == KNOWN_ID
+
+
+def xlsx(*rows: list[Any]) -> bytes:
+    """An .xlsx whose first sheet holds ``rows`` from row 1, as a user would type them."""
+    wb = openpyxl.Workbook()
+    for row in rows:
+        wb.active.append(row)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def csv_bytes(*rows: list[Any], encoding: str = "utf-8") -> bytes:
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode(encoding)
+
+
+def stripped(parsed: Parsed) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if k != "_row"} for row in parsed.rows]
+
+
+def where(parsed: Parsed) -> list[tuple[int, str]]:
+    return [(e.row, e.column_heading) for e in parsed.errors]
+
+
+SAMPLES: dict[str, list[dict[str, Any]]] = {
+    "residents": [
+        {
+            "name": "王秀英",
+            "gender": "女",
+            "birth_date": date(1949, 12, 31),
+            "id_number": KNOWN_ID,
+            "phone": "13812345678",
+            "building": "12幢",
+            "room": "0301",
+            "relation": "head",
+            "status": "both",
+            "notes": "=SUM(1,2) 不是公式\n第二行",
+        },
+        {
+            "name": "李建国",
+            "gender": "男",
+            "birth_date": date(1950, 3, 2),
+            "id_number": MAN,
+            "phone": "025-84561234",
+            "building": "汉中路 8 号",
+            "room": "3-1",
+            "relation": "spouse",
+            "status": "migrant",
+            "notes": None,
+        },
+        {
+            "name": "李小雨",
+            "gender": "男",
+            "birth_date": date(2015, 6, 1),
+            "id_number": CHILD,
+            "phone": None,
+            "building": "12幢",
+            "room": "301",
+            "relation": None,
+            "status": None,
+            "notes": None,
+        },
+    ],
+    "organisations": [
+        {
+            "name": "鼓楼区第一小学",
+            "kind": "school",
+            "contact_name": "陈老师",
+            "phone": "13912345678",
+            "address": "北京西路 1 号",
+            "notes": "含幼儿园",
+        },
+        {
+            "name": "便民超市",
+            "kind": "shop",
+            "contact_name": None,
+            "phone": None,
+            "address": None,
+            "notes": None,
+        },
+    ],
+    "special_groups": [
+        {"name": "王秀英", "id_number": KNOWN_ID, "category": "elderly_alone", "notes": "每周探访"},
+        {"name": "王秀英", "id_number": KNOWN_ID, "category": "disabled", "notes": None},
+        {"name": "李小雨", "id_number": CHILD, "category": "left_behind_child", "notes": None},
+    ],
+    "key_persons": [
+        {
+            "name": "赵某",
+            "id_number": MAN,
+            "category": "community_correction",
+            "handling": "每月谈话",
+            "notes": None,
+        },
+        {
+            "name": "钱某",
+            "id_number": WOMAN,
+            "category": "petitioner",
+            "handling": None,
+            "notes": "已化解",
+        },
+    ],
+    "backbone": [
+        {"name": "孙红", "id_number": WOMAN, "role": "party_member", "notes": None},
+        {"name": "孙红", "id_number": WOMAN, "role": "building_leader", "notes": "12幢"},
+        {"name": "李建国", "id_number": MAN, "role": "volunteer", "notes": None},
+    ],
+}
+
+
+def test_every_ledger_has_samples_and_chinese_headings() -> None:
+    assert (
+        set(SAMPLES)
+        == set(TEMPLATES)
+        == {
+            "residents",
+            "organisations",
+            "special_groups",
+            "key_persons",
+            "backbone",
+        }
+    )
+    assert TEMPLATES["residents"].title == "居民台账"
+    for name, template in TEMPLATES.items():
+        assert template.name == name
+        assert set(SAMPLES[name][0]) == set(template.keys)
+        for col in template.columns:
+            assert all("\u4e00" <= ch <= "\u9fff" for ch in col.heading), col.heading
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+@pytest.mark.parametrize("ledger", sorted(SAMPLES))
+def test_round_trip(ledger: str, fmt: str) -> None:
+    rows = SAMPLES[ledger]
+    parsed = read_table(write_table(ledger, rows, fmt), f"{ledger}.{fmt}", ledger)  # type: ignore[arg-type]
+    assert parsed.errors == [] and parsed.warnings == []
+    assert stripped(parsed) == rows
+    assert [row["_row"] for row in parsed.rows] == list(range(2, len(rows) + 2))
+    assert parsed.total_rows == len(rows)
+
+
+def test_export_writes_chinese_labels_and_formats_the_sheet() -> None:
+    data = write_table("residents", SAMPLES["residents"], "xlsx")
+    ws = openpyxl.load_workbook(io.BytesIO(data)).worksheets[0]
+    headings = [c.value for c in ws[1]]
+    assert headings[:4] == ["姓名", "性别", "出生日期", "身份证号"]
+    assert all(c.font.bold for c in ws[1])
+    assert ws.freeze_panes == "A2"
+    status = headings.index("居住状态") + 1
+    assert ws.cell(row=2, column=status).value == "户籍在册且常住"
+    for heading in ("身份证号", "联系电话"):
+        letter = openpyxl.utils.get_column_letter(headings.index(heading) + 1)
+        assert ws.column_dimensions[letter].number_format == "@"
+        assert ws[f"{letter}2"].number_format == "@"
+        assert ws[f"{letter}2"].data_type == "s"
+        assert ws.column_dimensions[letter].width >= 14
+    notes = ws.cell(row=2, column=headings.index("备注") + 1)
+    assert notes.data_type == "s"  # text starting with "=" is not a formula
+
+
+def test_csv_export_has_bom_and_labels() -> None:
+    data = write_table("special_groups", SAMPLES["special_groups"], "csv")
+    assert data.startswith(b"\xef\xbb\xbf")
+    lines = data.decode("utf-8-sig").splitlines()
+    assert lines[0] == "姓名,身份证号,类别,备注"
+    assert lines[1] == f"王秀英,{KNOWN_ID},独居老人,每周探访"
+
+
+RES_HEAD = [
+    "姓名",
+    "性别",
+    "出生日期",
+    "身份证号",
+    "联系电话",
+    "楼栋",
+    "室号",
+    "与户主关系",
+    "居住状态",
+]
+
+
+def res(name: Any, id_number: Any, gender: Any = None, phone: Any = None, **kw: Any) -> list[Any]:
+    return [
+        name,
+        gender,
+        kw.get("born"),
+        id_number,
+        phone,
+        kw.get("building", "5幢"),
+        kw.get("room", "101"),
+        kw.get("relation"),
+        kw.get("status"),
+    ]
+
+
+def bad_rows(scientific: Any) -> list[list[Any]]:
+    bad_check = KNOWN_ID[:-1] + "5"
+    return [
+        RES_HEAD,
+        res("王秀英", KNOWN_ID, relation="户主", status="户籍在册"),  # 2
+        res("张三", bad_check),  # 3: check character
+        res("李四", MAN, phone="1381234"),  # 4: phone
+        res(None, WOMAN),  # 5: name missing
+        res("钱五", CHILD, gender="女"),  # 6: CHILD is a boy
+        res("孙六", make_id("320102", date(1960, 1, 1), 31), relation="邻居"),  # 7: choice
+        res("周七", KNOWN_ID),  # 8: same ID as row 2
+        res("吴八", scientific),  # 9: Excel turned the ID into a float
+        [None] * len(RES_HEAD),  # 10: blank
+        res("郑九", make_id("320102", date(1970, 7, 7), 40), phone=13812345678.0),  # 11
+    ]
+
+
+def check_bad_rows(parsed: Parsed) -> None:
+    assert where(parsed) == [
+        (3, "身份证号"),
+        (4, "联系电话"),
+        (5, "姓名"),
+        (6, "性别"),
+        (7, "与户主关系"),
+        (8, "身份证号"),
+        (9, "身份证号"),
+    ]
+    by_row = {e.row: e for e in parsed.errors}
+    assert "校验位" in by_row[3].reason and "(" in by_row[3].reason
+    assert by_row[3].value == KNOWN_ID[:-1] + "5"
+    assert by_row[4].value == "1381234"
+    assert by_row[5].value is None and "必填" in by_row[5].reason
+    assert "“男”" in by_row[6].reason and by_row[6].value == "女"
+    assert "户主" in by_row[7].reason and by_row[7].value == "邻居"
+    assert "第 2 行" in by_row[8].reason and "row 2" in by_row[8].reason
+    assert "文本" in by_row[9].reason and "text" in by_row[9].reason
+    assert by_row[9].value == "3.20102E+17"
+    assert parsed.total_rows == 9
+    assert [row["_row"] for row in parsed.rows] == [2, 11]
+    first, last = parsed.rows
+    assert first["relation"] == "head" and first["status"] == "registered"
+    assert first["gender"] == "女" and first["birth_date"] == date(1949, 12, 31)  # derived
+    assert last["phone"] == "13812345678"
+
+
+def test_bad_rows_xlsx() -> None:
+    parsed = read_table(xlsx(*bad_rows(3.20102199001011e17)), "居民.xlsx", "residents")
+    check_bad_rows(parsed)
+
+
+def test_bad_rows_csv() -> None:
+    rows = bad_rows("3.20102E+17")
+    rows[-1][4] = "13812345678.0"
+    check_bad_rows(read_table(csv_bytes(*rows), "居民.csv", "residents"))
+
+
+def test_id_number_exported_by_excel_with_lost_digits() -> None:
+    # Excel keeps 15 significant digits and writes the rest as zeros: an int cell.
+    parsed = read_table(xlsx(RES_HEAD, res("吴八", 320102199001011000)), "a.xlsx", "residents")
+    assert where(parsed) == [(2, "身份证号")]
+    assert "文本" in parsed.errors[0].reason
+
+
+def test_birth_date_formats_and_mismatch() -> None:
+    born = date(1950, 3, 2)
+    rows = [RES_HEAD] + [
+        res(f"人{i}", make_id("320102", born, 11 + 2 * i), born=value)
+        for i, value in enumerate(
+            [datetime(1950, 3, 2), "1950-03-02", "1950/3/2", "1950年3月2日", "19500302", 19500302]
+        )
+    ]
+    rows.append(res("错", make_id("320102", born, 99), born="1950-03-03"))
+    rows.append(res("无", make_id("320102", born, 97), born="1950-02-30"))
+    rows.append(res("乱", make_id("320102", born, 95), born="三月二日"))
+    parsed = read_table(xlsx(*rows), "a.xlsx", "residents")
+    assert [r["birth_date"] for r in parsed.rows] == [born] * 6
+    assert all(r["gender"] == "男" for r in parsed.rows)
+    assert where(parsed) == [(8, "出生日期"), (9, "出生日期"), (10, "出生日期")]
+    assert "1950-03-02" in parsed.errors[0].reason
+
+
+def test_title_row_and_decorated_headings() -> None:
+    data = xlsx(
+        ["XX社区居民台账（2024年）"],
+        [],
+        ["序号", "姓 名*", "身份证号码（必填）", "*楼栋", "室号 *", "性别", "籍贯"],
+        [1, "王秀英", KNOWN_ID, "12幢", 301, None, "江苏"],
+        [2, None, None, None, None, None, None],  # only the counter: a blank row
+        [3, "李 建 国", MAN, "12幢", "302", "男", None],
+    )
+    parsed = read_table(data, "a.xlsx", "residents")
+    assert parsed.errors == []
+    assert parsed.header_row == 3
+    assert parsed.warnings == ["未识别的列“籍贯”已忽略 (unknown column ignored)"]
+    assert [(r["_row"], r["name"], r["room"]) for r in parsed.rows] == [
+        (4, "王秀英", "301"),
+        (6, "李建国", "302"),
+    ]
+    assert parsed.rows[0]["phone"] is None and parsed.rows[0]["gender"] == "女"
+    assert parsed.total_rows == 2
+
+
+def test_gb18030_csv() -> None:
+    data = csv_bytes(
+        ["名称", "类型", "联系人", "联系电话"],
+        ["鼓楼区第一小学", "学校", "陈老师", "139 1234 5678"],
+        ["𠀀记商行", "商户", "", ""],  # outside GBK, inside GB 18030
+        encoding="gb18030",
+    )
+    parsed = read_table(data, "单位.csv", "organisations")
+    assert parsed.errors == []
+    assert [(r["name"], r["kind"], r["phone"]) for r in parsed.rows] == [
+        ("鼓楼区第一小学", "school", "13912345678"),
+        ("𠀀记商行", "shop", None),
+    ]
+
+
+def test_utf8_csv_with_and_without_bom() -> None:
+    rows = [["姓名", "身份证号", "角色"], ["孙红", WOMAN.lower(), "楼栋长"]]
+    for encoding in ("utf-8", "utf-8-sig"):
+        parsed = read_table(csv_bytes(*rows, encoding=encoding), "b.csv", "backbone")
+        assert stripped(parsed) == [
+            {"name": "孙红", "id_number": WOMAN, "role": "building_leader", "notes": None}
+        ]
+
+
+def test_missing_required_column_refuses_the_file() -> None:
+    data = xlsx(["姓名", "身份证号", "室号"], ["王秀英", KNOWN_ID, "301"])
+    parsed = read_table(data, "a.xlsx", "residents")
+    assert parsed.rows == [] and parsed.total_rows == 0
+    assert where(parsed) == [(0, "楼栋")]
+    assert "缺少必填列" in parsed.errors[0].reason and "missing" in parsed.errors[0].reason
+
+
+def test_duplicates_depend_on_the_ledger() -> None:
+    data = csv_bytes(
+        ["姓名", "身份证号", "类别"],
+        ["王秀英", KNOWN_ID, "独居老人"],
+        ["王秀英", KNOWN_ID, "残疾人"],
+        ["王秀英", KNOWN_ID.lower(), "独居老人"],
+    )
+    parsed = read_table(data, "s.csv", "special_groups")
+    assert where(parsed) == [(4, "身份证号")]
+    assert len(parsed.rows) == 2
+
+
+def test_choice_accepts_the_stored_key() -> None:
+    data = csv_bytes(["姓名", "身份证号", "类别", "处置措施"], ["赵某", MAN, "Drug", "x"])
+    parsed = read_table(data, "k.csv", "key_persons")
+    assert parsed.rows[0]["category"] == "drug"
+
+
+def test_room_turned_into_a_date_by_excel() -> None:
+    parsed = read_table(
+        xlsx(RES_HEAD, res("王", KNOWN_ID, room=datetime(2024, 3, 1))), "a.xlsx", "residents"
+    )
+    assert where(parsed) == [(2, "室号")]
+    assert "文本" in parsed.errors[0].reason
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, "old.xls"),
+        (b"PK\x03\x04broken", "broken.xlsx"),
+        (b"%PDF-1.4", "scan.pdf"),
+    ],
+)
+def test_unreadable_files_are_one_file_error(data: bytes, name: str) -> None:
+    parsed = read_table(data, name, "residents")
+    assert parsed.rows == [] and len(parsed.errors) == 1 and parsed.errors[0].row == 0
+
+
+def test_unknown_ledger_or_format() -> None:
+    with pytest.raises(InvalidInput):
+        read_table(b"", "a.csv", "pets")
+    with pytest.raises(InvalidInput):
+        write_table("residents", [], "ods")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ledger", sorted(TEMPLATES))
+def test_template(ledger: str) -> None:
+    template = TEMPLATES[ledger]
+    wb = openpyxl.load_workbook(io.BytesIO(write_template(ledger, "xlsx")))
+    assert wb.sheetnames == [template.title, INSTRUCTIONS_SHEET]
+    assert [c.value for c in wb.worksheets[0][1]] == [c.heading for c in template.columns]
+    help_rows = list(wb[INSTRUCTIONS_SHEET].iter_rows(values_only=True))
+    assert help_rows[0] == ("列名", "是否必填", "可填写的值", "说明")
+    listed = {r[0]: r for r in help_rows[1 : len(template.columns) + 1]}
+    for col in template.columns:
+        assert listed[col.heading][1] == ("必填" if col.required else "选填")
+        for label in col.labels:
+            assert label in listed[col.heading][2]
+    for fmt in ("xlsx", "csv"):
+        parsed = read_table(write_template(ledger, fmt), f"t.{fmt}", ledger)  # type: ignore[arg-type]
+        assert parsed.errors == [] and parsed.rows == [] and parsed.header_row == 1
+    assert write_template(ledger, "csv").decode("utf-8-sig").strip() == ",".join(
+        c.heading for c in template.columns
+    )
+
+
+def test_normalize_heading() -> None:
+    assert normalize_heading(" 身份证号（必填）* ") == "身份证号"
+    assert normalize_heading("＊姓\u3000名") == "姓名"
+
+
+def test_too_long_text() -> None:
+    parsed = read_table(xlsx(RES_HEAD, res("王", KNOWN_ID, room="1" * 41)), "a.xlsx", "residents")
+    assert where(parsed) == [(2, "室号")]
+    assert "40" in parsed.errors[0].reason
