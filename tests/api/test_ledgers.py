@@ -1,0 +1,399 @@
+"""Ledgers and the hierarchy behind a login: scope, masking, audit, RLS, edits, retries."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from gis import db
+from gis.ledger import idcard
+from gis.security import Keys
+from gis.settings import Settings
+
+OTHER = {  # for each user, a resident id key that is outside their scope
+    "staff_a": "b",
+    "worker_a1": "a2",
+    "leader_a1": "a2",
+    "staff_b": "a1",
+}
+
+
+def _audit_count(url: str) -> int:
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        n = conn.scalar(sa.text("SELECT count(*) FROM audit_log"))
+    eng.dispose()
+    return int(n)
+
+
+def test_login_required_and_wrong_password(api):
+    a, _info, _url = api
+    r = a.client.get("/api/residents")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = a.client.post("/api/auth/login", json={"username": "admin", "password": "wrong-one"})
+    assert r.status_code == 401
+    r = a.client.post("/api/auth/login", json={"username": "nobody", "password": "wrong-one"})
+    assert r.status_code == 401
+    r = a.client.get("/api/residents", headers={"Authorization": "Bearer not-a-token"})
+    assert r.status_code == 401
+    me = a.get("worker_a1", "/api/auth/me").json()
+    assert me["role"] == "grid_worker" and me["scopes"][0]["level"] == "grid"
+
+
+@pytest.mark.parametrize("user", ["admin", "staff_a", "worker_a1", "leader_a1", "staff_b"])
+def test_matrix_residents(api, user):
+    """Each role × {own area, other area, non-existent}: the other area is a 404 like none."""
+    a, info, _url = api
+    own_key = {"staff_b": "b"}.get(user, "a1")
+    own = info.residents[own_key][0]
+    r = a.get(user, f"/api/residents/{own}")
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == own and "*" in r.json()["id_number"]
+    missing = a.get(user, "/api/residents/999999999")
+    assert missing.status_code == 404
+    if user in OTHER:
+        other = info.residents[OTHER[user]][0]
+        r = a.get(user, f"/api/residents/{other}")
+        assert r.status_code == 404
+        assert r.json()["error"] == missing.json()["error"]
+        listed = a.get(user, "/api/residents?limit=500").json()
+        ids = {i["id"] for i in listed["items"]}
+        assert other not in ids and own in ids
+    else:  # admin sees every area
+        for key in ("a2", "b"):
+            assert a.get(user, f"/api/residents/{info.residents[key][0]}").status_code == 200
+
+
+def test_list_counts_match_scope(api):
+    a, info, _url = api
+    n = {k: len(v) for k, v in info.residents.items()}
+    assert a.get("admin", "/api/residents?limit=1").json()["total"] == sum(n.values())
+    assert a.get("staff_a", "/api/residents?limit=1").json()["total"] == n["a1"] + n["a2"]
+    assert a.get("worker_a1", "/api/residents?limit=1").json()["total"] == n["a1"]
+    assert a.get("staff_b", "/api/residents?limit=1").json()["total"] == n["b"]
+    lead = a.get("leader_a1", "/api/residents?limit=500").json()
+    assert {i["building_id"] for i in lead["items"]} == {info.buildings["a1"][0]}
+
+
+def test_planner_gets_no_personal_rows(api):
+    a, info, _url = api
+    assert a.get("planner_a", "/api/residents").status_code == 403
+    assert a.get("planner_a", f"/api/residents/{info.residents['a1'][0]}").status_code == 403
+    # but sees the areas of the scope
+    r = a.get("planner_a", f"/api/areas/grids/{info.grid_a1}")
+    assert r.status_code == 200
+
+
+def test_areas_scope_matrix(api):
+    a, info, _url = api
+    assert a.get("worker_a1", f"/api/areas/grids/{info.grid_a1}").status_code == 200
+    assert a.get("worker_a1", f"/api/areas/grids/{info.grid_a2}").status_code == 404
+    assert a.get("worker_a1", f"/api/areas/communities/{info.community_a}").status_code == 200
+    assert a.get("worker_a1", f"/api/areas/communities/{info.community_b}").status_code == 404
+    assert a.get("worker_a1", "/api/areas/grids/999999999").status_code == 404
+    page = a.get("worker_a1", "/api/areas/grids?limit=100").json()
+    assert [f["id"] for f in page["features"]] == [info.grid_a1]
+    staff = a.get("staff_a", f"/api/areas/grids?community_id={info.community_a}").json()
+    assert {info.grid_a1, info.grid_a2} <= {f["id"] for f in staff["features"]}
+    groups = a.get("staff_a", f"/api/areas/grids/{info.grid_a1}/children").json()
+    assert groups["features"] and all(
+        f["properties"]["parent_id"] == info.grid_a1 for f in groups["features"]
+    )
+    b = info.buildings["a1"][0]
+    path = a.get("worker_a1", f"/api/buildings/{b}/path").json()
+    levels = [p["level"] for p in path]
+    assert levels[0] == "building" and levels[-1] == "community" and "residents_group" in levels and "grid" in levels
+    assert a.get("worker_a1", f"/api/buildings/{info.buildings['b'][0]}/path").status_code == 404
+
+
+def test_reveal_is_role_bound_and_audited(api):
+    a, info, url = api
+    rid = info.residents["a1"][0]
+    before = _audit_count(url)
+    r = a.get("staff_a", f"/api/residents/{rid}?reveal=id_number,phone")
+    assert r.status_code == 200
+    number = r.json()["id_number"]
+    assert "*" not in number and idcard.validate_id_number(number)[0] == number
+    assert _audit_count(url) == before + 2  # the read and the reveal
+    assert a.get("worker_a1", f"/api/residents/{rid}?reveal=id_number").status_code == 403
+    assert a.get("worker_a1", f"/api/residents/{rid}?reveal=phone").status_code == 200
+    assert a.get("leader_a1", f"/api/residents/{rid}?reveal=phone").status_code == 403
+
+
+def test_encrypted_at_rest_and_searchable(api):
+    a, info, url = api
+    number = idcard.make_id_number("320102", __import__("datetime").date(1961, 5, 4), 517)
+    body = {
+        "name": "测试居民",
+        "id_number": number,
+        "phone": "13912345678",
+        "building_id": info.buildings["a1"][0],
+        "room": "301",
+        "relation": "head",
+    }
+    r = a.post("staff_a", "/api/residents", json=body)
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    assert r.json()["gender"] == idcard.gender_of(number)
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        raw = conn.execute(sa.text("SELECT * FROM resident WHERE id = :i"), {"i": rid}).one()
+    eng.dispose()
+    dump = repr(tuple(raw)).encode()
+    assert number.encode() not in dump and b"13912345678" not in dump
+    assert number[:6].encode() in dump  # the mask keeps region and check digits only
+    assert Keys.from_settings(Settings()).open(raw.id_number_enc, "resident.id_number") == number
+    found = a.get("staff_a", f"/api/residents?id_number={number}").json()
+    assert [i["id"] for i in found["items"]] == [rid]
+    found = a.get("staff_a", "/api/residents?phone=139-1234-5678").json()
+    assert [i["id"] for i in found["items"]] == [rid]
+    # the same person cannot be registered twice, even by another committee
+    body_b = {**body, "building_id": info.buildings["b"][0]}
+    assert a.post("staff_b", "/api/residents", json=body_b).status_code == 409
+    # a bad checksum is a clear 422
+    bad = {**body, "id_number": number[:-1] + ("0" if number[-1] != "0" else "1")}
+    r = a.post("staff_a", "/api/residents", json=bad)
+    assert r.status_code == 422 and "校验" in r.json()["detail"]
+    # a building outside the scope is a 404, and nothing is written
+    r = a.post("staff_a", "/api/residents", json={**body_b, "id_number": "11010519491231002X"})
+    assert r.status_code == 404
+
+
+def test_every_read_is_audited(api):
+    a, info, url = api
+    before = _audit_count(url)
+    a.get("staff_a", "/api/residents?limit=10")
+    a.get("staff_a", f"/api/residents/{info.residents['a1'][1]}")
+    a.get("staff_a", "/api/residents?name=王")
+    a.get("staff_a", "/api/ledgers/special_groups")
+    assert _audit_count(url) == before + 4
+    # the app's role can neither change nor remove audit rows
+    owner = db.create_engine(url, poolclass=sa.NullPool)
+    app_url = db.app_role_url(url, Keys.from_settings(Settings()).db_password())
+    owner.dispose()
+    eng = db.create_engine(app_url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        for sql in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"):
+            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                with conn.begin():
+                    conn.execute(sa.text(sql))
+    eng.dispose()
+    assert _audit_count(url) == before + 4
+
+
+def test_rls_is_the_backstop_for_raw_sql(api):
+    """Raw SQL without WHERE, as the app's role, returns only rows in the user's scope."""
+    _a, info, url = api
+    app_url = db.app_role_url(url, Keys.from_settings(Settings()).db_password())
+    eng = db.create_engine(app_url, poolclass=sa.NullPool)
+    with eng.begin() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM resident")) == 0  # no user: nothing
+        conn.execute(
+            sa.text("SELECT set_config('ga.user_id', :u, true)"),
+            {"u": str(info.users["worker_a1"])},
+        )
+        ids = {r[0] for r in conn.execute(sa.text("SELECT id FROM resident"))}
+        assert ids == set(info.residents["a1"])
+        owner_table = conn.scalar(
+            sa.text("SELECT tableowner FROM pg_tables WHERE tablename = 'resident'")
+        )
+        me = conn.execute(
+            sa.text("SELECT current_user, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        ).one()
+        assert me[0] == "gridatlas_app" and owner_table != me[0] and me[1] is False
+        with pytest.raises(sa.exc.ProgrammingError, match="row-level security"):
+            with conn.begin_nested():
+                conn.execute(
+                    sa.text("UPDATE resident SET building_id = :b WHERE id = :i"),
+                    {"b": info.buildings["b"][0], "i": info.residents["a1"][0]},
+                )
+    eng.dispose()
+
+
+def test_if_match(api):
+    a, info, _url = api
+    rid = info.residents["a1"][2]
+    r = a.get("staff_a", f"/api/residents/{rid}")
+    etag = r.headers["etag"]
+    assert a.patch("staff_a", f"/api/residents/{rid}", json={"room": "502"}).status_code == 428
+    ok = a.patch(
+        "staff_a", f"/api/residents/{rid}", json={"room": "502"}, headers={"If-Match": etag}
+    )
+    assert ok.status_code == 200 and ok.json()["room"] == "502"
+    stale = a.patch(
+        "staff_a", f"/api/residents/{rid}", json={"room": "601"}, headers={"If-Match": etag}
+    )
+    assert stale.status_code == 412
+    assert a.get("staff_a", f"/api/residents/{rid}").json()["room"] == "502"
+    # another area's resident: 404 whatever the ETag
+    other = info.residents["b"][0]
+    r = a.patch(
+        "staff_a", f"/api/residents/{other}", json={"room": "1"}, headers={"If-Match": '"1"'}
+    )
+    assert r.status_code == 404
+    hist = a.get("staff_a", f"/api/residents/{rid}/history").json()
+    assert hist[0]["action"] == "update" and hist[0]["changed"] == ["room"]
+    assert hist[0]["user"] == "staff_a"
+    assert (
+        a.delete("staff_a", f"/api/residents/{rid}", headers={"If-Match": etag}).status_code == 412
+    )
+    new = ok.headers["etag"]
+    assert (
+        a.delete("staff_a", f"/api/residents/{rid}", headers={"If-Match": new}).status_code == 204
+    )
+    assert a.get("staff_a", f"/api/residents/{rid}").status_code == 404
+
+
+def test_idempotent_create(api):
+    a, info, _url = api
+    body = {
+        "name": "重试居民",
+        "id_number": "11010519491231002X",
+        "building_id": info.buildings["a1"][1],
+        "room": "101",
+    }
+    key = {"Idempotency-Key": "k-123"}
+    first = a.post("staff_a", "/api/residents", json=body, headers=key)
+    again = a.post("staff_a", "/api/residents", json=body, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json() and again.headers["idempotent-replayed"] == "true"
+    listed = a.get("staff_a", "/api/residents?name=重试").json()
+    assert listed["total"] == 1
+    other = a.post("staff_a", "/api/residents", json={**body, "room": "102"}, headers=key)
+    assert other.status_code == 422
+
+
+def test_ledger_entries_and_key_person_roles(api):
+    a, info, _url = api
+    rid = info.residents["a1"][3]
+    r = a.post(
+        "staff_a", "/api/ledgers/special_groups", json={"resident_id": rid, "category": "disabled"}
+    )
+    assert r.status_code == 201, r.text
+    dup = a.post(
+        "staff_a", "/api/ledgers/special_groups", json={"resident_id": rid, "category": "disabled"}
+    )
+    assert dup.status_code == 409
+    bad = a.post(
+        "staff_a", "/api/ledgers/special_groups", json={"resident_id": rid, "category": "x"}
+    )
+    assert bad.status_code == 422
+    kp = a.post(
+        "staff_a",
+        "/api/ledgers/key_persons",
+        json={"resident_id": rid, "category": "petitioner", "handling": "每月走访"},
+    )
+    assert kp.status_code == 201
+    assert a.get("worker_a1", f"/api/ledgers/key_persons/{kp.json()['id']}").status_code == 200
+    assert a.get("leader_a1", f"/api/ledgers/key_persons/{kp.json()['id']}").status_code == 404
+    assert a.get("staff_b", f"/api/ledgers/key_persons/{kp.json()['id']}").status_code == 404
+    cats = a.get("staff_a", f"/api/residents/{rid}").json()["categories"]
+    assert cats["special_groups"] == ["disabled"] and cats["key_persons"] == ["petitioner"]
+    org = a.post(
+        "staff_a",
+        "/api/ledgers/organisations",
+        json={"name": "幸福超市", "kind": "shop", "community_id": info.community_a},
+    )
+    assert org.status_code == 201, org.text
+    assert a.get("staff_b", f"/api/ledgers/organisations/{org.json()['id']}").status_code == 404
+    r = a.post(
+        "staff_b",
+        "/api/ledgers/organisations",
+        json={"name": "越界", "kind": "shop", "community_id": info.community_a},
+    )
+    assert r.status_code == 404
+
+
+def test_concurrent_leader_assignment(api):
+    """Two people assign a leader at once: one winner, one clear conflict."""
+    a, info, _url = api
+    page = a.get("staff_a", f"/api/areas/residents_groups?community_id={info.community_a}").json()
+    building = info.buildings["a1"][0]
+    group = next(
+        f["id"]
+        for f in page["features"]
+        if any(
+            p["level"] == "residents_group" and p["id"] == f["id"]
+            for p in a.get("staff_a", f"/api/buildings/{building}/path").json()
+        )
+    )
+    residents = info.residents["a1"][:2]
+    a.as_("staff_a"), a.as_("admin")
+    results: list = [None, None]
+
+    def assign(i: int, user: str) -> None:
+        results[i] = a.put(
+            user, f"/api/leaders/residents_group/{group}", json={"resident_id": residents[i]}
+        )
+
+    threads = [
+        threading.Thread(target=assign, args=(i, u)) for i, u in enumerate(("staff_a", "admin"))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200, 409], [r.text for r in results]
+    loser = next(r for r in results if r.status_code == 409)
+    assert "replaces=" in loser.json()["detail"]
+    cur = a.get("staff_a", f"/api/leaders/residents_group/{group}").json()["current"]
+    # replace, then a stale replace of the old assignment is refused
+    other = info.residents["a2"][0]
+    r = a.put(
+        "staff_a",
+        f"/api/leaders/residents_group/{group}",
+        json={"resident_id": other, "replaces": cur["id"]},
+    )
+    assert r.status_code == 200 and r.json()["warnings"]  # lives outside the group
+    again = a.put(
+        "staff_a",
+        f"/api/leaders/residents_group/{group}",
+        json={"resident_id": residents[0], "replaces": cur["id"]},
+    )
+    assert again.status_code == 409
+    hist = a.get("staff_a", f"/api/leaders/residents_group/{group}").json()["history"]
+    assert len(hist) == 2 and sum(h["ended_at"] is None for h in hist) == 1
+    assert (
+        a.put(
+            "worker_a1", f"/api/leaders/residents_group/{group}", json={"resident_id": residents[0]}
+        ).status_code
+        == 403
+    )
+    feats = a.get("staff_a", f"/api/areas/residents_groups/{group}").json()
+    assert feats["properties"]["leader"]["resident_id"] == other
+
+
+def test_bad_input_is_4xx(api):
+    a, info, _url = api
+    for path in (
+        "/api/residents?limit=0",
+        "/api/residents?level=grid",
+        "/api/residents?reveal=password",
+        "/api/areas/grids?bbox=1,2,3",
+        "/api/residents/0",
+        "/api/ledgers/nope",
+    ):
+        r = a.get("staff_a", path)
+        assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
+    r = a.post(
+        "staff_a",
+        "/api/residents",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 422
+    r = a.post(
+        "staff_a",
+        "/api/residents",
+        json={
+            "name": "x",
+            "id_number": "1",
+            "building_id": info.buildings["a1"][0],
+            "room": "1",
+            "extra": 1,
+        },
+    )
+    assert r.status_code == 422
