@@ -386,3 +386,55 @@ def end_leader(conn: Connection, user: Who, table: str, area_id: int, assignment
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+SMALL = 5  # counts below this are shown as "<5" (never 0: zero is safe to show)
+
+
+def stats(
+    conn: Connection,
+    user: Who,
+    level_name: str,
+    *,
+    parent_id: int | None = None,
+    community_id: int | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """People counts per area of a level: residents, special groups, key persons, backbone.
+
+    Counts from 1 to 4 are suppressed (``"<5"``), so that no small group of people can be
+    picked out; this is what planners get instead of personal rows.
+    """
+    level = get_level(level_name)
+    page = feature_page(
+        conn, user, level_name, parent_id=parent_id, community_id=community_id,
+        limit=limit, offset=offset,
+    )  # fmt: skip
+    ids = [f["id"] for f in page["features"]]
+    rows = conn.execute(
+        sa.text(
+            f"SELECT p.{level.path_column} AS area, c.what, sum(c.n)::bigint AS n "
+            "FROM ga_people_counts() c JOIN building_path p ON p.building_id = c.building_id "
+            f"WHERE p.{level.path_column} = ANY(:ids) GROUP BY 1, 2"
+        ),
+        {"ids": ids},
+    ).all()
+    counts: dict[int, dict[str, Any]] = {i: {} for i in ids}
+    for r in rows:
+        counts[r.area][r.what] = r.n if r.n >= SMALL else f"<{SMALL}"
+    return {
+        "level": level.table,
+        "numberMatched": page["numberMatched"],
+        "suppressed_below": SMALL,
+        "areas": [
+            {
+                "id": f["id"],
+                "code": f["properties"]["code"],
+                "name": f["properties"]["name"],
+                "households": f["properties"]["households"],
+                "counts": counts[f["id"]],
+            }
+            for f in page["features"]
+        ],
+    }

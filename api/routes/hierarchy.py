@@ -108,3 +108,31 @@ def delete_leader(
 ) -> dict[str, Any]:
     areas.end_leader(conn, user, level, area_id, assignment_id)
     return areas.leaders(conn, user, level, area_id)
+
+
+@router.get("/search", summary="一口清: an address, a code, a place or a person, in one box")
+def get_search(
+    user: User,
+    conn: Conn,
+    q: Annotated[str, Query(min_length=1, max_length=100, description="e.g. 长寿路123弄5号301室")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    from gis import search
+
+    return search.search(conn, user, q, limit)
+
+
+@router.get("/stats/{level}", summary="People counts per area, small counts suppressed")
+def get_stats(
+    level: LevelName,
+    user: User,
+    conn: Conn,
+    parent_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    community_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    return areas.stats(
+        conn, user, level, parent_id=parent_id, community_id=community_id, limit=limit,
+        offset=offset,
+    )  # fmt: skip

@@ -173,6 +173,9 @@ def import_file(
         report.counts = load_dataset(
             conn, ds, source_file, wanted, remove_registered=remove_registered
         )
+        from gis.search import refresh_address_keys
+
+        refresh_address_keys(conn)
         report.repaired = dict(ds.repaired)
         report.problems = ds.problems
         report.notes = ds.notes

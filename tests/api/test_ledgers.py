@@ -104,7 +104,12 @@ def test_areas_scope_matrix(api):
     b = info.buildings["a1"][0]
     path = a.get("worker_a1", f"/api/buildings/{b}/path").json()
     levels = [p["level"] for p in path]
-    assert levels[0] == "building" and levels[-1] == "community" and "residents_group" in levels and "grid" in levels
+    assert (
+        levels[0] == "building"
+        and levels[-1] == "community"
+        and "residents_group" in levels
+        and "grid" in levels
+    )
     assert a.get("worker_a1", f"/api/buildings/{info.buildings['b'][0]}/path").status_code == 404
 
 

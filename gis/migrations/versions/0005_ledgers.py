@@ -126,6 +126,10 @@ def upgrade() -> None:
           LEFT JOIN community cm ON cm.id = coalesce(g.community_id, b.community_id)
         """
     )
+    # Parsed address keys of a building (gis/search.py), most specific first: search by
+    # address matches keys, not raw strings.
+    op.execute("ALTER TABLE building ADD COLUMN address_keys text[]")
+    op.execute("CREATE INDEX building_address_keys_gin ON building USING gin (address_keys)")
     op.execute("CREATE INDEX residents_group_grid_id_idx ON residents_group (grid_id)")
     op.execute("CREATE INDEX community_subdistrict_id_idx2 ON community (subdistrict_id)")
     # The transaction's user, role and buildings in scope. An unset user sees nothing.
@@ -373,6 +377,31 @@ def upgrade() -> None:
         """
     )
 
+    # Counts for aggregates (planners): per building in the user's scope, whatever the
+    # role; the API sums them up to areas and suppresses small counts.
+    op.execute(
+        """
+        CREATE FUNCTION ga_people_counts() RETURNS TABLE (building_id bigint, what text, n bigint)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+          WITH scope AS (SELECT ga_scope_buildings(ga_user()) AS b)
+          SELECT r.building_id, 'residents', count(*) FROM resident r
+           WHERE r.building_id IN (SELECT b FROM scope) GROUP BY 1
+          UNION ALL
+          SELECT r.building_id, 'special_group:' || s.category, count(*)
+            FROM special_group s JOIN resident r ON r.id = s.resident_id
+           WHERE r.building_id IN (SELECT b FROM scope) GROUP BY 1, 2
+          UNION ALL
+          SELECT r.building_id, 'key_persons', count(*)
+            FROM key_person k JOIN resident r ON r.id = k.resident_id
+           WHERE r.building_id IN (SELECT b FROM scope) GROUP BY 1
+          UNION ALL
+          SELECT r.building_id, 'backbone:' || k.role, count(*)
+            FROM backbone k JOIN resident r ON r.id = k.resident_id
+           WHERE r.building_id IN (SELECT b FROM scope) GROUP BY 1, 2
+        $$
+        """
+    )
+
     # --- row-level security -----------------------------------------------------------
     people = "building_id IN (SELECT ga_people_buildings())"
     via_resident = "EXISTS (SELECT 1 FROM resident r WHERE r.id = resident_id)"
@@ -445,6 +474,7 @@ def downgrade() -> None:
     for fn in (
         "ga_audit_append_only()",
         "ga_id_number_taken(bytea, bigint)",
+        "ga_people_counts()",
         "ga_ledger_history()",
         "ga_people_buildings()",
         "ga_scope_buildings(bigint)",
@@ -453,6 +483,7 @@ def downgrade() -> None:
     ):
         op.execute(f"DROP FUNCTION IF EXISTS {fn}")
     op.execute("DROP VIEW IF EXISTS building_path")
+    op.execute("ALTER TABLE building DROP COLUMN IF EXISTS address_keys")
     op.execute("DROP INDEX IF EXISTS residents_group_grid_id_idx")
     op.execute("DROP INDEX IF EXISTS community_subdistrict_id_idx2")
     for table in ("auth_session", "app_user_scope", "app_user"):

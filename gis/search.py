@@ -1,0 +1,199 @@
+"""Answer in one breath (一口清): one box finds an address, a code, a place or a person.
+
+Addresses are parsed (gis/ledger/address.py) into road | lane | number | building | unit
+| room and matched by keys, so "长寿路１２３弄５号３０１室", "长寿路123弄5号301" and "长寿路
+123 弄 5 号" find the same building. A building stores the keys of its own address
+(``address_keys``, refreshed on import); a query matches on its most specific key that any
+building has, and says when it fell back to a less specific one. A room in the query
+lists the residents of that dwelling (people roles only, audited like every person read).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gis.ledger.address import parse_address, search_keys
+from gis.ledger.store import Who, audit
+
+PEOPLE_ROLES = ("admin", "committee_staff", "grid_worker", "building_leader")
+AREA_TABLES = ("community", "grid", "residents_group", "building_cluster", "unit")
+LIMIT = 20
+
+
+def building_keys(street: str | None, number: str | None) -> list[str] | None:
+    """Keys of a building's address (no room), most specific first; None without a road."""
+    if not street:
+        return None
+    addr = parse_address(f"{street}{number or ''}")
+    if addr.road is None:
+        return None
+    return search_keys(addr)
+
+
+def refresh_address_keys(conn: Connection) -> int:
+    """Recompute ``building.address_keys`` for every building with an address."""
+    rows = conn.execute(
+        sa.text("SELECT id, addr_street, addr_housenumber, address_keys FROM building")
+    ).all()
+    ids, keys = [], []
+    for r in rows:
+        k = building_keys(r.addr_street, r.addr_housenumber)
+        if k != r.address_keys:
+            ids.append(r.id)
+            keys.append(
+                "{" + ",".join('"' + x.replace('"', "") + '"' for x in k) + "}" if k else None
+            )
+    if ids:
+        conn.execute(
+            sa.text(
+                "UPDATE building b SET address_keys = CAST(v.k AS text[]) FROM "
+                "unnest(CAST(:i AS bigint[]), CAST(:k AS text[])) AS v(i, k) WHERE b.id = v.i"
+            ),
+            {"i": ids, "k": keys},
+        )
+    return len(ids)
+
+
+def _visible_buildings(alias: str = "b") -> str:
+    return f"((SELECT ga_role()) = 'admin' OR {alias}.id IN (SELECT ga_scope_buildings(ga_user())))"
+
+
+def _building_hit(r: Any, how: str) -> dict[str, Any]:
+    return {
+        "kind": "building",
+        "id": r.id,
+        "code": r.source_id,
+        "label": r.label,
+        "households": r.households,
+        "community_id": r.community_id,
+        "lon": r.lon,
+        "lat": r.lat,
+        "match": how,
+    }
+
+
+_BUILDING_COLS = (
+    "b.id, b.source_id, b.households, b.community_id, ST_X(ST_PointOnSurface(b.geom)) AS lon, "
+    "ST_Y(ST_PointOnSurface(b.geom)) AS lat, coalesce(nullif(concat(b.addr_street, "
+    "b.addr_housenumber), ''), b.name, b.source_id) AS label"
+)
+
+
+def search(conn: Connection, user: Who, q: str, limit: int = LIMIT) -> dict[str, Any]:
+    """Buildings by address, areas by code or name, places by name, people by name."""
+    q = q.strip()
+    hits: list[dict[str, Any]] = []
+    addr = parse_address(q)
+    fallback = None
+    if addr.road:
+        # the building's part of each key: the room dropped, duplicates once
+        keys = list(dict.fromkeys(k.rsplit("|", 1)[0] + "|" for k in search_keys(addr)))
+        for i, key in enumerate(keys):
+            rows = conn.execute(
+                sa.text(
+                    f"SELECT {_BUILDING_COLS} FROM building b WHERE b.address_keys @> "
+                    f"ARRAY[CAST(:k AS text)] AND {_visible_buildings()} ORDER BY b.id LIMIT :n"
+                ),
+                {"k": key, "n": limit},
+            ).all()
+            if rows:
+                how = "address" if i == 0 else "address (less specific)"
+                if i:
+                    fallback = key.replace("|", " ").strip()
+                hits.extend(_building_hit(r, how) for r in rows)
+                break
+        if addr.room and hits and user.role in PEOPLE_ROLES:
+            bids = [h["id"] for h in hits if h["match"] == "address"]
+            people = conn.execute(
+                sa.text(
+                    "SELECT r.id, r.name, r.building_id, r.room FROM resident r "
+                    "WHERE r.building_id = ANY(:b) AND r.room = :room ORDER BY r.id LIMIT :n"
+                ),
+                {"b": bids, "room": addr.room, "n": limit},
+            ).all()
+            hits.extend(
+                {
+                    "kind": "resident",
+                    "id": p.id,
+                    "label": p.name,
+                    "building_id": p.building_id,
+                    "room": p.room,
+                    "match": "dwelling",
+                }
+                for p in people
+            )
+    # codes and names of areas, buildings and facilities
+    pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    for table in AREA_TABLES:
+        name = "t.name" if table in ("community", "grid") else "NULL"
+        path_col = f"{table}_id"
+        visible = (
+            f"((SELECT ga_role()) = 'admin' OR t.id IN (SELECT p.{path_col} FROM building_path p "
+            "WHERE p.building_id IN (SELECT ga_scope_buildings(ga_user()))))"
+        )
+        rows = conn.execute(
+            sa.text(
+                f"SELECT t.id, t.code, {name} AS name, t.households FROM {table} t "
+                f"WHERE (t.code = :q OR {name} LIKE :p) AND {visible} ORDER BY t.code LIMIT :n"
+            ),
+            {"q": q, "p": f"%{pattern}%", "n": limit},
+        ).all()
+        hits.extend(
+            {
+                "kind": table,
+                "id": r.id,
+                "code": r.code,
+                "label": r.name or r.code,
+                "households": r.households,
+                "match": "code" if r.code == q else "name",
+            }
+            for r in rows
+        )
+    if len(q) >= 2:
+        rows = conn.execute(
+            sa.text(
+                f"SELECT {_BUILDING_COLS} FROM building b WHERE (b.source_id = :q OR b.name LIKE :p)"
+                f" AND {_visible_buildings()} ORDER BY b.id LIMIT :n"
+            ),
+            {"q": q, "p": f"%{pattern}%", "n": limit},
+        ).all()
+        seen = {h["id"] for h in hits if h["kind"] == "building"}
+        hits.extend(_building_hit(r, "code or name") for r in rows if r.id not in seen)
+        rows = conn.execute(
+            sa.text(
+                "SELECT f.id, f.name, f.kind, ST_X(ST_PointOnSurface(f.geom)) AS lon, "
+                "ST_Y(ST_PointOnSurface(f.geom)) AS lat FROM facility f "
+                "WHERE f.name LIKE :p ORDER BY f.id LIMIT :n"
+            ),
+            {"p": f"%{pattern}%", "n": limit},
+        ).all()
+        hits.extend(
+            {"kind": "facility", "id": r.id, "label": r.name, "facility_kind": r.kind,
+             "lon": r.lon, "lat": r.lat, "match": "name"}
+            for r in rows
+        )  # fmt: skip
+    if user.role in PEOPLE_ROLES and 1 <= len(q) <= 20 and not addr.road:
+        rows = conn.execute(
+            sa.text(
+                "SELECT r.id, r.name, r.building_id, r.room FROM resident r "
+                "WHERE r.name LIKE :p ORDER BY r.name, r.id LIMIT :n"
+            ),
+            {"p": f"{pattern}%", "n": limit},
+        ).all()
+        hits.extend(
+            {"kind": "resident", "id": r.id, "label": r.name, "building_id": r.building_id,
+             "room": r.room, "match": "name"}
+            for r in rows
+        )  # fmt: skip
+    people = [h["id"] for h in hits if h["kind"] == "resident"]
+    if people:
+        audit(conn, user, "search", "resident", people, {"by": "search box"})
+    return {
+        "q": q,
+        "parsed": {k: v for k, v in vars(addr).items() if v} if addr.road else None,
+        "fallback": fallback,
+        "results": hits[: limit * 3],
+    }
