@@ -17,6 +17,7 @@ from api.routes import layers as layer_routes
 from api.routes import ledgers as ledger_routes
 from api.routes import pages
 from api.routes import reach as reach_routes
+from api.routes import sheets as sheet_routes
 from gis import db
 from gis.errors import DatabaseUnavailable
 from gis.security import Keys
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(auth_routes.users)
     app.include_router(hierarchy_routes.router)
+    app.include_router(sheet_routes.router)  # before /ledgers/{ledger}/{id}
     app.include_router(ledger_routes.router)
     app.include_router(pages.router)
     _mount_assets(app)

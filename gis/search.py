@@ -155,7 +155,8 @@ def search(conn: Connection, user: Who, q: str, limit: int = LIMIT) -> dict[str,
     if len(q) >= 2:
         rows = conn.execute(
             sa.text(
-                f"SELECT {_BUILDING_COLS} FROM building b WHERE (b.source_id = :q OR b.name LIKE :p)"
+                f"SELECT {_BUILDING_COLS} FROM building b "
+                "WHERE (b.source_id = :q OR b.name LIKE :p)"
                 f" AND {_visible_buildings()} ORDER BY b.id LIMIT :n"
             ),
             {"q": q, "p": f"%{pattern}%", "n": limit},

@@ -1,0 +1,79 @@
+"""Ledgers as spreadsheets: blank templates, export, and import with a preview."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from api.auth import PeopleUser
+from api.deps import Conn
+from gis.errors import InvalidInput
+from gis.ledger import bulk, tabular
+
+router = APIRouter(prefix="/api/ledgers", tags=["ledgers"])
+
+Sheet = Literal["residents", "organisations", "special_groups", "key_persons", "backbone"]
+Format = Literal["xlsx", "csv"]
+MAX_BYTES = 10 * 1024 * 1024
+TYPES = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv; charset=utf-8",
+}
+
+
+def _file(content: bytes, name: str, fmt: str) -> Response:
+    return Response(
+        content,
+        media_type=TYPES[fmt],
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}.{fmt}"},
+    )
+
+
+@router.get("/{ledger}/template", summary="A blank template with Chinese headings (填写说明)")
+def get_template(ledger: Sheet, _user: PeopleUser, format: Format = "xlsx") -> Response:
+    t = tabular.get_template(ledger)
+    return _file(tabular.write_template(ledger, format), f"{t.title}模板", format)
+
+
+@router.get("/{ledger}/export", summary="Every row in your areas, re-importable (audited)")
+def get_export(
+    ledger: Sheet, user: PeopleUser, conn: Conn, request: Request, format: Format = "xlsx"
+) -> Response:
+    data = bulk.export(conn, request.app.state.keys, user, ledger, format)
+    return _file(data, tabular.get_template(ledger).title, format)
+
+
+@router.post("/{ledger}/import", summary="Check a sheet (preview) or import it")
+async def post_import(
+    ledger: Sheet,
+    file: UploadFile,
+    user: PeopleUser,
+    conn: Conn,
+    request: Request,
+    mode: Annotated[
+        bulk.Mode,
+        Query(description="preview: check only; all: write only if every row is valid; "
+              "valid_only: write the valid rows and skip the bad ones"),
+    ] = "preview",
+    community_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Any:  # fmt: skip
+    data = await file.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise InvalidInput("the file is larger than 10 MB; split it")
+    if not data:
+        raise InvalidInput("the file is empty")
+    plan = bulk.run_import(
+        conn, request.app.state.keys, user, ledger, data, file.filename or "upload.xlsx", mode,
+        community_id,
+    )  # fmt: skip
+    out = plan.summary()
+    out["mode"] = mode
+    if mode != "preview" and plan.errors and not plan.written:
+        out["detail"] = (
+            "nothing was written: fix the rows listed in errors, or import with mode=valid_only"
+        )
+        return JSONResponse(out, status_code=422)
+    return out
