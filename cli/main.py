@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli import db as db_cmd
+from cli import people as people_cmd
 from cli.common import fail, open_engine
 from gis.errors import GridAtlasError, InvalidInput
 from gis.settings import PROJECT_ROOT, get_settings
@@ -19,6 +20,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(people_cmd.users, name="user")
+app.add_typer(people_cmd.people, name="people")
+app.command("keygen")(people_cmd.keygen)
 
 DEMO_FILE = PROJECT_ROOT / "data" / "osm" / "nanjing-central.osm"
 
@@ -161,6 +165,12 @@ def serve(
     """Serve the API and the map pages."""
     import uvicorn
 
+    from gis.security import Keys
+
+    try:
+        Keys.from_settings(get_settings())  # the app refuses to start without a real key
+    except GridAtlasError as err:
+        fail(err)
     open_engine().dispose()  # start the local database and fail early with a clear reason
     typer.echo(f"Grid Atlas at http://{host}:{port}/  (map: http://{host}:{port}/map)")
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
@@ -203,6 +213,7 @@ def demo(
                 f"residents' groups drawn: {run.quality['groups']} groups in "
                 f"{run.quality['communities']} proposed communities (see /map/groups)"
             )
+        _demo_people(engine)
     except GridAtlasError as err:
         fail(err)
     finally:
@@ -210,6 +221,35 @@ def demo(
     typer.echo(report.render())
     if not no_serve:
         serve(host=host, port=port)
+
+
+def _demo_people(engine) -> None:
+    """A key, synthetic residents and an admin login, the first time."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    from gis.ledger.synth import generate
+    from gis.security import Keys, write_key_file
+
+    settings = get_settings()
+    if settings.secret_key is None and write_key_file(settings.secret_key_file):
+        typer.echo(f"secret key written to {settings.secret_key_file} (back it up)")
+    keys = Keys.from_settings(settings)
+    with engine.begin() as conn:
+        if not conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM resident)")):
+            counts = generate(conn, keys, seed=1)
+            typer.echo(f"{counts['residents']:,} synthetic residents (marked synthetic) added")
+        if not conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM app_user)")):
+            from api.routes.auth import NewUser, create_user
+
+            password = secrets.token_urlsafe(12)
+            create_user(conn, NewUser(username="admin", password=password, role="admin"))
+            path = settings.var_dir / "demo-admin.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"admin\n{password}\n")
+            path.chmod(0o600)
+            typer.echo(f"admin login created: user admin, password in {path}")
 
 
 @app.command()
