@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -42,6 +44,21 @@ def _mount_assets(app: FastAPI) -> None:
     app.mount(APP_PREFIX, StaticFiles(directory=WEB_STATIC / "app"), name="app-static")
 
 
+def _app_role_url(settings: Settings, keys: Keys) -> str:
+    """The app role's URL; with the database down, the same URL without the set-up (the
+    password is derived from the key, so a role set up before works when it comes back)."""
+    owner = db.resolve_url(settings, start_local=False)
+    try:
+        return db.app_role_url(owner, keys.db_password())
+    except sa.exc.OperationalError as err:
+        logging.getLogger("gridatlas.api").warning(
+            "database not reachable at start-up (%s); requests answer 503 until it is",
+            str(err.orig).splitlines()[0],
+        )
+        url = db.make_url(owner).set(username=db.APP_ROLE, password=keys.db_password())
+        return url.render_as_string(hide_password=False)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the database engine is created at start-up, not at import."""
     settings = settings or get_settings()
@@ -51,9 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Requests run as the app's role, which owns no table and cannot bypass row-level
         # security; the owner's URL is used only here, to let that role log in.
-        url = settings.app_database_url or db.app_role_url(
-            db.resolve_url(settings, start_local=False), app.state.keys.db_password()
-        )
+        url = settings.app_database_url or _app_role_url(settings, app.state.keys)
         app.state.engine = db.create_engine(url, pool_size=10, max_overflow=20)
         try:
             yield

@@ -11,7 +11,7 @@ as_root() {
 }
 
 # 1. System packages: PostgreSQL + PostGIS + pgRouting, Chromium for browser tests, osm2pgsql
-#    for the import benchmark, Node.js/npm for the offline web assets.
+#    for the import benchmark, Node.js/npm for the offline web assets, wrk for the API load.
 pg_major=15
 need=()
 [ -f "/usr/lib/postgresql/$pg_major/bin/initdb" ] || need+=("postgresql-$pg_major")
@@ -20,6 +20,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v osm2pgsql >/dev/null 2>&1 || need+=(osm2pgsql)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)  # HTTP load for bench/api_load.py
 python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 # CJK glyphs for Chinese labels in headless Chromium (screenshots, browser tests)
 fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
