@@ -77,6 +77,7 @@ def feature_page(
     if offset < 0:
         raise InvalidInput("offset must be 0 or more")
     table, props = _layer(layer)
+    key = "t.building_id" if table == "building_cell" else "t.id"  # cells are keyed by building
     where = ""
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if bbox is not None:
@@ -87,12 +88,12 @@ def feature_page(
         conn.execute(
             sa.text(f"""
         SELECT json_build_object(
-                 'type', 'Feature', 'id', t.id,
+                 'type', 'Feature', 'id', {key},
                  'geometry', ST_AsGeoJSON(t.geom, 7)::json,
                  'properties', to_jsonb(p) - 'id')::text
           FROM {table} t CROSS JOIN LATERAL (SELECT {props}) p
           {where}
-         ORDER BY t.id LIMIT :limit OFFSET :offset"""),
+         ORDER BY {key} LIMIT :limit OFFSET :offset"""),
             params,
         )
         .scalars()
@@ -112,6 +113,7 @@ def layer_frame(
 ) -> gpd.GeoDataFrame:
     """Return ``layer`` as a GeoDataFrame (for drawing maps), at most ``limit`` rows."""
     table, props = _layer(layer)
+    key = "t.building_id" if table == "building_cell" else "t.id"  # cells are keyed by building
     where = ""
     params: dict[str, Any] = {"limit": limit}
     if bbox is not None:
@@ -119,7 +121,7 @@ def layer_frame(
         params.update(w=bbox.west, s=bbox.south, e=bbox.east, n=bbox.north)
     sql = (
         f"SELECT p.*, t.geom FROM {table} t CROSS JOIN LATERAL (SELECT {props}) p "
-        f"{where} ORDER BY t.id LIMIT :limit"
+        f"{where} ORDER BY {key} LIMIT :limit"
     )
     return gpd.read_postgis(sa.text(sql), conn, geom_col="geom", params=params, crs=4326)
 
