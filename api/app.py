@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -27,6 +28,7 @@ from gis.settings import PROJECT_ROOT, Settings, get_settings
 from layers.assets import APP_PREFIX, VENDOR_PACKAGES, VENDOR_PREFIX
 
 NODE_MODULES = PROJECT_ROOT / "node_modules"
+THREADS = 32  # concurrent sync handlers (and database connections) per process
 WEB_STATIC = PROJECT_ROOT / "web" / "static"
 
 
@@ -69,7 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Requests run as the app's role, which owns no table and cannot bypass row-level
         # security; the owner's URL is used only here, to let that role log in.
         url = settings.app_database_url or _app_role_url(settings, app.state.keys)
-        app.state.engine = db.create_engine(url, pool_size=10, max_overflow=20)
+        # Every sync handler holds one connection while it runs in the thread pool: the pool
+        # is larger than the thread limit, so a request never waits for a connection held
+        # by a request that is itself waiting for a thread.
+        to_thread.current_default_thread_limiter().total_tokens = THREADS
+        app.state.engine = db.create_engine(
+            url, pool_size=THREADS // 2, max_overflow=THREADS // 2 + 8, pool_timeout=10
+        )
         try:
             yield
         finally:

@@ -64,9 +64,11 @@ def current_user(request: Request, conn: Conn) -> Principal:
     token = _token(request)
     if not token or len(token) > 200:
         raise NotAuthenticated("log in first: POST /api/auth/login, then send the token")
+    # one round trip: the lookup also sets the transaction's user (row-level security)
     row = conn.execute(
         sa.text(
-            "SELECT u.id, u.username, u.role, u.full_name FROM auth_session s "
+            "SELECT u.id, u.username, u.role, u.full_name, "
+            "set_config('ga.user_id', u.id::text, true) FROM auth_session s "
             "JOIN app_user u ON u.id = s.user_id "
             "WHERE s.token_hash = :h AND s.expires_at > now() AND u.is_active"
         ),
@@ -74,7 +76,6 @@ def current_user(request: Request, conn: Conn) -> Principal:
     ).first()
     if row is None:
         raise NotAuthenticated("the login has expired or was ended; log in again")
-    conn.execute(sa.text("SELECT set_config('ga.user_id', :u, true)"), {"u": str(row.id)})
     return Principal(row.id, row.username, row.role, row.full_name)
 
 

@@ -43,6 +43,18 @@ def install(app: FastAPI) -> None:
             {"detail": str(err), "error": type(err).__name__}, status_code=status, headers=headers
         )
 
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def _busy(_request: Request, err: sa.exc.TimeoutError) -> JSONResponse:
+        logging.getLogger("gridatlas.api").warning("connection pool exhausted: %s", err)
+        return JSONResponse(
+            {
+                "detail": "the service is busy; nothing was changed, try again in a moment",
+                "error": "DatabaseUnavailable",
+            },
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
     @app.exception_handler(sa.exc.IntegrityError)
     async def _integrity(_request: Request, err: sa.exc.IntegrityError) -> JSONResponse:
         # A constraint the checks before it did not foresee (a race, usually): the whole

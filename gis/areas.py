@@ -75,11 +75,47 @@ LEADER_LEVELS = ("unit", "building_cluster", "residents_group", "building")
 ASSIGNERS = ("admin", "committee_staff")
 
 
-def _visible(level: Level, alias: str = "t") -> str:
-    return (
-        f"((SELECT ga_role()) = 'admin' OR {alias}.id IN (SELECT p.{level.path_column} "
-        "FROM building_path p WHERE p.building_id IN (SELECT ga_scope_buildings(ga_user()))))"
-    )
+# From a set of buildings (``{b}``: a subquery of building ids) up to the ids of one
+# level's areas that hold them: index lookups along the parent keys, not a join of whole
+# tables.
+_UP = {
+    "building": "SELECT b.id FROM building b WHERE b.id IN ({b})",
+    "unit": "SELECT b.unit_id FROM building b WHERE b.id IN ({b})",
+    "building_cluster": "SELECT u.building_cluster_id FROM building b "
+    "JOIN unit u ON u.id = b.unit_id WHERE b.id IN ({b})",
+    "residents_group": "SELECT c.residents_group_id FROM building b JOIN unit u ON u.id = "
+    "b.unit_id JOIN building_cluster c ON c.id = u.building_cluster_id WHERE b.id IN ({b})",
+    "grid": "SELECT g.grid_id FROM building b JOIN unit u ON u.id = b.unit_id "
+    "JOIN building_cluster c ON c.id = u.building_cluster_id "
+    "JOIN residents_group g ON g.id = c.residents_group_id WHERE b.id IN ({b})",
+    "community": "SELECT b.community_id FROM building b WHERE b.id IN ({b})",
+    "subdistrict": "SELECT cm.subdistrict_id FROM building b JOIN community cm "
+    "ON cm.id = b.community_id WHERE b.id IN ({b})",
+}
+# Down from a community to one level's areas in it.
+_IN_COMMUNITY = {
+    "subdistrict": "t.id IN (SELECT subdistrict_id FROM community WHERE id = :cid)",
+    "community": "t.id = :cid",
+    "grid": "t.community_id = :cid",
+    "residents_group": "t.community_id = :cid",
+    "building_cluster": "t.residents_group_id IN "
+    "(SELECT id FROM residents_group WHERE community_id = :cid)",
+    "unit": "t.building_cluster_id IN (SELECT c.id FROM building_cluster c JOIN residents_group "
+    "g ON g.id = c.residents_group_id WHERE g.community_id = :cid)",
+    "building": "t.community_id = :cid",
+}
+
+
+def _visible(
+    level: Level, alias: str = "t", scope: str = "SELECT ga_scope_buildings(ga_user())"
+) -> str:
+    """SQL: the area ``alias`` holds a building of the user's scope (admins: any area).
+
+    ``scope`` is a subquery of building ids; a query that tests several levels passes one
+    computed once (a materialized CTE) instead of calling the scope function each time.
+    """
+    up = _UP[level.table].format(b=scope)
+    return f"((SELECT ga_role()) = 'admin' OR {alias}.id IN ({up}))"
 
 
 def _code(level: Level) -> str:
@@ -120,7 +156,7 @@ def _features_sql(level: Level, where: str) -> str:
                  'geometry', ST_AsGeoJSON(t.geom, 6)::json,
                  'properties', json_build_object(
                      'id', t.id, 'level', '{level.table}', 'code', {_code(level)},
-                     'name', {name}, 'households', t.households{parent}{extra}{leader}))
+                     'name', {name}, 'households', t.households{parent}{extra}{leader}))::text
                AS feature,
                {"r.id" if level.leader_level else "NULL::bigint"} AS leader_id
           FROM {level.table} t {parent_join} {leader_join}
@@ -134,7 +170,7 @@ def get_level(name: str) -> Level:
     return LEVELS[name]
 
 
-def feature_page(
+def feature_page_json(
     conn: Connection,
     user: Who,
     level_name: str,
@@ -144,8 +180,12 @@ def feature_page(
     bbox: tuple[float, float, float, float] | None = None,
     limit: int = 200,
     offset: int = 0,
-) -> dict[str, Any]:
-    """A page of one level's areas in the user's scope, as a FeatureCollection."""
+) -> str:
+    """A page of one level's areas in the user's scope, as FeatureCollection JSON text.
+
+    PostGIS writes each feature's JSON; Python only joins them (no parsing and no
+    re-encoding of coordinates).
+    """
     level = get_level(level_name)
     where, params = ["true"], {"limit": limit, "offset": offset}
     if parent_id is not None:
@@ -154,34 +194,31 @@ def feature_page(
         where.append(f"t.{level.parent_column} = :parent")
         params["parent"] = parent_id
     if community_id is not None:
-        if level.table in ("subdistrict", "community"):
-            where.append(
-                "t.id IN (SELECT subdistrict_id FROM community WHERE id = :cid)"
-                if level.table == "subdistrict"
-                else "t.id = :cid"
-            )
-        else:
-            where.append(
-                f"t.id IN (SELECT {level.path_column} FROM building_path WHERE community_id = :cid)"
-            )
+        where.append(_IN_COMMUNITY[level.table])
         params["cid"] = community_id
     if bbox is not None:
         where.append("t.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)")
         params.update(w=bbox[0], s=bbox[1], e=bbox[2], n=bbox[3])
     sql = _features_sql(level, " AND ".join(where))
-    total = conn.scalar(sa.text(f"SELECT count(*) FROM ({sql}) q"), params)
     rows = conn.execute(
         sa.text(f"{sql} ORDER BY {_code(level)}, t.id LIMIT :limit OFFSET :offset"), params
     ).all()
+    if rows and (offset == 0 and len(rows) < limit):
+        total = len(rows)  # the whole answer is on this page
+    else:
+        total = conn.scalar(sa.text(f"SELECT count(*) FROM ({sql}) q"), params)
     leaders = [r.leader_id for r in rows if r.leader_id is not None]
     if leaders:
         audit(conn, user, "list", "resident", leaders, {"as": f"leaders of {level.name}"})
-    return {
-        "type": "FeatureCollection",
-        "numberMatched": total,
-        "numberReturned": len(rows),
-        "features": [r.feature for r in rows],
-    }
+    return (
+        f'{{"type":"FeatureCollection","numberMatched":{int(total)},'
+        f'"numberReturned":{len(rows)},"features":[{",".join(r.feature for r in rows)}]}}'
+    )
+
+
+def feature_page(conn: Connection, user: Who, level_name: str, **kw: Any) -> dict[str, Any]:
+    """:func:`feature_page_json`, parsed."""
+    return json.loads(feature_page_json(conn, user, level_name, **kw))
 
 
 def feature(conn: Connection, user: Who, level_name: str, area_id: int) -> dict[str, Any]:
@@ -191,7 +228,7 @@ def feature(conn: Connection, user: Who, level_name: str, area_id: int) -> dict[
         raise NotFound(f"no {level.table.replace('_', ' ')} {area_id}")
     if row.leader_id is not None:
         audit(conn, user, "read", "resident", [row.leader_id], {"as": f"leader of {level.table}"})
-    return row.feature
+    return json.loads(row.feature)
 
 
 def children(

@@ -15,11 +15,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.areas import BY_TABLE as LEVELS_BY_TABLE
+from gis.areas import _visible
 from gis.ledger.address import parse_address, search_keys
 from gis.ledger.store import Who, audit
 
+_ALIASES = {
+    "community": "t",
+    "grid": "t",
+    "residents_group": "t",
+    "building_cluster": "t",
+    "unit": "t",
+    "building": "b",
+}
 PEOPLE_ROLES = ("admin", "committee_staff", "grid_worker", "building_leader")
-AREA_TABLES = ("community", "grid", "residents_group", "building_cluster", "unit")
 LIMIT = 20
 
 
@@ -125,57 +134,64 @@ def search(conn: Connection, user: Who, q: str, limit: int = LIMIT) -> dict[str,
                 }
                 for p in people
             )
-    # codes and names of areas, buildings and facilities
+    # codes and names of areas, buildings and facilities, in one query
     pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    for table in AREA_TABLES:
-        name = "t.name" if table in ("community", "grid") else "NULL"
-        path_col = f"{table}_id"
-        visible = (
-            f"((SELECT ga_role()) = 'admin' OR t.id IN (SELECT p.{path_col} FROM building_path p "
-            "WHERE p.building_id IN (SELECT ga_scope_buildings(ga_user()))))"
-        )
-        rows = conn.execute(
-            sa.text(
-                f"SELECT t.id, t.code, {name} AS name, t.households FROM {table} t "
-                f"WHERE (t.code = :q OR {name} LIKE :p) AND {visible} ORDER BY t.code LIMIT :n"
-            ),
-            {"q": q, "p": f"%{pattern}%", "n": limit},
-        ).all()
-        hits.extend(
-            {
-                "kind": table,
-                "id": r.id,
-                "code": r.code,
-                "label": r.name or r.code,
-                "households": r.households,
-                "match": "code" if r.code == q else "name",
-            }
-            for r in rows
-        )
-    if len(q) >= 2:
-        rows = conn.execute(
-            sa.text(
-                f"SELECT {_BUILDING_COLS} FROM building b "
-                "WHERE (b.source_id = :q OR b.name LIKE :p)"
-                f" AND {_visible_buildings()} ORDER BY b.id LIMIT :n"
-            ),
-            {"q": q, "p": f"%{pattern}%", "n": limit},
-        ).all()
-        seen = {h["id"] for h in hits if h["kind"] == "building"}
-        hits.extend(_building_hit(r, "code or name") for r in rows if r.id not in seen)
-        rows = conn.execute(
-            sa.text(
-                "SELECT f.id, f.name, f.kind, ST_X(ST_PointOnSurface(f.geom)) AS lon, "
-                "ST_Y(ST_PointOnSurface(f.geom)) AS lat FROM facility f "
-                "WHERE f.name LIKE :p ORDER BY f.id LIMIT :n"
-            ),
-            {"p": f"%{pattern}%", "n": limit},
-        ).all()
-        hits.extend(
-            {"kind": "facility", "id": r.id, "label": r.name, "facility_kind": r.kind,
-             "lon": r.lon, "lat": r.lat, "match": "name"}
-            for r in rows
-        )  # fmt: skip
+    vis = {
+        f"vis_{t}": _visible(LEVELS_BY_TABLE[t], a, "SELECT id FROM scope")
+        for t, a in _ALIASES.items()
+    }
+    rows = conn.execute(
+        sa.text(
+            """
+            WITH scope AS MATERIALIZED (SELECT ga_scope_buildings(ga_user()) AS id)
+            SELECT 'community' AS kind, t.id, t.code, coalesce(t.name, t.code) AS label,
+                   t.households, NULL::float AS lon, NULL::float AS lat
+              FROM community t WHERE (t.code = :q OR t.name LIKE :p)
+               AND {vis_community}
+            UNION ALL
+            SELECT 'grid', t.id, t.code, coalesce(t.name, t.code), t.households, NULL, NULL
+              FROM grid t WHERE (t.code = :q OR t.name LIKE :p)
+               AND {vis_grid}
+            UNION ALL
+            SELECT 'residents_group', t.id, t.code, t.code, t.households, NULL, NULL
+              FROM residents_group t WHERE t.code = :q
+               AND {vis_residents_group}
+            UNION ALL
+            SELECT 'building_cluster', t.id, t.code, t.code, t.households, NULL, NULL
+              FROM building_cluster t WHERE t.code = :q
+               AND {vis_building_cluster}
+            UNION ALL
+            SELECT 'unit', t.id, t.code, t.code, t.households, NULL, NULL
+              FROM unit t WHERE t.code = :q AND {vis_unit}
+            UNION ALL
+            SELECT 'building', b.id, b.source_id,
+                   coalesce(b.name, nullif(concat(b.addr_street, b.addr_housenumber), ''),
+                            b.source_id),
+                   b.households, ST_X(ST_PointOnSurface(b.geom)), ST_Y(ST_PointOnSurface(b.geom))
+              FROM building b WHERE (b.source_id = :q OR (length(:q) >= 2 AND b.name LIKE :p))
+               AND {vis_building}
+            UNION ALL
+            SELECT 'facility', f.id, f.kind, f.name, NULL, ST_X(ST_PointOnSurface(f.geom)),
+                   ST_Y(ST_PointOnSurface(f.geom))
+              FROM facility f WHERE length(:q) >= 2 AND f.name LIKE :p
+            LIMIT :n
+            """.format(**vis)
+        ),
+        {"q": q, "p": f"%{pattern}%", "n": limit * 2},
+    ).all()
+    seen = {(h["kind"], h["id"]) for h in hits}
+    for r in rows:
+        if (r.kind, r.id) in seen:
+            continue
+        hit = {"kind": r.kind, "id": r.id, "code": r.code, "label": r.label}
+        if r.households is not None:
+            hit["households"] = r.households
+        if r.lon is not None:
+            hit.update(lon=r.lon, lat=r.lat)
+        hit["match"] = "code" if r.code == q else "name"
+        if r.kind == "facility":
+            hit["facility_kind"] = hit.pop("code")
+        hits.append(hit)
     if user.role in PEOPLE_ROLES and 1 <= len(q) <= 20 and not addr.road:
         rows = conn.execute(
             sa.text(

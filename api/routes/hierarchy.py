@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import User
@@ -28,7 +28,12 @@ Limit = Annotated[int, Query(ge=1, le=2000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 
-@router.get("/areas/{level}", summary="Areas of one level in your scope (GeoJSON, paged)")
+@router.get(
+    "/areas/{level}",
+    summary="Areas of one level in your scope (GeoJSON, paged)",
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
 def get_areas(
     level: LevelName,
     user: User,
@@ -40,9 +45,9 @@ def get_areas(
     ] = None,
     limit: Limit = 200,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> Response:
     box = query.BBox.parse(bbox) if bbox else None
-    return areas.feature_page(
+    text = areas.feature_page_json(
         conn,
         user,
         level,
@@ -52,6 +57,7 @@ def get_areas(
         limit=limit,
         offset=offset,
     )
+    return Response(text, media_type="application/geo+json")
 
 
 @router.get("/areas/{level}/{area_id}", summary="One area (GeoJSON Feature)")
