@@ -205,9 +205,14 @@ def search(conn: Connection, user: Who, q: str, limit: int = LIMIT) -> dict[str,
              "room": r.room, "match": "name"}
             for r in rows
         )  # fmt: skip
-    people = [h["id"] for h in hits if h["kind"] == "resident"]
-    if people:
-        audit(conn, user, "search", "resident", people, {"by": "search box"})
+    # a search that looked into the residents' ledger is audited, whether it found anyone
+    # or not (the query itself says whom the user was looking for)
+    looked = user.role in PEOPLE_ROLES and (
+        (1 <= len(q) <= 20 and not addr.road) or (addr.room is not None and bool(hits))
+    )
+    if looked:
+        people = [h["id"] for h in hits if h["kind"] == "resident"]
+        audit(conn, user, "search", "resident", people, {"by": "search box", "q": q})
     return {
         "q": q,
         "parsed": {k: v for k, v in vars(addr).items() if v} if addr.road else None,

@@ -334,6 +334,7 @@ def load_dataset(
             copy_into_stage(conn, "stage_building", BUILDING_COLUMNS, ds.buildings)
             if not remove_registered:
                 check_registered_kept(conn, source_file)
+            check_residents_kept(conn, source_file)
             cond = "t.households_source IN ('" + "', '".join(PROTECTED_HOUSEHOLDS) + "')"
             out["building"] = upsert(
                 conn,
@@ -429,6 +430,28 @@ def check_registered_kept(conn: Connection, source_file: str) -> None:
             f"{len(rows)} building(s) with households entered by staff are not in the new "
             f"file: {shown}{more}. Nothing was imported. Check that it is the right file; "
             "to remove them and their dwellings, import again with --remove-registered"
+        )
+
+
+def check_residents_kept(conn: Connection, source_file: str) -> None:
+    """Refuse to drop buildings where residents of the ledger live (never with a flag:
+    people are not removed by a map update)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT t.source_id, count(r.id) FROM building t JOIN resident r "
+            "ON r.building_id = t.id WHERE t.source_file = :sf AND NOT EXISTS "
+            "(SELECT 1 FROM stage_building s WHERE s.source_id = t.source_id) "
+            "GROUP BY t.source_id ORDER BY t.source_id"
+        ),
+        {"sf": source_file},
+    ).all()
+    if rows:
+        shown = ", ".join(f"{sid} ({n} residents)" for sid, n in rows[:5])
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        raise Conflict(
+            f"{len(rows)} building(s) where residents of the ledger live are not in the new "
+            f"file: {shown}{more}. Nothing was imported. Move those residents to their new "
+            "building (PATCH /api/residents/ID) or remove them first"
         )
 
 

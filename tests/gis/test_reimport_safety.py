@@ -256,3 +256,23 @@ def test_summary_counts_dwellings_as_the_view_lists_them(engine, tmp_path: Path)
         listed = conn.scalar(sa.text("SELECT count(*) FROM dwelling_all"))
         body = summary(conn)
     assert body["dwellings"] == listed > 3
+
+
+def test_reimport_that_drops_buildings_with_residents_is_refused(engine, tmp_path: Path) -> None:
+    from gis.ledger.synth import generate
+    from gis.security import Keys
+    from gis.settings import Settings
+
+    gdf = _blocks(2, id=["A", "B"], building=["apartments"] * 2, **{"building:flats": [6, 6]})
+    path = tmp_path / "buildings.geojson"
+    gdf.to_file(path)
+    import_file(engine, path)
+    with engine.begin() as conn:
+        made = generate(conn, Keys.from_settings(Settings()), seed=3)
+    assert made["residents"] > 0
+    gdf[gdf["id"] == "A"].to_file(path)  # B, where people live, is gone
+    with pytest.raises(Conflict, match=r"1 building\(s\) where residents.*B \(\d+ residents\)"):
+        import_file(engine, path, remove_registered=True)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM building")) == 2
+        assert conn.scalar(sa.text("SELECT count(*) FROM resident")) == made["residents"]
