@@ -289,6 +289,11 @@ def dwellings(conn: Connection, building_id: int) -> list[dict[str, Any]]:
 # --- leaders -----------------------------------------------------------------------------
 
 
+def check_visible(conn: Connection, table: str, area_id: int) -> None:
+    """404 unless the area (any level, by table name) holds a building of the user's scope."""
+    _area_visible(conn, table, area_id)
+
+
 def _area_visible(conn: Connection, table: str, area_id: int) -> None:
     level = BY_TABLE[table]
     ok = conn.scalar(

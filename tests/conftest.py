@@ -217,3 +217,27 @@ def browser() -> Iterator[object]:
         b = p.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS)
         yield b
         b.close()
+
+
+def make_user(engine: Engine, username: str, role: str, password: str) -> int:
+    """Create a user directly in the database (no scope: give admins this)."""
+    from gis.security import hash_password
+
+    with engine.begin() as conn:
+        return int(
+            conn.scalar(
+                sa.text(
+                    "INSERT INTO app_user (username, role, password_hash) VALUES (:u, :r, :p) "
+                    "RETURNING id"
+                ),
+                {"u": username, "r": role, "p": hash_password(password)},
+            )
+        )
+
+
+def login(client, engine: Engine, username: str = "admin", role: str = "admin") -> None:
+    """Create ``username`` and log ``client`` in (the session cookie rides along)."""
+    password = f"pw-{username}-for-tests"
+    make_user(engine, username, role, password)
+    r = client.post("/api/auth/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text

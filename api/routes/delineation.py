@@ -8,11 +8,13 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from api.auth import Editor
 from api.deps import Conn
+from gis import areas
 from gis.delineate import edits
 from gis.delineate.hierarchy import Params
 from gis.delineate.service import run_on
-from gis.errors import NotFound
+from gis.errors import Forbidden, NotFound
 
 router = APIRouter(prefix="/api/delineation", tags=["delineation"])
 
@@ -27,7 +29,17 @@ class RunRequest(BaseModel):
 
 
 @router.post("/runs", status_code=201, summary="Draw units, clusters, groups and grids")
-def post_run(body: RunRequest, conn: Conn) -> dict[str, Any]:
+def post_run(body: RunRequest, conn: Conn, user: Editor) -> dict[str, Any]:
+    if user.role != "admin":
+        # committee staff redraw their own community, never the whole city
+        if body.community is None:
+            raise Forbidden("committee staff redraw one community: give its code")
+        cid = conn.scalar(
+            sa.text("SELECT id FROM community WHERE code = :c"), {"c": body.community}
+        )
+        if cid is None:
+            raise NotFound(f"no community {body.community!r}")
+        areas.check_visible(conn, "community", cid)
     params = Params(
         group_households=body.group_households,
         cluster_households=body.cluster_households,
@@ -72,7 +84,10 @@ class MoveRequest(BaseModel):
 
 
 @router.post("/moves", summary="Move a building, unit or cluster (polygons and codes follow)")
-def post_move(body: MoveRequest, conn: Conn) -> dict[str, Any]:
+def post_move(body: MoveRequest, conn: Conn, _user: Editor) -> dict[str, Any]:
+    target = {"building": "unit", "unit": "building_cluster", "building_cluster": "residents_group"}
+    areas.check_visible(conn, body.kind, body.id)  # both ends in the user's areas, or 404
+    areas.check_visible(conn, target[body.kind], body.to)
     return edits.move(conn, body.kind, body.id, body.to)
 
 
@@ -81,5 +96,6 @@ class LockRequest(BaseModel):
 
 
 @router.put("/groups/{group_id}/lock", summary="Lock or unlock a residents' group")
-def put_lock(group_id: int, body: LockRequest, conn: Conn) -> dict[str, Any]:
+def put_lock(group_id: int, body: LockRequest, conn: Conn, _user: Editor) -> dict[str, Any]:
+    areas.check_visible(conn, "residents_group", group_id)
     return edits.set_locked(conn, group_id, body.locked)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Response
 from pydantic import BaseModel, Field
 
+from api.auth import Editor
 from api.deps import Conn
 from gis import facilities
 
@@ -37,7 +38,9 @@ def _version(if_match: str | None) -> str | None:
 
 
 @router.post("", status_code=201, summary="Add a facility at a point")
-def post_facility(body: NewFacility, conn: Conn, response: Response) -> dict[str, Any]:
+def post_facility(
+    body: NewFacility, conn: Conn, response: Response, _user: Editor
+) -> dict[str, Any]:
     row = facilities.create_facility(
         conn, lon=body.lon, lat=body.lat, categories=body.categories, name=body.name
     )
@@ -57,6 +60,7 @@ def patch_facility(
     facility_id: FacilityId,
     body: FacilityEdit,
     conn: Conn,
+    _user: Editor,
     response: Response,
     if_match: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
@@ -75,7 +79,10 @@ def patch_facility(
 
 @router.delete("/{facility_id}", status_code=204, summary="Remove (needs If-Match)")
 def delete_facility(
-    facility_id: FacilityId, conn: Conn, if_match: Annotated[str | None, Header()] = None
+    facility_id: FacilityId,
+    conn: Conn,
+    _user: Editor,
+    if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     facilities.delete_facility(conn, facility_id, _version(if_match))
     return Response(status_code=204)

@@ -97,3 +97,29 @@ def groups_page(
     edges = query.layer_frame(conn, "walk_edges", limit=settings.map_feature_limit)
     title = f"居民小组 · {community}" if community else "居民小组 · 全部社区"
     return HTMLResponse(render_offline(groups_map(groups, buildings, edges, title=title)))
+
+
+LOGIN_PAGE = """<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>登录 · 网格地图</title>
+<link rel="stylesheet" href="/static/app/map.css"></head>
+<body class="ga-login-page">
+<form id="ga-login" class="ga-login-card" autocomplete="on">
+  <h1>网格地图 · 登录</h1>
+  <label>用户名<input name="username" autocomplete="username" required maxlength="64"
+    autocapitalize="none"></label>
+  <label>密码<input name="password" type="password" autocomplete="current-password" required
+    maxlength="200"></label>
+  <button type="submit">登录</button>
+  <div id="ga-login-message" role="status"></div>
+</form>
+<script src="/static/app/login.js"></script>
+</body></html>
+"""
+
+
+@router.get("/login", response_class=HTMLResponse, summary="Log in (tablets)")
+def login_page() -> HTMLResponse:
+    # static: the page reads ?next= itself and only ever goes to a path on this server
+    return HTMLResponse(LOGIN_PAGE, headers={"Cache-Control": "no-store"})

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from api.auth import Editor, User
 from api.deps import Conn
 from gis.reach import coverage, service, siting
 from gis.reach import model as reach_model
@@ -92,7 +93,7 @@ def get_gaps(
 
 
 @router.post("/what-if", summary="Coverage gained by a facility placed at a point")
-def post_what_if(body: WhatIf, conn: Conn, request: Request) -> dict[str, Any]:
+def post_what_if(body: WhatIf, conn: Conn, request: Request, _user: User) -> dict[str, Any]:
     m = _model(request, conn)
     inside = reach_model.building_at(conn, body.lon, body.lat)
     return reach_model.what_if(
@@ -106,7 +107,7 @@ def post_what_if(body: WhatIf, conn: Conn, request: Request) -> dict[str, Any]:
 
 
 @router.post("/siting", summary="Best new sites for a category (greedy maximal coverage)")
-def post_siting(body: SitingRequest, conn: Conn, request: Request) -> dict[str, Any]:
+def post_siting(body: SitingRequest, conn: Conn, request: Request, _user: User) -> dict[str, Any]:
     m = _model(request, conn)
     return siting.suggest_sites(
         m, body.category, body.k, body.limit_min * body.speed_m_per_min, body.candidates
@@ -126,7 +127,7 @@ def get_isochrone(
 
 
 @router.post("/runs", summary="Compute and store reach for every building")
-def post_run(body: RunRequest, conn: Conn) -> dict[str, Any]:
+def post_run(body: RunRequest, conn: Conn, _user: Editor) -> dict[str, Any]:
     run = service.compute_and_store(
         conn,
         categories=body.categories,

@@ -406,3 +406,52 @@ def test_bad_input_is_4xx(api):
         },
     )
     assert r.status_code == 422
+
+
+def test_map_edits_need_an_editor(api):
+    """Delineation, facility and reach writes: 401 without a login, 403 for a grid worker."""
+    a, info, _url = api
+    a.client.cookies.clear()
+    group = a.get("staff_a", f"/api/areas/residents_groups?community_id={info.community_a}")
+    gid = group.json()["features"][0]["id"]
+    writes = [
+        ("put", f"/api/delineation/groups/{gid}/lock", {"locked": True}),
+        ("post", "/api/delineation/moves", {"kind": "unit", "id": 1, "to": 1}),
+        ("post", "/api/facilities", {"lon": 118.78, "lat": 32.04, "categories": ["school"]}),
+        ("post", "/api/reach/runs", {}),
+        ("post", "/api/delineation/runs", {}),
+    ]
+    for method, path, body in writes:
+        a.client.cookies.clear()
+        r = getattr(a.client, method)(path, json=body)
+        assert r.status_code == 401, (path, r.status_code)
+        r = getattr(a, method)("worker_a1", path, json=body)
+        assert r.status_code == 403, (path, r.status_code)
+    r = a.put("staff_a", f"/api/delineation/groups/{gid}/lock", json={"locked": True})
+    assert r.status_code == 200, r.text
+
+
+def test_map_edits_stay_in_scope(api):
+    a, info, url = api
+    page = a.get("staff_a", f"/api/areas/residents_groups?community_id={info.community_a}")
+    gid = page.json()["features"][0]["id"]
+    assert (
+        a.put("staff_b", f"/api/delineation/groups/{gid}/lock", json={"locked": True}).status_code
+        == 404
+    )
+    assert a.post("staff_a", "/api/delineation/runs", json={}).status_code == 403
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        code_b = conn.scalar(
+            sa.text("SELECT code FROM community WHERE id = :i"), {"i": info.community_b}
+        )
+    eng.dispose()
+    r = a.post("staff_a", "/api/delineation/runs", json={"community": code_b})
+    assert r.status_code == 404
+    b = info.buildings["b"][0]
+    unit_a = a.get("staff_a", f"/api/buildings/{info.buildings['a1'][0]}/path").json()[1]
+    assert unit_a["level"] == "unit"
+    r = a.post(
+        "staff_a", "/api/delineation/moves", json={"kind": "building", "id": b, "to": unit_a["id"]}
+    )
+    assert r.status_code == 404

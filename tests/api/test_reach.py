@@ -11,13 +11,14 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from gis.io.pipeline import import_file
 from gis.settings import Settings
-from tests.conftest import NANJING
+from tests.conftest import NANJING, login
 
 
 @pytest.fixture
 def client(db_url, engine) -> Iterator[TestClient]:
     import_file(engine, NANJING)
     with TestClient(create_app(Settings(database_url=db_url))) as c:
+        login(c, engine)
         yield c
 
 

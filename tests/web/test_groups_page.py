@@ -9,23 +9,37 @@ import sqlalchemy as sa
 
 from gis.delineate.service import run
 from gis.io.pipeline import import_file
-from tests.conftest import NANJING, serve_app
+from tests.conftest import NANJING, make_user, serve_app
 from tests.web.test_map_page import zoom_to
+
+STAFF, PASSWORD = "li_staff", "pw-li-staff-2026"
 
 
 @pytest.fixture
 def groups_server(engine, db_url) -> Iterator[str]:
     import_file(engine, NANJING)
     run(engine)
+    make_user(engine, STAFF, "admin", PASSWORD)
     with serve_app(db_url) as base:
         yield base
 
 
-def _open(browser, base: str, viewport=(1024, 768)):
+def _log_in(page, base: str) -> None:
+    """Log in through the login page, as staff do on a tablet."""
+    page.goto(f"{base}/login?next=/map/groups", wait_until="networkidle")
+    page.locator("input[name=username]").fill(STAFF)
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("button[type=submit]").tap()
+    page.wait_for_url(f"{base}/map/groups", timeout=15000)
+
+
+def _open(browser, base: str, viewport=(1024, 768), logged_in: bool = True):
     context = browser.new_context(
         viewport={"width": viewport[0], "height": viewport[1]}, has_touch=True, is_mobile=True
     )
     page = context.new_page()
+    if logged_in:
+        _log_in(page, base)
     outside: list[str] = []
     errors: list[str] = []
     page.on(
@@ -133,4 +147,38 @@ def test_a_refused_move_shows_the_reason_and_changes_nothing(browser, groups_ser
     assert "未能修改" in page.inner_text("#ga-message")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT id, unit_id FROM building ORDER BY id")).all() == before
+    context.close()
+
+
+def test_a_move_without_login_asks_for_one(browser, groups_server, engine) -> None:
+    with engine.connect() as conn:
+        building, target_building = conn.execute(
+            sa.text(
+                "SELECT b.id, b2.id FROM building b JOIN building b2 ON b2.unit_id <> b.unit_id "
+                "AND b2.community_id = b.community_id ORDER BY b.id, b2.id LIMIT 1"
+            )
+        ).one()
+        before = conn.execute(sa.text("SELECT id, unit_id FROM building ORDER BY id")).all()
+        start, target = _centre(conn, building), _centre(conn, target_building)
+    context, page, outside, _errors = _open(browser, groups_server, logged_in=False)
+    x, y = zoom_to(page, *start)
+    page.touchscreen.tap(x, y)
+    page.locator("#ga-move-building").tap()
+    x, y = zoom_to(page, *target)
+    page.touchscreen.tap(x, y)
+    page.wait_for_function(
+        "() => document.getElementById('ga-message').className === 'error'", timeout=10000
+    )
+    assert "登录" in page.inner_text("#ga-message")
+    page.locator("#ga-message a").tap()
+    page.locator("input[name=username]").fill(STAFF)
+    page.locator("input[name=password]").fill("wrong password")
+    page.locator("button[type=submit]").tap()
+    page.wait_for_function(
+        "() => document.getElementById('ga-login-message').className === 'error'", timeout=10000
+    )
+    assert "用户名或密码错误" in page.inner_text("#ga-login-message")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT id, unit_id FROM building ORDER BY id")).all() == before
+    assert outside == []
     context.close()

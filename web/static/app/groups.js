@@ -41,6 +41,7 @@
         method,
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(body),
+        credentials: "same-origin", // the session cookie set by /login
       });
       const data = await r.json().catch(() => ({}));
       return { ok: r.ok, status: r.status, data };
@@ -55,10 +56,17 @@
       say(okText + (warnings ? "（注意：" + warnings + "）" : ""), "ok");
       setTimeout(() => window.location.reload(), 1500);
     } else {
+      state.mode = null;
+      if (result.status === 401) {
+        const next = encodeURIComponent(window.location.pathname + window.location.search);
+        message.innerHTML = `未能修改：请先 <a href="/login?next=${next}">登录</a>（修改需要社区工作人员账号）`;
+        message.className = "error";
+        return;
+      }
+      if (result.status === 403) return say("未能修改：您的账号没有修改权限", "error");
       let detail = result.data.detail;
       if (Array.isArray(detail)) detail = detail.map((d) => d.msg).join("; ");
       say("未能修改：" + (detail || "HTTP " + result.status), "error");
-      state.mode = null;
     }
   }
 
