@@ -274,16 +274,41 @@ def path(conn: Connection, building_id: int) -> list[dict[str, Any]]:
     return list(reversed(out))
 
 
-def dwellings(conn: Connection, building_id: int) -> list[dict[str, Any]]:
-    path(conn, building_id)  # 404 outside scope
+def dwellings(conn: Connection, building_id: int) -> dict[str, Any]:
+    """A building's dwellings as a FeatureCollection: no geometry of their own (a room is
+    inside its building's footprint), properties floor, room, households and the parent."""
+    up = path(conn, building_id)  # 404 outside scope
+    code = up[0]["code"]
     rows = conn.execute(
         sa.text(
-            "SELECT floor, room, households, is_estimated FROM dwelling_all "
+            "SELECT id, floor, room, households, is_estimated FROM dwelling_all "
             "WHERE building_id = :b ORDER BY floor, room LIMIT 5000"
         ),
         {"b": building_id},
-    )
-    return [dict(r._mapping) for r in rows]
+    ).all()
+    return {
+        "type": "FeatureCollection",
+        "numberMatched": len(rows),
+        "numberReturned": len(rows),
+        "features": [
+            {
+                "type": "Feature",
+                "id": r.id,
+                "geometry": None,
+                "properties": {
+                    "level": "dwelling",
+                    "code": f"{code}-{r.room}",
+                    "floor": r.floor,
+                    "room": r.room,
+                    "households": r.households,
+                    "is_estimated": r.is_estimated,
+                    "parent_id": building_id,
+                    "parent_code": code,
+                },
+            }
+            for r in rows
+        ],
+    }
 
 
 # --- leaders -----------------------------------------------------------------------------

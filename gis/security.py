@@ -50,7 +50,7 @@ def _decode_key(text: str) -> bytes:
 
 def load_key(settings: Settings) -> bytes:
     """Return the secret key, refusing a missing, short or well-known one."""
-    if settings.secret_key is not None:
+    if settings.secret_key is not None and settings.secret_key.get_secret_value().strip():
         text = settings.secret_key.get_secret_value()
         where = "GRIDATLAS_SECRET_KEY"
     elif settings.secret_key_file.is_file():

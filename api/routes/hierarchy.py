@@ -82,8 +82,8 @@ def get_path(building_id: AreaId, user: User, conn: Conn) -> list[dict[str, Any]
     return areas.path(conn, building_id)
 
 
-@router.get("/buildings/{building_id}/dwellings", summary="A building's dwellings (rooms)")
-def get_dwellings(building_id: AreaId, user: User, conn: Conn) -> list[dict[str, Any]]:
+@router.get("/buildings/{building_id}/dwellings", summary="A building's dwellings (GeoJSON)")
+def get_dwellings(building_id: AreaId, user: User, conn: Conn) -> dict[str, Any]:
     return areas.dwellings(conn, building_id)
 
 

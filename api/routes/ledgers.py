@@ -294,6 +294,13 @@ def patch_entry(
     return row
 
 
+@router.get("/ledgers/{ledger}/{entry_id}/history", summary="Who changed what, when")
+def entry_history(
+    ledger: LedgerName, entry_id: RowId, user: PeopleUser, conn: Conn
+) -> list[dict[str, Any]]:
+    return store.history(conn, user, store.LEDGERS[ledger].table, entry_id)
+
+
 @router.delete("/ledgers/{ledger}/{entry_id}", status_code=204, summary="Remove (If-Match)")
 def delete_entry(
     ledger: LedgerName,

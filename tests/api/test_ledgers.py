@@ -455,3 +455,33 @@ def test_map_edits_stay_in_scope(api):
         "staff_a", "/api/delineation/moves", json={"kind": "building", "id": b, "to": unit_a["id"]}
     )
     assert r.status_code == 404
+
+
+def test_dwellings_and_entry_history(api):
+    a, info, url = api
+    b = info.buildings["a1"][0]
+    fc = a.get("worker_a1", f"/api/buildings/{b}/dwellings").json()
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        households = conn.scalar(sa.text("SELECT households FROM building WHERE id = :b"), {"b": b})
+    eng.dispose()
+    assert fc["type"] == "FeatureCollection"
+    assert sum(f["properties"]["households"] for f in fc["features"]) == households
+    assert all(f["properties"]["parent_id"] == b for f in fc["features"])
+    assert (
+        a.get("worker_a1", f"/api/buildings/{info.buildings['a2'][0]}/dwellings").status_code == 404
+    )
+    rid = info.residents["a1"][4]
+    made = a.post(
+        "staff_a", "/api/ledgers/backbone", json={"resident_id": rid, "role": "volunteer"}
+    )
+    etag = made.headers["etag"]
+    r = a.patch(
+        "staff_a",
+        f"/api/ledgers/backbone/{made.json()['id']}",
+        json={"notes": "周末值班"},
+        headers={"If-Match": etag},
+    )
+    assert r.status_code == 200, r.text
+    hist = a.get("staff_a", f"/api/ledgers/backbone/{made.json()['id']}/history").json()
+    assert [h["action"] for h in hist] == ["update", "insert"] and hist[0]["changed"] == ["notes"]
