@@ -52,6 +52,7 @@ def post_run(body: RunRequest, conn: Conn, user: Editor) -> dict[str, Any]:
         "quality": report.quality,
         "seconds": {k: round(v, 3) for k, v in report.timings.items()},
         "blocks": {"reused": report.reused_blocks, "computed": report.computed_blocks},
+        "leaders_ended": report.leaders_ended,
     }
 
 

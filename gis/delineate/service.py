@@ -37,6 +37,7 @@ class RunReport:
     coverage_reused: bool = False
     locked_groups: int = 0
     households_changed_group: int = 0
+    leaders_ended: int = 0  # terms of leaders of units, clusters, groups that were redrawn
 
 
 def _load(conn: Connection) -> tuple[Inputs, pyproj.Transformer, int, dict, list[int]]:
@@ -222,6 +223,25 @@ def _write(
     codes = list(r.communities.code)
     targets = [i for i, c in enumerate(codes) if only is None or c == only]
     target_ids = [comm_ids[i] for i in targets]
+    # Leaders of the areas about to be redrawn: their terms end now (kept as history), so no
+    # current leader ever points at an area that no longer exists.
+    ended = conn.execute(
+        sa.text(
+            """
+            WITH g AS (SELECT id FROM residents_group
+                        WHERE community_id = ANY(:c) AND NOT is_locked),
+                 c AS (SELECT id FROM building_cluster WHERE residents_group_id IN
+                         (SELECT id FROM g)),
+                 u AS (SELECT id FROM unit WHERE building_cluster_id IN (SELECT id FROM c)),
+                 gone AS (SELECT 'residents_group' AS level, id FROM g
+                          UNION ALL SELECT 'building_cluster', id FROM c
+                          UNION ALL SELECT 'unit', id FROM u)
+            UPDATE leader_assignment la SET ended_at = now() FROM gone
+             WHERE la.level = gone.level AND la.area_id = gone.id AND la.ended_at IS NULL
+            """
+        ),
+        {"c": target_ids},
+    ).rowcount
     conn.execute(
         sa.text("DELETE FROM residents_group WHERE community_id = ANY(:c) AND NOT is_locked"),
         {"c": target_ids},
@@ -354,7 +374,9 @@ def _write(
             "t": json.dumps(r.timings),
         },
     )
-    return RunReport(int(run_id), r.quality, r.timings, [codes[i] for i in targets], 0, 0)
+    report = RunReport(int(run_id), r.quality, r.timings, [codes[i] for i in targets], 0, 0)
+    report.leaders_ended = ended
+    return report
 
 
 def _insert_level(

@@ -485,3 +485,31 @@ def test_dwellings_and_entry_history(api):
     assert r.status_code == 200, r.text
     hist = a.get("staff_a", f"/api/ledgers/backbone/{made.json()['id']}/history").json()
     assert [h["action"] for h in hist] == ["update", "insert"] and hist[0]["changed"] == ["notes"]
+
+
+def test_a_redraw_ends_the_terms_of_leaders_of_redrawn_areas(api):
+    a, info, url = api
+    building = info.buildings["a1"][0]
+    up = {p["level"]: p["id"] for p in a.get("staff_a", f"/api/buildings/{building}/path").json()}
+    rid = info.residents["a1"][0]
+    assert (
+        a.put("staff_a", f"/api/leaders/unit/{up['unit']}", json={"resident_id": rid}).status_code
+        == 200
+    )
+    assert (
+        a.put("staff_a", f"/api/leaders/building/{building}", json={"resident_id": rid}).status_code
+        == 200
+    )
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        code = conn.scalar(
+            sa.text("SELECT code FROM community WHERE id = :i"), {"i": info.community_a}
+        )
+    eng.dispose()
+    r = a.post("staff_a", "/api/delineation/runs", json={"community": code})
+    assert r.status_code == 201, r.text
+    assert r.json()["leaders_ended"] == 1
+    old = a.get("staff_a", f"/api/leaders/unit/{up['unit']}")
+    assert old.status_code == 404  # the unit was redrawn: it is gone, its term ended with it
+    kept = a.get("staff_a", f"/api/leaders/building/{building}").json()
+    assert kept["current"]["resident_id"] == rid  # buildings stay: their leaders stay
