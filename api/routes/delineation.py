@@ -15,6 +15,7 @@ from gis.delineate import edits
 from gis.delineate.hierarchy import Params
 from gis.delineate.service import run_on
 from gis.errors import Forbidden, NotFound
+from gis.facilities import StaleVersion
 
 router = APIRouter(prefix="/api/delineation", tags=["delineation"])
 
@@ -80,8 +81,16 @@ class MoveRequest(BaseModel):
         description="what moves: a building (to a unit), a unit (to a cluster), "
         "a building_cluster (to a residents' group)"
     )
-    id: int = Field(ge=1, description="id of the building, unit or cluster")
-    to: int = Field(ge=1, description="id of the unit, cluster or group it joins")
+    id: int = Field(ge=1, le=2**62, description="id of the building, unit or cluster")
+    to: int = Field(ge=1, le=2**62, description="id of the unit, cluster or group it joins")
+    from_: int | None = Field(
+        None,
+        alias="from",
+        ge=1,
+        le=2**62,
+        description="the unit, cluster or group it is in on the screen: if it has been moved "
+        "since, the move is refused with 412 (a stale edit) and nothing changes",
+    )
 
 
 @router.post("/moves", summary="Move a building, unit or cluster (polygons and codes follow)")
@@ -89,6 +98,19 @@ def post_move(body: MoveRequest, conn: Conn, _user: Editor) -> dict[str, Any]:
     target = {"building": "unit", "unit": "building_cluster", "building_cluster": "residents_group"}
     areas.check_visible(conn, body.kind, body.id)  # both ends in the user's areas, or 404
     areas.check_visible(conn, target[body.kind], body.to)
+    if body.from_ is not None:
+        parent = {"building": "unit_id", "unit": "building_cluster_id",
+                  "building_cluster": "residents_group_id"}[body.kind]  # fmt: skip
+        # the lock every delineation edit takes (edits.move takes it again: re-entrant)
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('delineation'))"))
+        now = conn.scalar(
+            sa.text(f"SELECT {parent} FROM {body.kind} WHERE id = :i"), {"i": body.id}
+        )
+        if now != body.from_:
+            raise StaleVersion(
+                f"this {body.kind.replace('_', ' ')} was moved since your map was drawn "
+                f"(it is now in {now}, not {body.from_}); reload the page and try again"
+            )
     return edits.move(conn, body.kind, body.id, body.to)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -91,3 +92,27 @@ def test_moves_and_locks_over_http(client) -> None:
     assert (
         client.put("/api/delineation/groups/999999/lock", json={"locked": True}).status_code == 404
     )
+
+
+def test_a_move_from_a_stale_map_is_refused(client, engine) -> None:
+    """The page says where the building was; if someone moved it since, 412 and no change."""
+    client.post("/api/delineation/runs", json={})
+    with engine.connect() as conn:
+        building, unit, other = conn.execute(
+            sa.text(
+                "SELECT b.id, b.unit_id, b2.unit_id FROM building b JOIN building b2 "
+                "ON b2.unit_id <> b.unit_id JOIN unit u ON u.id = b.unit_id "
+                "JOIN unit u2 ON u2.id = b2.unit_id "
+                "AND u2.building_cluster_id = u.building_cluster_id "
+                "WHERE (SELECT count(*) FROM building x WHERE x.unit_id = b.unit_id) > 1 "
+                "ORDER BY b.id LIMIT 1"
+            )
+        ).one()
+    stale = client.post(
+        "/api/delineation/moves",
+        json={"kind": "building", "id": building, "to": other, "from": unit + 10**6},
+    )
+    assert stale.status_code == 412 and "reload" in stale.json()["detail"]
+    with engine.connect() as conn:
+        now = conn.scalar(sa.text("SELECT unit_id FROM building WHERE id = :b"), {"b": building})
+    assert now == unit

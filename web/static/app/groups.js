@@ -83,7 +83,12 @@
       if (p.unit_id === from.unit_id) return say("这栋楼已在该单元，请点选其他单元的楼栋", "error");
       say("正在移动…");
       done(
-        await send("POST", "/api/delineation/moves", { kind: "building", id: from.id, to: p.unit_id }),
+        await send("POST", "/api/delineation/moves", {
+          kind: "building",
+          id: from.id,
+          to: p.unit_id,
+          from: from.unit_id, // refused (412) if someone moved it since this map was drawn
+        }),
         `已将楼栋移入单元 ${p.unit}`
       );
     } else if (state.mode === "unit") {
@@ -94,6 +99,7 @@
           kind: "unit",
           id: from.unit_id,
           to: p.cluster_id,
+          from: from.cluster_id,
         }),
         `已将单元 ${from.unit} 移入楼群 ${p.cluster}`
       );
