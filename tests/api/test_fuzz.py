@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,10 +20,13 @@ SLOW = re.compile(r"^(POST /api/delineation/runs|POST /api/reach.*|GET /map.*)$"
 EXAMPLES = 25
 
 
-def test_no_server_errors(api):
+@pytest.mark.parametrize("user, examples", [("admin", EXAMPLES), ("worker_a1", 8)])
+def test_no_server_errors(api, user, examples):
+    """As an admin (requests reach the handlers) and as a grid worker (scope and role
+    refusals on every path)."""
     a, _info, _url = api
     schema = schemathesis.openapi.from_asgi("/openapi.json", a.client.app)
-    headers = a.as_("admin")
+    headers = a.as_(user)
     failures: list[str] = []
     ran = 0
     for result in schema.get_all_operations():
@@ -33,7 +37,7 @@ def test_no_server_errors(api):
         ran += 1
 
         @settings(
-            max_examples=EXAMPLES,
+            max_examples=examples,
             deadline=None,
             database=None,
             derandomize=True,
