@@ -38,7 +38,7 @@ class Params:
     group_households: int = 100
     band: float = 0.2  # a group within ±20 % of the target is "in band"
     cluster_households: int = 35
-    unit_min_households: int = 10
+    unit_min_households: int = 5
     unit_cap: int = 60
     grid_households: int = 300
     community_households: int = 2500
