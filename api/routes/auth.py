@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import COOKIE, ROLE_LABELS, Admin, User
 from api.deps import AppSettings, Conn
 from gis import security
-from gis.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from gis.errors import Conflict, InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 users = APIRouter(prefix="/api/users", tags=["auth"])
@@ -20,6 +21,8 @@ users = APIRouter(prefix="/api/users", tags=["auth"])
 ScopeLevel = Literal[
     "subdistrict", "community", "grid", "residents_group", "building_cluster", "unit", "building"
 ]
+MAX_FAILURES = 5  # wrong passwords in a row before the login is locked
+LOCK_MINUTES = 15
 Role = Literal["admin", "planner", "committee_staff", "grid_worker", "building_leader"]
 
 
@@ -29,16 +32,50 @@ class Login(BaseModel):
 
 
 @router.post("/login", summary="Log in: a token (and an HttpOnly cookie) for the next hours")
-def login(body: Login, conn: Conn, response: Response, settings: AppSettings) -> dict[str, Any]:
+def login(body: Login, conn: Conn, response: Response, settings: AppSettings) -> Any:
     row = conn.execute(
         sa.text(
-            "SELECT id, password_hash, role, full_name FROM app_user "
-            "WHERE username = :u AND is_active"
+            "SELECT id, password_hash, role, full_name, "
+            "ceil(extract(epoch FROM locked_until - now()) / 60)::int AS locked_min "
+            "FROM app_user WHERE username = :u AND is_active FOR UPDATE"
         ),
         {"u": body.username},
     ).first()
+    if row is not None and row.locked_min is not None and row.locked_min > 0:
+        return JSONResponse(
+            {
+                "detail": f"too many wrong passwords: try again in {row.locked_min} min "
+                f"(密码错误次数过多，请 {row.locked_min} 分钟后再试)",
+                "error": "TooManyAttempts",
+            },
+            status_code=429,
+            headers={"Retry-After": str(row.locked_min * 60)},
+        )
     if not security.verify_password(body.password, row.password_hash if row else None):
-        raise NotAuthenticated("wrong user name or password (用户名或密码错误)")
+        if row is not None:
+            # counted and committed (this answer is not an exception, so the request's
+            # transaction commits): MAX_FAILURES wrong passwords lock the login a while
+            conn.execute(
+                sa.text(
+                    "UPDATE app_user SET failed_logins = CASE WHEN failed_logins + 1 >= :m "
+                    "THEN 0 ELSE failed_logins + 1 END, locked_until = CASE WHEN "
+                    "failed_logins + 1 >= :m THEN now() + make_interval(mins => :lock) "
+                    "ELSE locked_until END WHERE id = :i"
+                ),
+                {"m": MAX_FAILURES, "lock": LOCK_MINUTES, "i": row.id},
+            )
+        return JSONResponse(
+            {
+                "detail": "wrong user name or password (用户名或密码错误)",
+                "error": "NotAuthenticated",
+            },
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    conn.execute(
+        sa.text("UPDATE app_user SET failed_logins = 0, locked_until = NULL WHERE id = :i"),
+        {"i": row.id},
+    )
     token, digest = security.new_token()
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=settings.session_hours)
     conn.execute(

@@ -513,3 +513,18 @@ def test_a_redraw_ends_the_terms_of_leaders_of_redrawn_areas(api):
     assert old.status_code == 404  # the unit was redrawn: it is gone, its term ended with it
     kept = a.get("staff_a", f"/api/leaders/building/{building}").json()
     assert kept["current"]["resident_id"] == rid  # buildings stay: their leaders stay
+
+
+def test_wrong_passwords_lock_the_login_for_a_while(api):
+    a, _info, url = api
+    for _ in range(5):
+        r = a.client.post("/api/auth/login", json={"username": "staff_b", "password": "guess"})
+        assert r.status_code == 401
+    right = {"username": "staff_b", "password": "pw-staff_b-2026"}
+    r = a.client.post("/api/auth/login", json=right)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE app_user SET locked_until = now() WHERE username = 'staff_b'"))
+    eng.dispose()
+    assert a.client.post("/api/auth/login", json=right).status_code == 200

@@ -86,6 +86,8 @@ def upgrade() -> None:
             role          text NOT NULL CHECK (role IN {_in(ROLES)}),
             password_hash text NOT NULL,
             is_active     boolean NOT NULL DEFAULT true,
+            failed_logins integer NOT NULL DEFAULT 0,
+            locked_until  timestamptz,
             created_at    timestamptz NOT NULL DEFAULT now()
         )
         """
