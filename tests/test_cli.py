@@ -90,3 +90,25 @@ def test_demo_sets_up_the_bundled_data_and_a_rerun_changes_nothing(db_url, engin
     assert tuple(runs) == (1, 1, 0)  # computed once, by the first demo
     assert "residents' groups drawn" in first.stdout
     assert "residents' groups drawn" not in second.stdout
+
+
+def test_user_add_and_people_synth(db_url, engine) -> None:
+    made = cli("user", "add", "chief", "--role", "admin", db_url=db_url)
+    assert made.returncode == 0, made.stderr
+    password = made.stdout.split("password:")[1].strip()
+    assert len(password) >= 12
+    again = cli("user", "add", "chief", "--role", "admin", db_url=db_url)
+    assert again.returncode == 2 and "taken" in again.stderr
+    no_area = cli("user", "add", "wang", "--role", "grid_worker", db_url=db_url)
+    assert no_area.returncode == 2 and "needs at least one area" in no_area.stderr
+    bad = cli("user", "add", "wang", "--role", "grid_worker", "--scope", "grid:NOPE", db_url=db_url)
+    assert bad.returncode == 2 and "no grid" in bad.stderr
+    weird = cli("user", "add", "w", "--role", "boss", db_url=db_url)
+    assert weird.returncode == 2
+    from gis.security import verify_password
+
+    with engine.connect() as conn:
+        stored = conn.scalar(sa.text("SELECT password_hash FROM app_user WHERE username = 'chief'"))
+    assert verify_password(password, stored)
+    empty = cli("people", "synth", db_url=db_url)
+    assert empty.returncode == 0 and "0 residents" in empty.stdout
