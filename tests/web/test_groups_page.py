@@ -182,3 +182,17 @@ def test_a_move_without_login_asks_for_one(browser, groups_server, engine) -> No
         assert conn.execute(sa.text("SELECT id, unit_id FROM building ORDER BY id")).all() == before
     assert outside == []
     context.close()
+
+
+@pytest.mark.parametrize("next_", ["//evil.example/x", "/\\evil.example/x", "https://evil.example"])
+def test_login_never_sends_you_elsewhere(browser, groups_server, next_) -> None:
+    from urllib.parse import quote
+
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, has_touch=True)
+    page = context.new_page()
+    page.goto(f"{groups_server}/login?next={quote(next_)}", wait_until="networkidle")
+    page.locator("input[name=username]").fill(STAFF)
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("button[type=submit]").tap()
+    page.wait_for_url(f"{groups_server}/map/groups", timeout=15000)
+    context.close()
