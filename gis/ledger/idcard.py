@@ -163,13 +163,16 @@ def validate_phone(s: str) -> tuple[str, None] | tuple[None, str]:
 
 
 def mask_id_number(s: str) -> str:
-    """First 6 and last 4 characters kept, the rest as ``*``: ``320102********1234``.
+    """First 3 and last 4 characters kept, the rest as ``*``: ``320***********1234``.
 
-    Anything but an 18- (or old 15-) character number is masked entirely.
+    Not the common 6 + 4: the birth date in between is also shown on the record (as a year
+    to roles that may not see ID numbers), and region + full birth date + last 4 would give
+    the whole number back. Anything but an 18- (or old 15-) character number is masked
+    entirely.
     """
     number = normalize_id_number(s)
     if len(number) in (15, 18):
-        return number[:6] + "*" * (len(number) - 10) + number[-4:]
+        return number[:3] + "*" * (len(number) - 7) + number[-4:]
     return "*" * len(number)
 
 

@@ -107,12 +107,13 @@ RESIDENT_COLUMNS = (
 )
 
 
-def _resident_out(row: Any, keys: Keys, reveal: Reveal) -> dict[str, Any]:
+def _resident_out(row: Any, keys: Keys, reveal: Reveal, may_see_birth_date: bool) -> dict[str, Any]:
     out = {
         "id": row.id,
         "name": row.name,
         "gender": row.gender,
         "birth_date": row.birth_date.isoformat() if row.birth_date else None,
+        "birth_year": row.birth_date.year if row.birth_date else None,
         "id_number": row.id_number_masked,
         "phone": row.phone_masked,
         "building_id": row.building_id,
@@ -126,6 +127,9 @@ def _resident_out(row: Any, keys: Keys, reveal: Reveal) -> dict[str, Any]:
         "version": row.version,
         "updated_at": row.updated_at.isoformat(),
     }
+    if not may_see_birth_date:
+        # with the date, the mask would give the number back: the year tells the age
+        out["birth_date"] = None
     if reveal.id_number:
         out["id_number"] = keys.open(row.id_number_enc, "resident.id_number")
     if reveal.phone and row.phone_enc is not None:
@@ -256,7 +260,7 @@ def get_resident(
     """One resident (404 outside the user's scope); the read is audited."""
     reveal.check(user)
     row = _resident_row(conn, rid)
-    out = _resident_out(row, keys, reveal)
+    out = _resident_out(row, keys, reveal, user.may_reveal("id_number"))
     out["categories"] = categories_of(conn, [rid]).get(rid, {})
     if audited:
         audit(conn, user, "read", "resident", [rid])
@@ -354,7 +358,7 @@ def list_residents(
         ),
         params,
     ).all()
-    items = [_resident_out(r, keys, reveal) for r in rows]
+    items = [_resident_out(r, keys, reveal, user.may_reveal("id_number")) for r in rows]
     ids = [r["id"] for r in items]
     cats = categories_of(conn, ids) if ids else {}
     for item in items:

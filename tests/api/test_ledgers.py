@@ -148,7 +148,7 @@ def test_encrypted_at_rest_and_searchable(api):
     eng.dispose()
     dump = repr(tuple(raw)).encode()
     assert number.encode() not in dump and b"13912345678" not in dump
-    assert number[:6].encode() in dump  # the mask keeps region and check digits only
+    assert number[:3].encode() in dump and number[3:14].encode() not in dump  # the mask
     assert Keys.from_settings(Settings()).open(raw.id_number_enc, "resident.id_number") == number
     found = a.get("staff_a", f"/api/residents?id_number={number}").json()
     assert [i["id"] for i in found["items"]] == [rid]
@@ -528,3 +528,18 @@ def test_wrong_passwords_lock_the_login_for_a_while(api):
         conn.execute(sa.text("UPDATE app_user SET locked_until = now() WHERE username = 'staff_b'"))
     eng.dispose()
     assert a.client.post("/api/auth/login", json=right).status_code == 200
+
+
+def test_masks_cannot_be_put_back_together(api):
+    """Region, birth date and the last digits together would give the number back: roles
+    that may not see ID numbers get the birth year only, and the mask hides the district."""
+    a, info, _url = api
+    rid = info.residents["a1"][0]
+    worker = a.get("worker_a1", f"/api/residents/{rid}").json()
+    staff = a.get("staff_a", f"/api/residents/{rid}").json()
+    full = a.get("staff_a", f"/api/residents/{rid}?reveal=id_number").json()["id_number"]
+    assert worker["birth_date"] is None and worker["birth_year"] == int(full[6:10])
+    assert staff["birth_date"] == f"{full[6:10]}-{full[10:12]}-{full[12:14]}"
+    assert worker["id_number"] == full[:3] + "*" * 11 + full[-4:]
+    listed = a.get("leader_a1", "/api/residents?limit=5").json()["items"]
+    assert all(i["birth_date"] is None for i in listed)
