@@ -59,9 +59,25 @@ def _token(request: Request) -> str | None:
     return request.cookies.get(COOKIE) or None
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+CSRF_HEADER = "x-requested-with"  # pages send "gridatlas"; a form on another site cannot
+
+
 def current_user(request: Request, conn: Conn) -> Principal:
-    """The request's user, set as the transaction's ``ga.user_id``; 401 without a login."""
+    """The request's user, set as the transaction's ``ga.user_id``; 401 without a login.
+
+    A change sent with the cookie alone must also carry ``X-Requested-With: gridatlas``: a
+    page of another site (even a sibling subdomain, which SameSite does not stop) can post
+    a form with the cookie but cannot add a header without our consent (CORS).
+    """
     token = _token(request)
+    if (
+        token
+        and "authorization" not in request.headers
+        and request.method not in SAFE_METHODS
+        and request.headers.get(CSRF_HEADER) != "gridatlas"
+    ):
+        raise Forbidden("a change sent with the login cookie needs X-Requested-With: gridatlas")
     if not token or len(token) > 200:
         raise NotAuthenticated("log in first: POST /api/auth/login, then send the token")
     # one round trip: the lookup also sets the transaction's user (row-level security)

@@ -69,6 +69,17 @@ def install(app: FastAPI) -> None:
             status_code=409,
         )
 
+    @app.exception_handler(sa.exc.ProgrammingError)
+    async def _programming(_request: Request, err: sa.exc.ProgrammingError) -> JSONResponse:
+        if getattr(err.orig, "sqlstate", None) == "42501":
+            # row-level security refused a write outside the user's areas: to the user that
+            # area does not exist (the same answer as for one that does not)
+            return JSONResponse(
+                {"detail": "not found in your area; nothing was written", "error": "NotFound"},
+                status_code=404,
+            )
+        raise err
+
     @app.exception_handler(sa.exc.DataError)
     async def _data_error(_request: Request, err: sa.exc.DataError) -> JSONResponse:
         logging.getLogger("gridatlas.api").info("data error: %s", err.orig)

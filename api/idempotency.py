@@ -62,6 +62,15 @@ def run_once(
                 "this Idempotency-Key was used for a different request; use a new key "
                 "for a new record"
             )
+        # a replay answers with what the first request wrote: a read, audited like one
+        rid = row.response.get("id") if isinstance(row.response, dict) else None
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_log (user_id, action, subject, subject_ids, detail) "
+                "VALUES (:u, 'replay', :s, :ids, '{}'::jsonb)"
+            ),
+            {"u": user_id, "s": str(request.get("path", ""))[:200], "ids": [rid] if rid else []},
+        )
         replay = {"Idempotent-Replayed": "true"}
         if headers:
             replay.update(headers(row.response))

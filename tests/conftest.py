@@ -236,8 +236,9 @@ def make_user(engine: Engine, username: str, role: str, password: str) -> int:
 
 
 def login(client, engine: Engine, username: str = "admin", role: str = "admin") -> None:
-    """Create ``username`` and log ``client`` in (the session cookie rides along)."""
+    """Create ``username`` and log ``client`` in (its token in every request's header)."""
     password = f"pw-{username}-for-tests"
     make_user(engine, username, role, password)
     r = client.post("/api/auth/login", json={"username": username, "password": password})
     assert r.status_code == 200, r.text
+    client.headers["Authorization"] = f"Bearer {r.json()['token']}"

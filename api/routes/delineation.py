@@ -32,15 +32,20 @@ class RunRequest(BaseModel):
 @router.post("/runs", status_code=201, summary="Draw units, clusters, groups and grids")
 def post_run(body: RunRequest, conn: Conn, user: Editor) -> dict[str, Any]:
     if user.role != "admin":
-        # committee staff redraw their own community, never the whole city
+        # committee staff redraw a community of their own, never the whole city, and only
+        # one they hold whole (a grid's worker does not redraw the grid next door)
         if body.community is None:
             raise Forbidden("committee staff redraw one community: give its code")
-        cid = conn.scalar(
-            sa.text("SELECT id FROM community WHERE code = :c"), {"c": body.community}
+        mine = conn.scalar(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM community c JOIN app_user_scope s "
+                "ON s.user_id = :u AND ((s.level = 'community' AND s.area_id = c.id) OR "
+                "(s.level = 'subdistrict' AND s.area_id = c.subdistrict_id)) WHERE c.code = :c)"
+            ),
+            {"u": user.id, "c": body.community},
         )
-        if cid is None:
-            raise NotFound(f"no community {body.community!r}")
-        areas.check_visible(conn, "community", cid)
+        if not mine:
+            raise NotFound(f"no community {body.community!r} in your area")
     params = Params(
         group_households=body.group_households,
         cluster_households=body.cluster_households,

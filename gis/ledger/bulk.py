@@ -250,9 +250,15 @@ def run_import(
     mode: Mode, community_id: int | None = None,
 ) -> Plan:  # fmt: skip
     """Preview, or write all rows (only if all are valid), or write the valid ones."""
-    if mode != "preview" and user.role not in ("admin", "committee_staff"):
+    if user.role not in ("admin", "committee_staff"):
+        # a preview compares every row with the ledger (is this ID number registered? is
+        # this the phone on file?): it is a read of people, for importers only
         raise Forbidden("only admins and committee staff import ledgers")
     plan = plan_import(conn, keys, user, ledger, data, filename, community_id)
+    subject = store.LEDGERS[ledger].table if ledger in store.LEDGERS else "resident"
+    touched = [a[1] for a in plan.actions if a[1] is not None]
+    store.audit(conn, user, f"import {mode}", subject, touched,
+                {"rows": plan.total_rows, "file": filename[:200]})  # fmt: skip
     if mode == "preview" or (mode == "all" and plan.errors) or not plan.actions:
         return plan
     if any(e["row"] == 0 for e in plan.errors):

@@ -70,7 +70,7 @@ def parse_version(if_match: str | None) -> int:
             "say which version you edited: send If-Match with the ETag you got from GET"
         )
     text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit() or len(text) > 9:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise StaleVersion(f"If-Match {if_match!r} is not an ETag of this record; reload it")
     return int(text)
 
@@ -210,6 +210,18 @@ def _building_in_scope(conn: Connection, building_id: int) -> None:
         raise NotFound(f"no building {building_id} in your area")
 
 
+def _community_in_scope(conn: Connection, community_id: Any) -> None:
+    ok = isinstance(community_id, int) and conn.scalar(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM building_path p WHERE p.community_id = :c "
+            "AND p.building_id IN (SELECT ga_people_buildings()))"
+        ),
+        {"c": community_id},
+    )
+    if not ok:
+        raise NotFound(f"no community {community_id} in your area")
+
+
 def _duplicate_id(conn: Connection, hmac_value: bytes, own: int | None = None) -> None:
     # Not subject to the user's scope on purpose: one person, one record in the system.
     # The answer says only that the number is registered, not where or to whom.
@@ -330,6 +342,10 @@ def list_residents(
     if name:
         where.append("r.name LIKE :name")
         params["name"] = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    for field, value in (("id_number", id_number), ("phone", phone)):
+        if value and not user.may_reveal(field):
+            # a search by number is a way to test guesses of a number one may not see
+            raise Forbidden(f"a {user.role} may not search by {field.replace('_', ' ')}")
     if id_number:
         number, reason = idcard.validate_id_number(id_number)
         if number is None:
@@ -390,7 +406,7 @@ def update_resident(
     if "id_number_hmac" in cols:
         _duplicate_id(conn, cols["id_number_hmac"], own=rid)
     _write(conn, "resident", rid, cols, user)
-    return get_resident(conn, keys, user, rid, Reveal(), audited=False)
+    return get_resident(conn, keys, user, rid, Reveal())  # the answer is a read: audited
 
 
 def delete_resident(conn: Connection, user: Who, rid: int, version: int) -> None:
@@ -567,15 +583,7 @@ def create_entry(
     if ledger.table == "organisation":
         if not data.get("name") or not data.get("kind") or not data.get("community_id"):
             raise InvalidInput("an organisation needs name, kind and community_id")
-        ok = conn.scalar(
-            sa.text(
-                "SELECT EXISTS (SELECT 1 FROM building_path p WHERE p.community_id = :c "
-                "AND p.building_id IN (SELECT ga_people_buildings()))"
-            ),
-            {"c": data["community_id"]},
-        )
-        if not ok:
-            raise NotFound(f"no community {data['community_id']} in your area")
+        _community_in_scope(conn, data["community_id"])
         if data.get("building_id") is not None:
             _building_in_scope(conn, data["building_id"])
     else:
@@ -678,6 +686,8 @@ def update_entry(
         _visible_resident(conn, data["resident_id"])
     if data.get("building_id") is not None:
         _building_in_scope(conn, data["building_id"])
+    if data.get("community_id") is not None:
+        _community_in_scope(conn, data["community_id"])
     cols = _entry_columns(keys, ledger, data)
     try:
         with conn.begin_nested():

@@ -498,6 +498,10 @@ def _read_grid(data: bytes, filename: str) -> list[tuple[Any, ...]]:
     raise _Unreadable("只支持 .xlsx 或 .csv 文件 (only .xlsx and .csv files are supported)")
 
 
+MAX_GRID_ROWS = 20_010  # the import's 20,000 rows, a title and headings
+MAX_COLUMNS = 200
+
+
 def _xlsx_grid(data: bytes) -> list[tuple[Any, ...]]:
     try:
         with warnings.catch_warnings():
@@ -506,7 +510,14 @@ def _xlsx_grid(data: bytes) -> list[tuple[Any, ...]]:
         try:
             ws = wb.worksheets[0]
             ws.reset_dimensions()  # the stored dimension is often wrong; read every row
-            return [tuple(r) for r in ws.iter_rows(values_only=True)]
+            rows = []
+            for r in ws.iter_rows(values_only=True):
+                rows.append(tuple(r[:MAX_COLUMNS]))
+                if len(rows) > MAX_GRID_ROWS:  # a small zip can hold millions of rows
+                    raise _Unreadable(
+                        f"表格超过 {MAX_GRID_ROWS} 行 (more than {MAX_GRID_ROWS} rows: split it)"
+                    )
+            return rows
         finally:
             wb.close()
     except IndexError as err:

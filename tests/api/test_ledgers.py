@@ -543,3 +543,73 @@ def test_masks_cannot_be_put_back_together(api):
     assert worker["id_number"] == full[:3] + "*" * 11 + full[-4:]
     listed = a.get("leader_a1", "/api/residents?limit=5").json()["items"]
     assert all(i["birth_date"] is None for i in listed)
+
+
+def test_review_findings_stay_fixed(api):
+    """Each case here was a hole found in review: now refused, or a 4xx instead of a 500."""
+    a, info, url = api
+    rid = info.residents["a1"][0]
+    # a change sent with the cookie alone needs the header only our pages send (CSRF)
+    a.client.cookies.clear()
+    login = a.client.post(
+        "/api/auth/login", json={"username": "staff_a", "password": "pw-staff_a-2026"}
+    )
+    assert login.status_code == 200
+    body = {"resident_id": rid, "category": "low_income"}
+    assert a.client.post("/api/ledgers/special_groups", json=body).status_code == 403
+    ok = a.client.post(
+        "/api/ledgers/special_groups", json=body, headers={"X-Requested-With": "gridatlas"}
+    )
+    assert ok.status_code == 201
+    a.client.cookies.clear()
+    # numbers one may not see cannot be searched for either (guess testing)
+    assert a.get("leader_a1", "/api/residents?phone=13800000000").status_code == 403
+    assert a.get("worker_a1", "/api/residents?id_number=11010519491231002X").status_code == 403
+    # an import preview compares rows with the ledger: importers only
+    r = a.post(
+        "worker_a1",
+        "/api/ledgers/residents/import",
+        files={"file": ("x.csv", "姓名,身份证号,楼栋,室号\n".encode(), "text/csv")},
+    )
+    assert r.status_code == 403
+    # a unicode digit in If-Match is a stale version, not a crash
+    r = a.patch(
+        "staff_a",
+        f"/api/residents/{rid}",
+        json={"room": "9"},
+        headers={"If-Match": '"\u00b2"'.encode("latin-1")},
+    )
+    assert r.status_code == 412
+    # an organisation cannot be moved to a community outside the user's areas
+    org = a.post(
+        "staff_a",
+        "/api/ledgers/organisations",
+        json={"name": "社区食堂", "kind": "other", "community_id": info.community_a},
+    )
+    r = a.patch(
+        "staff_a",
+        f"/api/ledgers/organisations/{org.json()['id']}",
+        json={"community_id": info.community_b},
+        headers={"If-Match": org.headers["etag"]},
+    )
+    assert r.status_code == 404
+    # building leaders get no key-person counts
+    kp = {"resident_id": rid, "category": "petitioner"}
+    assert a.post("staff_a", "/api/ledgers/key_persons", json=kp).status_code == 201
+    b = info.buildings["a1"][0]
+    leader = a.get("leader_a1", f"/api/stats/buildings?community_id={info.community_a}").json()
+    staff = a.get("staff_a", f"/api/stats/buildings?community_id={info.community_a}").json()
+    assert "key_persons" not in next(x for x in leader["areas"] if x["id"] == b)["counts"]
+    assert "key_persons" in next(x for x in staff["areas"] if x["id"] == b)["counts"]
+    # a grid's worker cannot redraw the community around the grid
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        code = conn.scalar(
+            sa.text("SELECT code FROM community WHERE id = :i"), {"i": info.community_a}
+        )
+    eng.dispose()
+    assert a.post("worker_a1", "/api/delineation/runs", json={"community": code}).status_code == 403
+    assert a.post("staff_b", "/api/delineation/runs", json={"community": code}).status_code == 404
+    assert a.post("staff_b", "/api/delineation/runs", json={"community": "NOPE"}).json()[
+        "detail"
+    ] == ("no community 'NOPE' in your area")

@@ -184,7 +184,10 @@ def test_a_move_without_login_asks_for_one(browser, groups_server, engine) -> No
     context.close()
 
 
-@pytest.mark.parametrize("next_", ["//evil.example/x", "/\\evil.example/x", "https://evil.example"])
+@pytest.mark.parametrize(
+    "next_",
+    ["//evil.example/x", "/\\evil.example/x", "https://evil.example", "/.//evil.example/x"],
+)
 def test_login_never_sends_you_elsewhere(browser, groups_server, next_) -> None:
     from urllib.parse import quote
 

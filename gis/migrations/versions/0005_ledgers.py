@@ -414,7 +414,9 @@ def upgrade() -> None:
           UNION ALL
           SELECT r.building_id, 'key_persons', count(*)
             FROM key_person k JOIN resident r ON r.id = k.resident_id
-           WHERE r.building_id IN (SELECT b FROM scope) GROUP BY 1
+           WHERE r.building_id IN (SELECT b FROM scope)
+             AND ga_role() IN ('admin', 'committee_staff', 'grid_worker', 'planner')
+           GROUP BY 1
           UNION ALL
           SELECT r.building_id, 'backbone:' || k.role, count(*)
             FROM backbone k JOIN resident r ON r.id = k.resident_id

@@ -39,9 +39,10 @@
     try {
       const r = await fetch(url, {
         method,
-        headers: { "Content-Type": "application/json" },
+        // the session cookie set by /login, and the header that shows this page sent it
+        headers: { "Content-Type": "application/json", "X-Requested-With": "gridatlas" },
         body: JSON.stringify(body),
-        credentials: "same-origin", // the session cookie set by /login
+        credentials: "same-origin",
       });
       const data = await r.json().catch(() => ({}));
       return { ok: r.ok, status: r.status, data };

@@ -6,13 +6,16 @@
   const message = document.getElementById("ga-login-message");
   const params = new URLSearchParams(window.location.search);
   let next = params.get("next") || "/map/groups";
-  // only a path on this server, never an address elsewhere ("//host" and "/\host" are
-  // other hosts to a browser); resolved and checked against our own origin
+  // only a path on this server, never an address elsewhere: checked on the path the
+  // browser will really go to ("/.//host" normalises to "//host", "/\\host" to a host)
   try {
     const target = new URL(next, window.location.origin);
-    next = target.origin === window.location.origin && /^\/(?![\/\\])/.test(next)
-      ? target.pathname + target.search + target.hash
-      : "/map/groups";
+    const path = target.pathname;
+    const ours =
+      target.origin === window.location.origin &&
+      !path.startsWith("//") &&
+      !path.startsWith("/\\");
+    next = ours ? path + target.search + target.hash : "/map/groups";
   } catch (err) {
     next = "/map/groups";
   }
