@@ -136,10 +136,29 @@ def app_role_url(owner_url: str, password: str) -> str:
                     f"the database has no {APP_ROLE} role: apply the migrations "
                     "(`gridatlas db up` or `gridatlas demo`)"
                 )
-            # Setting the same password again is harmless; doing it at every start keeps
-            # the role in step with the key.
-            conn.execute(sa.text(f"ALTER ROLE {APP_ROLE} WITH LOGIN PASSWORD '{password}'"))
+            app_url = make_url(owner_url).set(username=APP_ROLE, password=password)
+            app_url = app_url.render_as_string(hide_password=False)
+            if _can_log_in(app_url):
+                return app_url  # set up by an earlier start (or another worker): nothing to do
+            # Several workers start at once: one at a time (two ALTER ROLE of the same role
+            # at once fail with "tuple concurrently updated").
+            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext('gridatlas_app role'))"))
+            try:
+                conn.execute(sa.text(f"ALTER ROLE {APP_ROLE} WITH LOGIN PASSWORD '{password}'"))
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext('gridatlas_app role'))"))
     finally:
         eng.dispose()
-    u = make_url(owner_url).set(username=APP_ROLE, password=password)
-    return u.render_as_string(hide_password=False)
+    return app_url
+
+
+def _can_log_in(url: str) -> bool:
+    eng = create_engine(url, poolclass=sa.NullPool)
+    try:
+        with eng.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        eng.dispose()

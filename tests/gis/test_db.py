@@ -91,3 +91,35 @@ def test_import_refuses_a_network_edge_without_its_nodes(engine) -> None:
             check_network_ends(conn, "x")
         check_network_ends(conn, "another source")  # other sources are not concerned
         conn.rollback()
+
+
+def test_app_role_set_up_by_several_workers_at_once(db_url) -> None:
+    """uvicorn --workers 2 starts two apps at once; both must get the role's URL."""
+    import threading
+
+    from gis.security import Keys
+    from gis.settings import Settings
+
+    password = Keys.from_settings(Settings()).db_password()
+    admin = db.create_engine(db_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"ALTER ROLE {db.APP_ROLE} WITH NOLOGIN"))
+    admin.dispose()
+    results: list = []
+
+    def start() -> None:
+        try:
+            results.append(db.app_role_url(db_url, password))
+        except Exception as err:  # noqa: BLE001 - the test reports any failure
+            results.append(err)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(r, str) for r in results), results
+    eng = db.create_engine(results[0], poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        assert conn.scalar(sa.text("SELECT current_user")) == db.APP_ROLE
+    eng.dispose()
