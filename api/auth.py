@@ -11,28 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import Depends, Request
 
 from api.deps import Conn
-from gis import security
+from gis import accounts
+from gis.accounts import PEOPLE_ROLES, REVEAL, ROLE_LABELS
 from gis.errors import Forbidden, NotAuthenticated
 
 COOKIE = "ga_session"
-ROLES = ("admin", "planner", "committee_staff", "grid_worker", "building_leader")
-ROLE_LABELS = {
-    "admin": "系统管理员",
-    "planner": "街道规划人员",
-    "committee_staff": "社区工作人员",
-    "grid_worker": "网格员",
-    "building_leader": "楼栋长",
-}
-# Who may see ID and phone numbers in clear (each reveal is audited).
-REVEAL = {
-    "id_number": {"admin", "committee_staff"},
-    "phone": {"admin", "committee_staff", "grid_worker"},
-}
-PEOPLE_ROLES = ("admin", "committee_staff", "grid_worker", "building_leader")
 EDIT_ROLES = ("admin", "committee_staff")
 
 
@@ -49,7 +35,7 @@ class Principal:
         return self.role in REVEAL.get(field, set())
 
 
-def _token(request: Request) -> str | None:
+def token_of(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -70,7 +56,7 @@ def current_user(request: Request, conn: Conn) -> Principal:
     page of another site (even a sibling subdomain, which SameSite does not stop) can post
     a form with the cookie but cannot add a header without our consent (CORS).
     """
-    token = _token(request)
+    token = token_of(request)
     if (
         token
         and "authorization" not in request.headers
@@ -80,16 +66,7 @@ def current_user(request: Request, conn: Conn) -> Principal:
         raise Forbidden("a change sent with the login cookie needs X-Requested-With: gridatlas")
     if not token or len(token) > 200:
         raise NotAuthenticated("log in first: POST /api/auth/login, then send the token")
-    # one round trip: the lookup also sets the transaction's user (row-level security)
-    row = conn.execute(
-        sa.text(
-            "SELECT u.id, u.username, u.role, u.full_name, "
-            "set_config('ga.user_id', u.id::text, true) FROM auth_session s "
-            "JOIN app_user u ON u.id = s.user_id "
-            "WHERE s.token_hash = :h AND s.expires_at > now() AND u.is_active"
-        ),
-        {"h": security.token_hash(token)},
-    ).first()
+    row = accounts.session_user(conn, token)
     if row is None:
         raise NotAuthenticated("the login has expired or was ended; log in again")
     return Principal(row.id, row.username, row.role, row.full_name)

@@ -32,6 +32,15 @@ def status_for(err: errors.GridAtlasError) -> int:
     return 400
 
 
+log = logging.getLogger("gridatlas.api")
+
+
+def _answer(
+    status: int, error: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"detail": detail, "error": error}, status_code=status, headers=headers)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
@@ -39,34 +48,28 @@ def install(app: FastAPI) -> None:
     async def _domain_error(_request: Request, err: errors.GridAtlasError) -> JSONResponse:
         status = status_for(err)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(
-            {"detail": str(err), "error": type(err).__name__}, status_code=status, headers=headers
-        )
+        return _answer(status, type(err).__name__, str(err), headers)
 
     @app.exception_handler(sa.exc.TimeoutError)
     async def _busy(_request: Request, err: sa.exc.TimeoutError) -> JSONResponse:
-        logging.getLogger("gridatlas.api").warning("connection pool exhausted: %s", err)
-        return JSONResponse(
-            {
-                "detail": "the service is busy; nothing was changed, try again in a moment",
-                "error": "DatabaseUnavailable",
-            },
-            status_code=503,
-            headers={"Retry-After": "2"},
+        log.warning("connection pool exhausted: %s", err)
+        return _answer(
+            503,
+            "DatabaseUnavailable",
+            "the service is busy; nothing was changed, try again in a moment",
+            {"Retry-After": "2"},
         )
 
     @app.exception_handler(sa.exc.IntegrityError)
     async def _integrity(_request: Request, err: sa.exc.IntegrityError) -> JSONResponse:
         # A constraint the checks before it did not foresee (a race, usually): the whole
         # transaction is rolled back, nothing was written.
-        logging.getLogger("gridatlas.api").info("integrity error: %s", err.orig)
-        return JSONResponse(
-            {
-                "detail": "the change clashes with the current data (a record changed or was "
-                "added at the same time); nothing was written — reload and try again",
-                "error": "Conflict",
-            },
-            status_code=409,
+        log.info("integrity error: %s", err.orig)
+        return _answer(
+            409,
+            "Conflict",
+            "the change clashes with the current data (a record changed or was added at the "
+            "same time); nothing was written — reload and try again",
         )
 
     @app.exception_handler(sa.exc.ProgrammingError)
@@ -74,35 +77,26 @@ def install(app: FastAPI) -> None:
         if getattr(err.orig, "sqlstate", None) == "42501":
             # row-level security refused a write outside the user's areas: to the user that
             # area does not exist (the same answer as for one that does not)
-            return JSONResponse(
-                {"detail": "not found in your area; nothing was written", "error": "NotFound"},
-                status_code=404,
-            )
+            return _answer(404, "NotFound", "not found in your area; nothing was written")
         raise err
 
     @app.exception_handler(sa.exc.DataError)
     async def _data_error(_request: Request, err: sa.exc.DataError) -> JSONResponse:
-        logging.getLogger("gridatlas.api").info("data error: %s", err.orig)
-        return JSONResponse(
-            {
-                "detail": "a value is out of range or malformed for the database; "
-                "nothing was written",
-                "error": "InvalidInput",
-            },
-            status_code=422,
+        log.info("data error: %s", err.orig)
+        return _answer(
+            422,
+            "InvalidInput",
+            "a value is out of range or malformed for the database; nothing was written",
         )
 
     @app.exception_handler(sa.exc.OperationalError)
     async def _database_down(_request: Request, err: sa.exc.OperationalError) -> JSONResponse:
         # The server went away, refused us, or cancelled a statement: the request may be
         # retried; nothing was committed.
-        logging.getLogger("gridatlas.api").warning("database error: %s", err.orig)
-        return JSONResponse(
-            {
-                "detail": "the database is not answering; nothing was changed, try again "
-                "in a moment",
-                "error": "DatabaseUnavailable",
-            },
-            status_code=503,
-            headers={"Retry-After": "5"},
+        log.warning("database error: %s", err.orig)
+        return _answer(
+            503,
+            "DatabaseUnavailable",
+            "the database is not answering; nothing was changed, try again in a moment",
+            {"Retry-After": "5"},
         )

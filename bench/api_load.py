@@ -28,6 +28,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -100,7 +101,8 @@ def build(url: str, residents: int, fresh: bool) -> dict:
     eng = db.create_engine(url, poolclass=sa.NullPool)
     if exists:
         with eng.connect() as conn:
-            info = conn.scalar(sa.text("SELECT attrs FROM community WHERE code = '__bench__'"))
+            has = conn.scalar(sa.text("SELECT to_regclass('bench_info') IS NOT NULL"))
+            info = conn.scalar(sa.text("SELECT info FROM bench_info")) if has else None
         if info and info.get("residents") == residents:
             eng.dispose()
             return info
@@ -186,12 +188,11 @@ def build(url: str, residents: int, fresh: bool) -> dict:
             "addresses": [[a.addr_street, a.addr_housenumber, a.room] for a in addrs],
             "build_s": round(time.perf_counter() - t, 1),
         }
+        # what the bench needs to find again, kept apart from the app's tables; written
+        # last, so a build cut off half-way is built again
+        conn.execute(sa.text("CREATE TABLE bench_info (info jsonb NOT NULL)"))
         conn.execute(
-            sa.text(
-                "INSERT INTO community (code, name, geom, attrs) VALUES ('__bench__', "
-                "'bench settings', ST_Multi(ST_GeomFromText('POLYGON((0 0,0 1e-9,1e-9 0,0 0))', "
-                "4326)), CAST(:a AS jsonb))"
-            ),
+            sa.text("INSERT INTO bench_info VALUES (CAST(:a AS jsonb))"),
             {"a": json.dumps(info, ensure_ascii=False)},
         )
     eng.dispose()
@@ -339,9 +340,9 @@ def main() -> None:
         f"{statistics.median(times):.1f} ms, p95 {times[int(0.95 * len(times)) - 1]:.1f} ms, "
         f"max {times[-1]:.1f} ms  (goal ≤ 100 ms)"
     )
-    from tests.conftest import free_port
-
-    port = free_port()
+    with socket.socket() as sock:  # a free loopback port
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
     proc = serve(url, port, args.workers)
     try:
         token = login(port)

@@ -241,10 +241,10 @@ def _demo_people(engine) -> None:
             counts = generate(conn, keys, seed=1)
             typer.echo(f"{counts['residents']:,} synthetic residents (marked synthetic) added")
         if not conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM app_user)")):
-            from api.routes.auth import NewUser, create_user
+            from gis.accounts import create_user
 
             password = secrets.token_urlsafe(12)
-            create_user(conn, NewUser(username="admin", password=password, role="admin"))
+            create_user(conn, "admin", password, "admin")
             path = settings.var_dir / "demo-admin.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"admin\n{password}\n")

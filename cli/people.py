@@ -17,16 +17,6 @@ users = typer.Typer(
 )
 people = typer.Typer(help="The ledgers of people.", no_args_is_help=True)
 
-LEVELS = (
-    "subdistrict",
-    "community",
-    "grid",
-    "residents_group",
-    "building_cluster",
-    "unit",
-    "building",
-)
-
 
 def keygen() -> None:
     """Write a new secret key to var/secret.key (never overwrites: the key opens the data)."""
@@ -42,19 +32,14 @@ def keygen() -> None:
 
 
 def _scope(conn, text: str) -> tuple[str, int]:
-    import sqlalchemy as sa
+    from gis.accounts import SCOPE_LEVELS, find_area
 
     level, _, ref = text.partition(":")
-    if level not in LEVELS or not ref:
-        raise InvalidInput(f"--scope is LEVEL:CODE_OR_ID with LEVEL one of {', '.join(LEVELS)}")
-    column = "source_id" if level == "building" else "code"
-    area = conn.scalar(
-        sa.text(f"SELECT id FROM {level} WHERE {column} = :r OR id::text = :r ORDER BY id LIMIT 1"),
-        {"r": ref},
-    )
-    if area is None:
-        raise InvalidInput(f"no {level} with code or id {ref}")
-    return level, int(area)
+    if level not in SCOPE_LEVELS or not ref:
+        raise InvalidInput(
+            f"--scope is LEVEL:CODE_OR_ID with LEVEL one of {', '.join(SCOPE_LEVELS)}"
+        )
+    return level, find_area(conn, level, ref)
 
 
 ROLE_HELP = "admin, planner, committee_staff, grid_worker, building_leader"
@@ -72,24 +57,14 @@ def add_user(
     ] = False,
 ) -> None:
     """Create a user; without --password-stdin a random password is printed once."""
-    from pydantic import ValidationError
-
-    from api.routes.auth import NewUser, create_user
+    from gis.accounts import create_user
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else secrets.token_urlsafe(12)
     engine = open_engine()
     try:
         with engine.begin() as conn:
-            scopes = [
-                dict(zip(("level", "area_id"), _scope(conn, s), strict=True)) for s in scope or []
-            ]
-            try:
-                body = NewUser(username=username, password=password, role=role,
-                               full_name=full_name, scopes=scopes)  # fmt: skip
-            except ValidationError as err:
-                first = err.errors()[0]
-                raise InvalidInput(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-            uid = create_user(conn, body)
+            areas = [_scope(conn, s) for s in scope or []]
+            uid = create_user(conn, username, password, role, full_name, areas)
     except GridAtlasError as err:
         fail(err)
     finally:

@@ -106,7 +106,7 @@ _IN_COMMUNITY = {
 }
 
 
-def _visible(
+def visible_sql(
     level: Level, alias: str = "t", scope: str = "SELECT ga_scope_buildings(ga_user())"
 ) -> str:
     """SQL: the area ``alias`` holds a building of the user's scope (admins: any area).
@@ -160,7 +160,7 @@ def _features_sql(level: Level, where: str) -> str:
                AS feature,
                {"r.id" if level.leader_level else "NULL::bigint"} AS leader_id
           FROM {level.table} t {parent_join} {leader_join}
-         WHERE {_visible(level)} AND {where}
+         WHERE {visible_sql(level)} AND {where}
     """
 
 
@@ -316,13 +316,11 @@ def dwellings(conn: Connection, building_id: int) -> dict[str, Any]:
 
 def check_visible(conn: Connection, table: str, area_id: int) -> None:
     """404 unless the area (any level, by table name) holds a building of the user's scope."""
-    _area_visible(conn, table, area_id)
-
-
-def _area_visible(conn: Connection, table: str, area_id: int) -> None:
     level = BY_TABLE[table]
     ok = conn.scalar(
-        sa.text(f"SELECT EXISTS (SELECT 1 FROM {table} t WHERE t.id = :i AND {_visible(level)})"),
+        sa.text(
+            f"SELECT EXISTS (SELECT 1 FROM {table} t WHERE t.id = :i AND {visible_sql(level)})"
+        ),
         {"i": area_id},
     )
     if not ok:
@@ -333,7 +331,7 @@ def leaders(conn: Connection, user: Who, table: str, area_id: int) -> dict[str, 
     """The current leader of an area and the ones before (as far as the user may see)."""
     if table not in LEADER_LEVELS:
         raise InvalidInput(f"leaders are kept for {', '.join(LEADER_LEVELS)}")
-    _area_visible(conn, table, area_id)
+    check_visible(conn, table, area_id)
     rows = conn.execute(
         sa.text(
             "SELECT la.id, la.resident_id, r.name, la.started_at, la.ended_at, la.lives_inside, "
@@ -375,7 +373,7 @@ def assign_leader(
         raise Forbidden("only admins and committee staff assign leaders")
     if table not in LEADER_LEVELS:
         raise InvalidInput(f"leaders are kept for {', '.join(LEADER_LEVELS)}")
-    _area_visible(conn, table, area_id)
+    check_visible(conn, table, area_id)
     if not conn.scalar(
         sa.text("SELECT EXISTS (SELECT 1 FROM resident WHERE id = :r)"), {"r": resident_id}
     ):
@@ -439,7 +437,7 @@ def assign_leader(
 def end_leader(conn: Connection, user: Who, table: str, area_id: int, assignment: int) -> None:
     if user.role not in ASSIGNERS:
         raise Forbidden("only admins and committee staff assign leaders")
-    _area_visible(conn, table, area_id)
+    check_visible(conn, table, area_id)
     ended = conn.scalar(
         sa.text(
             "UPDATE leader_assignment SET ended_at = now(), ended_by = :u "
@@ -449,10 +447,6 @@ def end_leader(conn: Connection, user: Who, table: str, area_id: int, assignment
     )
     if ended is None:
         raise Conflict(f"assignment {assignment} is not the current leader of this {table}")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 SMALL = 5  # counts below this are shown as "<5" (never 0: zero is safe to show)

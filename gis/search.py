@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.accounts import PEOPLE_ROLES
 from gis.areas import BY_TABLE as LEVELS_BY_TABLE
-from gis.areas import _visible
+from gis.areas import visible_sql
 from gis.ledger.address import parse_address, search_keys
 from gis.ledger.store import Who, audit
 
@@ -28,7 +29,6 @@ _ALIASES = {
     "unit": "t",
     "building": "b",
 }
-PEOPLE_ROLES = ("admin", "committee_staff", "grid_worker", "building_leader")
 LIMIT = 20
 
 
@@ -137,7 +137,7 @@ def search(conn: Connection, user: Who, q: str, limit: int = LIMIT) -> dict[str,
     # codes and names of areas, buildings and facilities, in one query
     pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     vis = {
-        f"vis_{t}": _visible(LEVELS_BY_TABLE[t], a, "SELECT id FROM scope")
+        f"vis_{t}": visible_sql(LEVELS_BY_TABLE[t], a, "SELECT id FROM scope")
         for t, a in _ALIASES.items()
     }
     rows = conn.execute(

@@ -10,12 +10,11 @@ from pydantic import BaseModel, Field
 
 from api.auth import Editor
 from api.deps import Conn
-from gis import areas
+from gis import accounts, areas
 from gis.delineate import edits
 from gis.delineate.hierarchy import Params
 from gis.delineate.service import run_on
 from gis.errors import Forbidden, NotFound
-from gis.facilities import StaleVersion
 
 router = APIRouter(prefix="/api/delineation", tags=["delineation"])
 
@@ -36,14 +35,7 @@ def post_run(body: RunRequest, conn: Conn, user: Editor) -> dict[str, Any]:
         # one they hold whole (a grid's worker does not redraw the grid next door)
         if body.community is None:
             raise Forbidden("committee staff redraw one community: give its code")
-        mine = conn.scalar(
-            sa.text(
-                "SELECT EXISTS (SELECT 1 FROM community c JOIN app_user_scope s "
-                "ON s.user_id = :u AND ((s.level = 'community' AND s.area_id = c.id) OR "
-                "(s.level = 'subdistrict' AND s.area_id = c.subdistrict_id)) WHERE c.code = :c)"
-            ),
-            {"u": user.id, "c": body.community},
-        )
+        mine = accounts.holds_community(conn, user.id, body.community)
         if not mine:
             raise NotFound(f"no community {body.community!r} in your area")
     params = Params(
@@ -103,20 +95,7 @@ def post_move(body: MoveRequest, conn: Conn, _user: Editor) -> dict[str, Any]:
     target = {"building": "unit", "unit": "building_cluster", "building_cluster": "residents_group"}
     areas.check_visible(conn, body.kind, body.id)  # both ends in the user's areas, or 404
     areas.check_visible(conn, target[body.kind], body.to)
-    if body.from_ is not None:
-        parent = {"building": "unit_id", "unit": "building_cluster_id",
-                  "building_cluster": "residents_group_id"}[body.kind]  # fmt: skip
-        # the lock every delineation edit takes (edits.move takes it again: re-entrant)
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('delineation'))"))
-        now = conn.scalar(
-            sa.text(f"SELECT {parent} FROM {body.kind} WHERE id = :i"), {"i": body.id}
-        )
-        if now != body.from_:
-            raise StaleVersion(
-                f"this {body.kind.replace('_', ' ')} was moved since your map was drawn "
-                f"(it is now in {now}, not {body.from_}); reload the page and try again"
-            )
-    return edits.move(conn, body.kind, body.id, body.to)
+    return edits.move(conn, body.kind, body.id, body.to, body.from_)
 
 
 class LockRequest(BaseModel):

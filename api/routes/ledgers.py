@@ -97,7 +97,7 @@ def post_resident(
     data = body.model_dump(exclude_unset=True)
     return run_once(
         conn,
-        user.id,
+        user,
         idempotency_key,
         {"path": "/api/residents", **data},
         lambda: store.create_resident(conn, _keys(request), user, data),
@@ -225,7 +225,7 @@ def post_entry(
     data = _entry_data(ledger, body)
     return run_once(
         conn,
-        user.id,
+        user,
         idempotency_key,
         {"path": f"/api/ledgers/{ledger}", **data},
         lambda: store.create_entry(conn, _keys(request), user, ledger, data),

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from gis.delineate.hierarchy import _reading_order
 from gis.errors import Conflict, InvalidInput, NotFound
+from gis.facilities import StaleVersion
 
 # (table, parent column, child table, child's column pointing here)
 LEVELS = {
@@ -63,9 +64,15 @@ def _community_of(conn: Connection, table: str, row_id: int) -> int:
     return int(cid)
 
 
-def move(conn: Connection, kind: str, item_id: int, to_id: int) -> dict[str, Any]:
+def move(
+    conn: Connection, kind: str, item_id: int, to_id: int, from_id: int | None = None
+) -> dict[str, Any]:
     """Move a building (kind 'building') to unit ``to_id``, a unit to cluster ``to_id`` or a
-    cluster to group ``to_id``; return the areas re-derived and any warnings."""
+    cluster to group ``to_id``; return the areas re-derived and any warnings.
+
+    ``from_id`` is where the item was on the user's screen: if it has moved since, the move
+    is refused (StaleVersion) and nothing changes.
+    """
     moves = {"building": "unit", "unit": "building_cluster", "building_cluster": "residents_group"}
     if kind not in moves:
         raise InvalidInput("move a building, a unit or a building_cluster")
@@ -79,6 +86,11 @@ def move(conn: Connection, kind: str, item_id: int, to_id: int) -> dict[str, Any
     else:
         item = _row(conn, kind, item_id)
         old_parent = item[LEVELS[kind][1]]
+    if from_id is not None and old_parent != from_id:
+        raise StaleVersion(
+            f"this {kind.replace('_', ' ')} was moved since your map was drawn (it is now in "
+            f"{old_parent}, not {from_id}); reload the page and try again"
+        )
     _row(conn, target_table, to_id)
     if old_parent == to_id:
         raise InvalidInput(f"{kind} {item_id} is already in {LABEL[target_table]} {to_id}")

@@ -18,11 +18,17 @@ from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.facilities import StaleVersion, VersionRequired
-from gis.ledger import idcard
+from gis.ledger import idcard, tabular
 from gis.security import Keys
 
-RELATIONS = ("head", "spouse", "child", "parent", "grandchild", "sibling", "other")
-STATUSES = ("registered", "living_here", "both", "migrant")
+
+def _choices(ledger: str, column: str) -> tuple[str, ...]:
+    """The stored keys a column allows: one list, the spreadsheet template's."""
+    return tuple(key for _label, key in tabular.get_template(ledger).column(column).choices)
+
+
+RELATIONS = _choices("residents", "relation")
+STATUSES = _choices("residents", "status")
 WRITE_PEOPLE = ("admin", "committee_staff", "grid_worker")
 MAX_PAGE = 500
 
@@ -465,18 +471,10 @@ class Ledger:
     writers: tuple[str, ...] = WRITE_PEOPLE
 
 
-SPECIAL = (
-    "elderly_alone",
-    "disabled",
-    "low_income",
-    "extreme_poverty",
-    "serious_illness",
-    "left_behind_child",
-    "other",
-)
-KEY_PERSON = ("community_correction", "released", "drug", "mental_disorder", "petitioner", "other")
-BACKBONE = ("party_member", "volunteer", "building_leader", "unit_leader", "group_leader", "other")
-ORG_KINDS = ("enterprise", "social_org", "public_institution", "shop", "school", "medical", "other")
+SPECIAL = _choices("special_groups", "category")
+KEY_PERSON = _choices("key_persons", "category")
+BACKBONE = _choices("backbone", "role")
+ORG_KINDS = _choices("organisations", "kind")
 
 LEDGERS = {
     "special_groups": Ledger(

@@ -1,0 +1,83 @@
+"""Idempotency keys for creating requests: a retried request creates one record.
+
+The key is claimed with an INSERT in the request's own transaction. A retry that arrives
+while the first is still running waits on that row; once the first commits it gets the
+stored answer, and if the first failed (rolled back) the retry simply runs. A key sent
+again with a different body is refused: it would otherwise silently return the answer to
+another request. Keys are kept a day per user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gis.errors import InvalidInput
+from gis.ledger.store import Who, audit
+
+
+def run_once(
+    conn: Connection,
+    user: Who,
+    key: str,
+    request: dict[str, Any],
+    create: Callable[[], dict[str, Any]],
+    status_code: int,
+) -> tuple[int, dict[str, Any], bool]:
+    """Run ``create`` once per (user, key): (status, body, whether it is a replay)."""
+    key = key.strip()
+    if not 1 <= len(key) <= 200:
+        raise InvalidInput("Idempotency-Key must have 1 to 200 characters")
+    digest = hashlib.sha256(
+        json.dumps(request, sort_keys=True, default=str, ensure_ascii=False).encode()
+    ).hexdigest()
+    claimed = conn.scalar(
+        sa.text(
+            "INSERT INTO idempotency_key (user_id, key, request_hash) VALUES (:u, :k, :h) "
+            "ON CONFLICT DO NOTHING RETURNING 1"
+        ),
+        {"u": user.id, "k": key, "h": digest},
+    )
+    if not claimed:
+        row = conn.execute(
+            sa.text(
+                "SELECT request_hash, status_code, response FROM idempotency_key "
+                "WHERE user_id = :u AND key = :k"
+            ),
+            {"u": user.id, "k": key},
+        ).one()
+        if row.request_hash != digest:
+            raise InvalidInput(
+                "this Idempotency-Key was used for a different request; use a new key "
+                "for a new record"
+            )
+        # a replay answers with what the first request wrote: a read, audited like one
+        rid = row.response.get("id") if isinstance(row.response, dict) else None
+        audit(conn, user, "replay", str(request.get("path", ""))[:200], [rid] if rid else [])
+        return row.status_code, row.response, True
+    conn.execute(
+        sa.text(
+            "DELETE FROM idempotency_key WHERE user_id = :u "
+            "AND created_at < now() - interval '1 day'"
+        ),
+        {"u": user.id},
+    )
+    body = create()
+    conn.execute(
+        sa.text(
+            "UPDATE idempotency_key SET status_code = :s, response = CAST(:r AS jsonb) "
+            "WHERE user_id = :u AND key = :k"
+        ),
+        {
+            "s": status_code,
+            "r": json.dumps(body, ensure_ascii=False, default=str),
+            "u": user.id,
+            "k": key,
+        },
+    )
+    return status_code, body, False
