@@ -13,6 +13,8 @@ from gis import errors, facilities
 STATUS: dict[type[errors.GridAtlasError], int] = {
     facilities.StaleVersion: 412,
     facilities.VersionRequired: 428,
+    errors.TooLarge: 413,
+    errors.TooManyRequests: 429,
     errors.InvalidGeometry: 422,
     errors.MissingCRS: 422,
     errors.InvalidInput: 422,
@@ -48,6 +50,8 @@ def install(app: FastAPI) -> None:
     async def _domain_error(_request: Request, err: errors.GridAtlasError) -> JSONResponse:
         status = status_for(err)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(err, errors.TooManyRequests):
+            headers = {"Retry-After": str(err.retry_after)}
         return _answer(status, type(err).__name__, str(err), headers)
 
     @app.exception_handler(sa.exc.TimeoutError)

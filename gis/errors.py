@@ -41,3 +41,15 @@ class Forbidden(GridAtlasError):
 
 class InsecureConfiguration(GridAtlasError):
     """A setting that would put residents' data at risk (a missing or default key)."""
+
+
+class TooLarge(InvalidInput):
+    """An upload, a cell or a request is larger than the service accepts (HTTP 413)."""
+
+
+class TooManyRequests(GridAtlasError):
+    """The caller made too many attempts of this kind; ``retry_after`` seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
