@@ -11,7 +11,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import errors
+from api import errors, headers
 from api.routes import auth as auth_routes
 from api.routes import delineation as delineation_routes
 from api.routes import facilities as facility_routes
@@ -21,6 +21,7 @@ from api.routes import ledgers as ledger_routes
 from api.routes import pages
 from api.routes import reach as reach_routes
 from api.routes import sheets as sheet_routes
+from api.routes import subject as subject_routes
 from gis import db
 from gis.errors import DatabaseUnavailable
 from gis.security import Keys
@@ -57,8 +58,7 @@ def _app_role_url(settings: Settings, keys: Keys) -> str:
             "database not reachable at start-up (%s); requests answer 503 until it is",
             str(err.orig).splitlines()[0],
         )
-        url = db.make_url(owner).set(username=db.APP_ROLE, password=keys.db_password())
-        return url.render_as_string(hide_password=False)
+        return db.app_role_url_unchecked(owner, keys.db_password())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,6 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Requests run as the app's role, which owns no table and cannot bypass row-level
         # security; the owner's URL is used only here, to let that role log in.
         url = settings.app_database_url or _app_role_url(settings, app.state.keys)
+        # The key that proves a login to the database (ga_login_record), per database.
+        app.state.login_key = db.login_secret(
+            app.state.keys.db_password(), db.make_url(url).database or "postgres"
+        )
         # Every sync handler holds one connection while it runs in the thread pool: the pool
         # is larger than the thread limit, so a request never waits for a connection held
         # by a request that is itself waiting for a thread.
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = keys
     errors.install(app)
+    headers.install(app)
     app.include_router(layer_routes.router)
     app.include_router(reach_routes.router)
     app.include_router(facility_routes.router)
@@ -100,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_routes.users)
     app.include_router(hierarchy_routes.router)
     app.include_router(sheet_routes.router)  # before /ledgers/{ledger}/{id}
+    app.include_router(subject_routes.router)  # before /residents/{id}
     app.include_router(ledger_routes.router)
     app.include_router(pages.router)
     _mount_assets(app)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +40,8 @@ SCOPE_LEVELS = (
 )
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
 MIN_PASSWORD = 10
-MAX_FAILURES = 5  # wrong passwords in a row before the login is locked
+MAX_FAILURES = 5  # wrong passwords for one name (any address) in 15 min: locked (SQL: 0006)
+MAX_ADDRESS_FAILURES = 20  # wrong passwords from one address in 15 min: locked
 LOCK_MINUTES = 15
 
 
@@ -55,70 +58,73 @@ class LoginResult:
     locked_min: int = 0
 
 
-def log_in(conn: Connection, username: str, password: str, hours: float) -> LoginResult:
-    """Check a password and open a session; count wrong passwords and lock after five.
+def _proof(key: bytes, *parts: object) -> bytes:
+    """HMAC over a login's outcome, as ``ga_login_record`` recomputes it in SQL."""
+    text = "|".join("" if p is None else p.hex() if isinstance(p, bytes) else
+                    ("true" if p is True else "false" if p is False else str(p))
+                    for p in parts)  # fmt: skip
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
 
-    The count is written in the caller's transaction, so the caller must commit it also
-    when it answers "wrong" (answer, do not raise).
+
+def log_in(
+    conn: Connection, username: str, password: str, hours: float, *, addr: str, key: bytes
+) -> LoginResult:
+    """Check a password and open a session; lock a name after five wrong passwords and an
+    address after twenty, for 15 minutes.
+
+    The database opens the session (or counts the failure) only with a proof made with
+    ``key``: SQL alone cannot log anyone in. The count is written in the caller's
+    transaction, so the caller must commit it also when it answers "wrong".
     """
+    addr = (addr or "unknown")[:100]
     row = conn.execute(
-        sa.text(
-            "SELECT id, password_hash, role, full_name, "
-            "ceil(extract(epoch FROM locked_until - now()) / 60)::int AS locked_min "
-            "FROM app_user WHERE username = :u AND is_active FOR UPDATE"
-        ),
-        {"u": username},
-    ).first()
-    if row is not None and row.locked_min is not None and row.locked_min > 0:
-        return LoginResult("locked", locked_min=row.locked_min)
-    if not security.verify_password(password, row.password_hash if row else None):
-        if row is not None:
-            conn.execute(
-                sa.text(
-                    "UPDATE app_user SET failed_logins = CASE WHEN failed_logins + 1 >= :m "
-                    "THEN 0 ELSE failed_logins + 1 END, locked_until = CASE WHEN "
-                    "failed_logins + 1 >= :m THEN now() + make_interval(mins => :lock) "
-                    "ELSE locked_until END WHERE id = :i"
-                ),
-                {"m": MAX_FAILURES, "lock": LOCK_MINUTES, "i": row.id},
-            )
+        sa.text("SELECT * FROM ga_login_lookup(:u, :a)"), {"u": username, "a": addr}
+    ).one()
+    locked = max(row.name_locked_min, row.addr_locked_min)
+    if locked > 0:
+        # the same answer for a name that exists and one that does not
+        return LoginResult("locked", locked_min=locked)
+    record = sa.text("SELECT ga_login_record(:u, :a, :i, :ok, :h, :e, :p)")
+    if row.id is None or not security.verify_password(password, row.password_hash):
+        conn.execute(
+            record,
+            {"u": username, "a": addr, "i": None, "ok": False, "h": None, "e": None,
+             "p": _proof(key, username, addr, None, False, None, None)},
+        )  # fmt: skip
         return LoginResult("wrong")
-    conn.execute(
-        sa.text("UPDATE app_user SET failed_logins = 0, locked_until = NULL WHERE id = :i"),
-        {"i": row.id},
-    )
     token, digest = security.new_token()
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
+    epoch = int(expires.timestamp())
     conn.execute(
-        sa.text("INSERT INTO auth_session (token_hash, user_id, expires_at) VALUES (:h, :u, :e)"),
-        {"h": digest, "u": row.id, "e": expires},
-    )
-    conn.execute(
-        sa.text("DELETE FROM auth_session WHERE user_id = :u AND expires_at < now()"), {"u": row.id}
-    )
+        record,
+        {"u": username, "a": addr, "i": row.id, "ok": True, "h": digest, "e": epoch,
+         "p": _proof(key, username, addr, row.id, True, digest, epoch)},
+    )  # fmt: skip
+    expires = dt.datetime.fromtimestamp(epoch, dt.UTC)
     return LoginResult("ok", row.id, row.role, row.full_name, token, expires)
 
 
 def session_user(conn: Connection, token: str) -> Any:
     """The active user holding ``token`` (id, username, role, full_name), or None.
 
-    One round trip: the lookup also sets the transaction's user for row-level security.
+    One round trip: the lookup also makes the token the transaction's identity
+    (``ga.session``), which ``ga_user()`` checks against the live sessions for row-level
+    security — a value set by hand that is no live token identifies nobody.
     """
-    return conn.execute(
+    row = conn.execute(
         sa.text(
             "SELECT u.id, u.username, u.role, u.full_name, "
-            "set_config('ga.user_id', u.id::text, true) FROM auth_session s "
-            "JOIN app_user u ON u.id = s.user_id "
-            "WHERE s.token_hash = :h AND s.expires_at > now() AND u.is_active"
+            "set_config('ga.session', :t, true) FROM ga_session_user(:t) u"
         ),
-        {"h": security.token_hash(token)},
+        {"t": token},
     ).first()
+    if row is not None:
+        conn.info["ga_session"] = token  # for audit rows written in their own transaction
+    return row
 
 
 def end_session(conn: Connection, token: str) -> None:
-    conn.execute(
-        sa.text("DELETE FROM auth_session WHERE token_hash = :h"), {"h": security.token_hash(token)}
-    )
+    conn.execute(sa.text("SELECT ga_logout(:t)"), {"t": token})
 
 
 def scopes(conn: Connection, user_id: int) -> list[dict[str, Any]]:
@@ -159,27 +165,18 @@ def create_user(
     try:
         with conn.begin_nested():
             uid = conn.scalar(
-                sa.text(
-                    "INSERT INTO app_user (username, full_name, role, password_hash) "
-                    "VALUES (:u, :f, :r, :p) RETURNING id"
-                ),
+                sa.text("SELECT ga_user_create(:u, :f, :r, :p, :levels, :areas)"),
                 {
                     "u": username,
                     "f": full_name,
                     "r": role,
                     "p": security.hash_password(password),
+                    "levels": [level for level, _ in areas],
+                    "areas": [area for _, area in areas],
                 },
             )
     except sa.exc.IntegrityError:
         raise Conflict(f"user name {username} is taken") from None
-    for level, area_id in areas:
-        conn.execute(
-            sa.text(
-                "INSERT INTO app_user_scope (user_id, level, area_id) VALUES (:u, :l, :a) "
-                "ON CONFLICT DO NOTHING"
-            ),
-            {"u": uid, "l": level, "a": area_id},
-        )
     return int(uid)
 
 
@@ -208,12 +205,8 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
 
 def deactivate(conn: Connection, user_id: int) -> None:
     """Disable a user and end every login of theirs."""
-    done = conn.scalar(
-        sa.text("UPDATE app_user SET is_active = false WHERE id = :i RETURNING id"), {"i": user_id}
-    )
-    if done is None:
+    if not conn.scalar(sa.text("SELECT ga_user_deactivate(:i)"), {"i": user_id}):
         raise NotFound(f"no user {user_id}")
-    conn.execute(sa.text("DELETE FROM auth_session WHERE user_id = :i"), {"i": user_id})
 
 
 def holds_community(conn: Connection, user_id: int, code: str) -> bool:

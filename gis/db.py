@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -87,7 +90,7 @@ def migrate(url: str, revision: str = "head") -> None:
 
 # The newest migration. Kept here so that every command can check the schema with one query
 # instead of loading Alembic (a test keeps it equal to the migrations' head).
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 
 def head_revision() -> str:
@@ -114,42 +117,109 @@ def current_revision(engine: Engine) -> str | None:
         return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
 
 
-APP_ROLE = "gridatlas_app"  # made by migration 0005: owns nothing, cannot bypass RLS
+APP_ROLE = "gridatlas_app"  # made by migration 0005: the group that holds the app's rights
+
+
+def app_login_role(database: str) -> str:
+    """The login role of one database: a member of APP_ROLE that may connect to it alone.
+
+    Each database has its own, so that two instances on one server never rewrite each
+    other's password and a role of one database has no way into another.
+    """
+    slug = re.sub(r"[^a-z0-9_]", "_", database.lower())[:40]
+    return f"ga_app_{slug}_{hashlib.sha256(database.encode()).hexdigest()[:8]}"
+
+
+def _derive(base_hex: str, purpose: str, database: str) -> bytes:
+    return hmac.new(bytes.fromhex(base_hex), f"{purpose}|{database}".encode(), "sha256").digest()
+
+
+def login_secret(base_password: str, database: str) -> bytes:
+    """The key the app proves its logins with (``ga_login_record``), one per database."""
+    return _derive(base_password, "login-proof", database)
 
 
 def app_role_url(owner_url: str, password: str) -> str:
-    """Enable logins of the app's role with ``password``; return its URL on the same server.
+    """Set up the login role of the URL's database; return its URL on the same server.
 
-    Runs once at start-up with the owner's URL; every request then runs as the app's role,
-    which row-level security applies to. ``password`` must be hex (it is written inline:
-    ALTER ROLE takes no parameters).
+    Runs at start-up with the owner's URL; every request then runs as that role, which
+    owns nothing and to which row-level security applies. ``password`` is the hex secret
+    (``Keys.db_password()``); the role's own password is derived from it and the database
+    name. The owner also stores the login-proof key in ``ga_secret``.
     """
-    if not all(c in "0123456789abcdef" for c in password):
+    if not password or not all(c in "0123456789abcdef" for c in password):
         raise ValueError("the app role's password must be lower-case hex")
+    owner = make_url(owner_url)
+    database = owner.database or "postgres"
+    role = app_login_role(database)
+    role_password = _derive(password, "db-role", database).hex()
+    app_url = owner.set(username=role, password=role_password)
+    app_url = app_url.render_as_string(hide_password=False)
     eng = create_engine(owner_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     try:
         with eng.connect() as conn:
             if not conn.scalar(
                 sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}
-            ):
+            ) or not conn.scalar(sa.text("SELECT to_regclass('ga_secret') IS NOT NULL")):
                 raise DatabaseUnavailable(
-                    f"the database has no {APP_ROLE} role: apply the migrations "
-                    "(`gridatlas db up` or `gridatlas demo`)"
+                    f"the database is not at the newest schema (no {APP_ROLE} role or "
+                    "ga_secret table): apply the migrations (`gridatlas db up`)"
                 )
-            app_url = make_url(owner_url).set(username=APP_ROLE, password=password)
-            app_url = app_url.render_as_string(hide_password=False)
-            if _can_log_in(app_url):
-                return app_url  # set up by an earlier start (or another worker): nothing to do
             # Several workers start at once: one at a time (two ALTER ROLE of the same role
             # at once fail with "tuple concurrently updated").
-            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext('gridatlas_app role'))"))
+            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:r))"), {"r": role})
             try:
-                conn.execute(sa.text(f"ALTER ROLE {APP_ROLE} WITH LOGIN PASSWORD '{password}'"))
+                _set_up_login_role(conn, role, role_password, app_url)
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO ga_secret (name, value) VALUES ('login', :v) "
+                        "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
+                    ),
+                    {"v": login_secret(password, database)},
+                )
             finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext('gridatlas_app role'))"))
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:r))"), {"r": role})
+    except sa.exc.ProgrammingError as err:
+        raise DatabaseUnavailable(
+            f"cannot set up the app's database role {role}: {str(err.orig).splitlines()[0]} "
+            "(the database owner needs CREATEROLE, or set GRIDATLAS_APP_DATABASE_URL)"
+        ) from err
     finally:
         eng.dispose()
     return app_url
+
+
+def app_role_url_unchecked(owner_url: str, password: str) -> str:
+    """The login role's URL without setting anything up (the database is down: the role
+    set up by an earlier start works when it comes back)."""
+    owner = make_url(owner_url)
+    database = owner.database or "postgres"
+    role_password = _derive(password, "db-role", database).hex()
+    url = owner.set(username=app_login_role(database), password=role_password)
+    return url.render_as_string(hide_password=False)
+
+
+def _set_up_login_role(conn: sa.Connection, role: str, password: str, app_url: str) -> None:
+    exists = conn.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
+    if not exists:
+        conn.execute(
+            sa.text(
+                f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE "
+                f"INHERIT PASSWORD '{password}' IN ROLE {APP_ROLE}"
+            )
+        )
+    elif not _can_log_in(app_url):
+        conn.execute(sa.text(f"ALTER ROLE {role} WITH LOGIN PASSWORD '{password}'"))
+        conn.execute(sa.text(f"GRANT {APP_ROLE} TO {role}"))
+    # Only this database's role connects to it: not the group (whose rights reach every
+    # Grid Atlas database on the server), not PUBLIC.
+    conn.execute(
+        sa.text(
+            "DO $$ BEGIN EXECUTE format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC, "
+            f"{APP_ROLE}', current_database()); EXECUTE format('GRANT CONNECT, TEMPORARY ON "
+            f"DATABASE %I TO {role}', current_database()); END $$"
+        )
+    )
 
 
 def _can_log_in(url: str) -> bool:

@@ -28,15 +28,24 @@ class Login(BaseModel):
 
 
 @router.post("/login", summary="Log in: a token (and an HttpOnly cookie) for the next hours")
-def login(body: Login, conn: Conn, response: Response, settings: AppSettings) -> Any:
+def login(
+    body: Login, conn: Conn, request: Request, response: Response, settings: AppSettings
+) -> Any:
     # "wrong" and "locked" are answered, not raised: the request's transaction must commit
     # the count of wrong passwords
-    r = accounts.log_in(conn, body.username, body.password, settings.session_hours)
+    r = accounts.log_in(
+        conn,
+        body.username,
+        body.password,
+        settings.session_hours,
+        addr=request.client.host if request.client else "unknown",
+        key=request.app.state.login_key,
+    )
     if r.outcome == "locked":
         return JSONResponse(
             {
-                "detail": f"too many wrong passwords: try again in {r.locked_min} min "
-                f"(密码错误次数过多，请 {r.locked_min} 分钟后再试)",
+                "detail": f"too many wrong passwords for this name or from this device: "
+                f"try again in {r.locked_min} min (密码错误次数过多，请 {r.locked_min} 分钟后再试)",
                 "error": "TooManyAttempts",
             },
             status_code=429,

@@ -17,13 +17,14 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.errors import Forbidden, InvalidInput
+from gis.errors import Forbidden, InvalidInput, TooManyRequests
 from gis.ledger import store, tabular
 from gis.ledger.address import parse_address, search_keys
 from gis.security import Keys
 
 Mode = Literal["preview", "all", "valid_only"]
 MAX_ROWS = 20_000
+MAX_IMPORTS_PER_HOUR = 30  # previews and imports per user: each compares every row
 EXPORTERS = ("admin", "committee_staff")  # the file holds ID numbers in clear
 
 
@@ -40,12 +41,14 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     written: bool = False
     actions: list[tuple[str, int | None, dict[str, Any], int]] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)  # every resident or entry compared
+    registered_elsewhere: int = 0  # numbers found registered outside the user's areas
 
     def error(self, row: int, heading: str, value: Any, reason: str) -> None:
-        self.errors.append(
-            {"row": row, "column": heading, "value": None if value is None else str(value),
-             "reason": reason}
-        )  # fmt: skip
+        shown = None if value is None else str(value)
+        if shown is not None and len(shown) > 200:  # the answer echoes it: keep it short
+            shown = shown[:200] + "…"
+        self.errors.append({"row": row, "column": heading, "value": shown, "reason": reason})
 
     def summary(self) -> dict[str, Any]:
         bad_rows = len({e["row"] for e in self.errors})
@@ -59,7 +62,7 @@ class Plan:
             "unchanged": self.unchanged,
             "written": self.written,
             "errors": self.errors[:1000],
-            "warnings": self.warnings,
+            "warnings": [w if len(w) <= 300 else w[:300] + "…" for w in self.warnings],
         }
 
 
@@ -100,10 +103,11 @@ def _building_resolver(conn: Connection):
 
 def _resident_by_number(conn: Connection, keys: Keys):
     def find(number: str) -> int | None:
-        return conn.scalar(
+        rid = conn.scalar(
             sa.text("SELECT id FROM resident WHERE id_number_hmac = :h"),
             {"h": keys.search_hash(number, "id_number")},
         )
+        return None if rid is None else int(rid)
 
     return find
 
@@ -166,11 +170,13 @@ def plan_import(
                     {"h": keys.search_hash(row["id_number"], "id_number")},
                 )
                 if taken:
+                    plan.registered_elsewhere += 1
                     reason = "此身份证号已在其他社区登记 (registered outside your area)"
                     plan.error(n, heading["id_number"], None, reason)
                     continue
                 plan.actions.append(("add", None, {**values, "id_number": row["id_number"]}, n))
                 continue
+            plan.seen.add(rid)
             now = _resident_state(conn, keys, rid)
             changes = {k: v for k, v in values.items() if k not in ("gender", "birth_date")
                        and v != now.get(k)}  # fmt: skip
@@ -189,6 +195,7 @@ def plan_import(
                            "找不到该居民 (no resident with this ID number in your area; "
                            "import the residents first)")  # fmt: skip
                 continue
+            plan.seen.add(rid)
             name = conn.scalar(sa.text("SELECT name FROM resident WHERE id = :i"), {"i": rid})
             if row.get("name") and row["name"] != name:
                 plan.warnings.append(
@@ -227,6 +234,7 @@ def plan_import(
             if existing is None:
                 plan.actions.append(("add", None, values, n))
                 continue
+            plan.seen.add(existing.id)
             now = {
                 "kind": existing.kind,
                 "contact_name": existing.contact_name,
@@ -254,11 +262,30 @@ def run_import(
         # a preview compares every row with the ledger (is this ID number registered? is
         # this the phone on file?): it is a read of people, for importers only
         raise Forbidden("only admins and committee staff import ledgers")
+    used = sum(
+        conn.scalar(sa.text("SELECT ga_recent_actions(:a, 60)"), {"a": f"import {m}"}) or 0
+        for m in ("preview", "all", "valid_only")
+    )
+    if used >= MAX_IMPORTS_PER_HOUR:
+        raise TooManyRequests(
+            f"at most {MAX_IMPORTS_PER_HOUR} imports or previews an hour; try again later "
+            "(导入次数过多，请稍后再试)",
+            retry_after=600,
+        )
     plan = plan_import(conn, keys, user, ledger, data, filename, community_id)
-    subject = store.LEDGERS[ledger].table if ledger in store.LEDGERS else "resident"
+    # Every person the preview compared is in the audit row (a comparison reads them: the
+    # phone on file, the name for an ID number), and so is the number of ID numbers that
+    # were found registered outside the user's areas.
+    compared = "organisation" if ledger == "organisations" else "resident"
+    store.audit(conn, user, f"import {mode}", compared, sorted(plan.seen),
+                {"rows": plan.total_rows, "file": filename[:200], "ledger": ledger,
+                 "registered_elsewhere": plan.registered_elsewhere,
+                 "id_numbers_looked_up": plan.total_rows if ledger != "organisations"
+                 else 0})  # fmt: skip
     touched = [a[1] for a in plan.actions if a[1] is not None]
-    store.audit(conn, user, f"import {mode}", subject, touched,
-                {"rows": plan.total_rows, "file": filename[:200]})  # fmt: skip
+    if ledger in store.LEDGERS and ledger != "organisations" and touched:
+        store.audit(conn, user, f"import {mode}", store.LEDGERS[ledger].table, touched,
+                    {"file": filename[:200]})  # fmt: skip
     if mode == "preview" or (mode == "all" and plan.errors) or not plan.actions:
         return plan
     if any(e["row"] == 0 for e in plan.errors):
@@ -269,7 +296,7 @@ def run_import(
             continue
         if ledger == "residents":
             if action == "add":
-                store.create_resident(conn, keys, user, values)
+                store.create_resident(conn, keys, user, values, in_import=True)
             else:
                 version = conn.scalar(sa.text("SELECT version FROM resident WHERE id = :i"),
                                       {"i": row_id})  # fmt: skip

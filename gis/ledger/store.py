@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gis.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from gis.facilities import StaleVersion, VersionRequired
 from gis.ledger import idcard, tabular
 from gis.security import Keys
@@ -56,6 +56,50 @@ def audit(
         ),
         {"u": user.id, "a": action, "s": subject, "ids": ids, "d": _json(detail or {})},
     )
+
+
+def audit_now(
+    conn: Connection,
+    user: Who,
+    action: str,
+    subject: str,
+    ids: list[int],
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit row in a transaction of its own, committed before this returns.
+
+    For attempts whose answer is a refusal (the request's transaction is rolled back): a
+    lookup by number that was refused is still on record.
+    """
+    token = conn.info.get("ga_session")
+    with conn.engine.connect() as other, other.begin():
+        if token:
+            other.execute(sa.text("SELECT set_config('ga.session', :t, true)"), {"t": token})
+        audit(other, user, action, subject, ids, detail)
+
+
+LOOKUP = "number_lookup"  # the audit action of every lookup by ID or phone number
+LOOKUP_WINDOW_MIN = 10
+# Lookups by number per user in LOOKUP_WINDOW_MIN minutes. Roles that may not see ID
+# numbers get few: each lookup tells whether a number is registered.
+LOOKUP_BUDGET = {"admin": 300, "committee_staff": 300}
+LOOKUP_BUDGET_OTHERS = 20
+
+
+def spend_lookup(conn: Connection, user: Who, via: str, field: str) -> None:
+    """Refuse (429) a lookup by number over the user's budget; otherwise record it."""
+    budget = LOOKUP_BUDGET.get(user.role, LOOKUP_BUDGET_OTHERS)
+    used = conn.scalar(
+        sa.text("SELECT ga_recent_actions(:a, :m)"), {"a": LOOKUP, "m": LOOKUP_WINDOW_MIN}
+    )
+    if used is not None and used >= budget:
+        audit_now(conn, user, LOOKUP, "resident", [], {"via": via, "field": field,
+                                                       "outcome": "refused: over budget"})
+        raise TooManyRequests(
+            f"too many look-ups by ID or phone number ({budget} in {LOOKUP_WINDOW_MIN} min); "
+            f"wait {LOOKUP_WINDOW_MIN} min (查询次数过多，请 {LOOKUP_WINDOW_MIN} 分钟后再试)",
+            retry_after=LOOKUP_WINDOW_MIN * 60,
+        )
 
 
 def _json(value: Any) -> str:
@@ -148,14 +192,37 @@ def _check_choice(field: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise InvalidInput(f"{field} must be one of {', '.join(allowed)}, not {value!r}")
 
 
+_CONTROL = {chr(c) for c in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
+
+
+def clean_text(field: str, value: Any, max_len: int, *, required: bool = False) -> str | None:
+    """A text field as stored: stripped, without control characters, within ``max_len``.
+
+    Every field is checked here, before any lookup: a value that the database would refuse
+    (a NUL character, too long) must fail before a question such as "is this ID number
+    registered?" is asked, or the refusal itself would answer it.
+    """
+    if value is None or (isinstance(value, str) and not value.strip() and not required):
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text")
+    text = value.strip()
+    if required and not text:
+        raise InvalidInput(f"{field} must not be empty ({field} 不能为空)")
+    if any(c in _CONTROL for c in text):
+        raise InvalidInput(f"{field} contains control characters; remove them (含有非法字符)")
+    if len(text) > max_len:
+        raise InvalidInput(f"{field} may have at most {max_len} characters (超过 {max_len} 字)")
+    return text
+
+
 def _resident_columns(keys: Keys, data: dict[str, Any], current: Any = None) -> dict[str, Any]:
     """Validate a resident's fields and turn them into columns (secrets sealed)."""
     cols: dict[str, Any] = {}
     if "name" in data:
-        name = (data["name"] or "").strip()
-        if not 1 <= len(name) <= 100:
+        if not isinstance(data["name"], str) or not data["name"].strip():
             raise InvalidInput("name must have 1 to 100 characters (姓名不能为空)")
-        cols["name"] = name
+        cols["name"] = clean_text("name", data["name"], 100, required=True)
     if "id_number" in data:
         number, reason = idcard.validate_id_number(data["id_number"] or "")
         if number is None:
@@ -188,11 +255,12 @@ def _resident_columns(keys: Keys, data: dict[str, Any], current: Any = None) -> 
             cols["phone_hmac"] = keys.search_hash(phone, "phone")
             cols["phone_masked"] = idcard.mask_phone(phone)
     if "room" in data:
-        room = (data["room"] or "").strip()
-        if not 1 <= len(room) <= 40:
+        if not isinstance(data["room"], str) or not data["room"].strip():
             raise InvalidInput("room must have 1 to 40 characters (室号不能为空)")
-        cols["room"] = room
+        cols["room"] = clean_text("room", data["room"], 40, required=True)
     if "building_id" in data:
+        if not isinstance(data["building_id"], int) or isinstance(data["building_id"], bool):
+            raise InvalidInput("building_id must be a building's id (a number)")
         cols["building_id"] = data["building_id"]
     if "relation" in data:
         _check_choice("relation", data["relation"], RELATIONS)
@@ -201,7 +269,7 @@ def _resident_columns(keys: Keys, data: dict[str, Any], current: Any = None) -> 
         _check_choice("status", data["status"], STATUSES)
         cols["status"] = data["status"] or "both"
     if "notes" in data:
-        cols["notes"] = data["notes"]
+        cols["notes"] = clean_text("notes", data["notes"], 2000)
     if "is_synthetic" in data:
         cols["is_synthetic"] = bool(data["is_synthetic"])
     return cols
@@ -228,35 +296,64 @@ def _community_in_scope(conn: Connection, community_id: Any) -> None:
         raise NotFound(f"no community {community_id} in your area")
 
 
-def _duplicate_id(conn: Connection, hmac_value: bytes, own: int | None = None) -> None:
-    # Not subject to the user's scope on purpose: one person, one record in the system.
-    # The answer says only that the number is registered, not where or to whom.
-    other = conn.scalar(
-        sa.text("SELECT EXISTS (SELECT 1 FROM ga_id_number_taken(:h, :own))"),
-        {"h": hmac_value, "own": own or 0},
-    )
-    if other:
+def _is_duplicate_number(err: sa.exc.IntegrityError) -> bool:
+    diag = getattr(err.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == "resident_id_number_hmac_key"
+
+
+def _refuse_duplicate(conn: Connection, user: Who, via: str) -> None:
+    """The number is registered (in the user's scope or not): audited, then refused.
+
+    Only roles that may see ID numbers are told that it is registered; the others are told
+    it cannot be registered here. (Either answer differs from a success — each attempt of a
+    number that is not registered creates a real, audited record — and the look-up budget
+    caps how many numbers anyone can try.)
+    """
+    audit_now(conn, user, LOOKUP, "resident", [], {"via": via, "field": "id_number",
+                                                   "outcome": "registered"})
+    if user.may_reveal("id_number"):
         raise Conflict(
             "a resident with this ID number is already registered (此身份证号已登记); "
             "if they moved here, ask the committee that holds the record to move it"
         )
+    raise Conflict(
+        "this ID number cannot be registered here (此身份证号无法在此登记); "
+        "ask the committee staff (社区工作人员) to check it"
+    )
 
 
-def create_resident(conn: Connection, keys: Keys, user: Who, data: dict[str, Any]) -> dict:
+def create_resident(
+    conn: Connection, keys: Keys, user: Who, data: dict[str, Any], *, in_import: bool = False
+) -> dict:
+    """Create a resident; ``in_import``: a row of an import, whose look-ups are audited and
+    limited by the import as a whole (gis/ledger/bulk.py)."""
     _need_writer(user)
     missing = [f for f in ("name", "id_number", "building_id", "room") if not data.get(f)]
     if missing:
         raise InvalidInput(f"missing {', '.join(missing)}")
+    # every field first; the building's scope; only then the number (by inserting: the
+    # database checks every other constraint before the unique one)
     cols = _resident_columns(keys, data)
     _building_in_scope(conn, cols["building_id"])
-    _duplicate_id(conn, cols["id_number_hmac"])
+    if not in_import:
+        spend_lookup(conn, user, "create", "id_number")
     cols["created_by"] = cols["updated_by"] = user.id
     names = ", ".join(cols)
     values = ", ".join(f":{k}" for k in cols)
-    rid = conn.scalar(
-        sa.text(f"INSERT INTO resident ({names}) VALUES ({values}) RETURNING id"), cols
-    )
-    return get_resident(conn, keys, user, int(rid), Reveal(), audited=False)
+    try:
+        with conn.begin_nested():
+            rid = conn.scalar(
+                sa.text(f"INSERT INTO resident ({names}) VALUES ({values}) RETURNING id"), cols
+            )
+    except sa.exc.IntegrityError as err:
+        if _is_duplicate_number(err):
+            _refuse_duplicate(conn, user, "create")
+        raise
+    if in_import:
+        return get_resident(conn, keys, user, int(rid), Reveal(), audited=False)
+    audit(conn, user, LOOKUP, "resident", [int(rid)],
+          {"via": "create", "field": "id_number", "outcome": "new"})  # fmt: skip
+    return get_resident(conn, keys, user, int(rid), Reveal())
 
 
 def _resident_row(conn: Connection, rid: int) -> Any:
@@ -352,6 +449,9 @@ def list_residents(
         if value and not user.may_reveal(field):
             # a search by number is a way to test guesses of a number one may not see
             raise Forbidden(f"a {user.role} may not search by {field.replace('_', ' ')}")
+    for field, value in (("id_number", id_number), ("phone", phone)):
+        if value:
+            spend_lookup(conn, user, "search", field)
     if id_number:
         number, reason = idcard.validate_id_number(id_number)
         if number is None:
@@ -410,8 +510,17 @@ def update_resident(
     if "building_id" in cols:
         _building_in_scope(conn, cols["building_id"])
     if "id_number_hmac" in cols:
-        _duplicate_id(conn, cols["id_number_hmac"], own=rid)
-    _write(conn, "resident", rid, cols, user)
+        spend_lookup(conn, user, "update", "id_number")
+    try:
+        with conn.begin_nested():
+            _write(conn, "resident", rid, cols, user)
+    except sa.exc.IntegrityError as err:
+        if _is_duplicate_number(err):
+            _refuse_duplicate(conn, user, "update")
+        raise
+    if "id_number_hmac" in cols:
+        audit(conn, user, LOOKUP, "resident", [rid],
+              {"via": "update", "field": "id_number", "outcome": "new"})  # fmt: skip
     return get_resident(conn, keys, user, rid, Reveal())  # the answer is a read: audited
 
 
@@ -515,6 +624,9 @@ LEDGERS = {
 }
 
 
+TEXT_LIMITS = {"notes": 2000, "handling": 2000, "contact_name": 100, "address": 300}
+
+
 def _entry_columns(keys: Keys, ledger: Ledger, data: dict[str, Any]) -> dict[str, Any]:
     cols = {}
     for f in ledger.fields:
@@ -535,9 +647,11 @@ def _entry_columns(keys: Keys, ledger: Ledger, data: dict[str, Any]) -> dict[str
             cols["phone_masked"] = idcard.mask_phone(phone)
             continue
         if f == "name":
-            value = (value or "").strip()
-            if not 1 <= len(value) <= 200:
+            if not isinstance(value, str) or not value.strip():
                 raise InvalidInput("name must have 1 to 200 characters (名称不能为空)")
+            value = clean_text("name", value, 200, required=True)
+        elif f in TEXT_LIMITS:
+            value = clean_text(f, value, TEXT_LIMITS[f])
         cols[f] = value
     return cols
 
@@ -603,7 +717,7 @@ def create_entry(
                 f"this resident already has that {ledger.choice_field} in the ledger"
             ) from None
         raise
-    return get_entry(conn, keys, user, name, int(eid), audited=False)
+    return get_entry(conn, keys, user, name, int(eid))  # the answer is a read: audited
 
 
 def get_entry(
@@ -694,7 +808,7 @@ def update_entry(
         if "unique" in str(err.orig).lower():
             raise Conflict(f"this resident already has that {ledger.choice_field}") from None
         raise
-    return get_entry(conn, keys, user, name, eid, audited=False)
+    return get_entry(conn, keys, user, name, eid)  # the answer is a read: audited
 
 
 def delete_entry(conn: Connection, user: Who, name: str, eid: int, version: int) -> None:

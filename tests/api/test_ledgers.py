@@ -191,25 +191,36 @@ def test_every_read_is_audited(api):
 
 
 def test_rls_is_the_backstop_for_raw_sql(api):
-    """Raw SQL without WHERE, as the app's role, returns only rows in the user's scope."""
-    _a, info, url = api
+    """Raw SQL without WHERE, as the app's role, returns only rows in the user's scope; the
+    identity is a live login token, and a user id set by hand identifies nobody."""
+    a, info, url = api
     app_url = db.app_role_url(url, Keys.from_settings(Settings()).db_password())
+    token = a.as_("worker_a1")["Authorization"].removeprefix("Bearer ")
     eng = db.create_engine(app_url, poolclass=sa.NullPool)
     with eng.begin() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM resident")) == 0  # no user: nothing
+        # the attack of the security review: an id set by hand gave 156,136 rows
         conn.execute(
-            sa.text("SELECT set_config('ga.user_id', :u, true)"),
-            {"u": str(info.users["worker_a1"])},
+            sa.text("SELECT set_config('ga.user_id', :u, true)"), {"u": str(info.users["admin"])}
         )
+        assert conn.scalar(sa.text("SELECT count(*) FROM resident")) == 0
+        conn.execute(sa.text("SELECT set_config('ga.session', 'made-up-token', true)"))
+        assert conn.scalar(sa.text("SELECT count(*) FROM resident")) == 0
+        conn.execute(sa.text("SELECT set_config('ga.session', :t, true)"), {"t": token})
         ids = {r[0] for r in conn.execute(sa.text("SELECT id FROM resident"))}
         assert ids == set(info.residents["a1"])
         owner_table = conn.scalar(
             sa.text("SELECT tableowner FROM pg_tables WHERE tablename = 'resident'")
         )
         me = conn.execute(
-            sa.text("SELECT current_user, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            sa.text(
+                "SELECT current_user, rolbypassrls, pg_has_role(current_user, :g, 'MEMBER') "
+                "FROM pg_roles WHERE rolname = current_user"
+            ),
+            {"g": db.APP_ROLE},
         ).one()
-        assert me[0] == "gridatlas_app" and owner_table != me[0] and me[1] is False
+        assert me[0] == db.app_login_role(sa.engine.make_url(url).database)
+        assert owner_table != me[0] and me[1] is False and me[2] is True
         with (
             pytest.raises(sa.exc.ProgrammingError, match="row-level security"),
             conn.begin_nested(),
@@ -524,8 +535,8 @@ def test_wrong_passwords_lock_the_login_for_a_while(api):
     r = a.client.post("/api/auth/login", json=right)
     assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
     eng = db.create_engine(url, poolclass=sa.NullPool)
-    with eng.begin() as conn:
-        conn.execute(sa.text("UPDATE app_user SET locked_until = now() WHERE username = 'staff_b'"))
+    with eng.begin() as conn:  # a quarter of an hour later
+        conn.execute(sa.text("UPDATE login_failure SET at = at - interval '16 minutes'"))
     eng.dispose()
     assert a.client.post("/api/auth/login", json=right).status_code == 200
 

@@ -101,9 +101,11 @@ def test_app_role_set_up_by_several_workers_at_once(db_url) -> None:
     from gis.settings import Settings
 
     password = Keys.from_settings(Settings()).db_password()
+    db.app_role_url(db_url, password)
+    role = db.app_login_role(sa.engine.make_url(db_url).database)
     admin = db.create_engine(db_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with admin.connect() as conn:
-        conn.execute(sa.text(f"ALTER ROLE {db.APP_ROLE} WITH NOLOGIN"))
+        conn.execute(sa.text(f"ALTER ROLE {role} WITH NOLOGIN"))
     admin.dispose()
     results: list = []
 
@@ -121,5 +123,5 @@ def test_app_role_set_up_by_several_workers_at_once(db_url) -> None:
     assert all(isinstance(r, str) for r in results), results
     eng = db.create_engine(results[0], poolclass=sa.NullPool)
     with eng.connect() as conn:
-        assert conn.scalar(sa.text("SELECT current_user")) == db.APP_ROLE
+        assert conn.scalar(sa.text("SELECT current_user")) == role
     eng.dispose()
