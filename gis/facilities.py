@@ -7,17 +7,23 @@ the next import does not bring it back.
 Each row's version is PostgreSQL's ``xmin`` (the transaction that last wrote it): an edit
 must name the version it was based on, so two planners editing the same facility cannot
 silently overwrite each other.
+
+Every change is made on behalf of an editor and only inside the editor's area: a community
+they hold (it, or its subdistrict; an admin holds the city). A facility outside is
+answered as if it did not exist, so its existence is not revealed; a new position outside
+is refused before anything is written.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.errors import Conflict, InvalidInput, NotFound
+from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.io.categories import category_codes
 
 SOURCE = "api"
@@ -26,6 +32,25 @@ COLUMNS = (
     "ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat, "
     "GeometryType(geom) AS geometry_type FROM facility"
 )
+
+
+# SQL: the point ``{p}`` lies in a community the user ``:uid`` holds (it, or its
+# subdistrict); a GiST lookup on community.geom. Both ends of a scope row are ours.
+_HELD_POINT = (
+    "EXISTS (SELECT 1 FROM app_user_scope s JOIN community c ON "
+    "(s.level = 'community' AND c.id = s.area_id) OR "
+    "(s.level = 'subdistrict' AND c.subdistrict_id = s.area_id) "
+    "WHERE s.user_id = :uid AND ST_Covers(c.geom, {p}))"
+)
+_NEW_POINT = "ST_SetSRID(ST_MakePoint(:x, :y), 4326)"
+
+
+@dataclass(frozen=True)
+class EditorScope:
+    """Who edits: an admin edits anywhere, anybody else inside the communities they hold."""
+
+    user_id: int
+    is_admin: bool
 
 
 class StaleVersion(Conflict):
@@ -53,6 +78,29 @@ def _check_point(lon: float, lat: float) -> None:
         raise InvalidInput("lon/lat must be WGS 84 degrees")
 
 
+def holds_point(conn: Connection, editor: EditorScope, lon: float, lat: float) -> bool:
+    """Whether the point lies in the editor's area (a community they hold; admins: all)."""
+    if editor.is_admin:
+        return True
+    return bool(
+        conn.scalar(
+            sa.text(f"SELECT {_HELD_POINT.format(p=_NEW_POINT)}"),
+            {"uid": editor.user_id, "x": lon, "y": lat},
+        )
+    )
+
+
+def _check_new_point(
+    conn: Connection, editor: EditorScope, lon: float, lat: float, what: str = "the position"
+) -> None:
+    _check_point(lon, lat)
+    if not holds_point(conn, editor, lon, lat):
+        raise Forbidden(
+            f"{what} {lon:.6f}, {lat:.6f} is outside your area: you may place facilities "
+            "only inside the communities you hold; ask an admin or that community's staff"
+        )
+
+
 def get_facility(conn: Connection, facility_id: int) -> dict[str, Any]:
     """Return one facility with its version."""
     row = conn.execute(sa.text(f"{COLUMNS} WHERE id = :id"), {"id": facility_id}).mappings().first()
@@ -62,11 +110,17 @@ def get_facility(conn: Connection, facility_id: int) -> dict[str, Any]:
 
 
 def create_facility(
-    conn: Connection, *, lon: float, lat: float, categories: list[str], name: str | None
+    conn: Connection,
+    editor: EditorScope,
+    *,
+    lon: float,
+    lat: float,
+    categories: list[str],
+    name: str | None,
 ) -> dict[str, Any]:
-    """Add a facility at a point."""
-    _check_point(lon, lat)
+    """Add a facility at a point of the editor's area."""
     cats = _check_categories(categories)
+    _check_new_point(conn, editor, lon, lat)
     new_id = conn.scalar(
         sa.text(
             "INSERT INTO facility (categories, kind, name, geom, source_file, source_id) "
@@ -78,20 +132,28 @@ def create_facility(
     return get_facility(conn, int(new_id))
 
 
-def _lock_at_version(conn: Connection, facility_id: int, version: str | None) -> None:
+def _lock_at_version(
+    conn: Connection, editor: EditorScope, facility_id: int, version: str | None
+) -> None:
+    """Lock the facility if it is in the editor's area and still at ``version``."""
     if version is None:
         raise VersionRequired("say which version you edited: send If-Match with the ETag from GET")
-    current = conn.scalar(
-        sa.text("SELECT xmin::text FROM facility WHERE id = :id FOR UPDATE"), {"id": facility_id}
-    )
-    if current is None:
-        raise NotFound(f"no facility {facility_id}")
+    held = "true" if editor.is_admin else _HELD_POINT.format(p="ST_PointOnSurface(f.geom)")
+    row = conn.execute(
+        sa.text(f"SELECT xmin::text, {held} FROM facility f WHERE id = :id FOR UPDATE"),
+        {"id": facility_id, "uid": editor.user_id},
+    ).first()
+    # outside the editor's area reads exactly like a facility that does not exist
+    if row is None or not row[1]:
+        raise NotFound(f"no facility {facility_id} in your area")
+    current = row[0]
     if current != version:
         raise StaleVersion("the facility changed since you loaded it; reload and edit again")
 
 
 def update_facility(
     conn: Connection,
+    editor: EditorScope,
     facility_id: int,
     version: str | None,
     *,
@@ -100,22 +162,26 @@ def update_facility(
     categories: list[str] | None = None,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """Move, rename or recategorise a facility edited from ``version``."""
-    _lock_at_version(conn, facility_id, version)
+    """Move, rename or recategorise a facility edited from ``version``.
+
+    Both the facility's position and the new one must lie in the editor's area.
+    """
+    _lock_at_version(conn, editor, facility_id, version)
     if (lon is None) != (lat is None):
         raise InvalidInput("move with both lon and lat")
+    cats = None if categories is None else _check_categories(categories)
     if lon is not None and lat is not None:
-        _check_point(lon, lat)
+        _check_new_point(conn, editor, lon, lat, "the new position")
         conn.execute(
             sa.text(
                 "UPDATE facility SET geom = ST_SetSRID(ST_MakePoint(:x, :y), 4326) WHERE id = :id"
             ),
             {"x": lon, "y": lat, "id": facility_id},
         )
-    if categories is not None:
+    if cats is not None:
         conn.execute(
             sa.text("UPDATE facility SET categories = :c WHERE id = :id"),
-            {"c": _check_categories(categories), "id": facility_id},
+            {"c": cats, "id": facility_id},
         )
     if name is not None:
         conn.execute(
@@ -127,9 +193,11 @@ def update_facility(
     return get_facility(conn, facility_id)
 
 
-def delete_facility(conn: Connection, facility_id: int, version: str | None) -> None:
-    """Remove a facility edited from ``version``."""
-    _lock_at_version(conn, facility_id, version)
+def delete_facility(
+    conn: Connection, editor: EditorScope, facility_id: int, version: str | None
+) -> None:
+    """Remove a facility of the editor's area edited from ``version``."""
+    _lock_at_version(conn, editor, facility_id, version)
     conn.execute(
         sa.text(
             "WITH gone AS (DELETE FROM facility WHERE id = :id RETURNING source_file, source_id) "

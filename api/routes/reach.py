@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Editor, User
 from api.deps import Conn
+from gis.errors import Forbidden
 from gis.reach import coverage, service, siting
 from gis.reach import model as reach_model
 
@@ -127,7 +128,14 @@ def get_isochrone(
 
 
 @router.post("/runs", summary="Compute and store reach for every building")
-def post_run(body: RunRequest, conn: Conn, _user: Editor) -> dict[str, Any]:
+def post_run(body: RunRequest, conn: Conn, user: Editor) -> dict[str, Any]:
+    if user.role != "admin":
+        # a run computes every building of the city and replaces the previous run: it
+        # cannot be limited to one community, so it is not committee staff's to start
+        raise Forbidden(
+            "a reach run recomputes the whole city and replaces the last run: only an admin "
+            "(系统管理员) may start one; ask an admin to run it"
+        )
     run = service.compute_and_store(
         conn,
         categories=body.categories,

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from gis import db
 from gis.io.pipeline import import_file
 from gis.settings import Settings
 from tests.conftest import NANJING, login
@@ -107,3 +108,138 @@ def test_edits_to_imported_facilities_survive_a_reimport(client, engine) -> None
     assert kept[0] == "挪过的"
     assert kept[1:] == pytest.approx((118.785, 32.045))
     assert back == 0
+
+
+# --- area scope (security finding 5): committee staff edit only their own community ------
+
+
+def _read(url: str, sql: str, **params):
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with eng.connect() as conn:
+            return conn.execute(sa.text(sql), params).all()
+    finally:
+        eng.dispose()
+
+
+def _snapshot(url: str) -> tuple[list, list]:
+    """Every facility as stored, and every withdrawn source id."""
+    return (
+        _read(
+            url,
+            "SELECT id, categories, name, ST_AsEWKT(geom), edited_at, xmin::text "
+            "FROM facility ORDER BY id",
+        ),
+        _read(url, "SELECT source_file, source_id FROM facility_withdrawn ORDER BY 1, 2"),
+    )
+
+
+def _imported_facility_in(url: str, community_id: int):
+    """An OSM facility whose position lies in the community: id, lon, lat."""
+    return _read(
+        url,
+        "SELECT f.id, ST_X(ST_PointOnSurface(f.geom)), ST_Y(ST_PointOnSurface(f.geom)) "
+        "FROM facility f JOIN community c ON ST_Covers(c.geom, ST_PointOnSurface(f.geom)) "
+        "WHERE c.id = :c AND f.source_file = :sf ORDER BY f.id LIMIT 1",
+        c=community_id,
+        sf=NANJING.name,
+    )[0]
+
+
+def _points_in(url: str, community_id: int, n: int = 2) -> list[dict[str, float]]:
+    rows = _read(
+        url,
+        "SELECT ST_X(p.geom), ST_Y(p.geom) FROM community c, "
+        "ST_Dump(ST_GeneratePoints(c.geom, :n, 7)) p WHERE c.id = :c",
+        c=community_id,
+        n=n,
+    )
+    return [{"lon": x, "lat": y} for x, y in rows]
+
+
+def test_staff_cannot_edit_facilities_of_another_community(api) -> None:
+    client, info, url = api
+    fid, _lon, _lat = _imported_facility_in(url, info.community_a)
+    before = _snapshot(url)
+    etag = client.get("staff_b", f"/api/facilities/{fid}").headers["etag"]  # public read
+    missing = client.patch(
+        "staff_b", "/api/facilities/999999999", json={"name": "x"}, headers={"If-Match": etag}
+    )
+    assert missing.status_code == 404
+    elsewhere = _points_in(url, info.community_b)[0]
+    attempts = [
+        ("patch", {"json": {"name": "改名"}}),
+        ("patch", {"json": {"categories": ["library"]}}),
+        ("patch", {"json": elsewhere}),  # moving it away into staff_b's own community
+        ("delete", {}),
+    ]
+    for method, kw in attempts:
+        r = getattr(client, method)(
+            "staff_b", f"/api/facilities/{fid}", headers={"If-Match": etag}, **kw
+        )
+        # exactly what a facility that does not exist answers: its existence is not revealed
+        assert r.status_code == 404, (method, kw, r.text)
+        assert r.json()["error"] == missing.json()["error"]
+        assert r.json()["detail"] == missing.json()["detail"].replace("999999999", str(fid))
+    # nothing written: the deleted OSM facility would have stayed withdrawn on re-import
+    assert _snapshot(url) == before
+
+
+def test_staff_cannot_add_a_facility_in_another_community(api) -> None:
+    client, info, url = api
+    before = _snapshot(url)
+    inside_a = _points_in(url, info.community_a)[0]
+    r = client.post(
+        "staff_b", "/api/facilities", json={**inside_a, "categories": ["library"], "name": "越界"}
+    )
+    assert r.status_code == 403, r.text
+    assert "outside your area" in r.json()["detail"]
+    assert _snapshot(url) == before
+
+
+def test_staff_cannot_move_its_own_facility_into_another_community(api) -> None:
+    client, info, url = api
+    home = _points_in(url, info.community_b)[0]
+    made = client.post("staff_b", "/api/facilities", json={**home, "categories": ["library"]})
+    assert made.status_code == 201, made.text
+    fid, etag = made.json()["id"], made.headers["etag"]
+    before = _snapshot(url)
+    inside_a = _points_in(url, info.community_a)[0]
+    r = client.patch(
+        "staff_b",
+        f"/api/facilities/{fid}",
+        json={**inside_a, "name": "挪走"},
+        headers={"If-Match": etag},
+    )
+    assert r.status_code == 403, r.text
+    assert "the new position" in r.json()["detail"]
+    assert "outside your area" in r.json()["detail"]
+    assert _snapshot(url) == before  # neither moved nor renamed
+    stored = client.get("staff_b", f"/api/facilities/{fid}").json()
+    assert (stored["lon"], stored["lat"], stored["name"]) == pytest.approx(
+        (home["lon"], home["lat"], None)
+    )
+
+
+def test_staff_edits_facilities_of_its_own_community(api) -> None:
+    client, info, url = api
+    fid, _lon, _lat = _imported_facility_in(url, info.community_a)
+    here, there = _points_in(url, info.community_a)
+    etag = client.get("staff_a", f"/api/facilities/{fid}").headers["etag"]
+    moved = client.patch(
+        "staff_a",
+        f"/api/facilities/{fid}",
+        json={**here, "name": "社区图书室"},
+        headers={"If-Match": etag},
+    )
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["lon"], moved.json()["lat"]) == pytest.approx((here["lon"], here["lat"]))
+    assert moved.json()["name"] == "社区图书室"
+    made = client.post("staff_a", "/api/facilities", json={**there, "categories": ["library"]})
+    assert made.status_code == 201, made.text
+    r = client.delete(
+        "staff_a", f"/api/facilities/{fid}", headers={"If-Match": moved.headers["etag"]}
+    )
+    assert r.status_code == 204, r.text
+    assert _read(url, "SELECT count(*) FROM facility WHERE id = :i", i=fid)[0][0] == 0
+    assert len(_read(url, "SELECT 1 FROM facility_withdrawn")) == 1  # stays out on re-import

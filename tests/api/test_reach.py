@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from gis import db
 from gis.io.pipeline import import_file
 from gis.settings import Settings
 from tests.conftest import NANJING, login
@@ -115,3 +116,24 @@ def test_area_coverage_and_gaps_endpoints(client) -> None:
     assert client.get("/api/reach/coverage/street").status_code == 422
     assert client.get("/api/reach/gaps?category=shopping").status_code == 404  # not computed
     assert client.get("/api/reach/gaps?category=nope").status_code == 422
+
+
+def test_city_wide_reach_runs_are_for_admins(api) -> None:
+    """Security finding 5: committee staff of one community started a city-wide run.
+
+    A run computes every building and replaces the last run; it cannot be limited to one
+    community, so only admins start one.
+    """
+    client, _info, url = api
+    for username in ("staff_b", "staff_a"):
+        r = client.post(username, "/api/reach/runs", json={"categories": ["shopping"]})
+        assert r.status_code == 403, r.text
+        assert "only an admin" in r.json()["detail"]
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM reach_run")) == 0  # nothing ran
+    r = client.post("admin", "/api/reach/runs", json={"categories": ["shopping"]})
+    assert r.status_code == 200, r.text
+    with eng.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM building_reach")) == r.json()["buildings"]
+    eng.dispose()
