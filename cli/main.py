@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli import db as db_cmd
+from cli import keys as keys_cmd
 from cli import people as people_cmd
 from cli.common import fail, open_engine
 from gis.errors import GridAtlasError, InvalidInput
@@ -23,6 +24,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(people_cmd.users, name="user")
 app.add_typer(people_cmd.people, name="people")
 app.command("keygen")(people_cmd.keygen)
+app.add_typer(keys_cmd.app, name="keys")
 
 DEMO_FILE = PROJECT_ROOT / "data" / "osm" / "nanjing-central.osm"
 

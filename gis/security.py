@@ -1,19 +1,28 @@
 """Keys, field encryption, search hashes, passwords and login tokens.
 
-One secret key (settings or ``var/secret.key``) is stretched into separate sub-keys with
-HMAC-SHA256, one per purpose, so that the key encrypting ID numbers is never the one that
-hashes them for search. Encryption is AES-256-GCM with a random 96-bit nonce per value and
-the column's name as associated data (a ciphertext copied into another column does not
-decrypt). Search hashes are HMAC-SHA256 of the normalised value: equal numbers match, and
-the table alone reveals nothing.
+The secret keys (a versioned ring, see :mod:`gis.keyring`) are stretched into separate
+sub-keys with HMAC-SHA256, one per purpose, so that the key encrypting ID numbers is never
+the one that hashes them for search. Encryption is AES-256-GCM with a random 96-bit nonce
+per value and the column's name as associated data (a ciphertext copied into another column
+does not decrypt). A sealed value is ``version byte + nonce + ciphertext``: the version
+names the master key that sealed it, so :meth:`Keys.open` picks the key by the header and
+:meth:`Keys.seal` always uses the newest. Values sealed before key rotation existed carry
+version 1, which is what the old single-key file is read as.
+
+Search hashes are HMAC-SHA256 of the normalised value: equal numbers match, and the table
+alone reveals nothing. Their key and the database role's password stay the same across a
+rotation (they come from the v1 master or the ring's pinned sub-keys).
+
+A running app sees a rotation without a restart when its keys come from the key file: it
+re-reads the file when it changes (checked before each seal) and when it meets a version
+it does not know. Keys given in ``GRIDATLAS_SECRET_KEY`` need a restart.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -21,103 +30,151 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gis.errors import InsecureConfiguration
+from gis.errors import GridAtlasError
+from gis.keyring import (
+    MIN_KEY_BYTES,
+    KeyRing,
+    derive_sub_key,
+    load_ring,
+    new_key_text,
+    read_ring_file,
+    write_key_file,
+)
 from gis.settings import Settings
 
-MIN_KEY_BYTES = 32
-# Keys that appear in examples and must never protect real data.
-_DEFAULTS = {b"\0" * 32, b"changeme" * 4, b"change-me" * 4, b"secret" * 6}
-FORMAT_VERSION = b"\x01"
+__all__ = [
+    "MIN_KEY_BYTES",
+    "Keys",
+    "hash_password",
+    "load_key",
+    "new_key_text",
+    "new_token",
+    "token_hash",
+    "verify_password",
+    "write_key_file",
+]
+
+log = logging.getLogger(__name__)
+NONCE_BYTES = 12
 
 # scrypt (RFC 7914) in the standard library: 16 MiB and about 50 ms per hash here.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
 
-def _decode_key(text: str) -> bytes:
-    text = text.strip()
-    for decode in (bytes.fromhex, base64.b64decode, base64.urlsafe_b64decode):
-        try:
-            raw = decode(text)
-        except (ValueError, binascii.Error):
-            continue
-        if len(raw) >= MIN_KEY_BYTES:
-            return raw
-    raise InsecureConfiguration(
-        f"the secret key must be at least {MIN_KEY_BYTES} random bytes written as hex or "
-        "base64; make one with `gridatlas keygen`"
-    )
-
-
 def load_key(settings: Settings) -> bytes:
-    """Return the secret key, refusing a missing, short or well-known one."""
-    if settings.secret_key is not None and settings.secret_key.get_secret_value().strip():
-        text = settings.secret_key.get_secret_value()
-        where = "GRIDATLAS_SECRET_KEY"
-    elif settings.secret_key_file.is_file():
-        text = settings.secret_key_file.read_text()
-        where = str(settings.secret_key_file)
-    else:
-        raise InsecureConfiguration(
-            "no secret key: residents' ID and phone numbers are encrypted with it. Set "
-            "GRIDATLAS_SECRET_KEY, or run `gridatlas keygen` to write "
-            f"{settings.secret_key_file}"
-        )
-    raw = _decode_key(text)
-    if raw in _DEFAULTS or len(set(raw)) < 8:
-        raise InsecureConfiguration(
-            f"the secret key in {where} is a placeholder, not a random key; make one with "
-            "`gridatlas keygen`"
-        )
-    return raw
+    """Return the newest secret key, refusing a missing, short or well-known one."""
+    return load_ring(settings).masters[0][1]
 
 
-def new_key_text() -> str:
-    """A fresh random key, as the hex text the settings expect."""
-    return secrets.token_hex(MIN_KEY_BYTES)
-
-
-def write_key_file(path: Path) -> bool:
-    """Write a new key to ``path`` (mode 0600) unless it exists; return whether written."""
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(new_key_text() + "\n")
-    return True
+def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 @dataclass(frozen=True)
-class Keys:
-    """Sub-keys of the secret key, one per purpose."""
+class _Derived:
+    """Everything a ring gives, computed once: swapped whole when the file changes."""
 
-    encrypt: bytes
+    ring: KeyRing
+    encrypt: dict[int, bytes]
     search: bytes
     db_role: bytes
+    stamp: tuple[int, int, int] | None
+
+    @classmethod
+    def of(cls, ring: KeyRing) -> _Derived:
+        return cls(
+            ring,
+            {v: derive_sub_key(m, "field-encryption") for v, m in ring.masters},
+            ring.stable_sub_key("search-hash"),
+            ring.stable_sub_key("database-role"),
+            _file_stamp(ring.path),
+        )
+
+
+class Keys:
+    """Sub-keys of the key ring, one per purpose; encryption keys by version."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self._d = _Derived.of(ring)
 
     @classmethod
     def derive(cls, master: bytes) -> Keys:
-        def sub(label: str) -> bytes:
-            return hmac.new(master, f"gridatlas/{label}".encode(), hashlib.sha256).digest()
-
-        return cls(sub("field-encryption"), sub("search-hash"), sub("database-role"))
+        """Keys of one master key, as version 1."""
+        return cls(KeyRing(((1, master),)))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keys:
-        return cls.derive(load_key(settings))
+        return cls(load_ring(settings))
+
+    @property
+    def ring(self) -> KeyRing:
+        return self._d.ring
+
+    @property
+    def version(self) -> int:
+        """The newest key's version: the one :meth:`seal` uses."""
+        return self._d.ring.newest
+
+    @property
+    def encrypt(self) -> bytes:
+        return self._d.encrypt[self.version]
+
+    @property
+    def search(self) -> bytes:
+        return self._d.search
+
+    @property
+    def db_role(self) -> bytes:
+        return self._d.db_role
+
+    def reload(self) -> bool:
+        """Re-read the key file if it changed; return whether the keys changed.
+
+        A file that no longer parses, or that would change the search key (every search and
+        the UNIQUE ID-number hash would break), is ignored and logged: the keys in use stay.
+        """
+        d = self._d
+        stamp = _file_stamp(d.ring.path)
+        if d.ring.path is None or stamp == d.stamp:
+            return False
+        try:
+            fresh = _Derived.of(read_ring_file(d.ring.path))
+        except (OSError, GridAtlasError) as err:
+            log.warning("key file %s changed but cannot be used: %s", d.ring.path, err)
+            return False
+        if (fresh.search, fresh.db_role) != (d.search, d.db_role):
+            log.warning("key file %s changed its search or db-role key: ignored", d.ring.path)
+            return False
+        self._d = fresh
+        return True
 
     def seal(self, value: str, column: str) -> bytes:
-        """Encrypt ``value`` for ``column``: version byte, nonce, ciphertext and tag."""
-        nonce = os.urandom(12)
-        body = AESGCM(self.encrypt).encrypt(nonce, value.encode(), column.encode())
-        return FORMAT_VERSION + nonce + body
+        """Encrypt ``value`` for ``column`` with the newest key: version, nonce, ciphertext."""
+        self.reload()
+        d = self._d
+        nonce = os.urandom(NONCE_BYTES)
+        body = AESGCM(d.encrypt[d.ring.newest]).encrypt(nonce, value.encode(), column.encode())
+        return bytes([d.ring.newest]) + nonce + body
 
     def open(self, blob: bytes, column: str) -> str:
-        """Decrypt what :meth:`seal` made for the same column."""
+        """Decrypt what :meth:`seal` made for the same column, with the key its header names."""
         blob = bytes(blob)
-        if blob[:1] != FORMAT_VERSION:
-            raise ValueError("unknown ciphertext format")
-        return AESGCM(self.encrypt).decrypt(blob[1:13], blob[13:], column.encode()).decode()
+        version = blob[0] if blob else 0
+        key = self._d.encrypt.get(version)
+        if key is None and self.reload():
+            key = self._d.encrypt.get(version)
+        if key is None:
+            raise ValueError(
+                f"ciphertext sealed with key v{version}, which {self._d.ring.where} lacks"
+            )
+        body = blob[1 + NONCE_BYTES :]
+        return AESGCM(key).decrypt(blob[1 : 1 + NONCE_BYTES], body, column.encode()).decode()
 
     def search_hash(self, value: str, column: str) -> bytes:
         """HMAC of a normalised value: equal values, equal hashes (per column)."""
