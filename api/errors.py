@@ -7,6 +7,7 @@ import logging
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pandas.errors import DatabaseError as PandasDatabaseError
 
 from gis import errors, facilities
 
@@ -52,6 +53,8 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(err, errors.TooManyRequests):
             headers = {"Retry-After": str(err.retry_after)}
+        elif status == 503:
+            headers = {"Retry-After": "5"}
         return _answer(status, type(err).__name__, str(err), headers)
 
     @app.exception_handler(sa.exc.TimeoutError)
@@ -104,3 +107,15 @@ def install(app: FastAPI) -> None:
             "the database is not answering; nothing was changed, try again in a moment",
             {"Retry-After": "5"},
         )
+
+    @app.exception_handler(PandasDatabaseError)
+    async def _wrapped_by_pandas(request: Request, err: PandasDatabaseError) -> JSONResponse:
+        # pandas (read_sql, read_postgis) wraps the driver's error in its own: answer as for
+        # the error it wraps (a DataError is a 422, a lost server a 503, …).
+        cause = err.__cause__
+        if isinstance(cause, sa.exc.SQLAlchemyError):
+            for cls in type(cause).__mro__:
+                handler = app.exception_handlers.get(cls)
+                if handler is not None:
+                    return await handler(request, cause)
+        raise err

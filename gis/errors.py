@@ -53,3 +53,7 @@ class TooManyRequests(GridAtlasError):
     def __init__(self, message: str, retry_after: int = 60) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CommitFailed(DatabaseUnavailable):
+    """The transaction could not commit: nothing of it was stored (HTTP 503)."""
