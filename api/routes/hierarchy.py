@@ -128,7 +128,10 @@ def get_search(
     return search.search(conn, user, q, limit)
 
 
-@router.get("/stats/{level}", summary="People counts per area, small counts suppressed")
+@router.get(
+    "/stats/{level}",
+    summary="People counts per area: small counts, and those that would reveal them, suppressed",
+)
 def get_stats(
     level: LevelName,
     user: User,
