@@ -9,11 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pandas.errors import DatabaseError as PandasDatabaseError
 
-from gis import errors, facilities
+from gis import errors
 
 STATUS: dict[type[errors.GridAtlasError], int] = {
-    facilities.StaleVersion: 412,
-    facilities.VersionRequired: 428,
+    errors.StaleVersion: 412,
+    errors.VersionRequired: 428,
     errors.TooLarge: 413,
     errors.TooManyRequests: 429,
     errors.InvalidGeometry: 422,

@@ -27,6 +27,14 @@ class Conflict(GridAtlasError):
     """The change clashes with the current state (a stale edit, a duplicate)."""
 
 
+class StaleVersion(Conflict):
+    """The record changed since the version the edit was based on (HTTP 412)."""
+
+
+class VersionRequired(InvalidInput):
+    """An edit did not say which version it was based on (HTTP 428)."""
+
+
 class DatabaseUnavailable(GridAtlasError):
     """PostGIS is not running, not installed or not reachable."""
 

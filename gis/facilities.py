@@ -23,8 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
-from gis.io.categories import category_codes
+from gis.categories import category_codes
+from gis.errors import Forbidden, InvalidInput, NotFound, StaleVersion, VersionRequired
 
 SOURCE = "api"
 COLUMNS = (
@@ -51,14 +51,6 @@ class EditorScope:
 
     user_id: int
     is_admin: bool
-
-
-class StaleVersion(Conflict):
-    """The facility changed since the version the edit was based on."""
-
-
-class VersionRequired(InvalidInput):
-    """An edit did not say which version it was based on."""
 
 
 def _check_categories(categories: list[str]) -> list[str]:

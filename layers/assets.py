@@ -8,9 +8,11 @@ any it does not know, so a new Folium plugin cannot silently reach the internet.
 from __future__ import annotations
 
 import re
+from html import escape
 
 import folium
-from branca.element import Element
+
+from layers.page import Fragment, Page
 
 VENDOR_PREFIX = "/static/vendor"
 APP_PREFIX = "/static/app"
@@ -73,10 +75,16 @@ def localise(root: folium.Map) -> folium.Map:
     return root
 
 
-def render_offline(m: folium.Map) -> str:
-    """Render ``m`` to a full HTML page, checking that nothing is loaded from elsewhere."""
+def render_offline(m: folium.Map, nonce: str) -> str:
+    """Render ``m`` to a full HTML page, checking that nothing is loaded from elsewhere.
+
+    ``nonce`` is the response's Content-Security-Policy nonce: our inline scripts carry it.
+    """
+    root = m.get_root()
+    if not isinstance(root, Page):
+        raise TypeError("make the map with layers.page.Map: its scripts carry the CSP nonce")
     localise(m)
-    html = m.get_root().render()
+    html = root.render(nonce=nonce)
     hit = _EXTERNAL.search(html)
     if hit:
         start = max(hit.start() - 40, 0)
@@ -86,4 +94,4 @@ def render_offline(m: folium.Map) -> str:
 
 def add_stylesheet(m: folium.Map, href: str) -> None:
     """Add one of our own stylesheets to the page head."""
-    m.get_root().header.add_child(Element(f'<link rel="stylesheet" href="{href}"/>'))
+    m.get_root().header.add_child(Fragment(f'<link rel="stylesheet" href="{escape(href)}"/>'))

@@ -7,9 +7,9 @@ from html import escape
 
 import folium
 import geopandas as gpd
-from branca.element import Element
 
 from layers.assets import APP_PREFIX, add_stylesheet
+from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution, streets_layer
 
 BAND_COLOURS = {
@@ -41,23 +41,13 @@ def band_of(households: int, flags: str) -> str:
     return "in_band"
 
 
-def groups_map(
-    groups: gpd.GeoDataFrame,
-    buildings: gpd.GeoDataFrame,
-    edges: gpd.GeoDataFrame,
-    *,
-    title: str,
-) -> folium.Map:
-    """Return the groups map (no basemap needed)."""
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False, zoom_control=True)
-    if len(edges):
-        streets_layer(edges).add_to(m)
+def _groups_layer(groups: gpd.GeoDataFrame) -> folium.GeoJson:
     g = groups.copy()
-    g["band"] = [band_of(int(h), f or "") for h, f in zip(g["households"], g["flags"], strict=True)]
-    g["community"] = g["community"].astype(str).map(escape)
-    g["grid"] = g["grid"].fillna("").astype(str).map(escape)
+    # Tooltips insert property values as HTML: codes come from imported files and edits.
+    for col in ("community", "code", "grid"):
+        g[col] = g[col].fillna("").astype(str).map(escape)
     g["locked"] = g["is_locked"].map({True: "已锁定", False: "未锁定"})
-    folium.GeoJson(
+    return folium.GeoJson(
         g.drop(columns=["flags", "is_locked"]),
         name="居民小组 Residents' groups",
         style_function=lambda f: {
@@ -70,12 +60,14 @@ def groups_map(
             fields=["community", "code", "households", "grid", "locked"],
             aliases=["社区", "小组", "户数", "网格", "锁定"],
         ),
-    ).add_to(m)
+    )
+
+
+def _buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
     b = buildings.copy()
-    b["name"] = b["name"].fillna("").astype(str).map(escape)
-    for col in ("unit", "cluster", "grp"):
-        b[col] = b[col].astype(str).map(escape)
-    folium.GeoJson(
+    for col in ("name", "unit", "cluster", "grp"):
+        b[col] = b[col].fillna("").astype(str).map(escape)
+    return folium.GeoJson(
         b,
         name="楼栋 Buildings",
         style_function=lambda f: {
@@ -88,7 +80,27 @@ def groups_map(
             fields=["name", "households", "unit", "cluster", "grp"],
             aliases=["名称", "户数", "单元", "楼群", "小组"],
         ),
-    ).add_to(m)
+    )
+
+
+def groups_map(
+    groups: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    edges: gpd.GeoDataFrame,
+    *,
+    title: str,
+) -> Map:
+    """Return the groups map (no basemap needed)."""
+    m = Map(tiles=None, control_scale=True, prefer_canvas=False, zoom_control=True)
+    if len(edges):
+        streets_layer(edges).add_to(m)
+    g = groups.copy()
+    g["band"] = [band_of(int(h), f or "") for h, f in zip(g["households"], g["flags"], strict=True)]
+    # Folium's tooltips refuse a layer without features (their fields are not in the data)
+    if len(g):
+        _groups_layer(g).add_to(m)
+    if len(buildings):
+        _buildings_layer(buildings).add_to(m)
     focus = buildings if len(buildings) else groups
     if len(focus):
         x0, y0, x1, y1 = focus.total_bounds
@@ -102,7 +114,7 @@ def groups_map(
     bar = (
         f'<div class="ga-bar" id="ga-bar"><h1>{escape(title)}</h1>'
         f'<span class="ga-stats" id="ga-stats">小组 {len(g):,} · 80–120 户 {in_band:,} · '
-        f"楼栋 {len(b):,}</span></div>"
+        f"楼栋 {len(buildings):,}</span></div>"
     )
     legend = (
         '<div class="ga-legend" id="ga-legend"><b>居民小组户数</b><br>'
@@ -121,7 +133,7 @@ def groups_map(
         '<button id="ga-cancel" type="button">取消</button></div>'
         '<div id="ga-message" role="status"></div></div>'
     )
-    m.get_root().html.add_child(Element(bar + legend + panel))
-    m.get_root().html.add_child(Element(f'<script src="{APP_PREFIX}/groups.js" defer></script>'))
+    m.get_root().html.add_child(Fragment(bar + legend + panel))
+    m.get_root().html.add_child(Fragment(f'<script src="{APP_PREFIX}/groups.js" defer></script>'))
     m.get_root().title = title
     return m

@@ -7,9 +7,9 @@ from html import escape
 
 import folium
 import geopandas as gpd
-from branca.element import Element
 
 from layers.assets import APP_PREFIX, add_stylesheet
+from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution, streets_layer
 
 # minutes -> colour; beyond the last band and unreachable have their own
@@ -43,7 +43,7 @@ def reach_map(
     limit_min: float,
     covered: int,
     households: int,
-) -> folium.Map:
+) -> Map:
     """Buildings coloured by walking time (``walk_min``; NaN unreachable, inf beyond)."""
     gdf = buildings[["name", "households", "walk_min", "geom"]].copy()
     gdf["name"] = gdf["name"].fillna("").astype(str).map(escape)
@@ -54,27 +54,28 @@ def reach_map(
     gdf["colour"] = [b[0] for b in bands]
     gdf["band"] = [b[1] for b in bands]
     gdf["walk_min"] = [None if not math.isfinite(w) else round(w, 1) for w in gdf["walk_min"]]
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
+    m = Map(tiles=None, control_scale=True, prefer_canvas=True)
     if len(edges):
         streets_layer(edges).add_to(m)
-    folium.GeoJson(
-        gdf,
-        name="楼栋步行时间 Walking time",
-        style_function=lambda f: {
-            "fillColor": f["properties"]["colour"],
-            "color": "#555",
-            "weight": 0.5,
-            "fillOpacity": 0.8,
-        },
-        tooltip=folium.GeoJsonTooltip(
-            fields=["name", "households", "walk_min", "band"],
-            aliases=["名称", "户数", "步行分钟", "区间"],
-        ),
-        popup=folium.GeoJsonPopup(
-            fields=["name", "households", "walk_min", "band"],
-            aliases=["名称", "户数", "步行分钟", "区间"],
-        ),
-    ).add_to(m)
+    if len(gdf):  # Folium's tooltips refuse a layer without features
+        folium.GeoJson(
+            gdf,
+            name="楼栋步行时间 Walking time",
+            style_function=lambda f: {
+                "fillColor": f["properties"]["colour"],
+                "color": "#555",
+                "weight": 0.5,
+                "fillOpacity": 0.8,
+            },
+            tooltip=folium.GeoJsonTooltip(
+                fields=["name", "households", "walk_min", "band"],
+                aliases=["名称", "户数", "步行分钟", "区间"],
+            ),
+            popup=folium.GeoJsonPopup(
+                fields=["name", "households", "walk_min", "band"],
+                aliases=["名称", "户数", "步行分钟", "区间"],
+            ),
+        ).add_to(m)
     if len(facilities):
         fac = facilities[["name", "geom"]].copy()
         fac["geom"] = fac.geometry.representative_point()
@@ -109,6 +110,6 @@ def reach_map(
         + "<br>".join(f'<i style="background:{c}"></i>{label}' for c, label in rows)
         + "</div>"
     )
-    m.get_root().html.add_child(Element(bar + legend))
+    m.get_root().html.add_child(Fragment(bar + legend))
     m.get_root().title = f"步行可达 · {category_label}"
     return m

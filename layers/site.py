@@ -7,9 +7,10 @@ from html import escape
 import folium
 import geopandas as gpd
 import pandas as pd
-from branca.element import Element, MacroElement, Template
+from branca.element import MacroElement, Template
 
 from layers.assets import APP_PREFIX, add_stylesheet
+from layers.page import Fragment, Map
 
 OSM_CREDIT = '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 STREET_WEIGHT = {
@@ -159,9 +160,9 @@ def overview_map(
     stats: dict[str, int],
     tiles_url: str | None = None,
     truncated: bool = False,
-) -> folium.Map:
+) -> Map:
     """Return the overview map; without ``tiles_url`` it needs nothing but our own data."""
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, zoom_control=True)
+    m = Map(tiles=None, control_scale=True, prefer_canvas=True, zoom_control=True)
     if tiles_url:
         folium.TileLayer(tiles_url, attr="basemap", name="底图 Basemap").add_to(m)
     if len(edges):
@@ -200,6 +201,6 @@ def overview_map(
         )
         + "</div>"
     )
-    m.get_root().html.add_child(Element(bar + legend))
+    m.get_root().html.add_child(Fragment(bar + legend))
     m.get_root().title = "网格地图 · Grid Atlas"
     return m

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from api.auth import User
 from api.deps import Conn
 from gis import query
 
@@ -52,11 +54,17 @@ def get_summary(conn: Conn) -> dict[str, Any]:
     return query.summary(conn)
 
 
-@router.get("/imports", summary="Latest imports with their reports")
+@router.get("/imports", summary="Latest imports with their reports (logged-in users)")
 def get_imports(
-    conn: Conn, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    conn: Conn, _user: User, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[dict[str, Any]]:
-    return query.import_runs(conn, limit)
+    runs = query.import_runs(conn, limit)
+    for run in runs:
+        report = run.get("report") or {}
+        # where the file lay on the server is nobody's business: its name says enough
+        if report.get("path"):
+            report["path"] = PurePath(report["path"]).name
+    return runs
 
 
 @router.get("/health", summary="Is the service and its database up")

@@ -1,4 +1,4 @@
-"""HTML pages for tablets: the overview map."""
+"""HTML pages for tablets: the maps and the login page (scripts carry the CSP nonce)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import AppSettings, Conn
+from api.headers import Nonce
 from gis import query
 from gis.delineate.service import map_frames
-from gis.errors import NotFound
+from gis.errors import InvalidInput, NotFound
 from gis.io.categories import load_categories
 from gis.reach import coverage
 from layers.assets import render_offline
@@ -19,6 +20,17 @@ from layers.reach import reach_map
 from layers.site import overview_map
 
 router = APIRouter(tags=["pages"])
+
+MAX_CODE = 64  # a community code is short printable text
+
+
+def _check_community_code(code: str) -> None:
+    """Refuse a ``code`` that cannot be one before it reaches the database (NUL, control)."""
+    if not code.isprintable() or len(code) > MAX_CODE:
+        raise InvalidInput(
+            f"community must be a community code: printable text of at most {MAX_CODE} "
+            "characters (see /api/layers/communities)"
+        )
 
 
 @router.get("/", include_in_schema=False)
@@ -34,6 +46,7 @@ def index() -> RedirectResponse:
 def overview(
     conn: Conn,
     settings: AppSettings,
+    nonce: Nonce,
     bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
 ) -> HTMLResponse:
     box = query.BBox.parse(bbox) if bbox else None
@@ -46,7 +59,7 @@ def overview(
     m = overview_map(
         buildings, edges, facilities, labels=labels, stats=query.summary(conn), truncated=truncated
     )
-    return HTMLResponse(render_offline(m))
+    return HTMLResponse(render_offline(m, nonce))
 
 
 @router.get(
@@ -57,6 +70,7 @@ def overview(
 def reach_page(
     conn: Conn,
     settings: AppSettings,
+    nonce: Nonce,
     category: str = "health_station",
     limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
 ) -> HTMLResponse:
@@ -78,7 +92,7 @@ def reach_page(
         covered=row["households_covered"],
         households=total["households"],
     )
-    return HTMLResponse(render_offline(m))
+    return HTMLResponse(render_offline(m, nonce))
 
 
 @router.get(
@@ -89,14 +103,18 @@ def reach_page(
 def groups_page(
     conn: Conn,
     settings: AppSettings,
+    nonce: Nonce,
     community: Annotated[str | None, Query(description="community code")] = None,
 ) -> HTMLResponse:
+    if community:
+        _check_community_code(community)
     groups, buildings = map_frames(conn, community, settings.map_feature_limit)
     if community and not len(groups):
         raise NotFound(f"no delineated community {community!r}")
     edges = query.layer_frame(conn, "walk_edges", limit=settings.map_feature_limit)
     title = f"居民小组 · {community}" if community else "居民小组 · 全部社区"
-    return HTMLResponse(render_offline(groups_map(groups, buildings, edges, title=title)))
+    m = groups_map(groups, buildings, edges, title=title)
+    return HTMLResponse(render_offline(m, nonce))
 
 
 LOGIN_PAGE = """<!DOCTYPE html>
@@ -121,5 +139,6 @@ LOGIN_PAGE = """<!DOCTYPE html>
 
 @router.get("/login", response_class=HTMLResponse, summary="Log in (tablets)")
 def login_page() -> HTMLResponse:
-    # static: the page reads ?next= itself and only ever goes to a path on this server
-    return HTMLResponse(LOGIN_PAGE, headers={"Cache-Control": "no-store"})
+    # static: the page reads ?next= itself and only ever goes to a path on this server;
+    # not cached (api/headers.py), and its one script is a file of ours (no inline script)
+    return HTMLResponse(LOGIN_PAGE)

@@ -11,9 +11,9 @@ import osmium
 import pandas as pd
 import shapely
 
+from gis.categories import FACILITY_KEYS, categorise, load_categories
 from gis.errors import InvalidInput
 from gis.io import households as hh
-from gis.io.categories import FACILITY_KEYS, categorise, load_categories
 from gis.io.dataset import Dataset, Problem, finish_buildings, repair_polygons
 from gis.io.network import WayRecord, build_network, is_walkable
 from gis.settings import Settings

@@ -21,9 +21,9 @@ import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from gis.categories import category_codes
 from gis.errors import InvalidInput, MissingCRS
 from gis.io import households as hh
-from gis.io.categories import category_codes
 from gis.io.dataset import LAYERS, Dataset, Problem, finish_buildings, repair_polygons
 from gis.io.network import WayRecord, build_network, is_walkable
 from gis.settings import Settings
@@ -277,7 +277,7 @@ def _add_layer(ds: Dataset, target: str, gdf: gpd.GeoDataFrame, settings: Settin
 def _facilities(
     gdf: gpd.GeoDataFrame, ids: np.ndarray, geoms: np.ndarray, ds: Dataset
 ) -> pd.DataFrame:
-    from gis.io.categories import FACILITY_KEYS, categorise, load_categories
+    from gis.categories import FACILITY_KEYS, categorise, load_categories
 
     known = category_codes()
     cat_col = _pick(list(gdf.columns), "category", "categories", "类别")

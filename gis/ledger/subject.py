@@ -23,8 +23,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from sqlalchemy.engine import Connection
 
-from gis.errors import Conflict, Forbidden, InvalidInput
-from gis.facilities import StaleVersion
+from gis.errors import Conflict, Forbidden, InvalidInput, StaleVersion
 from gis.ledger import store
 from gis.security import Keys
 

@@ -11,8 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.categories import load_categories
 from gis.errors import InvalidInput, NotFound
-from gis.io.categories import load_categories
 from gis.reach.service import resolve_categories
 
 AREA_LEVELS = ("subdistrict", "community", "grid", "residents_group")  # ours, never the caller's

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 
+from gis.categories import category_codes, load_categories
 from gis.errors import InvalidInput, NotFound
-from gis.io.categories import category_codes, load_categories
 from gis.io.households import metric_transformer
 from gis.reach.compute import DEFAULT_MAX_WALK_M, ReachResult, nearest_facilities
 from gis.reach.graph import Network, WalkGraph, attach_points, project

@@ -91,11 +91,39 @@ def test_walk_edges_and_facilities_layers(client) -> None:
     assert all(f["properties"]["categories"] for f in fac["features"])
 
 
-def test_imports_history_and_health(client) -> None:
-    runs = client.get("/api/imports").json()
-    assert runs[0]["source_file"] == "nanjing-central.osm"
-    assert runs[0]["report"]["counts"]["building"]["added"] == 1277
+def test_health(client) -> None:
     assert client.get("/api/health").json() == {"status": "ok"}
+
+
+def test_imports_need_a_login_and_show_no_server_paths(engine, db_url, tmp_path) -> None:
+    import json
+
+    from gis.io.pipeline import import_file
+    from tests.conftest import login
+
+    lon, lat, d = 118.78, 32.04, 0.0004
+    ring = [[lon, lat], [lon + d, lat], [lon + d, lat + d], [lon, lat + d], [lon, lat]]
+    path = tmp_path / "secret-folder" / "buildings.geojson"
+    path.parent.mkdir()
+    feature = {
+        "type": "Feature",
+        "properties": {"id": "x", "levels": 6},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    import_file(engine, path)
+    with TestClient(create_app(Settings(database_url=db_url))) as c:
+        r = c.get("/api/imports")
+        assert r.status_code == 401 and "log in" in r.json()["detail"]
+        assert str(tmp_path) not in r.text
+        login(c, engine)
+        r = c.get("/api/imports")
+    assert r.status_code == 200
+    run = r.json()[0]
+    assert run["source_file"] == "buildings.geojson"
+    assert run["report"]["path"] == "buildings.geojson"
+    assert run["report"]["counts"]["building"]["added"] == 1
+    assert str(tmp_path) not in r.text and "secret-folder" not in r.text
 
 
 def test_openapi_schema_is_served(client) -> None:

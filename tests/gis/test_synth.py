@@ -13,8 +13,8 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from gis.categories import category_codes
 from gis.errors import InvalidInput
-from gis.io.categories import category_codes
 from gis.io.dataset import Dataset
 from gis.io.vector import _add_layer, read_vector
 from gis.settings import Settings

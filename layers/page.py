@@ -1,0 +1,89 @@
+"""A Folium page that a strict Content-Security-Policy allows, with no way in for our data.
+
+The API sends ``script-src 'self' 'nonce-…'`` (api/headers.py): only the inline scripts
+that these templates write carry the response's nonce, so a script that data smuggled into
+the page would not run even if escaping failed. The nonce is set here, in the templates,
+never by rewriting the finished HTML (which would bless an injected script too).
+
+Text of ours or of imported files goes into the page as template *values*, never as template
+source: ``branca.element.Element(text)`` compiles ``text`` as Jinja, so a community code
+``{{ … }}`` would run on the server. Use ``Fragment`` for ready-made markup.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import folium
+from branca.element import Element, Figure
+from folium.template import Template
+
+
+class Fragment(Element):
+    """Ready-made HTML put into the page as it is (not compiled as a template)."""
+
+    _template = Template("{{ this.markup }}")
+
+    def __init__(self, markup: str) -> None:
+        super().__init__()
+        self._name = "Fragment"
+        self.markup = markup
+
+
+class Page(Figure):
+    """Branca's page with the title escaped and the page script carrying the nonce."""
+
+    _template = Template(
+        "<!DOCTYPE html>\n"
+        '<html lang="zh-CN">\n'
+        "<head>\n"
+        "{% if this.title %}<title>{{ this.title|e }}</title>{% endif %}"
+        "    {{ this.header.render(**kwargs) }}\n"
+        "</head>\n"
+        "<body>\n"
+        "    {{ this.html.render(**kwargs) }}\n"
+        "</body>\n"
+        '<script nonce="{{ kwargs.nonce|e }}">\n'
+        "    {{ this.script.render(**kwargs) }}\n"
+        "</script>\n"
+        "</html>\n"
+    )
+
+
+# Folium's Map header (folium 0.20), its one inline script with the nonce.
+_MAP_HEADER = Template("""
+    {% macro header(this, kwargs) %}
+        <meta name="viewport" content="width=device-width,
+            initial-scale=1.0, maximum-scale=1.0, user-scalable=no" />
+        <style>
+            #{{ this.get_name() }} {
+                position: {{this.position}};
+                width: {{this.width[0]}}{{this.width[1]}};
+                height: {{this.height[0]}}{{this.height[1]}};
+                left: {{this.left[0]}}{{this.left[1]}};
+                top: {{this.top[0]}}{{this.top[1]}};
+            }
+            .leaflet-container { font-size: {{this.font_size}}; }
+        </style>
+        <style>html, body { width: 100%; height: 100%; margin: 0; padding: 0; }</style>
+        <style>#map { position:absolute; top:0; bottom:0; right:0; left:0; }</style>
+        <script nonce="{{ kwargs.nonce|e }}">
+            L_NO_TOUCH = {{ this.global_switches.no_touch|tojson }};
+            L_DISABLE_3D = {{ this.global_switches.disable_3d|tojson }};
+        </script>
+    {% endmacro %}
+""")
+
+
+class Map(folium.Map):
+    """``folium.Map`` on a ``Page``, its header script carrying the nonce."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        Page().add_child(self)
+
+    def render(self, **kwargs: Any) -> None:
+        super().render(**kwargs)
+        # Same name, same place: replaces the header Folium's own template just added.
+        header = _MAP_HEADER.module.header(self, kwargs)  # type: ignore[attr-defined]
+        self.get_root().header.add_child(Fragment(str(header)), name=self.get_name())
