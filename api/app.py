@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from api import errors, headers
 from api.routes import auth as auth_routes
 from api.routes import delineation as delineation_routes
+from api.routes import docs as docs_routes
 from api.routes import facilities as facility_routes
 from api.routes import hierarchy as hierarchy_routes
 from api.routes import layers as layer_routes
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="Community grid management (网格化管理) on PostGIS.",
+        docs_url=None,  # served by api/routes/docs.py from our own assets, with the nonce
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.keys = keys
@@ -108,5 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(subject_routes.router)  # before /residents/{id}
     app.include_router(ledger_routes.router)
     app.include_router(pages.router)
+    app.include_router(docs_routes.router)
     _mount_assets(app)
     return app

@@ -23,6 +23,8 @@ VENDOR_PACKAGES = {
     "bootstrap": "bootstrap",
     "awesome-markers": "drmonty-leaflet-awesome-markers",
     "fontawesome": "@fortawesome/fontawesome-free",
+    "swagger-ui": "swagger-ui-dist",  # /docs
+    "redoc": "redoc",  # /redoc
 }
 # Folium's resource names -> our local URL (None: not needed, dropped)
 LOCAL_URLS: dict[str, str | None] = {
