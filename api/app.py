@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, headers
+from api.params import refuse_unknown_query
 from api.routes import auth as auth_routes
 from api.routes import delineation as delineation_routes
 from api.routes import docs as docs_routes
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="Community grid management (网格化管理) on PostGIS.",
+        dependencies=[Depends(refuse_unknown_query)],
         docs_url=None,  # served by api/routes/docs.py from our own assets, with the nonce
         redoc_url=None,
     )
