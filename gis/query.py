@@ -1,36 +1,62 @@
-"""Read queries for the map layers: GeoJSON pages by bbox, summary counts, import history."""
+"""Read queries for the map layers: GeoJSON pages by bbox, summary counts, import history.
+
+Tables and columns come from ``gis.schema``: a layer names columns that exist there (checked
+at import), never the caller's text.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.engine import Connection
 
+from gis import schema
 from gis.errors import InvalidInput
 
-# Public layer name -> (table, properties as SQL). Names are ours, never the caller's text.
-LAYER_SQL: dict[str, tuple[str, str]] = {
-    "buildings": (
-        "building",
-        "id, building_type, name, levels, area_m2, households, "
-        "households_source, is_residential, source_id",
+
+@dataclass(frozen=True)
+class Layer:
+    """A public layer: a table's rows keyed by ``key``, with ``properties`` and ``geom``."""
+
+    table: sa.Table
+    key: sa.Column
+    properties: tuple[sa.Column, ...]
+
+
+def _layer(table: sa.Table, *properties: str, key: str = "id") -> Layer:
+    return Layer(table, table.c[key], tuple(table.c[name] for name in properties))
+
+
+LAYERS: dict[str, Layer] = {
+    "buildings": _layer(
+        schema.building,
+        "building_type",
+        "name",
+        "levels",
+        "area_m2",
+        "households",
+        "households_source",
+        "is_residential",
+        "source_id",
     ),
-    "facilities": ("facility", "id, categories, kind, name, source_id"),
-    "walk_edges": ("walk_edge", "id, source, target, highway, name, length_m"),
-    "subdistricts": ("subdistrict", "id, code, name, households"),
-    "communities": ("community", "id, code, name, households, subdistrict_id"),
-    "grids": ("grid", "id, code, name, households, community_id"),
-    "residents_groups": (
-        "residents_group",
-        "id, code, households, community_id, grid_id, flags",
+    "facilities": _layer(schema.facility, "categories", "kind", "name", "source_id"),
+    "walk_edges": _layer(schema.walk_edge, "source", "target", "highway", "name", "length_m"),
+    "subdistricts": _layer(schema.subdistrict, "code", "name", "households"),
+    "communities": _layer(schema.community, "code", "name", "households", "subdistrict_id"),
+    "grids": _layer(schema.grid, "code", "name", "households", "community_id"),
+    "residents_groups": _layer(
+        schema.residents_group, "code", "households", "community_id", "grid_id", "flags"
     ),
-    "building_clusters": ("building_cluster", "id, code, households, residents_group_id"),
-    "units": ("unit", "id, code, households, building_cluster_id"),
-    "building_cells": ("building_cell", "building_id AS id, block_hash"),
+    "building_clusters": _layer(
+        schema.building_cluster, "code", "households", "residents_group_id"
+    ),
+    "units": _layer(schema.unit, "code", "households", "building_cluster_id"),
+    # cells are keyed by their building
+    "building_cells": _layer(schema.building_cell, "block_hash", key="building_id"),
 }
 MAX_PAGE = 10_000
 
@@ -62,10 +88,17 @@ class BBox:
         return cls(w, s, e, n)
 
 
-def _layer(layer: str) -> tuple[str, str]:
-    if layer not in LAYER_SQL:
-        raise InvalidInput(f"unknown layer {layer!r}; choose from {', '.join(LAYER_SQL)}")
-    return LAYER_SQL[layer]
+def _get_layer(layer: str) -> Layer:
+    if layer not in LAYERS:
+        raise InvalidInput(f"unknown layer {layer!r}; choose from {', '.join(LAYERS)}")
+    return LAYERS[layer]
+
+
+def _in_bbox(layer: Layer, bbox: BBox | None) -> list[sa.ColumnElement[bool]]:
+    if bbox is None:
+        return []
+    envelope = sa.func.ST_MakeEnvelope(bbox.west, bbox.south, bbox.east, bbox.north, schema.SRID)
+    return [layer.table.c.geom.intersects(envelope)]  # &&: bounding boxes touch
 
 
 def feature_page(
@@ -76,30 +109,24 @@ def feature_page(
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
     if offset < 0:
         raise InvalidInput("offset must be 0 or more")
-    table, props = _layer(layer)
-    key = "t.building_id" if table == "building_cell" else "t.id"  # cells are keyed by building
-    where = ""
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    if bbox is not None:
-        where = "WHERE t.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)"
-        params.update(w=bbox.west, s=bbox.south, e=bbox.east, n=bbox.north)
-    total = conn.scalar(sa.text(f"SELECT count(*) FROM {table} t {where}"), params)
-    rows = (
-        conn.execute(
-            sa.text(f"""
-        SELECT json_build_object(
-                 'type', 'Feature', 'id', {key},
-                 'geometry', ST_AsGeoJSON(t.geom, 7)::json,
-                 'properties', to_jsonb(p) - 'id')::text
-          FROM {table} t CROSS JOIN LATERAL (SELECT {props}) p
-          {where}
-         ORDER BY {key} LIMIT :limit OFFSET :offset"""),
-            params,
-        )
-        .scalars()
-        .all()
+    spec = _get_layer(layer)
+    where = _in_bbox(spec, bbox)
+    total = conn.scalar(sa.select(sa.func.count()).select_from(spec.table).where(*where))
+    # PostGIS writes each feature's JSON: no geometry is parsed in Python.
+    pairs = ((sa.literal(c.name, sa.Text), c) for c in spec.properties)
+    properties = sa.func.jsonb_build_object(*(x for pair in pairs for x in pair))
+    feature = sa.func.json_build_object(
+        "type",
+        "Feature",
+        "id",
+        spec.key,
+        "geometry",
+        sa.cast(sa.func.ST_AsGeoJSON(spec.table.c.geom, 7), JSON),
+        "properties",
+        properties,
     )
-    features = [json.loads(r) for r in rows]
+    stmt = sa.select(feature).where(*where).order_by(spec.key).limit(limit).offset(offset)
+    features = list(conn.scalars(stmt))
     return {
         "type": "FeatureCollection",
         "features": features,
@@ -112,48 +139,60 @@ def layer_frame(
     conn: Connection, layer: str, *, bbox: BBox | None = None, limit: int = 20_000
 ) -> gpd.GeoDataFrame:
     """Return ``layer`` as a GeoDataFrame (for drawing maps), at most ``limit`` rows."""
-    table, props = _layer(layer)
-    key = "t.building_id" if table == "building_cell" else "t.id"  # cells are keyed by building
-    where = ""
-    params: dict[str, Any] = {"limit": limit}
-    if bbox is not None:
-        where = "WHERE t.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)"
-        params.update(w=bbox.west, s=bbox.south, e=bbox.east, n=bbox.north)
-    sql = (
-        f"SELECT p.*, t.geom FROM {table} t CROSS JOIN LATERAL (SELECT {props}) p "
-        f"{where} ORDER BY {key} LIMIT :limit"
+    spec = _get_layer(layer)
+    # The raw column (hex EWKB) for geopandas to parse, not geoalchemy2's WKBElement.
+    geom = sa.type_coerce(spec.table.c.geom, sa.types.NullType()).label("geom")
+    stmt = (
+        sa.select(spec.key.label("id"), *spec.properties, geom)
+        .where(*_in_bbox(spec, bbox))
+        .order_by(spec.key)
+        .limit(limit)
     )
-    return gpd.read_postgis(sa.text(sql), conn, geom_col="geom", params=params, crs=4326)
+    return gpd.read_postgis(stmt, conn, geom_col="geom", crs=4326)
+
+
+def _count(table: sa.Table) -> sa.ScalarSelect[int]:
+    return sa.select(sa.func.count()).select_from(table).scalar_subquery()
+
+
+def _total(column: sa.Column) -> sa.ScalarSelect[Any]:
+    return sa.select(sa.func.coalesce(sa.func.sum(column), 0)).scalar_subquery()
 
 
 def summary(conn: Connection) -> dict[str, Any]:
     """Return counts of every table, households and the data's extent."""
+    b, d = schema.building, schema.dwelling
+    # = count(*) FROM dwelling_all, without expanding the estimate row by row
+    estimated = (
+        sa.select(sa.func.coalesce(sa.func.sum(b.c.households), 0))
+        .where(b.c.households > 0, ~sa.exists().where(d.c.building_id == b.c.id))
+        .scalar_subquery()
+    )
     counts = (
         conn.execute(
-            sa.text("""
-        SELECT (SELECT count(*) FROM subdistrict) AS subdistricts,
-               (SELECT count(*) FROM community) AS communities,
-               (SELECT count(*) FROM grid) AS grids,
-               (SELECT count(*) FROM building) AS buildings,
-               (SELECT coalesce(sum(households), 0) FROM building) AS households,
-               -- = count(*) FROM dwelling_all, without expanding the estimate row by row
-               (SELECT count(*) FROM dwelling)
-               + (SELECT coalesce(sum(b.households), 0) FROM building b WHERE b.households > 0
-                    AND NOT EXISTS (SELECT 1 FROM dwelling d WHERE d.building_id = b.id))
-                   AS dwellings,
-               (SELECT count(*) FROM facility) AS facilities,
-               (SELECT count(*) FROM walk_node) AS walk_nodes,
-               (SELECT count(*) FROM walk_edge) AS walk_edges,
-               (SELECT coalesce(sum(length_m), 0) FROM walk_edge) AS walk_length_m
-    """)
+            sa.select(
+                _count(schema.subdistrict).label("subdistricts"),
+                _count(schema.community).label("communities"),
+                _count(schema.grid).label("grids"),
+                _count(b).label("buildings"),
+                _total(b.c.households).label("households"),
+                (_count(d) + estimated).label("dwellings"),
+                _count(schema.facility).label("facilities"),
+                _count(schema.walk_node).label("walk_nodes"),
+                _count(schema.walk_edge).label("walk_edges"),
+                _total(schema.walk_edge.c.length_m).label("walk_length_m"),
+            )
         )
         .mappings()
         .one()
     )
+    box = sa.select(sa.func.ST_Extent(b.c.geom).label("e")).subquery("x")
     extent = conn.execute(
-        sa.text(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
-            "FROM (SELECT ST_Extent(geom) AS e FROM building) x"
+        sa.select(
+            sa.func.ST_XMin(box.c.e),
+            sa.func.ST_YMin(box.c.e),
+            sa.func.ST_XMax(box.c.e),
+            sa.func.ST_YMax(box.c.e),
         )
     ).one()
     out = {k: (float(v) if k == "walk_length_m" else int(v)) for k, v in counts.items()}
@@ -163,15 +202,10 @@ def summary(conn: Connection) -> dict[str, Any]:
 
 def import_runs(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
     """Return the latest import runs, newest first."""
-    rows = (
-        conn.execute(
-            sa.text(
-                "SELECT id, source_file, format, sha256, started_at, finished_at, report "
-                "FROM import_run ORDER BY id DESC LIMIT :n"
-            ),
-            {"n": limit},
-        )
-        .mappings()
-        .all()
+    r = schema.import_run.c
+    stmt = (
+        sa.select(r.id, r.source_file, r.format, r.sha256, r.started_at, r.finished_at, r.report)
+        .order_by(r.id.desc())
+        .limit(limit)
     )
-    return [dict(r) for r in rows]
+    return [dict(row) for row in conn.execute(stmt).mappings()]
