@@ -17,7 +17,8 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.delineate.hierarchy import _reading_order
+from gis.delineate.codes import CLUSTER_BAND_M, UNIT_BAND_M, reading_order
+from gis.delineate.runs import group_band
 from gis.errors import Conflict, InvalidInput, NotFound
 from gis.facilities import StaleVersion
 
@@ -256,13 +257,20 @@ def _rederive(conn: Connection, touched: dict[str, list[int]]) -> list[str]:
         ),
         {"g": groups},
     )
+    return _band_warnings(conn, groups)
+
+
+def _band_warnings(conn: Connection, groups: list[int]) -> list[str]:
+    """One warning per group now outside the band of the run that drew its community."""
     warnings = []
     for g in groups:
-        code, hh = conn.execute(
-            sa.text("SELECT code, households FROM residents_group WHERE id = :id"), {"id": g}
+        code, hh, community_id = conn.execute(
+            sa.text("SELECT code, households, community_id FROM residents_group WHERE id = :id"),
+            {"id": g},
         ).one()
-        if not 80 <= hh <= 120:
-            warnings.append(f"group {code} now has {hh} households (outside 80–120)")
+        lo, hi = group_band(conn, community_id)
+        if not lo <= hh <= hi:
+            warnings.append(f"group {code} now has {hh} households (outside {lo:g}–{hi:g})")
     return warnings
 
 
@@ -278,7 +286,7 @@ def _recode(
         gcode = conn.scalar(sa.text("SELECT code FROM residents_group WHERE id = :id"), {"id": g})
         cs = sorted(set(clusters))
         xy = shapely.get_coordinates(shapely.point_on_surface([cluster_geom[c] for c in cs]))
-        order = [cs[i] for i in _reading_order(xy, 40.0)]
+        order = [cs[i] for i in reading_order(xy, CLUSTER_BAND_M)]
         # two steps: the (group, code) pair is unique, and codes swap places
         conn.execute(
             sa.text("UPDATE building_cluster SET code = '~' || id WHERE id = ANY(:c)"), {"c": cs}
@@ -291,7 +299,7 @@ def _recode(
             us = sorted(cluster_members[c])
             uxy = shapely.get_coordinates(shapely.point_on_surface([unit_geom[u] for u in us]))
             conn.execute(sa.text("UPDATE unit SET code = '~' || id WHERE id = ANY(:u)"), {"u": us})
-            for urank, i in enumerate(_reading_order(uxy, 15.0).tolist()):
+            for urank, i in enumerate(reading_order(uxy, UNIT_BAND_M).tolist()):
                 conn.execute(
                     sa.text("UPDATE unit SET code = :code WHERE id = :id"),
                     {"code": f"{gcode}-{rank + 1}-{urank + 1}", "id": us[i]},

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, InvalidInput
 from gis.io.dataset import Dataset
+from gis.pgcopy import copy_rows, ewkb_4326, to_multi
 
 # Households set by hand (a CSV) or from a house register survive re-imports of the map.
 # Estimated dwellings are not written: the view dwelling_estimate derives them from the
@@ -53,37 +54,6 @@ class Column:
     expr: str | None = None  # defaults to s.<name>
 
 
-# Binary COPY: no text formatting in Python, no parsing on the server. Geometries travel as
-# EWKB, which PostGIS's binary input reads directly.
-BINARY_TYPES = {
-    "geometry": "bytea",
-    "double precision": "float8",
-    "integer": "int4",
-    "bigint": "int8",
-    "boolean": "bool",
-    "text": "text",
-    "text[]": "text[]",
-    "jsonb": "jsonb",
-}
-
-
-_SRID_FLAG = 0x20000000
-_SRID_4326 = (4326).to_bytes(4, "little")
-
-
-def ewkb_4326(geoms: np.ndarray) -> list[bytes]:
-    """Return EWKB with SRID 4326 (what PostGIS's binary input wants) for lon/lat geometries.
-
-    The SRID is spliced into little-endian WKB: ``shapely.set_srid`` would copy every
-    geometry first, which costs more than the whole encoding.
-    """
-    out = []
-    for b in shapely.to_wkb(geoms, byte_order=1):
-        kind = int.from_bytes(b[1:5], "little") | _SRID_FLAG
-        out.append(b[:1] + kind.to_bytes(4, "little") + _SRID_4326 + b[5:])
-    return out
-
-
 def _python_values(series: pd.Series, sql_type: str) -> list:
     if sql_type == "geometry":
         return ewkb_4326(series.to_numpy())
@@ -97,21 +67,6 @@ def _python_values(series: pd.Series, sql_type: str) -> list:
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
-def _copy_rows(
-    conn: Connection,
-    table: str,
-    names: Sequence[str],
-    sql_types: Sequence[str],
-    data: Sequence[list],
-) -> None:
-    raw = conn.connection.driver_connection
-    sql = f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
-    with raw.cursor() as cur, cur.copy(sql) as copy:
-        copy.set_types([BINARY_TYPES[t] for t in sql_types])
-        for row in zip(*data, strict=True):
-            copy.write_row(row)
-
-
 def copy_into_stage(
     conn: Connection, stage: str, columns: Sequence[Column], df: pd.DataFrame
 ) -> None:
@@ -119,16 +74,7 @@ def copy_into_stage(
     cols_sql = ", ".join(f"{c.name} {c.sql_type}" for c in columns)
     conn.execute(sa.text(f"CREATE TEMP TABLE {stage} ({cols_sql}) ON COMMIT DROP"))
     data = [_python_values(df[c.name], c.sql_type) for c in columns]
-    _copy_rows(conn, stage, [c.name for c in columns], [c.sql_type for c in columns], data)
-
-
-def to_multi(geoms: np.ndarray) -> np.ndarray:
-    """Return polygons as one-part MultiPolygons (the column type), leaving the rest."""
-    geoms = np.array(geoms, dtype=object)
-    single = shapely.get_type_id(geoms) == 3
-    if single.any():
-        geoms[single] = shapely.multipolygons(geoms[single], indices=np.arange(single.sum()))
-    return geoms
+    copy_rows(conn, stage, [c.name for c in columns], [c.sql_type for c in columns], data)
 
 
 def is_new_source(conn: Connection, table: str, source_file: str) -> bool:
@@ -149,7 +95,7 @@ def copy_new_rows(
     """
     data = [[source_file] * len(df)] + [_python_values(df[c.name], c.sql_type) for c in columns]
     names = ["source_file", *(c.name for c in columns)]
-    _copy_rows(conn, table, names, ["text", *(c.sql_type for c in columns)], data)
+    copy_rows(conn, table, names, ["text", *(c.sql_type for c in columns)], data)
     return Counts(added=len(df))
 
 

@@ -116,3 +116,32 @@ def test_a_move_from_a_stale_map_is_refused(client, engine) -> None:
     with engine.connect() as conn:
         now = conn.scalar(sa.text("SELECT unit_id FROM building WHERE id = :b"), {"b": building})
     assert now == unit
+
+
+def test_a_run_at_another_target_sets_the_band_of_move_warnings(client, engine) -> None:
+    """POST a run at 50 households: moves are judged against 40–60, never 80–120."""
+    made = client.post("/api/delineation/runs", json={"group_households": 50})
+    assert made.status_code == 201, made.text
+    assert made.json()["quality"]["band"] == [40.0, 60.0]
+    with engine.connect() as conn:
+        building, unit, group = conn.execute(
+            sa.text(
+                "SELECT b.id, u2.id, g.code FROM building b "
+                "JOIN building_cell bc ON bc.building_id = b.id "
+                "JOIN unit u1 ON u1.id = b.unit_id "
+                "JOIN unit u2 ON u2.id <> u1.id "
+                "AND u2.building_cluster_id = u1.building_cluster_id "
+                "JOIN building_cluster c ON c.id = u1.building_cluster_id "
+                "JOIN residents_group g ON g.id = c.residents_group_id "
+                "WHERE ST_Length(ST_Intersection(bc.geom, u2.geom)::geography) > 5 "
+                "AND (SELECT count(*) FROM building x WHERE x.unit_id = u1.id) > 1 "
+                "AND g.households NOT BETWEEN 40 AND 60 ORDER BY b.id LIMIT 1"
+            )
+        ).one()
+    moved = client.post(
+        "/api/delineation/moves", json={"kind": "building", "id": building, "to": unit}
+    )
+    assert moved.status_code == 200, moved.text
+    warnings = moved.json()["warnings"]
+    assert len(warnings) == 1 and f"group {group} " in warnings[0]
+    assert "(outside 40–60)" in warnings[0]

@@ -195,3 +195,75 @@ def test_locked_group_survives_a_rerun_with_other_targets(delineated) -> None:
     assert others_in_it == 0
     assert overlap < 1.0
     assert no_unit == 0 and no_grid == 0
+
+
+def _move_inside_a_group(conn, households: str) -> list[str]:
+    """Move a building to a touching unit of its cluster, in a group whose households match;
+    return the warnings of the first such move accepted (refused ones roll back)."""
+    candidates = conn.execute(
+        sa.text(f"""
+        SELECT b.id, u2.id FROM building b
+          JOIN building_cell bc ON bc.building_id = b.id
+          JOIN unit u1 ON u1.id = b.unit_id
+          JOIN unit u2 ON u2.id <> u1.id AND u2.building_cluster_id = u1.building_cluster_id
+          JOIN building_cluster c ON c.id = u1.building_cluster_id
+          JOIN residents_group g ON g.id = c.residents_group_id
+         WHERE ST_Length(ST_Intersection(bc.geom, u2.geom)::geography) > 5
+           AND (SELECT count(*) FROM building x WHERE x.unit_id = u1.id) > 1
+           AND g.households {households}
+         ORDER BY b.id LIMIT 30""")
+    ).all()
+    for building, unit in candidates:
+        savepoint = conn.begin_nested()
+        try:
+            warnings = edits.move(conn, "building", building, unit)["warnings"]
+        except Conflict:
+            savepoint.rollback()
+            continue
+        savepoint.commit()
+        return warnings
+    raise AssertionError(f"no accepted move inside a group of {households} households")
+
+
+def test_warnings_use_the_band_of_the_run_that_drew_the_groups(engine) -> None:
+    """After a run at 50 households, in band is 40–60 (the partition's ±20 %), not 80–120."""
+    from gis.delineate.hierarchy import Params
+    from gis.delineate.runs import group_band
+
+    import_file(engine, NANJING)
+    run(engine, Params(group_households=50))
+    with engine.begin() as conn:
+        community = conn.scalar(sa.text("SELECT min(community_id) FROM residents_group"))
+        assert group_band(conn, community) == (40.0, 60.0)
+        # households stay in the group: a group in 40–60 draws no warning (80–120 would)
+        assert _move_inside_a_group(conn, "BETWEEN 40 AND 60") == []
+        warnings = _move_inside_a_group(conn, "NOT BETWEEN 40 AND 60")
+    assert len(warnings) == 1 and "(outside 40–60)" in warnings[0]
+
+
+def test_the_band_follows_the_latest_run_of_each_community(engine) -> None:
+    from gis.delineate.hierarchy import Params
+    from gis.delineate.runs import group_band
+    from gis.delineate.service import map_frames
+
+    import_file(engine, NANJING)
+    with engine.connect() as conn:
+        assert group_band(conn, 1) == (80.0, 120.0)  # no run yet: the default target
+    run(engine, Params(group_households=50))
+    with engine.connect() as conn:
+        first, *others = conn.execute(sa.text("SELECT id, code FROM community ORDER BY code")).all()
+    assert others, "Nanjing proposes several communities"
+    run(engine, Params(group_households=120), community=first.code)
+    with engine.connect() as conn:
+        assert group_band(conn, first.id) == (96.0, 144.0)
+        assert all(group_band(conn, c.id) == (40.0, 60.0) for c in others)
+        groups, _ = map_frames(conn, None, 100_000)
+        one, _ = map_frames(conn, others[0].code, 100_000)
+    mine = groups["community"] == first.code
+    assert set(groups.loc[mine, "band_min"]) == {96.0}
+    assert set(groups.loc[~mine, "band_max"]) == {60.0}
+    assert groups.attrs["band"] is None and one.attrs["band"] == (40.0, 60.0)
+    small = one[(one["households"] < 40) & (one["flags"] == "")]
+    assert (small["band_class"] == "small").all()
+    in_band = one[one["households"].between(40, 60) & (one["flags"] == "")]
+    assert len(in_band) and (in_band["band_class"] == "in_band").all()

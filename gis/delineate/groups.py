@@ -1,0 +1,161 @@
+"""The levels drawn by partition: residents' groups, building clusters and grids.
+
+* group: contiguous units in one major-road block of one community, about
+  ``group_households``; a unit above the band's upper bound is a group of its own, flagged;
+* cluster: contiguous units of one group, about ``cluster_households``;
+* grid: contiguous groups of one community, about ``grid_households``, locked groups
+  taking part as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from gis.delineate.communities import LIGHT_ROUNDS, Communities
+from gis.delineate.graph import aggregate, components
+from gis.delineate.model import Params
+from gis.delineate.partition import split
+from gis.delineate.pieces import Pieces
+from gis.delineate.units import Units
+
+
+@dataclass
+class Partitioned:
+    """Areas of one level: their members (indices of the level below) and parent."""
+
+    members: list[list[int]]
+    parent: np.ndarray  # index of the community (groups, grids) or group (clusters)
+    of_member: np.ndarray  # per member of the level below, its area (-1: none)
+
+    @property
+    def n(self) -> int:
+        return len(self.members)
+
+
+@dataclass
+class Groups(Partitioned):
+    """Residents' groups, with their flags, households and a weighted centre each."""
+
+    flags: list[list[str]]
+    households: np.ndarray
+    xy: np.ndarray
+
+
+@dataclass
+class Grids(Partitioned):
+    """Grids over the free groups followed by the locked ones ("nodes")."""
+
+    node_households: np.ndarray
+    node_xy: np.ndarray
+    node_comm: np.ndarray
+    frozen_comm: np.ndarray  # per locked group, its community
+
+
+def _label(members: list[list[int]], n: int, fill: int) -> np.ndarray:
+    out = np.full(n, fill, dtype=np.int64)
+    for k, m in enumerate(members):
+        out[m] = k
+    return out
+
+
+def _group_flags(part: list[int], units: Units, whole: set[frozenset], params: Params) -> list:
+    total = units.households[part].sum()
+    if total == 0:  # offices, schools, a hospital block: held, not balanced
+        return ["no_households"]
+    if total < params.group_min and frozenset(part) in whole:
+        # all the homes of a piece of a major-road block: nothing to add them to
+        return ["small_block"]
+    return []
+
+
+def draw_groups(units: Units, comms: Communities, params: Params) -> Groups:
+    """Partition the free units of each community and major-road block into groups."""
+    members: list[list[int]] = []
+    flags: list[list[str]] = []
+    comm: list[int] = []
+    for c in range(comms.n):
+        for m in np.unique(units.major[units.comm == c]).tolist():
+            nodes = np.flatnonzero((units.comm == c) & (units.major == m) & (units.frozen < 0))
+            big = nodes[units.households[nodes] > params.group_max].tolist()
+            members.extend([u] for u in big)
+            flags.extend(["oversize"] for _ in big)
+            rest = nodes[units.households[nodes] <= params.group_max].tolist()
+            whole = {frozenset(comp) for comp in components(rest, units.adj)}
+            for part in split(
+                rest, units.households, units.xy, units.adj, params.group_households, params.band
+            ):
+                members.append(part)
+                flags.append(_group_flags(part, units, whole, params))
+            comm.extend([c] * (len(members) - len(comm)))
+    n = len(members)
+    of_unit = _label(members, units.n, -1)  # frozen units keep their own group
+    free = of_unit >= 0
+    households = np.bincount(of_unit[free], weights=units.households[free], minlength=n)
+    xy = np.zeros((n, 2))
+    wxy = np.maximum(units.households[free], 1e-3)
+    np.add.at(xy, of_unit[free], units.xy[free] * wxy[:, None])
+    xy /= np.maximum(np.bincount(of_unit[free], weights=wxy, minlength=n), 1e-9)[:, None]
+    return Groups(members, np.array(comm, dtype=np.int64), of_unit, flags, households, xy)
+
+
+def draw_clusters(units: Units, groups: Groups, params: Params) -> Partitioned:
+    """Partition each group's units into building clusters."""
+    members: list[list[int]] = []
+    group: list[int] = []
+    for g, mine in enumerate(groups.members):
+        for part in split(
+            mine,
+            units.households,
+            units.xy,
+            units.adj,
+            params.cluster_households,
+            params.band,
+            rounds=LIGHT_ROUNDS,
+        ):
+            members.append(part)
+            group.append(g)
+    return Partitioned(members, np.array(group, dtype=np.int64), _label(members, units.n, -1))
+
+
+def draw_grids(
+    pieces: Pieces, comms: Communities, units: Units, groups: Groups, params: Params
+) -> Grids:
+    """Partition each community's groups, free and locked, into grids."""
+    n_groups, n_frozen = groups.n, len(pieces.frozen_polys)
+    pf = pieces.frozen
+    piece_group = np.where(
+        pf >= 0,
+        n_groups + pf,
+        np.where(units.of_piece >= 0, groups.of_member[np.maximum(units.of_piece, 0)], -1),
+    )
+    group_adj = aggregate(pieces.adj, piece_group, n_groups + n_frozen)
+    frozen_hh = np.bincount(pf[pf >= 0], weights=pieces.households[pf >= 0], minlength=n_frozen)
+    frozen_comm = np.zeros(n_frozen, dtype=np.int64)
+    for p in np.flatnonzero(pf >= 0).tolist():
+        frozen_comm[pf[p]] = comms.of_piece[p] if comms.is_imported else 0
+    frozen_xy = shapely.get_coordinates(shapely.point_on_surface(pieces.frozen_polys))
+    node_hh = np.concatenate([groups.households, frozen_hh])
+    node_xy = np.vstack([groups.xy, frozen_xy.reshape(-1, 2)])
+    node_comm = np.concatenate([groups.parent, frozen_comm])
+    members: list[list[int]] = []
+    comm: list[int] = []
+    for c in range(comms.n):
+        nodes = np.flatnonzero(node_comm == c).tolist()
+        for part in split(
+            nodes,
+            node_hh,
+            node_xy,
+            group_adj,
+            params.grid_households,
+            params.band,
+            rounds=LIGHT_ROUNDS,
+        ):
+            members.append(part)
+            comm.append(c)
+    of_node = _label(members, n_groups + n_frozen, 0)
+    return Grids(
+        members, np.array(comm, dtype=np.int64), of_node, node_hh, node_xy, node_comm, frozen_comm
+    )
