@@ -18,13 +18,14 @@ from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from gis.facilities import StaleVersion, VersionRequired
-from gis.ledger import idcard, tabular
+from gis.ledger import idcard
+from gis.ledger.templates import get_template
 from gis.security import Keys
 
 
 def _choices(ledger: str, column: str) -> tuple[str, ...]:
     """The stored keys a column allows: one list, the spreadsheet template's."""
-    return tuple(key for _label, key in tabular.get_template(ledger).column(column).choices)
+    return tuple(key for _label, key in get_template(ledger).column(column).choices)
 
 
 RELATIONS = _choices("residents", "relation")
@@ -570,7 +571,7 @@ def _write(conn: Connection, table: str, row_id: int, cols: dict[str, Any], user
 
 @dataclass(frozen=True)
 class Ledger:
-    """A ledger of rows about a resident (or, for organisations, about a community)."""
+    """A ledger of rows about a resident: special groups, key persons, backbone."""
 
     table: str
     label: str
@@ -578,6 +579,53 @@ class Ledger:
     choice_field: str | None
     choices: tuple[str, ...]
     writers: tuple[str, ...] = WRITE_PEOPLE
+
+    def select(self) -> str:
+        """The SELECT of a row as the API shows it (``e`` is the ledger's table)."""
+        extra = ", e.handling" if "handling" in self.fields else ""
+        return (
+            f"SELECT e.id, e.resident_id, r.name AS resident_name, e.{self.choice_field}"
+            f"{extra}, e.notes, e.version, e.updated_at FROM {self.table} e "
+            "JOIN resident r ON r.id = e.resident_id"
+        )
+
+    def check_new(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Refuse new rows without their choice or about a resident the user cannot see."""
+        for data in rows:
+            if not data.get(self.choice_field):
+                raise InvalidInput(f"{self.choice_field} is required")
+        _visible_residents(conn, [data.get("resident_id") for data in rows])
+
+    def owner_filter(self, resident_id: int | None, community_id: int | None) -> dict[str, Any]:
+        """The list filter on the row's owner: the resident's id."""
+        return {} if resident_id is None else {"resident_id": resident_id}
+
+
+@dataclass(frozen=True)
+class OrganisationLedger(Ledger):
+    """The organisations (辖区单位) of a community."""
+
+    def select(self) -> str:
+        return (
+            "SELECT e.id, e.name, e.kind, e.contact_name, e.phone_masked AS phone, e.phone_enc, "
+            "e.address, e.building_id, e.community_id, e.notes, e.version, e.updated_at "
+            "FROM organisation e"
+        )
+
+    def check_new(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Refuse new organisations without name, kind and a community in the user's areas."""
+        for data in rows:
+            if not data.get("name") or not data.get("kind") or not data.get("community_id"):
+                raise InvalidInput("an organisation needs name, kind and community_id")
+        for community_id in dict.fromkeys(data["community_id"] for data in rows):
+            _community_in_scope(conn, community_id)
+        buildings = {data["building_id"] for data in rows if data.get("building_id") is not None}
+        for building_id in sorted(buildings):
+            _building_in_scope(conn, building_id)
+
+    def owner_filter(self, resident_id: int | None, community_id: int | None) -> dict[str, Any]:
+        """The list filter on the row's owner: the community's id."""
+        return {} if community_id is None else {"community_id": community_id}
 
 
 SPECIAL = _choices("special_groups", "category")
@@ -604,7 +652,7 @@ LEDGERS = {
     "backbone": Ledger(
         "backbone", "backbone entry", ("resident_id", "role", "notes"), "role", BACKBONE
     ),
-    "organisations": Ledger(
+    "organisations": OrganisationLedger(
         "organisation",
         "organisation",
         (
@@ -656,21 +704,6 @@ def _entry_columns(keys: Keys, ledger: Ledger, data: dict[str, Any]) -> dict[str
     return cols
 
 
-def _entry_select(ledger: Ledger) -> str:
-    if ledger.table == "organisation":
-        return (
-            "SELECT e.id, e.name, e.kind, e.contact_name, e.phone_masked AS phone, e.phone_enc, "
-            "e.address, e.building_id, e.community_id, e.notes, e.version, e.updated_at "
-            "FROM organisation e"
-        )
-    extra = ", e.handling" if "handling" in ledger.fields else ""
-    return (
-        f"SELECT e.id, e.resident_id, r.name AS resident_name, e.{ledger.choice_field}{extra}, "
-        f"e.notes, e.version, e.updated_at FROM {ledger.table} e "
-        "JOIN resident r ON r.id = e.resident_id"
-    )
-
-
 def _entry_out(row: Any, keys: Keys, ledger: Ledger, reveal_phone: bool) -> dict[str, Any]:
     out = dict(row._mapping)
     out["updated_at"] = out["updated_at"].isoformat()
@@ -680,11 +713,17 @@ def _entry_out(row: Any, keys: Keys, ledger: Ledger, reveal_phone: bool) -> dict
     return out
 
 
-def _visible_resident(conn: Connection, rid: Any) -> None:
-    if not isinstance(rid, int) or not conn.scalar(
-        sa.text("SELECT EXISTS (SELECT 1 FROM resident WHERE id = :id)"), {"id": rid}
-    ):
-        raise NotFound(f"no resident {rid}")
+def _visible_residents(conn: Connection, rids: list[Any]) -> None:
+    """NotFound for the first of these residents the user cannot see (one query)."""
+    for rid in rids:
+        if not isinstance(rid, int):
+            raise NotFound(f"no resident {rid}")
+    found = set(
+        conn.scalars(sa.text("SELECT id FROM resident WHERE id = ANY(:ids)"), {"ids": rids})
+    )
+    for rid in rids:
+        if rid not in found:
+            raise NotFound(f"no resident {rid}")
 
 
 def create_entry(
@@ -692,16 +731,7 @@ def create_entry(
 ) -> dict[str, Any]:
     ledger = LEDGERS[name]
     _need_writer(user, ledger.writers)
-    if ledger.table == "organisation":
-        if not data.get("name") or not data.get("kind") or not data.get("community_id"):
-            raise InvalidInput("an organisation needs name, kind and community_id")
-        _community_in_scope(conn, data["community_id"])
-        if data.get("building_id") is not None:
-            _building_in_scope(conn, data["building_id"])
-    else:
-        if not data.get(ledger.choice_field):
-            raise InvalidInput(f"{ledger.choice_field} is required")
-        _visible_resident(conn, data.get("resident_id"))
+    ledger.check_new(conn, [data])
     cols = _entry_columns(keys, ledger, data)
     cols["created_by"] = cols["updated_by"] = user.id
     names, values = ", ".join(cols), ", ".join(f":{k}" for k in cols)
@@ -732,7 +762,7 @@ def get_entry(
     ledger = LEDGERS[name]
     if reveal_phone and not user.may_reveal("phone"):
         raise Forbidden(f"a {user.role} may not see phone numbers in clear")
-    row = conn.execute(sa.text(f"{_entry_select(ledger)} WHERE e.id = :id"), {"id": eid}).first()
+    row = conn.execute(sa.text(f"{ledger.select()} WHERE e.id = :id"), {"id": eid}).first()
     if row is None:
         raise NotFound(f"no {ledger.label} {eid}")
     if audited:
@@ -760,20 +790,17 @@ def list_entries(
         _check_choice(ledger.choice_field or "category", category, ledger.choices)
         where.append(f"e.{ledger.choice_field} = :cat")
         params["cat"] = category
-    if resident_id is not None and ledger.table != "organisation":
-        where.append("e.resident_id = :rid")
-        params["rid"] = resident_id
-    if community_id is not None and ledger.table == "organisation":
-        where.append("e.community_id = :cid")
-        params["cid"] = community_id
+    for column, value in ledger.owner_filter(resident_id, community_id).items():
+        where.append(f"e.{column} = :owner")  # the column is ours, never the caller's text
+        params["owner"] = value
     sql_where = " AND ".join(where)
     total = conn.scalar(
-        sa.text(f"SELECT count(*) FROM ({_entry_select(ledger)} WHERE {sql_where}) q"),
+        sa.text(f"SELECT count(*) FROM ({ledger.select()} WHERE {sql_where}) q"),
         params,
     )
     rows = conn.execute(
         sa.text(
-            f"{_entry_select(ledger)} WHERE {sql_where} ORDER BY e.id LIMIT :limit OFFSET :offset"
+            f"{ledger.select()} WHERE {sql_where} ORDER BY e.id LIMIT :limit OFFSET :offset"
         ),
         params,
     ).all()
@@ -795,7 +822,7 @@ def update_entry(
     _need_writer(user, ledger.writers)
     _lock(conn, ledger.table, eid, version, ledger.label)
     if "resident_id" in data:
-        _visible_resident(conn, data["resident_id"])
+        _visible_residents(conn, [data["resident_id"]])
     if data.get("building_id") is not None:
         _building_in_scope(conn, data["building_id"])
     if data.get("community_id") is not None:

@@ -183,3 +183,140 @@ def test_csv_export_neutralises_formulas_and_reads_back(api):
     ws = openpyxl.load_workbook(io.BytesIO(xlsx)).worksheets[0]
     cell = next(c for c in ws["A"] if c.value == edit["name"])
     assert cell.data_type == "s"  # text, not a formula
+
+
+def _statements(a):
+    """A counter of the SQL statements the app's engine runs (an executemany counts once)."""
+    import sqlalchemy as sa
+
+    count = [0]
+    sa.event.listen(a.client.app.state.engine, "before_cursor_execute",
+                    lambda *_a, **_k: count.__setitem__(0, count[0] + 1))  # fmt: skip
+    return count
+
+
+def _sheet(rows: list[list[str]]) -> bytes:
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows([["姓名", "身份证号", "联系电话", "楼栋", "室号"], *rows])
+    return buf.getvalue().encode()
+
+
+def _new_people(code: str, n: int, start: int = 0) -> list[list[str]]:
+    import datetime as dt
+
+    return [
+        [f"新{i}", idcard.make_id_number("320102", dt.date(1970, 1, 1 + i % 28), 600 + i),
+         f"1390000{i:04d}", code, str(100 + i)]
+        for i in range(start, start + n)
+    ]  # fmt: skip
+
+
+def test_preview_runs_the_same_few_statements_for_3_rows_or_60(api):
+    a, info, _url = api
+    code = a.get("staff_a", f"/api/buildings/{info.buildings['a1'][0]}/path").json()[0]["code"]
+    count = _statements(a)
+    seen = []
+    for n in (3, 60):
+        count[0] = 0
+        r = _upload(a, "staff_a", "residents", _sheet(_new_people(code, n)), "p.csv")
+        assert r.status_code == 200 and r.json()["added"] == n, r.text
+        seen.append(count[0])
+    assert seen[0] == seen[1] <= 15, seen
+
+
+def test_import_writes_in_batches_and_history_sees_each_change(api):
+    a, info, url = api
+    import sqlalchemy as sa
+
+    from gis import db
+
+    code = a.get("staff_a", f"/api/buildings/{info.buildings['a1'][0]}/path").json()[0]["code"]
+    exported = a.get("staff_a", "/api/ledgers/residents/export", params={"format": "csv"})
+    rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"), newline="")))
+    head, people = rows[0], rows[1:]
+    phone = head.index("联系电话")
+    people[0][phone] = "13911112222"  # an update
+    people[1][phone] = "12"  # a bad row: skipped with valid_only
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows([head, *people])
+    fresh = _new_people(code, 30)
+    wide = ["" for _ in head]
+    for p in fresh:
+        row = list(wide)
+        for value, key in zip(p, ("姓名", "身份证号", "联系电话", "楼栋", "室号"), strict=True):
+            row[head.index(key)] = value
+        csv.writer(buf).writerow(row)
+    plan = _upload(a, "staff_a", "residents", buf.getvalue().encode(), "x.csv",
+                   mode="valid_only").json()  # fmt: skip
+    assert plan["written"] and plan["added"] == 30 and plan["updated"] == 1, plan
+    assert plan["bad_rows"] == 1 and plan["unchanged"] == len(people) - 2
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        history = conn.execute(
+            sa.text("SELECT action, user_id, new ->> 'room' AS room, new ->> 'version' AS v, "
+                    "new ->> 'phone_masked' AS phone "
+                    "FROM ledger_history WHERE ledger = 'resident' AND user_id = :u"),
+            {"u": info.users["staff_a"]},
+        ).all()  # fmt: skip
+        audit = conn.execute(
+            sa.text("SELECT subject_ids FROM audit_log WHERE action = 'import valid_only'")
+        ).scalar_one()
+    eng.dispose()
+    inserts = [h for h in history if h.action == "insert"]
+    updates = [h for h in history if h.action == "update"]
+    assert sorted(h.room for h in inserts) == sorted(p[4] for p in fresh)
+    assert len(updates) == 1 and updates[0].v == "2"
+    assert len(audit) == len(people) - 1  # every person compared, the bad row's apart
+    assert updates[0].phone.endswith("2222")
+
+
+def test_a_number_registered_elsewhere_is_refused_and_counted(api):
+    a, info, url = api
+    import sqlalchemy as sa
+
+    from gis import db
+    from gis.security import Keys
+    from gis.settings import Settings
+
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        blob = conn.scalar(sa.text("SELECT id_number_enc FROM resident WHERE id = :i"),
+                           {"i": info.residents["b"][0]})  # fmt: skip
+    number = Keys.from_settings(Settings()).open(blob, "resident.id_number")
+    code = a.get("staff_a", f"/api/buildings/{info.buildings['a1'][0]}/path").json()[0]["code"]
+    rows = [*_new_people(code, 2), ["甲", number, "", code, "9"]]
+    plan = _upload(a, "staff_a", "residents", _sheet(rows), "p.csv", mode="all")
+    assert plan.status_code == 422
+    errors = plan.json()["errors"]
+    assert [(e["row"], e["column"]) for e in errors] == [(4, "身份证号")]
+    assert "registered outside your area" in errors[0]["reason"]
+    with eng.connect() as conn:
+        detail = conn.scalar(
+            sa.text("SELECT detail FROM audit_log WHERE action = 'import all' ORDER BY id DESC")
+        )
+    eng.dispose()
+    assert detail["registered_elsewhere"] == 1 and detail["id_numbers_looked_up"] == 3
+
+
+def test_entries_and_organisations_import_updates_in_batches(api):
+    a, info, _url = api
+    rid = info.residents["a1"][0]
+    a.post("staff_a", "/api/ledgers/special_groups",
+           json={"resident_id": rid, "category": "disabled"})  # fmt: skip
+    exported = a.get("staff_a", "/api/ledgers/special_groups/export", params={"format": "csv"})
+    rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"), newline="")))
+    rows[1][-1] = "新备注"
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(rows)
+    plan = _upload(a, "staff_a", "special_groups", buf.getvalue().encode(), "s.csv", mode="all")
+    assert plan.json()["updated"] == 1 and plan.json()["written"], plan.text
+    listed = a.get("staff_a", "/api/ledgers/special_groups").json()["items"]
+    assert "新备注" in {i["notes"] for i in listed}
+    orgs = "名称,类型,联系电话,地址\r\n甲店,商户,13912345678,一路1号\r\n乙厂,企业,,二路2号\r\n"
+    params = {"community_id": info.community_a}
+    plan = _upload(a, "staff_a", "organisations", orgs.encode(), "o.csv", mode="all", **params)
+    assert plan.json()["added"] == 2, plan.text
+    again = orgs.replace("13912345678", "13912345679")
+    plan = _upload(a, "staff_a", "organisations", again.encode(), "o.csv", mode="all", **params)
+    body = plan.json()
+    assert body["updated"] == 1 and body["unchanged"] == 1 and body["written"], body

@@ -699,3 +699,14 @@ def test_xlsx_export_writes_formulas_as_text() -> None:
     sheet = zipfile.ZipFile(io.BytesIO(data)).read(SHEET)
     assert b"<f>" not in sheet and b"<f " not in sheet
     assert stripped(read_table(data, "o.xlsx", "organisations")) == FORMULAS
+
+
+def test_tabular_still_offers_the_names_other_modules_import() -> None:
+    from gis.ledger import cells, sheetfile, sheetwrite, tabular, templates
+
+    assert tabular.TEMPLATES is templates.TEMPLATES
+    assert tabular.get_template("backbone") is templates.TEMPLATES["backbone"]
+    assert tabular.MAX_FILE_BYTES == sheetfile.MAX_FILE_BYTES
+    assert tabular.FILE_TOO_LARGE == sheetfile.FILE_TOO_LARGE
+    assert tabular.write_table is sheetwrite.write_table
+    assert cells.unneutralise(cells.neutralise("'=1")) == "'=1"
