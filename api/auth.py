@@ -14,12 +14,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.deps import Conn
-from gis import accounts
-from gis.accounts import PEOPLE_ROLES, REVEAL, ROLE_LABELS
+from gis import accounts, permissions
 from gis.errors import Forbidden, NotAuthenticated
 
 COOKIE = "ga_session"
-EDIT_ROLES = ("admin", "committee_staff")
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class Principal:
     full_name: str | None
 
     def may_reveal(self, field: str) -> bool:
-        return self.role in REVEAL.get(field, set())
+        return permissions.may(self, f"reveal_{field}")
 
 
 def token_of(request: Request) -> str | None:
@@ -75,18 +73,16 @@ def current_user(request: Request, conn: Conn) -> Principal:
 User = Annotated[Principal, Depends(current_user)]
 
 
-def require(*roles: str):
-    """A dependency that lets only ``roles`` through (403 for the others)."""
+def need(permission: str):
+    """A dependency that lets only the roles holding ``permission`` through (403 otherwise)."""
 
     def check(user: User) -> Principal:
-        if user.role not in roles:
-            labels = "、".join(ROLE_LABELS[r] for r in roles)
-            raise Forbidden(f"only {', '.join(roles)} ({labels}) may do this")
+        permissions.require(user, permission)
         return user
 
     return check
 
 
-PeopleUser = Annotated[Principal, Depends(require(*PEOPLE_ROLES))]
-Editor = Annotated[Principal, Depends(require(*EDIT_ROLES))]
-Admin = Annotated[Principal, Depends(require("admin"))]
+PeopleUser = Annotated[Principal, Depends(need("see_people"))]
+Editor = Annotated[Principal, Depends(need("edit_map"))]
+Admin = Annotated[Principal, Depends(need("manage_users"))]

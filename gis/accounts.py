@@ -12,32 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis import security
+from gis import levels, security
 from gis.errors import Conflict, InvalidInput, NotFound
+from gis.permissions import ROLES
 
-ROLES = ("admin", "planner", "committee_staff", "grid_worker", "building_leader")
-ROLE_LABELS = {
-    "admin": "系统管理员",
-    "planner": "街道规划人员",
-    "committee_staff": "社区工作人员",
-    "grid_worker": "网格员",
-    "building_leader": "楼栋长",
-}
-PEOPLE_ROLES = ("admin", "committee_staff", "grid_worker", "building_leader")  # see people
-# Who may see ID and phone numbers in clear (each reveal is audited).
-REVEAL = {
-    "id_number": {"admin", "committee_staff"},
-    "phone": {"admin", "committee_staff", "grid_worker"},
-}
-SCOPE_LEVELS = (
-    "subdistrict",
-    "community",
-    "grid",
-    "residents_group",
-    "building_cluster",
-    "unit",
-    "building",
-)
+SCOPE_LEVELS = levels.TABLES  # a user's areas may be of any level
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
 MIN_PASSWORD = 10
 MAX_FAILURES = 5  # wrong passwords for one name (any address) in 15 min: locked (SQL: 0006)
@@ -203,8 +182,13 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def deactivate(conn: Connection, user_id: int) -> None:
-    """Disable a user and end every login of theirs."""
+def deactivate(conn: Connection, user_id: int, by: int | None = None) -> None:
+    """Disable a user and end every login of theirs; ``by`` (the admin asking) may not
+    disable themselves — the last admin would lock everyone out."""
+    if by is not None and by == user_id:
+        raise Conflict(
+            "you cannot disable your own login; ask another admin (不能停用自己的账号)"
+        )
     if not conn.scalar(sa.text("SELECT ga_user_deactivate(:i)"), {"i": user_id}):
         raise NotFound(f"no user {user_id}")
 

@@ -15,64 +15,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gis import levels, permissions
+from gis.errors import Conflict, InvalidInput, NotFound
 from gis.ledger.store import Who, audit
+from gis.levels import Level
+
+# The hierarchy's levels come from gis/levels.py, keyed here by their URL name (plural).
+LEVELS: dict[str, Level] = dict(levels.BY_PLURAL)
+BY_TABLE: dict[str, Level] = dict(levels.BY_TABLE)
+LEADER_LEVELS = levels.LEADER_TABLES
 
 
-@dataclass(frozen=True)
-class Level:
-    """One level of the hierarchy: its table, parent and column in ``building_path``."""
-
-    name: str  # URL name, plural
-    table: str
-    parent_table: str | None
-    parent_column: str | None
-    path_column: str
-    has_name: bool
-    leader_level: str | None
-
-
-LEVELS = {
-    lv.name: lv
-    for lv in (
-        Level("subdistricts", "subdistrict", None, None, "subdistrict_id", True, None),
-        Level(
-            "communities", "community", "subdistrict", "subdistrict_id", "community_id", True, None
-        ),
-        Level("grids", "grid", "community", "community_id", "grid_id", True, None),
-        Level(
-            "residents_groups",
-            "residents_group",
-            "grid",
-            "grid_id",
-            "residents_group_id",
-            False,
-            "residents_group",
-        ),
-        Level(
-            "building_clusters",
-            "building_cluster",
-            "residents_group",
-            "residents_group_id",
-            "building_cluster_id",
-            False,
-            "building_cluster",
-        ),
-        Level("units", "unit", "building_cluster", "building_cluster_id", "unit_id", False, "unit"),
-        Level("buildings", "building", "unit", "unit_id", "building_id", True, "building"),
-    )
-}
-BY_TABLE = {lv.table: lv for lv in LEVELS.values()}
-CHILD = {
-    "subdistricts": "communities",
-    "communities": "grids",
-    "grids": "residents_groups",
-    "residents_groups": "building_clusters",
-    "building_clusters": "units",
-    "units": "buildings",
-}
-LEADER_LEVELS = ("unit", "building_cluster", "residents_group", "building")
-ASSIGNERS = ("admin", "committee_staff")
+def _leader_level(level: Level) -> str | None:
+    return level.table if level.is_leader_level else None
 
 
 # From a set of buildings (``{b}``: a subquery of building ids) up to the ids of one
@@ -125,22 +80,22 @@ def _code(level: Level) -> str:
 def _features_sql(level: Level, where: str) -> str:
     leader = ""
     leader_join = ""
-    if level.leader_level:
+    if _leader_level(level):
         leader = (
             ", 'leader', CASE WHEN r.id IS NULL THEN NULL ELSE json_build_object("
             "'resident_id', r.id, 'name', r.name, 'since', la.started_at) END"
         )
         leader_join = (
             "LEFT JOIN leader_assignment la ON la.level = "
-            f"'{level.leader_level}' AND la.area_id = t.id AND la.ended_at IS NULL "
+            f"'{_leader_level(level)}' AND la.area_id = t.id AND la.ended_at IS NULL "
             "LEFT JOIN resident r ON r.id = la.resident_id"
         )
     parent = ""
     parent_join = ""
-    if level.parent_table:
-        parent_code = "pt.source_id" if level.parent_table == "building" else "pt.code"
+    if level.parent:
+        parent_code = "pt.source_id" if level.parent == "building" else "pt.code"
         parent = f", 'parent_id', t.{level.parent_column}, 'parent_code', {parent_code}"
-        parent_join = f"LEFT JOIN {level.parent_table} pt ON pt.id = t.{level.parent_column}"
+        parent_join = f"LEFT JOIN {level.parent} pt ON pt.id = t.{level.parent_column}"
     name = "t.name" if level.has_name else "NULL"
     extra = ""
     if level.table == "residents_group":
@@ -158,7 +113,7 @@ def _features_sql(level: Level, where: str) -> str:
                      'id', t.id, 'level', '{level.table}', 'code', {_code(level)},
                      'name', {name}, 'households', t.households{parent}{extra}{leader}))::text
                AS feature,
-               {"r.id" if level.leader_level else "NULL::bigint"} AS leader_id
+               {"r.id" if _leader_level(level) else "NULL::bigint"} AS leader_id
           FROM {level.table} t {parent_join} {leader_join}
          WHERE {visible_sql(level)} AND {where}
     """
@@ -190,7 +145,7 @@ def feature_page_json(
     where, params = ["true"], {"limit": limit, "offset": offset}
     if parent_id is not None:
         if level.parent_column is None:
-            raise InvalidInput(f"{level.name} have no parent")
+            raise InvalidInput(f"{level.plural} have no parent")
         where.append(f"t.{level.parent_column} = :parent")
         params["parent"] = parent_id
     if community_id is not None:
@@ -209,7 +164,7 @@ def feature_page_json(
         total = conn.scalar(sa.text(f"SELECT count(*) FROM ({sql}) q"), params)
     leaders = [r.leader_id for r in rows if r.leader_id is not None]
     if leaders:
-        audit(conn, user, "list", "resident", leaders, {"as": f"leaders of {level.name}"})
+        audit(conn, user, "list", "resident", leaders, {"as": f"leaders of {level.plural}"})
     return (
         f'{{"type":"FeatureCollection","numberMatched":{int(total)},'
         f'"numberReturned":{len(rows)},"features":[{",".join(r.feature for r in rows)}]}}'
@@ -235,12 +190,12 @@ def children(
     conn: Connection, user: Who, level_name: str, area_id: int, limit: int, offset: int
 ) -> dict[str, Any]:
     feature(conn, user, level_name, area_id)  # 404 when not visible
-    if level_name not in CHILD:
+    child = levels.child_of(get_level(level_name).table) if level_name in LEVELS else None
+    if child is None:
         raise InvalidInput(f"{level_name} have no child areas; see /api/buildings/ID/dwellings")
-    child = LEVELS[CHILD[level_name]]
     if level_name == "communities":  # grids; groups without a grid hang from the community
         return feature_page(conn, user, "grids", parent_id=area_id, limit=limit, offset=offset)
-    return feature_page(conn, user, child.name, parent_id=area_id, limit=limit, offset=offset)
+    return feature_page(conn, user, child.plural, parent_id=area_id, limit=limit, offset=offset)
 
 
 def path(conn: Connection, building_id: int) -> list[dict[str, Any]]:
@@ -369,8 +324,7 @@ def assign_leader(
     The partial unique index on current leaders decides races: of two people assigning at
     once, one wins and the other gets a Conflict naming the winner.
     """
-    if user.role not in ASSIGNERS:
-        raise Forbidden("only admins and committee staff assign leaders")
+    permissions.require(user, "assign_leader", "assign leaders")
     if table not in LEADER_LEVELS:
         raise InvalidInput(f"leaders are kept for {', '.join(LEADER_LEVELS)}")
     check_visible(conn, table, area_id)
@@ -435,8 +389,7 @@ def assign_leader(
 
 
 def end_leader(conn: Connection, user: Who, table: str, area_id: int, assignment: int) -> None:
-    if user.role not in ASSIGNERS:
-        raise Forbidden("only admins and committee staff assign leaders")
+    permissions.require(user, "assign_leader", "assign leaders")
     check_visible(conn, table, area_id)
     ended = conn.scalar(
         sa.text(

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.accounts import PEOPLE_ROLES
+from gis import permissions
 from gis.areas import BY_TABLE as LEVELS_BY_TABLE
 from gis.areas import visible_sql
 from gis.ledger.address import parse_address, search_keys
@@ -114,7 +114,7 @@ def search(conn: Connection, user: Who, q: str, limit: int = LIMIT) -> dict[str,
                     fallback = key.replace("|", " ").strip()
                 hits.extend(_building_hit(r, how) for r in rows)
                 break
-        if addr.room and hits and user.role in PEOPLE_ROLES:
+        if addr.room and hits and permissions.may(user, "see_people"):
             bids = [h["id"] for h in hits if h["match"] == "address"]
             people = conn.execute(
                 sa.text(
@@ -192,7 +192,7 @@ def search(conn: Connection, user: Who, q: str, limit: int = LIMIT) -> dict[str,
         if r.kind == "facility":
             hit["facility_kind"] = hit.pop("code")
         hits.append(hit)
-    if user.role in PEOPLE_ROLES and 1 <= len(q) <= 20 and not addr.road:
+    if permissions.may(user, "see_people") and 1 <= len(q) <= 20 and not addr.road:
         rows = conn.execute(
             sa.text(
                 "SELECT r.id, r.name, r.building_id, r.room FROM resident r "
@@ -207,7 +207,7 @@ def search(conn: Connection, user: Who, q: str, limit: int = LIMIT) -> dict[str,
         )  # fmt: skip
     # a search that looked into the residents' ledger is audited, whether it found anyone
     # or not (the query itself says whom the user was looking for)
-    looked = user.role in PEOPLE_ROLES and (
+    looked = permissions.may(user, "see_people") and (
         (1 <= len(q) <= 20 and not addr.road) or (addr.room is not None and bool(hits))
     )
     if looked:

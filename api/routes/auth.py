@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
@@ -10,16 +10,14 @@ from pydantic import BaseModel, Field
 
 from api.auth import COOKIE, Admin, User, token_of
 from api.deps import AppSettings, Conn
-from gis import accounts
-from gis.accounts import ROLE_LABELS
+from gis import accounts, levels, permissions
+from gis.permissions import ROLE_LABELS
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 users = APIRouter(prefix="/api/users", tags=["auth"])
 
-ScopeLevel = Literal[
-    "subdistrict", "community", "grid", "residents_group", "building_cluster", "unit", "building"
-]
-Role = Literal["admin", "planner", "committee_staff", "grid_worker", "building_leader"]
+ScopeLevel = levels.literal(levels.TABLES)
+Role = levels.literal(permissions.ROLES)
 
 
 class Login(BaseModel):
@@ -139,7 +137,7 @@ def list_users(_admin: Admin, conn: Conn) -> list[dict[str, Any]]:
 
 @users.post("/{user_id}/deactivate", summary="Disable a user and end their logins (admins)")
 def deactivate(
-    user_id: Annotated[int, Path(ge=1, le=2**62)], _admin: Admin, conn: Conn
+    user_id: Annotated[int, Path(ge=1, le=2**62)], admin: Admin, conn: Conn
 ) -> dict[str, Any]:
-    accounts.deactivate(conn, user_id)
+    accounts.deactivate(conn, user_id, by=admin.id)
     return {"id": user_id, "is_active": False}

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import User
 from api.deps import Conn
-from gis import areas, query
+from gis import areas, levels, query
 
 router = APIRouter(prefix="/api", tags=["hierarchy"])
 
-LevelName = Literal[
-    "subdistricts",
-    "communities",
-    "grids",
-    "residents_groups",
-    "building_clusters",
-    "units",
-    "buildings",
-]
-LeaderLevel = Literal["unit", "building_cluster", "residents_group", "building"]
+LevelName = levels.literal(levels.PLURALS)
+LeaderLevel = levels.literal(levels.LEADER_TABLES)
 AreaId = Annotated[int, Path(ge=1, le=2**62)]
 Limit = Annotated[int, Query(ge=1, le=2000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]

@@ -18,6 +18,7 @@ from api.auth import PeopleUser
 from api.deps import Conn
 from api.idempotency import HEADER as IDEM
 from api.idempotency import run_once
+from gis import levels
 from gis.errors import InvalidInput
 from gis.ledger import store
 
@@ -27,9 +28,7 @@ RowId = Annotated[int, Path(ge=1, le=2**62)]
 Relation = Literal["head", "spouse", "child", "parent", "grandchild", "sibling", "other"]
 Status = Literal["registered", "living_here", "both", "migrant"]
 LedgerName = Literal["special_groups", "key_persons", "backbone", "organisations"]
-AreaLevel = Literal[
-    "subdistrict", "community", "grid", "residents_group", "building_cluster", "unit", "building"
-]
+AreaLevel = levels.literal(levels.TABLES)
 
 
 def _keys(request: Request):

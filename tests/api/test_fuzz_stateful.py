@@ -1,0 +1,255 @@
+"""Schemathesis in stateful mode: create → read → update → delete chains; no 5xx.
+
+The links come from api/openapi_links.py (the new row's id goes in the path, the answer's
+ETag in If-Match; a creating POST is sent again with its Idempotency-Key). Each role
+(admin, committee staff of community A, grid worker of A1) runs a bounded, derandomized
+state machine over the residents, the four ledgers and the facilities. Created rows must be
+readable (``ensure_resource_availability``) and deleted ones gone (``use_after_free``).
+
+Random bodies almost never make a row (an ID number has a check digit, a building must be in
+the user's area), so a share of the bodies of creating POSTs and edits is drawn from values
+that are valid for the role; the rest stays fuzzed. A failure names the operation and shows
+the request as a curl command.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.errors import FlakyStrategyDefinition
+from schemathesis.checks import not_a_server_error
+from schemathesis.engine.errors import is_inconsistent_replay
+from schemathesis.python import asgi as schemathesis_asgi
+from schemathesis.specs.openapi import stateful
+from schemathesis.specs.openapi.checks import ensure_resource_availability, use_after_free
+
+from api import openapi_links
+from gis import db
+from gis.io.categories import load_categories
+from gis.ledger import idcard, store
+
+# Scenarios per role and steps per scenario (at most): 1-1.5 min in all on 2 cores.
+ROLES = {"admin": 150, "staff_a": 100, "worker_a1": 100}
+STEPS = 15
+RESTARTS = 10  # runs per role, see below
+CRUD = r"^/api/(residents|facilities|ledgers/\{ledger\})(/\{[a-z_]+\}(/history)?)?$"
+
+
+def _rows_only(check):
+    """A row's history is no copy of the row: it outlives it (the audit trail) and only admins
+    and committee staff read it, so a removed row's history answers 200 and a new row's
+    history 404 for a grid worker. The checks of rows skip it."""
+
+    @functools.wraps(check)
+    def rows_only(ctx, response, case):
+        if case.operation.path.endswith("/history"):
+            return None
+        return check(ctx, response, case)
+
+    return rows_only
+
+
+CHECKS = [
+    not_a_server_error,
+    _rows_only(ensure_resource_availability),  # a created row can be read
+    _rows_only(use_after_free),  # a removed row cannot
+]
+
+names = st.text(alphabet="张王李赵刘陈杨黄周吴伟芳娜敏静丽强磊军洋", min_size=2, max_size=4)
+rooms = st.integers(101, 2499).map(str)
+notes = st.none() | st.text(max_size=50)
+
+
+def _id_numbers() -> st.SearchStrategy[str]:
+    birth = st.dates(dt.date(1930, 1, 1), dt.date(2020, 12, 31))
+    return st.builds(idcard.make_id_number, st.just("320102"), birth, st.integers(0, 999))
+
+
+def _valid_bodies(buildings: list[int], residents: list[int], community: int, point):
+    """Bodies a role may send, by operation label (each a strategy)."""
+    resident = st.fixed_dictionaries(
+        {"name": names, "id_number": _id_numbers(), "building_id": st.sampled_from(buildings),
+         "room": rooms},
+        optional={"relation": st.sampled_from(store.RELATIONS), "notes": notes,
+                  "status": st.sampled_from(store.STATUSES)},
+    )  # fmt: skip
+    rid = st.sampled_from(residents)
+    entry = st.one_of(
+        st.fixed_dictionaries({"resident_id": rid, "category": st.sampled_from(store.SPECIAL)}),
+        st.fixed_dictionaries(
+            {"resident_id": rid, "category": st.sampled_from(store.KEY_PERSON)},
+            optional={"handling": st.text(max_size=40)},
+        ),
+        st.fixed_dictionaries({"resident_id": rid, "role": st.sampled_from(store.BACKBONE)}),
+        st.fixed_dictionaries(
+            {"name": names, "kind": st.sampled_from(store.ORG_KINDS),
+             "community_id": st.just(community)},
+            optional={"building_id": st.sampled_from(buildings)},
+        ),
+    )  # fmt: skip
+    codes = [c.code for c in load_categories()]
+    lon, lat = point
+    facility = st.fixed_dictionaries(
+        {"lon": st.floats(lon - 1e-5, lon + 1e-5), "lat": st.floats(lat - 1e-5, lat + 1e-5),
+         "categories": st.lists(st.sampled_from(codes), min_size=1, max_size=3, unique=True)},
+        optional={"name": st.none() | names},
+    )  # fmt: skip
+    return {
+        "POST /api/residents": resident,
+        "PATCH /api/residents/{resident_id}": st.fixed_dictionaries(
+            {}, optional={"room": rooms, "notes": notes, "name": names}
+        ),
+        "POST /api/ledgers/{ledger}": entry,
+        "PATCH /api/ledgers/{ledger}/{entry_id}": st.fixed_dictionaries({"notes": notes}),
+        "POST /api/facilities": facility,
+        "PATCH /api/facilities/{facility_id}": st.fixed_dictionaries(
+            {}, optional={"name": names, "categories": facility.map(lambda f: f["categories"])}
+        ),
+    }
+
+
+def _point_in(url: str, building_id: int) -> tuple[float, float]:
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with eng.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p "
+                    "FROM building WHERE id = :b) q"
+                ),
+                {"b": building_id},
+            ).one()
+    finally:
+        eng.dispose()
+    return float(row[0]), float(row[1])
+
+
+def _settings(scenarios: int) -> settings:
+    return settings(
+        max_examples=scenarios,
+        stateful_step_count=STEPS,
+        deadline=None,
+        database=None,
+        derandomize=True,  # the same scenarios in every run (CI)
+        phases=[Phase.generate],  # no shrinking: the failing scenario as found, bounded time
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+def _is_root(operation, _node, _produced) -> bool:
+    """Scenarios start at every creating POST and every listing. (Schemathesis' own rule also
+    drops POSTs whose body names a building or a community: no operation here makes those,
+    so it would start only at POST /api/facilities.)"""
+    listing = operation.method == "get" and not operation.path_parameters
+    return operation.method == "post" or listing
+
+
+@pytest.fixture
+def stateful_schema(api, monkeypatch) -> Iterator:
+    a, _info, _url = api
+    for user in ROLES:  # log in first, through the test client
+        a.as_(user)
+    monkeypatch.setattr(stateful, "is_likely_root_transition", _is_root)
+    app = a.client.app
+    openapi_links.install(app)  # a no-op once api/app.py installs the links itself
+    yield schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex=CRUD)
+    schemathesis_asgi.shutdown_lifespans()  # the lifespans schemathesis started for its calls
+
+
+def test_links_chain_create_read_update_delete(api):
+    """The links are in /openapi.json and chain every create to its read, edit and removal."""
+    a, _info, _url = api
+    openapi_links.install(a.client.app)
+    doc = a.client.get("/openapi.json").json()
+    for collection, item in (
+        ("/api/residents", "/api/residents/{resident_id}"),
+        ("/api/ledgers/{ledger}", "/api/ledgers/{ledger}/{entry_id}"),
+        ("/api/facilities", "/api/facilities/{facility_id}"),
+    ):
+        created = doc["paths"][collection]["post"]["responses"]["201"]["links"]
+        assert {"GetCreated", "PatchCreated", "DeleteCreated"} <= set(created)
+        assert created["PatchCreated"]["parameters"]["header.if-match"] == "$response.header.ETag"
+        updated = doc["paths"][item]["patch"]["responses"]["200"]["links"]
+        assert {"GetUpdated", "PatchUpdated", "DeleteUpdated"} <= set(updated)
+    replay = doc["paths"]["/api/residents"]["post"]["responses"]["201"]["links"]["Replay"]
+    assert replay["parameters"]["header.Idempotency-Key"] == "$request.header.Idempotency-Key"
+
+
+@pytest.mark.parametrize("user", list(ROLES))
+def test_stateful_no_server_errors(api, stateful_schema, user):
+    a, info, url = api
+    schema = stateful_schema
+    auth = a.as_(user)
+    buildings = {
+        "admin": sum(info.buildings.values(), []),
+        "staff_a": info.buildings["a1"] + info.buildings["a2"],
+        "worker_a1": info.buildings["a1"],
+    }[user]
+    residents = {
+        "admin": sum(info.residents.values(), []),
+        "staff_a": info.residents["a1"] + info.residents["a2"],
+        "worker_a1": info.residents["a1"],
+    }[user]
+    valid = _valid_bodies(
+        buildings, residents, info.community_a, _point_in(url, info.buildings["a1"][0])
+    )
+
+    @schema.hook
+    def flatmap_body(context, body):
+        strategy = valid.get(context.operation.label) if context.operation else None
+        if strategy is None:
+            return st.just(body)
+        return st.one_of(st.just(body), strategy)  # half fuzzed, half valid for this role
+
+    calls: list[str] = []
+    scenarios = [0]
+
+    class Workflow(schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"headers": auth}
+
+        def after_call(self, response, case):
+            super().after_call(response, case)
+            calls.append(f"{case.operation.label} {response.status_code}")
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            __tracebackhide__ = True
+            case.validate_response(
+                response, checks=CHECKS, transport_kwargs=kwargs or None, recorder=self.recorder
+            )
+
+        def teardown(self):
+            scenarios[0] += 1
+            super().teardown()
+
+    # The database is not reset between scenarios, so a scenario Hypothesis replays can take
+    # another turn (an ID number is taken by now: 409, not 201) and it stops with "inconsistent
+    # data generation". That is no failure of the API (schemathesis' own runner treats it so):
+    # the run goes on with the scenarios left. A failure (a 5xx) is a FailureGroup, or a
+    # FlakyFailure when its replay passed; neither is caught.
+    for _restart in range(RESTARTS):
+        left = ROLES[user] - scenarios[0]
+        if left <= 0:
+            break
+        try:
+            Workflow.run(settings=_settings(left))
+        except FlakyStrategyDefinition:
+            continue
+        except AssertionError as exc:
+            if not is_inconsistent_replay(exc):
+                raise
+            continue
+        break
+    # the chains really ran: rows were made, read with their id, edited with their ETag
+    done = set(calls)
+    assert done & {"POST /api/residents 201", "POST /api/ledgers/{ledger} 201"}, sorted(done)
+    assert "GET /api/residents/{resident_id} 200" in done, sorted(done)
+    assert any(c.startswith("PATCH") and c.endswith(" 200") for c in done), sorted(done)
+    assert any(c.startswith("DELETE") and c.endswith(" 204") for c in done), sorted(done)
