@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
 from gis import idempotency
-from gis.ledger.store import Who
+from gis.audit import Who
 
 HEADER = "Idempotency-Key"
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from gis import levels, security
 from gis.errors import Conflict, InvalidInput, NotFound
-from gis.permissions import ROLES
+from gis.permissions import PERMISSIONS, ROLES
 
 SCOPE_LEVELS = levels.TABLES  # a user's areas may be of any level
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
@@ -132,7 +132,7 @@ def create_user(
         raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    if role != "admin" and not areas:
+    if role not in PERMISSIONS["whole_city"] and not areas:
         raise InvalidInput(f"a {role} needs at least one area (scopes)")
     for level, area_id in areas:
         if level not in SCOPE_LEVELS:

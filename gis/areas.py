@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis import levels, permissions
+from gis.audit import Who, audit
 from gis.errors import Conflict, InvalidInput, NotFound
-from gis.ledger.store import Who, audit
 from gis.levels import Level
 
 # The hierarchy's levels come from gis/levels.py, keyed here by their URL name (plural).

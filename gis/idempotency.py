@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.audit import Who, audit
 from gis.errors import InvalidInput
-from gis.ledger.store import Who, audit
 
 
 def run_once(

@@ -27,6 +27,7 @@ _PEOPLE = _WRITERS | {"building_leader"}
 
 # permission -> roles that hold it
 PERMISSIONS: dict[str, frozenset[str]] = {
+    "whole_city": frozenset({"admin"}),  # needs no areas: every area is theirs
     "see_people": _PEOPLE,  # personal rows; planners get counts only
     "see_counts": frozenset(ROLES),
     "reveal_id_number": _STAFF,
@@ -42,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "subject_rights": _STAFF,  # a person's own copy, erasure (PIPL)
     "assign_leader": _STAFF,
     "edit_map": _STAFF,  # delineation runs, moves, locks; facility edits
+    "edit_city_map": frozenset({"admin"}),  # map edits anywhere, redraws of the whole city
     "run_reach_city": frozenset({"admin"}),  # replaces the stored reach of the whole city
     "manage_users": frozenset({"admin"}),
 }

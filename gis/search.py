@@ -18,8 +18,8 @@ from sqlalchemy.engine import Connection
 from gis import permissions
 from gis.areas import BY_TABLE as LEVELS_BY_TABLE
 from gis.areas import visible_sql
+from gis.audit import Who, audit
 from gis.ledger.address import parse_address, search_keys
-from gis.ledger.store import Who, audit
 
 _ALIASES = {
     "community": "t",

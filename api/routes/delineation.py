@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Editor
 from api.deps import Conn
-from gis import accounts, areas
+from gis import accounts, areas, permissions
 from gis.delineate import edits
 from gis.delineate.hierarchy import Params
 from gis.delineate.service import run_on
@@ -30,7 +30,7 @@ class RunRequest(BaseModel):
 
 @router.post("/runs", status_code=201, summary="Draw units, clusters, groups and grids")
 def post_run(body: RunRequest, conn: Conn, user: Editor) -> dict[str, Any]:
-    if user.role != "admin":
+    if not permissions.may(user, "edit_city_map"):
         # committee staff redraw a community of their own, never the whole city, and only
         # one they hold whole (a grid's worker does not redraw the grid next door)
         if body.community is None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Editor, Principal
 from api.deps import Conn
-from gis import facilities
+from gis import facilities, permissions
 
 router = APIRouter(prefix="/api/facilities", tags=["facilities"])
 FacilityId = Annotated[int, Path(ge=1, le=2**62)]
@@ -33,7 +33,7 @@ class FacilityEdit(BaseModel):
 
 
 def _scope(user: Principal) -> facilities.EditorScope:
-    return facilities.EditorScope(user.id, user.role == "admin")
+    return facilities.EditorScope(user.id, permissions.may(user, "edit_city_map"))
 
 
 def _etag(row: dict[str, Any]) -> str:

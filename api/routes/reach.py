@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Editor, User
 from api.deps import Conn
+from gis import permissions
 from gis.errors import Forbidden
 from gis.reach import coverage, service, siting
 from gis.reach import model as reach_model
@@ -129,7 +130,7 @@ def get_isochrone(
 
 @router.post("/runs", summary="Compute and store reach for every building")
 def post_run(body: RunRequest, conn: Conn, user: Editor) -> dict[str, Any]:
-    if user.role != "admin":
+    if not permissions.may(user, "run_reach_city"):
         # a run computes every building of the city and replaces the previous run: it
         # cannot be limited to one community, so it is not committee staff's to start
         raise Forbidden(

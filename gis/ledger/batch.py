@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.audit import Who
 from gis.errors import Conflict, InvalidInput, NotFound
 from gis.ledger import store
 from gis.security import Keys
@@ -23,7 +24,7 @@ from gis.security import Keys
 BATCH = 1_000  # rows per executemany
 
 
-def create_residents(conn: Connection, keys: Keys, user: store.Who, rows: list[dict]) -> None:
+def create_residents(conn: Connection, keys: Keys, user: Who, rows: list[dict]) -> None:
     """Create residents, as ``store.create_resident(..., in_import=True)`` does one."""
     store._need_writer(user)
     cols = []
@@ -43,7 +44,7 @@ def create_residents(conn: Connection, keys: Keys, user: store.Who, rows: list[d
 
 
 def update_residents(
-    conn: Connection, keys: Keys, user: store.Who, changes: list[tuple[int, dict]]
+    conn: Connection, keys: Keys, user: Who, changes: list[tuple[int, dict]]
 ) -> None:
     """Change residents, as ``store.update_resident`` does one (never their ID number)."""
     store._need_writer(user)
@@ -62,7 +63,7 @@ def update_residents(
 
 
 def create_entries(
-    conn: Connection, keys: Keys, user: store.Who, name: str, rows: list[dict]
+    conn: Connection, keys: Keys, user: Who, name: str, rows: list[dict]
 ) -> None:
     """Create rows of an entry ledger or organisations, as ``store.create_entry`` does one."""
     ledger = store.LEDGERS[name]
@@ -81,7 +82,7 @@ def create_entries(
 
 
 def update_entries(
-    conn: Connection, keys: Keys, user: store.Who, name: str, changes: list[tuple[int, dict]]
+    conn: Connection, keys: Keys, user: Who, name: str, changes: list[tuple[int, dict]]
 ) -> None:
     """Change rows of an entry ledger or organisations, as ``store.update_entry`` does one."""
     ledger = store.LEDGERS[name]
@@ -106,7 +107,7 @@ def update_entries(
         raise
 
 
-def _by(user: store.Who, *, created: bool) -> dict[str, Any]:
+def _by(user: Who, *, created: bool) -> dict[str, Any]:
     return {"created_by": user.id, "updated_by": user.id} if created else {"_user": user.id}
 
 
@@ -148,7 +149,7 @@ def _insert(conn: Connection, table: str, rows: list[dict[str, Any]]) -> None:
 
 
 def _update(
-    conn: Connection, table: str, rows: list[tuple[int, dict[str, Any]]], user: store.Who
+    conn: Connection, table: str, rows: list[tuple[int, dict[str, Any]]], user: Who
 ) -> None:
     """UPDATE each row's columns, bumping its version (as ``store._write`` does one)."""
     params = []

@@ -19,8 +19,10 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis import permissions
+from gis.audit import Who, audit
 from gis.errors import Forbidden, TooManyRequests
-from gis.ledger import store, tabular
+from gis.ledger import tabular
 from gis.ledger.kinds import get_kind
 from gis.ledger.plan import Plan
 from gis.security import Keys
@@ -31,12 +33,12 @@ __all__ = ["EXPORTERS", "MAX_IMPORTS_PER_HOUR", "MAX_ROWS", "Mode", "Plan", "exp
 Mode = Literal["preview", "all", "valid_only"]
 MAX_ROWS = 20_000
 MAX_IMPORTS_PER_HOUR = 30  # previews and imports per user: each compares every row
-EXPORTERS = ("admin", "committee_staff")  # the file holds ID numbers in clear
+EXPORTERS = tuple(sorted(permissions.roles_with("export_ledgers")))  # ID numbers in clear
 IMPORT_ACTIONS = ("import preview", "import all", "import valid_only")
 
 
 def plan_import(
-    conn: Connection, keys: Keys, user: store.Who, ledger: str, data: bytes, filename: str,
+    conn: Connection, keys: Keys, user: Who, ledger: str, data: bytes, filename: str,
     community_id: int | None = None,
 ) -> Plan:  # fmt: skip
     """Check every row and decide what each would do; write nothing."""
@@ -75,28 +77,27 @@ def _refuse_over_rate(conn: Connection) -> None:
 
 
 def run_import(
-    conn: Connection, keys: Keys, user: store.Who, ledger: str, data: bytes, filename: str,
+    conn: Connection, keys: Keys, user: Who, ledger: str, data: bytes, filename: str,
     mode: Mode, community_id: int | None = None,
 ) -> Plan:  # fmt: skip
     """Preview, or write all rows (only if all are valid), or write the valid ones."""
-    if user.role not in ("admin", "committee_staff"):
-        # a preview compares every row with the ledger (is this ID number registered? is
-        # this the phone on file?): it is a read of people, for importers only
-        raise Forbidden("only admins and committee staff import ledgers")
+    # a preview compares every row with the ledger (is this ID number registered? is this
+    # the phone on file?): it is a read of people, for importers only
+    permissions.require(user, "import_ledgers", "import ledgers")
     _refuse_over_rate(conn)
     plan = plan_import(conn, keys, user, ledger, data, filename, community_id)
     kind = get_kind(ledger)
     # Every person the preview compared is in the audit row (a comparison reads them: the
     # phone on file, the name for an ID number), and so is the number of ID numbers that
     # were found registered outside the user's areas.
-    store.audit(conn, user, f"import {mode}", kind.compared, sorted(plan.seen),
+    audit(conn, user, f"import {mode}", kind.compared, sorted(plan.seen),
                 {"rows": plan.total_rows, "file": filename[:200], "ledger": ledger,
                  "registered_elsewhere": plan.registered_elsewhere,
                  "id_numbers_looked_up": plan.total_rows if kind.looks_up_numbers
                  else 0})  # fmt: skip
     touched = [a[1] for a in plan.actions if a[1] is not None]
     if kind.audits_touched and touched:
-        store.audit(conn, user, f"import {mode}", kind.subject, touched,
+        audit(conn, user, f"import {mode}", kind.subject, touched,
                     {"file": filename[:200]})  # fmt: skip
     if mode == "preview" or (mode == "all" and plan.errors) or not plan.actions:
         return plan
@@ -109,15 +110,15 @@ def run_import(
 
 
 def export(
-    conn: Connection, keys: Keys, user: store.Who, ledger: str, fmt: Literal["xlsx", "csv"]
+    conn: Connection, keys: Keys, user: Who, ledger: str, fmt: Literal["xlsx", "csv"]
 ) -> bytes:
     """Every row of a ledger in the user's areas, in the import template (audited)."""
-    if user.role not in EXPORTERS:
+    if not permissions.may(user, "export_ledgers"):
         raise Forbidden(
             "only admins and committee staff export ledgers (the file holds ID numbers)"
         )
     tabular.get_template(ledger)
     kind = get_kind(ledger)
     ids, rows = kind.export(conn, keys)
-    store.audit(conn, user, "export", kind.subject, ids, {"format": fmt})
+    audit(conn, user, "export", kind.subject, ids, {"format": fmt})
     return tabular.write_table(ledger, rows, fmt)

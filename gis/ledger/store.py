@@ -11,13 +11,30 @@ Edits need the version the user last saw (``If-Match``): a stale one changes not
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
-from gis.facilities import StaleVersion, VersionRequired
+from gis import permissions
+from gis.audit import (  # noqa: F401 - re-exported for the ledger modules
+    LOOKUP,
+    LOOKUP_BUDGET,
+    LOOKUP_BUDGET_OTHERS,
+    LOOKUP_WINDOW_MIN,
+    Who,
+    audit,
+    audit_now,
+    spend_lookup,
+)
+from gis.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StaleVersion,
+    VersionRequired,
+)
 from gis.ledger import idcard
 from gis.ledger.templates import get_template
 from gis.security import Keys
@@ -30,88 +47,15 @@ def _choices(ledger: str, column: str) -> tuple[str, ...]:
 
 RELATIONS = _choices("residents", "relation")
 STATUSES = _choices("residents", "status")
-WRITE_PEOPLE = ("admin", "committee_staff", "grid_worker")
 MAX_PAGE = 500
 
 
-class Who(Protocol):
-    id: int
-    role: str
-
-    def may_reveal(self, field: str) -> bool: ...
-
-
-def audit(
-    conn: Connection,
-    user: Who,
-    action: str,
-    subject: str,
-    ids: list[int],
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Append one audit row (in the caller's transaction)."""
-    conn.execute(
-        sa.text(
-            "INSERT INTO audit_log (user_id, action, subject, subject_ids, detail) "
-            "VALUES (:u, :a, :s, :ids, CAST(:d AS jsonb))"
-        ),
-        {"u": user.id, "a": action, "s": subject, "ids": ids, "d": _json(detail or {})},
-    )
-
-
-def audit_now(
-    conn: Connection,
-    user: Who,
-    action: str,
-    subject: str,
-    ids: list[int],
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Append one audit row in a transaction of its own, committed before this returns.
-
-    For attempts whose answer is a refusal (the request's transaction is rolled back): a
-    lookup by number that was refused is still on record.
-    """
-    token = conn.info.get("ga_session")
-    with conn.engine.connect() as other, other.begin():
-        if token:
-            other.execute(sa.text("SELECT set_config('ga.session', :t, true)"), {"t": token})
-        audit(other, user, action, subject, ids, detail)
-
-
-LOOKUP = "number_lookup"  # the audit action of every lookup by ID or phone number
-LOOKUP_WINDOW_MIN = 10
-# Lookups by number per user in LOOKUP_WINDOW_MIN minutes. Roles that may not see ID
-# numbers get few: each lookup tells whether a number is registered.
-LOOKUP_BUDGET = {"admin": 300, "committee_staff": 300}
-LOOKUP_BUDGET_OTHERS = 20
-
-
-def spend_lookup(conn: Connection, user: Who, via: str, field: str) -> None:
-    """Refuse (429) a lookup by number over the user's budget; otherwise record it."""
-    budget = LOOKUP_BUDGET.get(user.role, LOOKUP_BUDGET_OTHERS)
-    used = conn.scalar(
-        sa.text("SELECT ga_recent_actions(:a, :m)"), {"a": LOOKUP, "m": LOOKUP_WINDOW_MIN}
-    )
-    if used is not None and used >= budget:
-        audit_now(conn, user, LOOKUP, "resident", [], {"via": via, "field": field,
-                                                       "outcome": "refused: over budget"})
-        raise TooManyRequests(
-            f"too many look-ups by ID or phone number ({budget} in {LOOKUP_WINDOW_MIN} min); "
-            f"wait {LOOKUP_WINDOW_MIN} min (查询次数过多，请 {LOOKUP_WINDOW_MIN} 分钟后再试)",
-            retry_after=LOOKUP_WINDOW_MIN * 60,
+def _need_writer(user: Who, permission: str = "write_residents") -> None:
+    if not permissions.may(user, permission):
+        raise Forbidden(
+            f"a {user.role} may read this ledger but not change it; "
+            + permissions.refusal(permission, "change it")
         )
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _need_writer(user: Who, roles: tuple[str, ...] = WRITE_PEOPLE) -> None:
-    if user.role not in roles:
-        raise Forbidden(f"a {user.role} may read this ledger but not change it")
 
 
 def parse_version(if_match: str | None) -> int:
@@ -526,7 +470,7 @@ def update_resident(
 
 
 def delete_resident(conn: Connection, user: Who, rid: int, version: int) -> None:
-    _need_writer(user, ("admin", "committee_staff"))
+    _need_writer(user, "delete_residents")
     _lock(conn, "resident", rid, version, "resident")
     leads = conn.scalar(
         sa.text(
@@ -578,7 +522,7 @@ class Ledger:
     fields: tuple[str, ...]
     choice_field: str | None
     choices: tuple[str, ...]
-    writers: tuple[str, ...] = WRITE_PEOPLE
+    writers: str  # the permission that changes it (gis/permissions.py)
 
     def select(self) -> str:
         """The SELECT of a row as the API shows it (``e`` is the ledger's table)."""
@@ -640,6 +584,7 @@ LEDGERS = {
         ("resident_id", "category", "notes"),
         "category",
         SPECIAL,
+        "write_special_groups",
     ),
     "key_persons": Ledger(
         "key_person",
@@ -647,10 +592,15 @@ LEDGERS = {
         ("resident_id", "category", "handling", "notes"),
         "category",
         KEY_PERSON,
-        ("admin", "committee_staff"),
+        "write_key_persons",
     ),
     "backbone": Ledger(
-        "backbone", "backbone entry", ("resident_id", "role", "notes"), "role", BACKBONE
+        "backbone",
+        "backbone entry",
+        ("resident_id", "role", "notes"),
+        "role",
+        BACKBONE,
+        "write_backbone",
     ),
     "organisations": OrganisationLedger(
         "organisation",
@@ -667,7 +617,7 @@ LEDGERS = {
         ),
         "kind",
         ORG_KINDS,
-        ("admin", "committee_staff"),
+        "write_organisations",
     ),
 }
 

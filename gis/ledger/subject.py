@@ -23,11 +23,13 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from sqlalchemy.engine import Connection
 
+from gis import permissions
+from gis.audit import Who, audit
 from gis.errors import Conflict, Forbidden, InvalidInput, StaleVersion
 from gis.ledger import store
 from gis.security import Keys
 
-SUBJECT_ROLES = ("admin", "committee_staff")
+SUBJECT_ROLES = tuple(sorted(permissions.roles_with("subject_rights")))
 MAX_REASON = 500
 
 # Entry ledgers about a resident, with the columns a copy shows (names are ours).
@@ -38,8 +40,8 @@ ENTRIES = {
 }
 
 
-def _need_subject_role(user: store.Who) -> None:
-    if user.role not in SUBJECT_ROLES:
+def _need_subject_role(user: Who) -> None:
+    if not permissions.may(user, "subject_rights"):
         raise Forbidden(
             "only admins and committee staff answer a resident's request for their data"
         )
@@ -54,7 +56,7 @@ def _rows(conn: Connection, sql: str, rid: int) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in row._mapping.items()} for row in result]
 
 
-def export(conn: Connection, keys: Keys, user: store.Who, rid: int) -> dict[str, Any]:
+def export(conn: Connection, keys: Keys, user: Who, rid: int) -> dict[str, Any]:
     """Everything held about resident ``rid``, as one document; audited as 'subject_export'.
 
     Reading the record in clear writes a 'reveal' row as every such read does; the export
@@ -64,7 +66,7 @@ def export(conn: Connection, keys: Keys, user: store.Who, rid: int) -> dict[str,
     person = store.get_resident(
         conn, keys, user, rid, store.Reveal(id_number=True, phone=True), audited=False
     )
-    store.audit(conn, user, "subject_export", "resident", [rid])
+    audit(conn, user, "subject_export", "resident", [rid])
     entries = {
         name: _rows(
             conn,
@@ -106,7 +108,7 @@ def export(conn: Connection, keys: Keys, user: store.Who, rid: int) -> dict[str,
     }
 
 
-def erase(conn: Connection, user: store.Who, rid: int, version: int, reason: str) -> dict:
+def erase(conn: Connection, user: Who, rid: int, version: int, reason: str) -> dict:
     """Remove resident ``rid`` and every entry about them; scrub their history.
 
     Needs the version the user last saw (412 if stale, 404 if not there: a second erase is
@@ -136,7 +138,7 @@ def erase(conn: Connection, user: store.Who, rid: int, version: int, reason: str
     if terms:
         removed["leader_assignment"] = int(terms)
     scrubbed = sum(r.scrubbed for r in rows)
-    store.audit(
+    audit(
         conn,
         user,
         "erase",

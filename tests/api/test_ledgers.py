@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -156,6 +157,8 @@ def test_encrypted_at_rest_and_searchable(api):
     assert [i["id"] for i in found["items"]] == [rid]
     # the same person cannot be registered twice, even by another committee
     body_b = {**body, "building_id": info.buildings["b"][0]}
+    residents = "SELECT count(*) FROM resident"
+    before = _count(url, residents)
     assert a.post("staff_b", "/api/residents", json=body_b).status_code == 409
     # a bad checksum is a clear 422
     bad = {**body, "id_number": number[:-1] + ("0" if number[-1] != "0" else "1")}
@@ -164,6 +167,7 @@ def test_encrypted_at_rest_and_searchable(api):
     # a building outside the scope is a 404, and nothing is written
     r = a.post("staff_a", "/api/residents", json={**body_b, "id_number": "11010519491231002X"})
     assert r.status_code == 404
+    assert _count(url, residents) == before
 
 
 def test_every_read_is_audited(api):
@@ -249,10 +253,12 @@ def test_if_match(api):
     assert a.get("staff_a", f"/api/residents/{rid}").json()["room"] == "502"
     # another area's resident: 404 whatever the ETag
     other = info.residents["b"][0]
+    other_before = a.get("staff_b", f"/api/residents/{other}").json()
     r = a.patch(
         "staff_a", f"/api/residents/{other}", json={"room": "1"}, headers={"If-Match": '"1"'}
     )
     assert r.status_code == 404
+    assert a.get("staff_b", f"/api/residents/{other}").json() == other_before
     hist = a.get("staff_a", f"/api/residents/{rid}/history").json()
     assert hist[0]["action"] == "update" and hist[0]["changed"] == ["room"]
     assert hist[0]["user"] == "staff_a"
@@ -283,10 +289,12 @@ def test_idempotent_create(api):
     assert listed["total"] == 1
     other = a.post("staff_a", "/api/residents", json={**body, "room": "102"}, headers=key)
     assert other.status_code == 422
+    again = a.get("staff_a", "/api/residents?name=重试").json()
+    assert again["total"] == 1 and again["items"][0]["room"] == "101"
 
 
 def test_ledger_entries_and_key_person_roles(api):
-    a, info, _url = api
+    a, info, url = api
     rid = info.residents["a1"][3]
     r = a.post(
         "staff_a", "/api/ledgers/special_groups", json={"resident_id": rid, "category": "disabled"}
@@ -324,11 +332,17 @@ def test_ledger_entries_and_key_person_roles(api):
         json={"name": "越界", "kind": "shop", "community_id": info.community_a},
     )
     assert r.status_code == 404
+    assert _count(url, "SELECT count(*) FROM organisation WHERE name = '越界'") == 0
+    assert a.get("staff_a", f"/api/residents/{rid}").json()["categories"] == cats
 
 
 def test_concurrent_leader_assignment(api):
-    """Two people assign a leader at once: one winner, one clear conflict."""
-    a, info, _url = api
+    """Two people assign a leader at once: one winner, one clear conflict.
+
+    The first assignment is held in an open transaction while the second, over HTTP,
+    starts: the second must wait for the first and then be refused, naming the winner.
+    """
+    a, info, url = api
     page = a.get("staff_a", f"/api/areas/residents_groups?community_id={info.community_a}").json()
     building = info.buildings["a1"][0]
     group = next(
@@ -340,26 +354,47 @@ def test_concurrent_leader_assignment(api):
         )
     )
     residents = info.residents["a1"][:2]
-    a.as_("staff_a"), a.as_("admin")
-    results: list = [None, None]
+    a.as_("admin")
+    results: list = [None]
 
-    def assign(i: int, user: str) -> None:
-        results[i] = a.put(
-            user, f"/api/leaders/residents_group/{group}", json={"resident_id": residents[i]}
+    def assign() -> None:
+        results[0] = a.put(
+            "admin", f"/api/leaders/residents_group/{group}", json={"resident_id": residents[1]}
         )
 
-    threads = [
-        threading.Thread(target=assign, args=(i, u)) for i, u in enumerate(("staff_a", "admin"))
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    codes = sorted(r.status_code for r in results)
-    assert codes == [200, 409], [r.text for r in results]
-    loser = next(r for r in results if r.status_code == 409)
-    assert "replaces=" in loser.json()["detail"]
+    owner = db.create_engine(url, poolclass=sa.NullPool)
+    second = threading.Thread(target=assign)
+    with owner.connect() as first, owner.connect() as watch:
+        with first.begin():
+            winner = first.scalar(
+                sa.text(
+                    "INSERT INTO leader_assignment (level, area_id, resident_id, assigned_by, "
+                    "lives_inside) VALUES ('residents_group', :a, :r, :u, true) RETURNING id"
+                ),
+                {"a": group, "r": residents[0], "u": info.users["staff_a"]},
+            )
+            second.start()
+            waiting = 0
+            for _ in range(100):  # until the second request waits on the first's row
+                waiting = watch.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock' "
+                        "AND query LIKE 'INSERT INTO leader_assignment%'"
+                    )
+                )
+                watch.rollback()
+                if waiting:
+                    break
+                time.sleep(0.1)
+            assert waiting == 1 and second.is_alive(), "the second assignment did not overlap"
+        second.join(timeout=30)
+    owner.dispose()
+    loser = results[0]
+    assert loser.status_code == 409, loser.text
+    assert f"replaces={winner}" in loser.json()["detail"]
     cur = a.get("staff_a", f"/api/leaders/residents_group/{group}").json()["current"]
+    assert (cur["id"], cur["resident_id"]) == (winner, residents[0])  # the loser wrote nothing
     # replace, then a stale replace of the old assignment is refused
     other = info.residents["a2"][0]
     r = a.put(
@@ -386,6 +421,14 @@ def test_concurrent_leader_assignment(api):
     assert feats["properties"]["leader"]["resident_id"] == other
 
 
+def _count(url: str, sql: str, **params) -> int:
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        n = conn.scalar(sa.text(sql), params)
+    eng.dispose()
+    return int(n)
+
+
 def test_bad_input_is_4xx(api):
     a, info, _url = api
     for path in (
@@ -397,7 +440,7 @@ def test_bad_input_is_4xx(api):
         "/api/ledgers/nope",
     ):
         r = a.get("staff_a", path)
-        assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
+        assert r.status_code == 422, (path, r.status_code, r.text)
     r = a.post(
         "staff_a",
         "/api/residents",
@@ -419,9 +462,24 @@ def test_bad_input_is_4xx(api):
     assert r.status_code == 422
 
 
+MAP_STATE = (
+    "SELECT md5(concat_ws('|', (SELECT string_agg(id || ':' || is_locked, ',' ORDER BY id) "
+    "FROM residents_group), (SELECT string_agg(id || ':' || unit_id, ',' ORDER BY id) "
+    "FROM building), (SELECT count(*) FROM facility), (SELECT count(*) FROM delineation_run)))"
+)
+
+
+def _map_state(url: str) -> str:
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        state = conn.scalar(sa.text(MAP_STATE))
+    eng.dispose()
+    return str(state)
+
+
 def test_map_edits_need_an_editor(api):
     """Delineation, facility and reach writes: 401 without a login, 403 for a grid worker."""
-    a, info, _url = api
+    a, info, url = api
     a.client.cookies.clear()
     group = a.get("staff_a", f"/api/areas/residents_groups?community_id={info.community_a}")
     gid = group.json()["features"][0]["id"]
@@ -432,12 +490,14 @@ def test_map_edits_need_an_editor(api):
         ("post", "/api/reach/runs", {}),
         ("post", "/api/delineation/runs", {}),
     ]
+    before = _map_state(url)
     for method, path, body in writes:
         a.client.cookies.clear()
         r = getattr(a.client, method)(path, json=body)
         assert r.status_code == 401, (path, r.status_code)
         r = getattr(a, method)("worker_a1", path, json=body)
         assert r.status_code == 403, (path, r.status_code)
+    assert _map_state(url) == before  # nothing was written
     r = a.put("staff_a", f"/api/delineation/groups/{gid}/lock", json={"locked": True})
     assert r.status_code == 200, r.text
 
@@ -446,6 +506,7 @@ def test_map_edits_stay_in_scope(api):
     a, info, url = api
     page = a.get("staff_a", f"/api/areas/residents_groups?community_id={info.community_a}")
     gid = page.json()["features"][0]["id"]
+    before = _map_state(url)
     assert (
         a.put("staff_b", f"/api/delineation/groups/{gid}/lock", json={"locked": True}).status_code
         == 404
@@ -466,6 +527,7 @@ def test_map_edits_stay_in_scope(api):
         "staff_a", "/api/delineation/moves", json={"kind": "building", "id": b, "to": unit_a["id"]}
     )
     assert r.status_code == 404
+    assert _map_state(url) == before  # no lock, no run, no move
 
 
 def test_dwellings_and_entry_history(api):
@@ -591,6 +653,7 @@ def test_review_findings_stay_fixed(api):
         headers={"If-Match": '"\u00b2"'.encode("latin-1")},
     )
     assert r.status_code == 412
+    assert a.get("staff_a", f"/api/residents/{rid}").json()["room"] != "9"
     # an organisation cannot be moved to a community outside the user's areas
     org = a.post(
         "staff_a",
@@ -604,6 +667,9 @@ def test_review_findings_stay_fixed(api):
         headers={"If-Match": org.headers["etag"]},
     )
     assert r.status_code == 404
+    kept = a.get("staff_a", f"/api/ledgers/organisations/{org.json()['id']}")
+    assert kept.json()["community_id"] == info.community_a
+    assert kept.headers["etag"] == org.headers["etag"]
     # building leaders get no key-person counts
     kp = {"resident_id": rid, "category": "petitioner"}
     assert a.post("staff_a", "/api/ledgers/key_persons", json=kp).status_code == 201

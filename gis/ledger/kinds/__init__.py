@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
+from gis.audit import Who
 from gis.errors import InvalidInput
-from gis.ledger import store
 from gis.ledger.kinds.entries import ResidentEntries
 from gis.ledger.kinds.organisations import Organisations
 from gis.ledger.kinds.residents import Residents
@@ -37,7 +37,7 @@ class LedgerKind(Protocol):
         community_id: int | None,
     ) -> None: ...  # fmt: skip
 
-    def write(self, conn: Connection, keys: Keys, user: store.Who, actions: list[Action]) -> None:
+    def write(self, conn: Connection, keys: Keys, user: Who, actions: list[Action]) -> None:
         ...
 
     def export(self, conn: Connection, keys: Keys) -> tuple[list[int], list[dict[str, Any]]]:

@@ -7,7 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.ledger import batch, store
+from gis.audit import Who
+from gis.ledger import batch
 from gis.ledger.plan import Action
 from gis.security import Keys
 
@@ -52,7 +53,7 @@ def split(actions: list[Action]) -> tuple[list[dict], list[tuple[int, dict]]]:
 
 
 def write_entries(
-    conn: Connection, keys: Keys, user: store.Who, name: str, actions: list[Action]
+    conn: Connection, keys: Keys, user: Who, name: str, actions: list[Action]
 ) -> None:
     """Write the planned rows of an entry ledger or of organisations, in batches."""
     adds, updates = split(actions)

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.audit import Who
 from gis.ledger import store
 from gis.ledger.kinds.common import number_hash, residents_by_hash, write_entries
 from gis.ledger.plan import Action, Plan
@@ -70,7 +71,7 @@ class ResidentEntries:
         )
         return {(r.resident_id, getattr(r, self.choice_field)): r for r in rows}
 
-    def write(self, conn: Connection, keys: Keys, user: store.Who, actions: list[Action]) -> None:
+    def write(self, conn: Connection, keys: Keys, user: Who, actions: list[Action]) -> None:
         write_entries(conn, keys, user, self.name, actions)
 
     def export(self, conn: Connection, keys: Keys) -> tuple[list[int], list[dict[str, Any]]]:

@@ -7,8 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.audit import Who
 from gis.errors import InvalidInput
-from gis.ledger import store
 from gis.ledger.kinds.common import write_entries
 from gis.ledger.plan import Action, Plan
 from gis.security import Keys
@@ -65,7 +65,7 @@ class Organisations:
             out.setdefault((r.name, r.address), r)
         return out
 
-    def write(self, conn: Connection, keys: Keys, user: store.Who, actions: list[Action]) -> None:
+    def write(self, conn: Connection, keys: Keys, user: Who, actions: list[Action]) -> None:
         write_entries(conn, keys, user, self.name, actions)
 
     def export(self, conn: Connection, keys: Keys) -> tuple[list[int], list[dict[str, Any]]]:

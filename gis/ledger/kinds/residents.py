@@ -8,7 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis.ledger import batch, store
+from gis.audit import Who
+from gis.ledger import batch
 from gis.ledger.address import parse_address, search_keys
 from gis.ledger.kinds.common import number_hash, residents_by_hash, split, taken_elsewhere
 from gis.ledger.plan import Action, Plan
@@ -96,7 +97,7 @@ class Residents:
             plan.seen.add(now.id)
             plan.compare(now.id, values, _state(keys, now), n)
 
-    def write(self, conn: Connection, keys: Keys, user: store.Who, actions: list[Action]) -> None:
+    def write(self, conn: Connection, keys: Keys, user: Who, actions: list[Action]) -> None:
         adds, updates = split(actions)
         if adds:
             batch.create_residents(conn, keys, user, adds)
