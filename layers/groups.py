@@ -13,32 +13,25 @@ from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution, streets_layer
 
 BAND_COLOURS = {
-    "in_band": "#41ab5d",  # 80–120 households
+    "in_band": "#41ab5d",  # within the band of the run (80–120 households by default)
     "small": "#fec44f",
     "large": "#f03b20",
     "oversize": "#8856a7",  # one building above the band
     "no_households": "#bdbdbd",
 }
-BAND_LABELS = {
-    "in_band": "80–120 户",
-    "small": "少于 80 户",
-    "large": "多于 120 户",
-    "oversize": "单栋超大（已标记）",
-    "no_households": "无住户",
-}
+DEFAULT_BAND = (80, 120)  # when the groups carry no band of their own
 
 
-def band_of(households: int, flags: str) -> str:
-    """Which colour class a group falls in."""
-    if "oversize" in flags:
-        return "oversize"
-    if "no_households" in flags or households == 0:
-        return "no_households"
-    if households < 80:
-        return "small"
-    if households > 120:
-        return "large"
-    return "in_band"
+def band_labels(band: tuple[float, float] | None) -> dict[str, str]:
+    """The legend's labels for the band of the run that drew the groups."""
+    lo, hi = band or DEFAULT_BAND
+    return {
+        "in_band": f"{lo:g}–{hi:g} 户",
+        "small": f"少于 {lo:g} 户",
+        "large": f"多于 {hi:g} 户",
+        "oversize": "单栋超大（已标记）",
+        "no_households": "无住户",
+    }
 
 
 def _groups_layer(groups: gpd.GeoDataFrame) -> folium.GeoJson:
@@ -95,7 +88,12 @@ def groups_map(
     if len(edges):
         streets_layer(edges).add_to(m)
     g = groups.copy()
-    g["band"] = [band_of(int(h), f or "") for h, f in zip(g["households"], g["flags"], strict=True)]
+    # the class against the band of the run that drew each group (gis.delineate.service)
+    if "band_class" not in g:
+        raise ValueError("groups need band_class (gis.delineate.service.map_frames gives it)")
+    g["band"] = g["band_class"]
+    band = groups.attrs.get("band")
+    labels = band_labels(band)
     # Folium's tooltips refuse a layer without features (their fields are not in the data)
     if len(g):
         _groups_layer(g).add_to(m)
@@ -113,13 +111,13 @@ def groups_map(
     in_band = int((g["band"] == "in_band").sum())
     bar = (
         f'<div class="ga-bar" id="ga-bar"><h1>{escape(title)}</h1>'
-        f'<span class="ga-stats" id="ga-stats">小组 {len(g):,} · 80–120 户 {in_band:,} · '
+        f'<span class="ga-stats" id="ga-stats">小组 {len(g):,} · {labels["in_band"]} {in_band:,} · '
         f"楼栋 {len(buildings):,}</span></div>"
     )
     legend = (
         '<div class="ga-legend" id="ga-legend"><b>居民小组户数</b><br>'
         + "<br>".join(
-            f'<i style="background:{c}"></i>{BAND_LABELS[k]}' for k, c in BAND_COLOURS.items()
+            f'<i style="background:{c}"></i>{labels[k]}' for k, c in BAND_COLOURS.items()
         )
         + "</div>"
     )

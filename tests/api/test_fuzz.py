@@ -93,7 +93,8 @@ def test_no_server_errors(api, schema, user):
     assert pages >= 4  # /map, /map/reach, /map/groups, /login
     assert failures == [], "\n".join(failures[:20])
     # the session stayed alive: every operation got answers past the login check
-    assert [n for n, k in reached.items() if k == 0] == [], [n for n, k in reached.items() if k == 0]
+    never = [n for n, k in reached.items() if k == 0]
+    assert never == [], never
 
 
 # --- pages and paths outside the schema, with raw query strings ---------------------------
