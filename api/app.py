@@ -11,7 +11,7 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, headers, openapi_links
+from api import errors, headers, openapi_links, shell
 from api.params import refuse_unknown_query
 from api.routes import auth as auth_routes
 from api.routes import delineation as delineation_routes
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = keys
     errors.install(app)
     openapi_links.install(app)
+    shell.install(app)
     headers.install(app)
     app.include_router(layer_routes.router)
     app.include_router(reach_routes.router)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from html import escape
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 from pandas.errors import DatabaseError as PandasDatabaseError
 
-from gis import errors
+from gis import errors, i18n
 
 STATUS: dict[type[errors.GridAtlasError], int] = {
     errors.StaleVersion: 412,
@@ -36,31 +39,107 @@ def status_for(err: errors.GridAtlasError) -> int:
 
 
 log = logging.getLogger("gridatlas.api")
+LANG_COOKIE = "ga_lang"
+
+
+def request_lang(request: Request) -> str:
+    """The user's language: the page's switch (cookie ``ga_lang``), else the browser's."""
+    return i18n.lang_of(request.cookies.get(LANG_COOKIE) or request.headers.get("accept-language"))
 
 
 def _answer(
-    status: int, error: str, detail: str, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    error: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    key: str | None = None,
+    params: dict[str, object] | None = None,
 ) -> JSONResponse:
-    return JSONResponse({"detail": detail, "error": error}, status_code=status, headers=headers)
+    """``detail``: the English reason (API clients, logs); ``message``: what a person sees,
+    in their language, from the catalogue (gis/messages.toml)."""
+    lang = request_lang(request)
+    if key and key in i18n.catalogue():
+        message = i18n.t(key, lang, **(params or {}))
+    else:
+        message = i18n.t(f"error.{error}" if f"error.{error}" in i18n.catalogue()
+                         else "error.GridAtlasError", lang)  # fmt: skip
+    if is_page(request):
+        return HTMLResponse(error_page(message, lang), status_code=status, headers=headers)
+    return JSONResponse(
+        {"detail": detail, "error": error, "message": message, "lang": lang},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def is_page(request: Request) -> bool:
+    """A page a person opened (not the API, not an asset): errors are shown as a page."""
+    path = request.url.path
+    return not path.startswith(("/api/", "/static/", "/openapi")) and request.method == "GET"
+
+
+def error_page(message: str, lang: str) -> str:
+    """A refusal as a page in the user's language: the message and a way back."""
+    back = i18n.t("app.home", lang)
+    html_lang = "zh-CN" if lang == "zh" else "en"
+    return (
+        f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{escape(i18n.t("app.name", lang))}</title>'
+        '<link rel="stylesheet" href="/static/app/map.css"></head>'
+        '<body class="ga-login-page"><div class="ga-login-card ga-error-card">'
+        f'<h1>{escape(i18n.t("app.name", lang))}</h1>'
+        f'<p id="ga-error-message">{escape(message)}</p>'
+        f'<p><a href="/">{escape(back)}</a></p></div></body></html>'
+    )
+
+
+def _install_validation(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI's own list of what is wrong stays in ``detail`` (API clients read it); a
+        # person sees one sentence in their language naming the fields.
+        problems = jsonable_encoder(err.errors())
+        fields = ", ".join(
+            dict.fromkeys(str(p["loc"][-1]) for p in problems if p.get("loc"))
+        ) or "?"
+        lang = request_lang(request)
+        if is_page(request):
+            return HTMLResponse(
+                error_page(i18n.t("error.RequestInvalid", lang, fields=fields), lang),
+                status_code=422,
+            )
+        return JSONResponse(
+            {
+                "detail": problems,
+                "error": "RequestInvalid",
+                "message": i18n.t("error.RequestInvalid", lang, fields=fields),
+                "lang": lang,
+            },
+            status_code=422,
+        )
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
+    _install_validation(app)
 
     @app.exception_handler(errors.GridAtlasError)
-    async def _domain_error(_request: Request, err: errors.GridAtlasError) -> JSONResponse:
+    async def _domain_error(request: Request, err: errors.GridAtlasError) -> JSONResponse:
         status = status_for(err)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(err, errors.TooManyRequests):
             headers = {"Retry-After": str(err.retry_after)}
         elif status == 503:
             headers = {"Retry-After": "5"}
-        return _answer(status, type(err).__name__, str(err), headers)
+        return _answer(request, status, type(err).__name__, str(err), headers, err.key, err.params)
 
     @app.exception_handler(sa.exc.TimeoutError)
-    async def _busy(_request: Request, err: sa.exc.TimeoutError) -> JSONResponse:
+    async def _busy(request: Request, err: sa.exc.TimeoutError) -> JSONResponse:
         log.warning("connection pool exhausted: %s", err)
         return _answer(
+            request,
             503,
             "DatabaseUnavailable",
             "the service is busy; nothing was changed, try again in a moment",
@@ -68,11 +147,12 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(sa.exc.IntegrityError)
-    async def _integrity(_request: Request, err: sa.exc.IntegrityError) -> JSONResponse:
+    async def _integrity(request: Request, err: sa.exc.IntegrityError) -> JSONResponse:
         # A constraint the checks before it did not foresee (a race, usually): the whole
         # transaction is rolled back, nothing was written.
         log.info("integrity error: %s", err.orig)
         return _answer(
+            request,
             409,
             "Conflict",
             "the change clashes with the current data (a record changed or was added at the "
@@ -80,28 +160,30 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(sa.exc.ProgrammingError)
-    async def _programming(_request: Request, err: sa.exc.ProgrammingError) -> JSONResponse:
+    async def _programming(request: Request, err: sa.exc.ProgrammingError) -> JSONResponse:
         if getattr(err.orig, "sqlstate", None) == "42501":
             # row-level security refused a write outside the user's areas: to the user that
             # area does not exist (the same answer as for one that does not)
-            return _answer(404, "NotFound", "not found in your area; nothing was written")
+            return _answer(request, 404, "NotFound", "not found in your area; nothing was written")
         raise err
 
     @app.exception_handler(sa.exc.DataError)
-    async def _data_error(_request: Request, err: sa.exc.DataError) -> JSONResponse:
+    async def _data_error(request: Request, err: sa.exc.DataError) -> JSONResponse:
         log.info("data error: %s", err.orig)
         return _answer(
+            request,
             422,
             "InvalidInput",
             "a value is out of range or malformed for the database; nothing was written",
         )
 
     @app.exception_handler(sa.exc.OperationalError)
-    async def _database_down(_request: Request, err: sa.exc.OperationalError) -> JSONResponse:
+    async def _database_down(request: Request, err: sa.exc.OperationalError) -> JSONResponse:
         # The server went away, refused us, or cancelled a statement: the request may be
         # retried; nothing was committed.
         log.warning("database error: %s", err.orig)
         return _answer(
+            request,
             503,
             "DatabaseUnavailable",
             "the database is not answering; nothing was changed, try again in a moment",

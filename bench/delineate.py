@@ -41,9 +41,9 @@ from shapely import STRtree
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gis.crs import metric_epsg_for, to_metric  # noqa: E402
 from gis.delineate import cells as C  # noqa: E402
 from gis.delineate.hierarchy import COVERAGE, Inputs, Params, Result, delineate  # noqa: E402
-from gis.io import households as hh  # noqa: E402
 from gis.settings import get_settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "osm"
@@ -105,14 +105,14 @@ class Measured:
 
 
 def _inputs_from(ds) -> tuple[Inputs, int]:
-    tr, epsg = hh.metric_transformer(ds.buildings["geom"].to_numpy(), None)
-    fp = hh.to_metric(ds.buildings["geom"].to_numpy(), tr)
+    epsg = metric_epsg_for(ds.buildings["geom"].to_numpy())
+    fp = to_metric(ds.buildings["geom"].to_numpy(), epsg)
     e = ds.walk_edges
     inp = Inputs(
         np.arange(len(fp)),
         ds.buildings["households"].to_numpy(),
         fp,
-        hh.to_metric(e["geom"].to_numpy(), tr),
+        to_metric(e["geom"].to_numpy(), epsg),
         e["highway"].to_numpy(),
     )
     return inp, epsg

@@ -86,22 +86,16 @@ def _max_diff(ours: np.ndarray, theirs: np.ndarray, cap: float = 2000.0) -> floa
 
 def time_what_if(inputs, graph, cats: list[str], n: int = 25) -> list[float]:
     """Milliseconds per what-if at random building points (baselines computed first)."""
-    import pyproj
-
+    from gis.crs import metric_to_lonlat
     from gis.reach.model import ReachModel, what_if
 
-    model = ReachModel(
-        inputs=inputs,
-        graph=graph,
-        transformer=pyproj.Transformer.from_crs(4326, inputs.epsg, always_xy=True),
-    )
-    back = pyproj.Transformer.from_crs(inputs.epsg, 4326, always_xy=True)
+    model = ReachModel(inputs=inputs, graph=graph)
     rng = np.random.default_rng(0)
     category = cats[0]
     model.baseline_m(category)
     out = []
     for i in rng.choice(len(inputs.building_ids), size=n, replace=False):
-        lon, lat = back.transform(*inputs.building_xy[i])
+        lon, lat = metric_to_lonlat(*inputs.building_xy[i], inputs.epsg)
         t = time.perf_counter()
         what_if(model, lon, lat, category, 800)
         out.append((time.perf_counter() - t) * 1000)

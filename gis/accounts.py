@@ -187,7 +187,8 @@ def deactivate(conn: Connection, user_id: int, by: int | None = None) -> None:
     disable themselves — the last admin would lock everyone out."""
     if by is not None and by == user_id:
         raise Conflict(
-            "you cannot disable your own login; ask another admin (不能停用自己的账号)"
+            "you cannot disable your own login; ask another admin (不能停用自己的账号)",
+            key="refusal.own_login",
         )
     if not conn.scalar(sa.text("SELECT ga_user_deactivate(:i)"), {"i": user_id}):
         raise NotFound(f"no user {user_id}")

@@ -3,7 +3,7 @@
 An area is visible to a user when it holds at least one building of the user's scope: a
 grid worker sees their grid, the groups and buildings in it, and the community and
 subdistrict above it — not the neighbouring grid. Admins see everything. GeoJSON is built
-by PostGIS (``json_build_object``), so a page is one query and no Python loop.
+by PostGIS (``gis.geojson``), so a page is one query and no Python loop.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis import levels, permissions
+from gis import geojson, levels, permissions
 from gis.audit import Who, audit
 from gis.errors import Conflict, InvalidInput, NotFound
 from gis.levels import Level
@@ -77,43 +77,51 @@ def _code(level: Level) -> str:
     return "t.source_id" if level.table == "building" else "t.code"
 
 
-def _features_sql(level: Level, where: str) -> str:
-    leader = ""
-    leader_join = ""
+def _properties(level: Level) -> dict[str, str]:
+    """A feature's properties: name → SQL on ``t`` (the area), ``pt`` (parent), ``r``."""
+    props = {
+        "id": "t.id",
+        "level": f"'{level.table}'",
+        "code": _code(level),
+        "name": "t.name" if level.has_name else "NULL",
+        "households": "t.households",
+    }
+    if level.parent:
+        props["parent_id"] = f"t.{level.parent_column}"
+        props["parent_code"] = "pt.source_id" if level.parent == "building" else "pt.code"
+    if level.table == "residents_group":
+        props.update(community_id="t.community_id", flags="t.flags", locked="t.is_locked")
+    elif level.table == "building":
+        props.update(
+            address="nullif(concat(t.addr_street, t.addr_housenumber), '')",
+            levels="t.levels",
+            community_id="t.community_id",
+        )
     if _leader_level(level):
-        leader = (
-            ", 'leader', CASE WHEN r.id IS NULL THEN NULL ELSE json_build_object("
+        props["leader"] = (
+            "CASE WHEN r.id IS NULL THEN NULL ELSE json_build_object("
             "'resident_id', r.id, 'name', r.name, 'since', la.started_at) END"
         )
+    return props
+
+
+def _features_sql(level: Level, where: str) -> str:
+    """Features (``feature``, json) of one level's visible areas, with their sort keys."""
+    leader_join = ""
+    if _leader_level(level):
         leader_join = (
             "LEFT JOIN leader_assignment la ON la.level = "
             f"'{_leader_level(level)}' AND la.area_id = t.id AND la.ended_at IS NULL "
             "LEFT JOIN resident r ON r.id = la.resident_id"
         )
-    parent = ""
     parent_join = ""
     if level.parent:
-        parent_code = "pt.source_id" if level.parent == "building" else "pt.code"
-        parent = f", 'parent_id', t.{level.parent_column}, 'parent_code', {parent_code}"
         parent_join = f"LEFT JOIN {level.parent} pt ON pt.id = t.{level.parent_column}"
-    name = "t.name" if level.has_name else "NULL"
-    extra = ""
-    if level.table == "residents_group":
-        extra = ", 'community_id', t.community_id, 'flags', t.flags, 'locked', t.is_locked"
-    elif level.table == "building":
-        extra = (
-            ", 'address', nullif(concat(t.addr_street, t.addr_housenumber), ''), "
-            "'levels', t.levels, 'community_id', t.community_id"
-        )
+    feature = geojson.feature_sql("t.id", "t.geom", _properties(level), precision=6)
     return f"""
-        SELECT json_build_object(
-                 'type', 'Feature', 'id', t.id,
-                 'geometry', ST_AsGeoJSON(t.geom, 6)::json,
-                 'properties', json_build_object(
-                     'id', t.id, 'level', '{level.table}', 'code', {_code(level)},
-                     'name', {name}, 'households', t.households{parent}{extra}{leader}))::text
-               AS feature,
-               {"r.id" if _leader_level(level) else "NULL::bigint"} AS leader_id
+        SELECT {feature} AS feature,
+               {"r.id" if _leader_level(level) else "NULL::bigint"} AS leader_id,
+               {_code(level)} AS sort_code, t.id AS sort_id
           FROM {level.table} t {parent_join} {leader_join}
          WHERE {visible_sql(level)} AND {where}
     """
@@ -138,8 +146,8 @@ def feature_page_json(
 ) -> str:
     """A page of one level's areas in the user's scope, as FeatureCollection JSON text.
 
-    PostGIS writes each feature's JSON; Python only joins them (no parsing and no
-    re-encoding of coordinates).
+    PostGIS writes the whole collection (``gis.geojson.collection_sql``): no parsing and no
+    re-encoding of coordinates in Python.
     """
     level = get_level(level_name)
     where, params = ["true"], {"limit": limit, "offset": offset}
@@ -155,20 +163,24 @@ def feature_page_json(
         where.append("t.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)")
         params.update(w=bbox[0], s=bbox[1], e=bbox[2], n=bbox[3])
     sql = _features_sql(level, " AND ".join(where))
-    rows = conn.execute(
-        sa.text(f"{sql} ORDER BY {_code(level)}, t.id LIMIT :limit OFFSET :offset"), params
-    ).all()
-    if rows and (offset == 0 and len(rows) < limit):
-        total = len(rows)  # the whole answer is on this page
-    else:
-        total = conn.scalar(sa.text(f"SELECT count(*) FROM ({sql}) q"), params)
-    leaders = [r.leader_id for r in rows if r.leader_id is not None]
-    if leaders:
-        audit(conn, user, "list", "resident", leaders, {"as": f"leaders of {level.plural}"})
-    return (
-        f'{{"type":"FeatureCollection","numberMatched":{int(total)},'
-        f'"numberReturned":{len(rows)},"features":[{",".join(r.feature for r in rows)}]}}'
+    page = f"{sql} ORDER BY sort_code, sort_id LIMIT :limit OFFSET :offset"
+    # a page shorter than the limit from the start is the whole answer: no count query
+    # (an InitPlan runs only when its value is needed)
+    matched = (
+        "CASE WHEN :offset = 0 AND count(*) BETWEEN 1 AND :limit - 1 THEN count(*) "
+        f"ELSE (SELECT count(*) FROM ({sql}) q) END"
     )
+    leaders = (
+        "array_agg(p.leader_id ORDER BY p.sort_code, p.sort_id) "
+        "FILTER (WHERE p.leader_id IS NOT NULL)"
+    )
+    collection = geojson.collection_sql(
+        page, "p.sort_code, p.sort_id", matched=matched, also={"leaders": leaders}
+    )
+    row = conn.execute(sa.text(collection), params).one()
+    if row.leaders:
+        audit(conn, user, "list", "resident", row.leaders, {"as": f"leaders of {level.plural}"})
+    return row.collection
 
 
 def feature_page(conn: Connection, user: Who, level_name: str, **kw: Any) -> dict[str, Any]:
@@ -183,7 +195,7 @@ def feature(conn: Connection, user: Who, level_name: str, area_id: int) -> dict[
         raise NotFound(f"no {level.table.replace('_', ' ')} {area_id}")
     if row.leader_id is not None:
         audit(conn, user, "read", "resident", [row.leader_id], {"as": f"leader of {level.table}"})
-    return json.loads(row.feature)
+    return row.feature
 
 
 def children(
@@ -241,29 +253,23 @@ def dwellings(conn: Connection, building_id: int) -> dict[str, Any]:
         ),
         {"b": building_id},
     ).all()
-    return {
-        "type": "FeatureCollection",
-        "numberMatched": len(rows),
-        "numberReturned": len(rows),
-        "features": [
+    return geojson.collection(
+        geojson.feature(
+            r.id,
+            None,
             {
-                "type": "Feature",
-                "id": r.id,
-                "geometry": None,
-                "properties": {
-                    "level": "dwelling",
-                    "code": f"{code}-{r.room}",
-                    "floor": r.floor,
-                    "room": r.room,
-                    "households": r.households,
-                    "is_estimated": r.is_estimated,
-                    "parent_id": building_id,
-                    "parent_code": code,
-                },
-            }
-            for r in rows
-        ],
-    }
+                "level": "dwelling",
+                "code": f"{code}-{r.room}",
+                "floor": r.floor,
+                "room": r.room,
+                "households": r.households,
+                "is_estimated": r.is_estimated,
+                "parent_id": building_id,
+                "parent_code": code,
+            },
+        )
+        for r in rows
+    )
 
 
 # --- leaders -----------------------------------------------------------------------------
@@ -353,7 +359,8 @@ def assign_leader(
         if ended is None:
             raise Conflict(
                 f"assignment {replaces} is not the current leader of this {table} any more "
-                "(someone changed it meanwhile); reload and choose again"
+                "(someone changed it meanwhile); reload and choose again",
+                key="refusal.leader_not_current",
             )
     try:
         with conn.begin_nested():
@@ -365,16 +372,22 @@ def assign_leader(
                 {"l": table, "a": area_id, "r": resident_id, "u": user.id, "inside": inside},
             )
     except sa.exc.IntegrityError:
-        current = conn.scalar(
+        current = conn.execute(
             sa.text(
-                "SELECT id FROM leader_assignment WHERE level = :l AND area_id = :a "
-                "AND ended_at IS NULL"
+                "SELECT la.id, r.name, la.started_at FROM leader_assignment la "
+                "LEFT JOIN resident r ON r.id = la.resident_id WHERE la.level = :l "
+                "AND la.area_id = :a AND la.ended_at IS NULL"
             ),
             {"l": table, "a": area_id},
-        )
+        ).first()
+        cid = current.id if current else None
         raise Conflict(
-            f"this {table} already has a current leader (assignment {current}); to replace "
-            f"them send replaces={current}"
+            f"this {table} already has a current leader (assignment {cid}); to replace "
+            f"them send replaces={cid}",
+            key="refusal.leader_taken",
+            name=(current.name if current and current.name else "?"),
+            when=(current.started_at.strftime("%Y-%m-%d %H:%M") if current else "?"),
+            assignment_id=cid,
         ) from None
     result = leaders(conn, user, table, area_id)
     result["assignment_id"] = new_id
@@ -399,7 +412,10 @@ def end_leader(conn: Connection, user: Who, table: str, area_id: int, assignment
         {"u": user.id, "id": assignment, "l": table, "a": area_id},
     )
     if ended is None:
-        raise Conflict(f"assignment {assignment} is not the current leader of this {table}")
+        raise Conflict(
+            f"assignment {assignment} is not the current leader of this {table}",
+            key="refusal.leader_not_current",
+        )
 
 
 SMALL = 5  # counts from 1 to 4 are withheld (zero is safe to show)

@@ -84,6 +84,8 @@ def spend_lookup(conn: Connection, user: Who, via: str, field: str) -> None:
             f"too many look-ups by ID or phone number ({budget} in {LOOKUP_WINDOW_MIN} min); "
             f"wait {LOOKUP_WINDOW_MIN} min (查询次数过多，请 {LOOKUP_WINDOW_MIN} 分钟后再试)",
             retry_after=LOOKUP_WINDOW_MIN * 60,
+            key="refusal.lookup_budget",
+            minutes=LOOKUP_WINDOW_MIN,
         )
 
 

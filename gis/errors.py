@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class GridAtlasError(Exception):
-    """Base class: ``str(err)`` is a one-line reason that says what to do."""
+    """Base class: ``str(err)`` is a one-line reason that says what to do (English, for
+    API clients and logs). ``key`` names its text in the catalogue (gis/messages.toml) with
+    ``params`` filled in, which is what a person sees in their language; without a key
+    they see the general message of the error's kind."""
+
+    def __init__(self, message: str = "", *, key: str | None = None, **params: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
 
 
 class InvalidInput(GridAtlasError):
@@ -58,8 +66,10 @@ class TooLarge(InvalidInput):
 class TooManyRequests(GridAtlasError):
     """The caller made too many attempts of this kind; ``retry_after`` seconds to wait."""
 
-    def __init__(self, message: str, retry_after: int = 60) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, retry_after: int = 60, *, key: str | None = None, **params: object
+    ) -> None:
+        super().__init__(message, key=key, **params)
         self.retry_after = retry_after
 
 

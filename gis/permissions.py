@@ -46,6 +46,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "edit_city_map": frozenset({"admin"}),  # map edits anywhere, redraws of the whole city
     "run_reach_city": frozenset({"admin"}),  # replaces the stored reach of the whole city
     "manage_users": frozenset({"admin"}),
+    # pages of the tablet app (api/shell.py: the menu)
+    "page_grid": _PEOPLE,
+    "page_reach": _STAFF | {"planner"},
+    "page_leaders": _STAFF,
+    "page_groups": _STAFF,
+    "page_ledgers": _STAFF,
+    "page_patrol": _WRITERS,
+    "page_city": _STAFF | {"planner"},
+    "page_docs": frozenset({"admin"}),
 }
 
 

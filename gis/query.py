@@ -11,10 +11,9 @@ from typing import Any
 
 import geopandas as gpd
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.engine import Connection
 
-from gis import schema
+from gis import geojson, schema
 from gis.errors import InvalidInput
 
 
@@ -113,26 +112,9 @@ def feature_page(
     where = _in_bbox(spec, bbox)
     total = conn.scalar(sa.select(sa.func.count()).select_from(spec.table).where(*where))
     # PostGIS writes each feature's JSON: no geometry is parsed in Python.
-    pairs = ((sa.literal(c.name, sa.Text), c) for c in spec.properties)
-    properties = sa.func.jsonb_build_object(*(x for pair in pairs for x in pair))
-    feature = sa.func.json_build_object(
-        "type",
-        "Feature",
-        "id",
-        spec.key,
-        "geometry",
-        sa.cast(sa.func.ST_AsGeoJSON(spec.table.c.geom, 7), JSON),
-        "properties",
-        properties,
-    )
+    feature = geojson.feature_expr(spec.key, spec.table.c.geom, spec.properties)
     stmt = sa.select(feature).where(*where).order_by(spec.key).limit(limit).offset(offset)
-    features = list(conn.scalars(stmt))
-    return {
-        "type": "FeatureCollection",
-        "features": features,
-        "numberMatched": total,
-        "numberReturned": len(features),
-    }
+    return geojson.collection(conn.scalars(stmt), matched=total)
 
 
 def layer_frame(

@@ -1,6 +1,6 @@
 """Answer in one breath (一口清): one box finds an address, a code, a place or a person.
 
-Addresses are parsed (gis/ledger/address.py) into road | lane | number | building | unit
+Addresses are parsed (gis/address.py) into road | lane | number | building | unit
 | room and matched by keys, so "长寿路１２３弄５号３０１室", "长寿路123弄5号301" and "长寿路
 123 弄 5 号" find the same building. A building stores the keys of its own address
 (``address_keys``, refreshed on import); a query matches on its most specific key that any
@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis import permissions
+from gis.address import parse_address, search_keys
 from gis.areas import BY_TABLE as LEVELS_BY_TABLE
 from gis.areas import visible_sql
 from gis.audit import Who, audit
-from gis.ledger.address import parse_address, search_keys
 
 _ALIASES = {
     "community": "t",

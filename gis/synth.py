@@ -33,8 +33,8 @@ import geopandas as gpd
 import numpy as np
 import pyogrio
 import shapely
-from pyproj import Transformer
 
+from gis.crs import lonlat_to_metric
 from gis.errors import InvalidInput
 
 Table = dict[str, np.ndarray]
@@ -176,7 +176,7 @@ def _relabel(table: Table, rank: np.ndarray) -> Table:
 
 def _draw_blocks(side: int, rng: np.random.Generator) -> tuple[Table, Table]:
     """Draw a side x side grid of superblocks: bounds, split pattern and split positions."""
-    cx, cy = Transformer.from_crs(4326, METRIC_EPSG, always_xy=True).transform(*CENTRE_LONLAT)
+    cx, cy = lonlat_to_metric(*CENTRE_LONLAT, METRIC_EPSG)
     base = (np.arange(side + 1) - side / 2) * BLOCK_M
     xs = np.round(cx) + base + rng.uniform(-LINE_JITTER_M, LINE_JITTER_M, side + 1).round(1)
     ys = np.round(cy) + base + rng.uniform(-LINE_JITTER_M, LINE_JITTER_M, side + 1).round(1)

@@ -33,9 +33,11 @@ class Fragment(Element):
 class Page(Figure):
     """Branca's page with the title escaped and the page script carrying the nonce."""
 
+    html_lang = "zh"  # the shell sets the user's language
+
     _template = Template(
         "<!DOCTYPE html>\n"
-        '<html lang="zh-CN">\n'
+        '<html lang="{{ "en" if this.html_lang == "en" else "zh-CN" }}">\n'
         "<head>\n"
         "{% if this.title %}<title>{{ this.title|e }}</title>{% endif %}"
         "    {{ this.header.render(**kwargs) }}\n"

@@ -8,9 +8,12 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from api import models
 from api.auth import COOKIE, Admin, User, token_of
 from api.deps import AppSettings, Conn
-from gis import accounts, levels, permissions
+from api.errors import request_lang
+from api.shell import home_of
+from gis import accounts, i18n, levels, permissions
 from gis.permissions import ROLE_LABELS
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -39,12 +42,14 @@ def login(
         addr=request.client.host if request.client else "unknown",
         key=request.app.state.login_key,
     )
+    lang = request_lang(request)
     if r.outcome == "locked":
         return JSONResponse(
             {
                 "detail": f"too many wrong passwords for this name or from this device: "
                 f"try again in {r.locked_min} min (密码错误次数过多，请 {r.locked_min} 分钟后再试)",
                 "error": "TooManyAttempts",
+                "message": i18n.t("login.locked", lang, minutes=r.locked_min),
             },
             status_code=429,
             headers={"Retry-After": str(r.locked_min * 60)},
@@ -54,6 +59,7 @@ def login(
             {
                 "detail": "wrong user name or password (用户名或密码错误)",
                 "error": "NotAuthenticated",
+                "message": i18n.t("login.wrong", lang),
             },
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
@@ -73,6 +79,7 @@ def login(
         "expires_at": r.expires.isoformat(),
         "role": r.role,
         "role_label": ROLE_LABELS[r.role],
+        "home": home_of(r.role),
         "full_name": r.full_name,
     }
 
@@ -85,7 +92,7 @@ def logout(request: Request, user: User, conn: Conn) -> Response:
     return response
 
 
-@router.get("/me", summary="The logged-in user, role and areas")
+@router.get("/me", summary="The logged-in user, role and areas", response_model=models.Me)
 def me(user: User, conn: Conn) -> dict[str, Any]:
     return {
         "id": user.id,
@@ -112,7 +119,12 @@ class NewUser(BaseModel):
     )
 
 
-@users.post("", status_code=201, summary="Create a user with a role and areas (admins)")
+@users.post(
+    "",
+    status_code=201,
+    summary="Create a user with a role and areas (admins)",
+    response_model=models.NewUserOut,
+)
 def post_user(body: NewUser, _admin: Admin, conn: Conn) -> dict[str, Any]:
     uid = accounts.create_user(
         conn,
@@ -130,12 +142,16 @@ def post_user(body: NewUser, _admin: Admin, conn: Conn) -> dict[str, Any]:
     }
 
 
-@users.get("", summary="Users (admins)")
+@users.get("", summary="Users (admins)", response_model=list[models.UserRow])
 def list_users(_admin: Admin, conn: Conn) -> list[dict[str, Any]]:
     return accounts.list_users(conn)
 
 
-@users.post("/{user_id}/deactivate", summary="Disable a user and end their logins (admins)")
+@users.post(
+    "/{user_id}/deactivate",
+    summary="Disable a user and end their logins (admins)",
+    response_model=models.Deactivated,
+)
 def deactivate(
     user_id: Annotated[int, Path(ge=1, le=2**62)], admin: Admin, conn: Conn
 ) -> dict[str, Any]:

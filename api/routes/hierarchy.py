@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import models
 from api.auth import User
 from api.deps import Conn
 from gis import areas, levels, query
@@ -23,8 +24,9 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 @router.get(
     "/areas/{level}",
     summary="Areas of one level in your scope (GeoJSON, paged)",
-    response_class=Response,
-    responses={200: {"content": {"application/geo+json": {}}}},
+    response_class=models.GeoJSONResponse,
+    response_model=None,
+    responses=models.GEOJSON_PAGE,
 )
 def get_areas(
     level: LevelName,
@@ -49,15 +51,25 @@ def get_areas(
         limit=limit,
         offset=offset,
     )
-    return Response(text, media_type="application/geo+json")
+    return models.GeoJSONResponse(text)
 
 
-@router.get("/areas/{level}/{area_id}", summary="One area (GeoJSON Feature)")
+@router.get(
+    "/areas/{level}/{area_id}",
+    summary="One area (GeoJSON Feature)",
+    response_model=None,
+    responses=models.GEOJSON_FEATURE,
+)
 def get_area(level: LevelName, area_id: AreaId, user: User, conn: Conn) -> dict[str, Any]:
     return areas.feature(conn, user, level, area_id)
 
 
-@router.get("/areas/{level}/{area_id}/children", summary="The areas one level down")
+@router.get(
+    "/areas/{level}/{area_id}/children",
+    summary="The areas one level down",
+    response_model=None,
+    responses=models.GEOJSON_PAGE,
+)
 def get_children(
     level: LevelName,
     area_id: AreaId,
@@ -74,12 +86,21 @@ def get_path(building_id: AreaId, user: User, conn: Conn) -> list[dict[str, Any]
     return areas.path(conn, building_id)
 
 
-@router.get("/buildings/{building_id}/dwellings", summary="A building's dwellings (GeoJSON)")
+@router.get(
+    "/buildings/{building_id}/dwellings",
+    summary="A building's dwellings (GeoJSON)",
+    response_model=None,
+    responses=models.GEOJSON_PAGE,
+)
 def get_dwellings(building_id: AreaId, user: User, conn: Conn) -> dict[str, Any]:
     return areas.dwellings(conn, building_id)
 
 
-@router.get("/leaders/{level}/{area_id}", summary="The current leader and those before")
+@router.get(
+    "/leaders/{level}/{area_id}",
+    summary="The current leader and those before",
+    response_model=models.Leaders,
+)
 def get_leaders(level: LeaderLevel, area_id: AreaId, user: User, conn: Conn) -> dict[str, Any]:
     return areas.leaders(conn, user, level, area_id)
 
@@ -93,14 +114,22 @@ class Assign(BaseModel):
     )
 
 
-@router.put("/leaders/{level}/{area_id}", summary="Assign or replace the leader")
+@router.put(
+    "/leaders/{level}/{area_id}",
+    summary="Assign or replace the leader",
+    response_model=models.LeaderChange,
+)
 def put_leader(
     level: LeaderLevel, area_id: AreaId, body: Assign, user: User, conn: Conn
 ) -> dict[str, Any]:
     return areas.assign_leader(conn, user, level, area_id, body.resident_id, body.replaces)
 
 
-@router.delete("/leaders/{level}/{area_id}/{assignment_id}", summary="End a leader's term")
+@router.delete(
+    "/leaders/{level}/{area_id}/{assignment_id}",
+    summary="End a leader's term",
+    response_model=models.Leaders,
+)
 def delete_leader(
     level: LeaderLevel, area_id: AreaId, assignment_id: AreaId, user: User, conn: Conn
 ) -> dict[str, Any]:
@@ -108,7 +137,12 @@ def delete_leader(
     return areas.leaders(conn, user, level, area_id)
 
 
-@router.get("/search", summary="一口清: an address, a code, a place or a person, in one box")
+@router.get(
+    "/search",
+    summary="一口清: an address, a code, a place or a person, in one box",
+    response_model=models.SearchResult,
+    response_model_exclude_unset=True,  # a hit leaves out the fields its kind has not
+)
 def get_search(
     user: User,
     conn: Conn,
@@ -123,6 +157,7 @@ def get_search(
 @router.get(
     "/stats/{level}",
     summary="People counts per area: small counts, and those that would reveal them, suppressed",
+    response_model=models.Stats,
 )
 def get_stats(
     level: LevelName,

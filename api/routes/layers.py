@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from api import models
 from api.auth import User
 from api.deps import Conn
-from gis import query
+from gis import geojson, query
 
 router = APIRouter(prefix="/api", tags=["layers"])
 
@@ -27,7 +28,12 @@ LayerName = Literal[
 ]
 
 
-@router.get("/layers/{layer}", summary="One page of a layer as a GeoJSON FeatureCollection")
+@router.get(
+    "/layers/{layer}",
+    summary="One page of a layer as a GeoJSON FeatureCollection",
+    response_model=None,
+    responses=models.GEOJSON_PAGE,
+)
 def get_layer(
     layer: LayerName,
     conn: Conn,
@@ -43,9 +49,9 @@ def get_layer(
 ) -> dict[str, Any]:
     box = query.BBox.parse(bbox) if bbox else None
     page = query.feature_page(conn, layer, bbox=box, limit=limit, offset=offset)
-    if offset + page["numberReturned"] < page["numberMatched"]:
+    if geojson.has_next(page, offset):
         nxt = request.url.include_query_params(offset=offset + limit, limit=limit)
-        page["links"] = [{"rel": "next", "href": str(nxt)}]
+        geojson.link_next(page, str(nxt))
     return page
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import models
 from api.auth import PeopleUser
 from api.deps import Conn
 from api.idempotency import HEADER as IDEM
@@ -85,7 +86,12 @@ def _edits(body: BaseModel, required: tuple[str, ...] = ()) -> dict[str, Any]:
     return data
 
 
-@router.post("/residents", status_code=201, summary="Add a resident (Idempotency-Key honoured)")
+@router.post(
+    "/residents",
+    status_code=201,
+    summary="Add a resident (Idempotency-Key honoured)",
+    response_model=models.Resident,
+)
 def post_resident(
     body: NewResident,
     user: PeopleUser,
@@ -104,7 +110,11 @@ def post_resident(
     )
 
 
-@router.get("/residents", summary="Residents in your areas, filtered and paged (audited)")
+@router.get(
+    "/residents",
+    summary="Residents in your areas, filtered and paged (audited)",
+    response_model=models.ResidentPage,
+)
 def get_residents(
     user: PeopleUser,
     conn: Conn,
@@ -135,7 +145,11 @@ def get_residents(
     )
 
 
-@router.get("/residents/{resident_id}", summary="One resident, with its ETag (audited)")
+@router.get(
+    "/residents/{resident_id}",
+    summary="One resident, with its ETag (audited)",
+    response_model=models.Resident,
+)
 def get_resident(
     resident_id: RowId,
     user: PeopleUser,
@@ -149,7 +163,11 @@ def get_resident(
     return row
 
 
-@router.patch("/residents/{resident_id}", summary="Change a resident (needs If-Match)")
+@router.patch(
+    "/residents/{resident_id}",
+    summary="Change a resident (needs If-Match)",
+    response_model=models.Resident,
+)
 def patch_resident(
     resident_id: RowId,
     body: ResidentEdit,
@@ -177,7 +195,11 @@ def delete_resident(
     return Response(status_code=204)
 
 
-@router.get("/residents/{resident_id}/history", summary="Who changed what, when")
+@router.get(
+    "/residents/{resident_id}/history",
+    summary="Who changed what, when",
+    response_model=list[models.Change],
+)
 def resident_history(resident_id: RowId, user: PeopleUser, conn: Conn) -> list[dict[str, Any]]:
     return store.history(conn, user, "resident", resident_id)
 
@@ -212,7 +234,12 @@ def _entry_data(ledger: str, body: NewEntry) -> dict[str, Any]:
     return data
 
 
-@router.post("/ledgers/{ledger}", status_code=201, summary="Add an entry (Idempotency-Key)")
+@router.post(
+    "/ledgers/{ledger}",
+    status_code=201,
+    summary="Add an entry (Idempotency-Key)",
+    response_model=models.Entry,
+)
 def post_entry(
     ledger: LedgerName,
     body: NewEntry,
@@ -232,7 +259,11 @@ def post_entry(
     )
 
 
-@router.get("/ledgers/{ledger}", summary="Entries in your areas, paged (audited)")
+@router.get(
+    "/ledgers/{ledger}",
+    summary="Entries in your areas, paged (audited)",
+    response_model=models.EntryPage,
+)
 def get_entries(
     ledger: LedgerName,
     user: PeopleUser,
@@ -257,7 +288,11 @@ def get_entries(
     )
 
 
-@router.get("/ledgers/{ledger}/{entry_id}", summary="One entry, with its ETag (audited)")
+@router.get(
+    "/ledgers/{ledger}/{entry_id}",
+    summary="One entry, with its ETag (audited)",
+    response_model=models.Entry,
+)
 def get_entry(
     ledger: LedgerName,
     entry_id: RowId,
@@ -274,7 +309,11 @@ def get_entry(
     return row
 
 
-@router.patch("/ledgers/{ledger}/{entry_id}", summary="Change an entry (needs If-Match)")
+@router.patch(
+    "/ledgers/{ledger}/{entry_id}",
+    summary="Change an entry (needs If-Match)",
+    response_model=models.Entry,
+)
 def patch_entry(
     ledger: LedgerName,
     entry_id: RowId,
@@ -293,7 +332,11 @@ def patch_entry(
     return row
 
 
-@router.get("/ledgers/{ledger}/{entry_id}/history", summary="Who changed what, when")
+@router.get(
+    "/ledgers/{ledger}/{entry_id}/history",
+    summary="Who changed what, when",
+    response_model=list[models.Change],
+)
 def entry_history(
     ledger: LedgerName, entry_id: RowId, user: PeopleUser, conn: Conn
 ) -> list[dict[str, Any]]:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from api import shell
+from api.auth import current_user
 from api.deps import AppSettings, Conn
+from api.errors import request_lang
 from api.headers import Nonce
-from gis import query
+from api.shell import PageUser
+from gis import i18n, permissions, query
 from gis.delineate.service import map_frames
-from gis.errors import InvalidInput, NotFound
+from gis.errors import InvalidInput, NotAuthenticated, NotFound
 from gis.io.categories import load_categories
 from gis.reach import coverage
 from layers.assets import render_offline
 from layers.groups import groups_map
 from layers.reach import reach_map
+from layers.shell import add_shell
 from layers.site import overview_map
 
 router = APIRouter(tags=["pages"])
@@ -34,8 +40,13 @@ def _check_community_code(code: str) -> None:
 
 
 @router.get("/", include_in_schema=False)
-def index() -> RedirectResponse:
-    return RedirectResponse("/map")
+def index(request: Request, conn: Conn) -> RedirectResponse:
+    """The role's home page, or the login."""
+    try:
+        user = current_user(request, conn)
+    except NotAuthenticated:
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse(shell.home_of(user.role), status_code=303)
 
 
 @router.get(
@@ -44,11 +55,14 @@ def index() -> RedirectResponse:
     summary="Overview map: buildings, walk network, facilities (works offline)",
 )
 def overview(
+    request: Request,
+    user: PageUser,
     conn: Conn,
     settings: AppSettings,
     nonce: Nonce,
     bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
 ) -> HTMLResponse:
+    permissions.require(user, "page_city", "open the city map")
     box = query.BBox.parse(bbox) if bbox else None
     limit = settings.map_feature_limit
     buildings = query.layer_frame(conn, "buildings", bbox=box, limit=limit)
@@ -59,6 +73,7 @@ def overview(
     m = overview_map(
         buildings, edges, facilities, labels=labels, stats=query.summary(conn), truncated=truncated
     )
+    add_shell(m, shell.shell_for(request, conn, user))
     return HTMLResponse(render_offline(m, nonce))
 
 
@@ -68,12 +83,15 @@ def overview(
     summary="Planners' map: walking time from every building to one category",
 )
 def reach_page(
+    request: Request,
+    user: PageUser,
     conn: Conn,
     settings: AppSettings,
     nonce: Nonce,
     category: str = "health_station",
     limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
 ) -> HTMLResponse:
+    permissions.require(user, "page_reach", "open the reach map")
     buildings, facilities, _run = coverage.reach_frames(
         conn, category, limit=settings.map_feature_limit
     )
@@ -92,6 +110,7 @@ def reach_page(
         covered=row["households_covered"],
         households=total["households"],
     )
+    add_shell(m, shell.shell_for(request, conn, user))
     return HTMLResponse(render_offline(m, nonce))
 
 
@@ -101,11 +120,14 @@ def reach_page(
     summary="Residents' groups map: tap a building, move it or its unit, lock a group",
 )
 def groups_page(
+    request: Request,
+    user: PageUser,
     conn: Conn,
     settings: AppSettings,
     nonce: Nonce,
     community: Annotated[str | None, Query(description="community code")] = None,
 ) -> HTMLResponse:
+    permissions.require(user, "page_groups", "open the groups map")
     if community:
         _check_community_code(community)
     groups, buildings = map_frames(conn, community, settings.map_feature_limit)
@@ -114,23 +136,33 @@ def groups_page(
     edges = query.layer_frame(conn, "walk_edges", limit=settings.map_feature_limit)
     title = f"居民小组 · {community}" if community else "居民小组 · 全部社区"
     m = groups_map(groups, buildings, edges, title=title)
+    add_shell(m, shell.shell_for(request, conn, user))
     return HTMLResponse(render_offline(m, nonce))
 
 
-LOGIN_PAGE = """<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8">
+def _login_page(lang: str) -> str:
+    def tx(key: str) -> str:
+        return escape(i18n.t(key, lang))
+
+    other = "en" if lang == "zh" else "zh"
+    return f"""<!DOCTYPE html>
+<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>登录 · 网格地图</title>
+<title>{tx("login.title")}</title>
 <link rel="stylesheet" href="/static/app/map.css"></head>
 <body class="ga-login-page">
-<form id="ga-login" class="ga-login-card" autocomplete="on">
-  <h1>网格地图 · 登录</h1>
-  <label>用户名<input name="username" autocomplete="username" required maxlength="64"
-    autocapitalize="none"></label>
-  <label>密码<input name="password" type="password" autocomplete="current-password" required
-    maxlength="200"></label>
-  <button type="submit">登录</button>
+<form id="ga-login" class="ga-login-card" autocomplete="on"
+  data-busy="{tx("login.busy")}" data-done="{tx("login.done")}"
+  data-wrong="{tx("login.wrong")}" data-offline="{tx("app.connection_failed")}">
+  <h1>{tx("login.title")}</h1>
+  <label>{tx("login.username")}<input name="username" autocomplete="username" required
+    maxlength="64" autocapitalize="none"></label>
+  <label>{tx("login.password")}<input name="password" type="password"
+    autocomplete="current-password" required maxlength="200"></label>
+  <button type="submit">{tx("login.submit")}</button>
   <div id="ga-login-message" role="status"></div>
+  <button type="button" id="ga-login-lang" class="ga-login-lang" data-to="{other}">
+    {tx("app.language")}</button>
 </form>
 <script src="/static/app/login.js"></script>
 </body></html>
@@ -138,7 +170,7 @@ LOGIN_PAGE = """<!DOCTYPE html>
 
 
 @router.get("/login", response_class=HTMLResponse, summary="Log in (tablets)")
-def login_page() -> HTMLResponse:
-    # static: the page reads ?next= itself and only ever goes to a path on this server;
-    # not cached (api/headers.py), and its one script is a file of ours (no inline script)
-    return HTMLResponse(LOGIN_PAGE)
+def login_page(request: Request) -> HTMLResponse:
+    # the page reads ?next= itself and only ever goes to a path on this server; not cached
+    # (api/headers.py), and its one script is a file of ours (no inline script)
+    return HTMLResponse(_login_page(request_lang(request)))

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from api import models
 from api.auth import Editor, User
 from api.deps import Conn
 from gis import permissions
@@ -83,7 +84,12 @@ def get_coverage_by_area(
     return coverage.coverage_by_area(conn, level, limit_min=limit_min)
 
 
-@router.get("/gaps", summary="Households without a category within the limit (GeoJSON)")
+@router.get(
+    "/gaps",
+    summary="Households without a category within the limit (GeoJSON)",
+    response_model=None,
+    responses=models.geojson_responses(models.GapsPage),
+)
 def get_gaps(
     conn: Conn,
     category: str,
@@ -116,7 +122,12 @@ def post_siting(body: SitingRequest, conn: Conn, request: Request, _user: User) 
     )
 
 
-@router.get("/isochrones/{facility_id}", summary="Area within the walking limit (display only)")
+@router.get(
+    "/isochrones/{facility_id}",
+    summary="Area within the walking limit (display only)",
+    response_model=None,
+    responses=models.GEOJSON_FEATURE,
+)
 def get_isochrone(
     facility_id: Annotated[int, Path(ge=1, le=2**62)],
     conn: Conn,

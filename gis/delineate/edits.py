@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import pyproj
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.crs import to_wgs84
 from gis.delineate.codes import CLUSTER_BAND_M, UNIT_BAND_M, reading_order
 from gis.delineate.runs import group_band
 from gis.errors import Conflict, InvalidInput, NotFound
@@ -90,15 +89,21 @@ def move(
     if from_id is not None and old_parent != from_id:
         raise StaleVersion(
             f"this {kind.replace('_', ' ')} was moved since your map was drawn (it is now in "
-            f"{old_parent}, not {from_id}); reload the page and try again"
+            f"{old_parent}, not {from_id}); reload the page and try again",
+            key="refusal.edit_stale",
         )
     _row(conn, target_table, to_id)
     if old_parent == to_id:
-        raise InvalidInput(f"{kind} {item_id} is already in {LABEL[target_table]} {to_id}")
+        raise InvalidInput(
+            f"{kind} {item_id} is already in {LABEL[target_table]} {to_id}",
+            key="refusal.edit_already_there",
+            level=f"@level.{target_table}",
+        )
     if _community_of(conn, kind, item_id) != _community_of(conn, target_table, to_id):
         raise Conflict(
             f"{LABEL[target_table]} {to_id} is in another community; moves stay inside one "
-            "community (import or edit the community boundary instead)"
+            "community (import or edit the community boundary instead)",
+            key="refusal.edit_other_community",
         )
     parent_col = "unit_id" if kind == "building" else LEVELS[kind][1]
     conn.execute(
@@ -141,7 +146,10 @@ def _refuse_if_empty(conn: Connection, table: str, area_id: int) -> None:
         code = conn.scalar(sa.text(f"SELECT code FROM {table} WHERE id = :id"), {"id": area_id})
         raise Conflict(
             f"{LABEL[table]} {code} would be left empty; move its last member elsewhere only "
-            f"by moving the whole {LABEL[table]}, or choose another target"
+            f"by moving the whole {LABEL[table]}, or choose another target",
+            key="refusal.edit_empties_area",
+            level=f"@level.{table}",
+            code=code,
         )
 
 
@@ -178,10 +186,6 @@ def _rederive(conn: Connection, touched: dict[str, list[int]]) -> list[str]:
     ).all()
     pieces = _pieces(conn, [u[0] for u in units])
     epsg = pieces.pop("epsg")  # type: ignore[call-overload]
-    back = pyproj.Transformer.from_crs(epsg, 4326, always_xy=True)
-
-    def to_4326(g):
-        return shapely.transform(g, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])))
 
     unit_geom = {u: shapely.coverage_union_all(pieces[u]) for u, _c, _g in units}
     cluster_members: dict[int, list[int]] = {}
@@ -210,7 +214,10 @@ def _rederive(conn: Connection, touched: dict[str, list[int]]) -> list[str]:
                 )
                 raise Conflict(
                     f"{LABEL[table]} {code} would fall into {shapely.get_num_geometries(g)} "
-                    "separate pieces; move only to an area it touches"
+                    "separate pieces; move only to an area it touches",
+                    key="refusal.edit_splits_area",
+                    level=f"@level.{table}",
+                    code=code,
                 )
     # Households bottom-up, then polygons, then codes in reading order.
     conn.execute(
@@ -246,7 +253,7 @@ def _rederive(conn: Connection, touched: dict[str, list[int]]) -> list[str]:
                     f"UPDATE {table} SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid("
                     "ST_GeomFromWKB(:g, 4326)), 3)) WHERE id = :id"
                 ),
-                {"g": shapely.to_wkb(to_4326(g)), "id": area_id},
+                {"g": shapely.to_wkb(to_wgs84(g, epsg)), "id": area_id},
             )
     _recode(conn, cluster_members, group_members, unit_geom, cluster_geom)
     conn.execute(

@@ -10,15 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pyproj
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gis.crs import metric_epsg_for, to_metric
 from gis.delineate import runs, store
 from gis.delineate.hierarchy import COVERAGE, Inputs, Params, Result, delineate
 from gis.errors import InvalidInput, NotFound
-from gis.io import households as hh
 
 
 @dataclass
@@ -37,7 +36,7 @@ class RunReport:
     leaders_ended: int = 0  # terms of leaders of units, clusters, groups that were redrawn
 
 
-def _load(conn: Connection) -> tuple[Inputs, pyproj.Transformer, int, dict, list[int]]:
+def _load(conn: Connection) -> tuple[Inputs, int, dict, list[int]]:
     """Read buildings, streets and communities (metres), and what an earlier run left."""
     rows = conn.execute(
         sa.text("SELECT id, households, ST_AsBinary(geom) FROM building ORDER BY id")
@@ -46,23 +45,23 @@ def _load(conn: Connection) -> tuple[Inputs, pyproj.Transformer, int, dict, list
         raise InvalidInput("no buildings yet: import a map first (gridatlas import FILE)")
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     geoms = shapely.from_wkb([bytes(r[2]) for r in rows])
-    transformer, epsg = hh.metric_transformer(geoms, None)
+    epsg = metric_epsg_for(geoms)
     streets = conn.execute(sa.text("SELECT highway, ST_AsBinary(geom) FROM walk_edge")).all()
     lines = shapely.from_wkb([bytes(r[1]) for r in streets]) if streets else np.array([])
-    comm, comm_ids = _load_communities(conn, transformer)
+    comm, comm_ids = _load_communities(conn, epsg)
     inputs = Inputs(
         building_ids=ids,
         households=np.array([r[1] for r in rows], dtype=float),
-        footprints=hh.to_metric(geoms, transformer),
-        street_lines=hh.to_metric(lines, transformer) if len(lines) else np.array([]),
+        footprints=to_metric(geoms, epsg),
+        street_lines=to_metric(lines, epsg) if len(lines) else np.array([]),
         highways=np.array([r[0] for r in streets], dtype=object),
         communities=comm,
     )
-    return inputs, transformer, epsg, _load_reuse(conn, ids, epsg), comm_ids
+    return inputs, epsg, _load_reuse(conn, ids, epsg), comm_ids
 
 
 def _load_communities(
-    conn: Connection, transformer: pyproj.Transformer
+    conn: Connection, epsg: int
 ) -> tuple[list[tuple[str, object]] | None, list[int]]:
     """(code, outline in metres) of every stored community, and their ids (None, [])."""
     rows = conn.execute(
@@ -70,7 +69,7 @@ def _load_communities(
     ).all()
     if not rows:
         return None, []
-    polys = hh.to_metric(shapely.from_wkb([bytes(r[2]) for r in rows]), transformer)
+    polys = to_metric(shapely.from_wkb([bytes(r[2]) for r in rows]), epsg)
     return [(r[1], g) for r, g in zip(rows, polys, strict=True)], [r[0] for r in rows]
 
 
@@ -124,7 +123,7 @@ def run_on(
     step = on_step or (lambda _n, _f: None)
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('delineation'))"))
     step("reading buildings and streets", 0.05)
-    inputs, _tr, epsg, reuse, comm_ids = _load(conn)
+    inputs, epsg, reuse, comm_ids = _load(conn)
     if community is not None and community not in [c for c, _ in inputs.communities or []]:
         raise NotFound(
             f"no community {community!r}; run without --community first to propose them, "
@@ -138,7 +137,7 @@ def run_on(
     ).all()
     frozen = []
     if locked:
-        polys = hh.to_metric(shapely.from_wkb([bytes(r[2]) for r in locked]), _tr)
+        polys = to_metric(shapely.from_wkb([bytes(r[2]) for r in locked]), epsg)
         # a hair inside, so that only land well within the locked outline is held back
         frozen = [(r[1], g) for r, g in zip(locked, shapely.buffer(polys, -0.05), strict=True)]
     before = _membership(conn)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pyproj
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.crs import to_wgs84
 from gis.delineate.model import Inputs, Result
 from gis.pgcopy import copy_rows, ewkb_4326, to_multi
 
@@ -35,15 +35,6 @@ class Target:
         return [self.comm_ids[i] for i in self.redrawn]
 
 
-def to_wgs84(geoms: np.ndarray, epsg: int) -> np.ndarray:
-    """Return metric ``geoms`` (in ``epsg``) as lon/lat MultiPolygons."""
-    back = pyproj.Transformer.from_crs(epsg, 4326, always_xy=True)
-    lonlat = shapely.transform(
-        geoms, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1]))
-    )
-    return to_multi(lonlat)
-
-
 def write_cells(conn: Connection, inputs: Inputs, r: Result, epsg: int) -> None:
     """Replace every building cell (cheap), so that stale blocks disappear."""
     conn.execute(sa.text("DELETE FROM building_cell"))
@@ -59,7 +50,7 @@ def write_cells(conn: Connection, inputs: Inputs, r: Result, epsg: int) -> None:
             [epsg] * len(has_cell),
             [shapely.to_wkb(g) for g in r.raw_cells[has_cell]],
             [shapely.to_wkb(g) for g in r.cells[has_cell]],
-            ewkb_4326(to_wgs84(r.cells[has_cell], epsg)),
+            ewkb_4326(to_multi(to_wgs84(r.cells[has_cell], epsg))),
         ],
     )
 
@@ -71,7 +62,7 @@ def write_communities(conn: Connection, r: Result, epsg: int) -> list[int]:
         f"VALUES (:c, :n, {POLYGONAL.format(':g')}, :sf, :c, "
         "'{\"proposed\": true}'::jsonb) RETURNING id"
     )
-    geoms = to_wgs84(r.communities.geom, epsg)
+    geoms = to_multi(to_wgs84(r.communities.geom, epsg))
     return [
         conn.scalar(
             sql, {"c": code, "n": f"建议社区 {code}", "g": shapely.to_wkb(g), "sf": PROPOSED}
@@ -128,7 +119,7 @@ def write_grids(conn: Connection, r: Result, epsg: int, target: Target) -> np.nd
         f"source_id) VALUES (:cid, :code, :name, :hh, {POLYGONAL.format(':g')}, :sf, :sid) "
         "RETURNING id"
     )
-    geoms = to_wgs84(r.grids.geom, epsg)
+    geoms = to_multi(to_wgs84(r.grids.geom, epsg))
     grid_id = np.full(len(r.grids.code), -1, dtype=np.int64)
     for k, code in enumerate(r.grids.code):
         c = int(r.grids.parent[k])
@@ -218,7 +209,7 @@ def write_land(conn: Connection, r: Result, epsg: int, u_ids: list[int | None]) 
             [r.land_hash[i] for i in land],
             [epsg] * len(land),
             [shapely.to_wkb(r.land_geom[i]) for i in land],
-            ewkb_4326(to_wgs84(r.land_geom[land], epsg)),
+            ewkb_4326(to_multi(to_wgs84(r.land_geom[land], epsg))),
         ],
     )
 
@@ -281,7 +272,7 @@ def _insert_level(
     if not idx:
         return out
     extra = extra or {}
-    geoms = to_wgs84(areas.geom, epsg)
+    geoms = to_multi(to_wgs84(areas.geom, epsg))
     cols = ["parent", "code", "households", "geom", *extra]
     values = {
         "parent": [int(parent_ids[i]) for i in idx],

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gis.crs import metric_epsg_for, to_metric
 from gis.io import households as hh
 from gis.settings import Settings
 
@@ -101,10 +102,10 @@ def finish_buildings(raw: pd.DataFrame, ds: Dataset, settings: Settings) -> pd.D
     )
     df = raw.loc[keep].copy()
     df["geom"] = geoms[keep]
-    transformer, epsg = hh.metric_transformer(df["geom"].to_numpy(), settings.metric_epsg)
+    epsg = settings.metric_epsg or metric_epsg_for(df["geom"].to_numpy())
     if len(df):  # with no buildings the zone is a fallback: let the streets choose theirs
         ds.metric_epsg = epsg
-    area = shapely.area(hh.to_metric(df["geom"].to_numpy(), transformer))
+    area = shapely.area(to_metric(df["geom"].to_numpy(), epsg))
     df["area_m2"] = np.round(area, 2)
     levels_info = [
         hh.resolve_levels(t, lv, ht)

@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import pyproj
-import shapely
 
 # building=* values that are homes. ``yes`` (untyped) counts as residential unless the
 # feature carries a shop/amenity/office tag: in Chinese city-centre extracts most untyped
@@ -103,31 +101,6 @@ def parse_count(value: str | None, maximum: int) -> tuple[int | None, str | None
     if number > maximum:
         return None, f"{value!r} is more than {maximum:,}"
     return int(number), None
-
-
-def utm_epsg_for(lon: float, lat: float) -> int:
-    """Return the EPSG code of the UTM zone holding (lon, lat), WGS 84 datum."""
-    zone = int((lon + 180.0) // 6.0) + 1
-    zone = min(max(zone, 1), 60)
-    return (32600 if lat >= 0 else 32700) + zone
-
-
-def metric_transformer(geoms: np.ndarray, epsg: int | None) -> tuple[pyproj.Transformer, int]:
-    """Return a lon/lat → metres transformer for ``geoms`` (UTM of their centre unless given)."""
-    if epsg is None:
-        if len(geoms):
-            x0, y0, x1, y1 = shapely.total_bounds(geoms)
-            epsg = utm_epsg_for((x0 + x1) / 2.0, (y0 + y1) / 2.0)
-        else:
-            epsg = 32651
-    return pyproj.Transformer.from_crs(4326, epsg, always_xy=True), epsg
-
-
-def to_metric(geoms: np.ndarray, transformer: pyproj.Transformer) -> np.ndarray:
-    """Project lon/lat geometries to the metric CRS of ``transformer`` (vectorised)."""
-    return shapely.transform(
-        geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
-    )
 
 
 def resolve_levels(

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyproj
 import shapely
+
+from gis.crs import lonlat_to_metric
 
 WALKABLE_HIGHWAYS = frozenset(
     {
@@ -70,7 +71,7 @@ class WayRecord:
 
 
 def build_network(
-    ways: list[WayRecord], transformer: pyproj.Transformer, node_source_id: Callable[[int], str]
+    ways: list[WayRecord], epsg: int, node_source_id: Callable[[int], str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Node ``ways`` into (walk_nodes, walk_edges) tables; lengths in metres.
 
@@ -104,7 +105,7 @@ def build_network(
     is_split[starts] = True
     is_split[ends] = True
 
-    x, y = transformer.transform(lon, lat)
+    x, y = lonlat_to_metric(lon, lat, epsg)
     step = np.hypot(np.diff(x), np.diff(y))
     cum = np.concatenate([[0.0], np.cumsum(step)])
 

@@ -12,8 +12,8 @@ import pandas as pd
 import shapely
 
 from gis.categories import FACILITY_KEYS, categorise, load_categories
+from gis.crs import metric_epsg_for
 from gis.errors import InvalidInput
-from gis.io import households as hh
 from gis.io.dataset import Dataset, Problem, finish_buildings, repair_polygons
 from gis.io.network import WayRecord, build_network, is_walkable
 from gis.settings import Settings
@@ -164,10 +164,9 @@ def _read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -
         on_step("noding the walk network", 0.45)
         geoms = ds.buildings["geom"].to_numpy() if ds.buildings is not None else np.array([])
         sample = geoms if len(geoms) else shapely.from_wkb([w[4] for w in ways[:100]])
-        transformer, epsg = hh.metric_transformer(sample, ds.metric_epsg or settings.metric_epsg)
-        ds.metric_epsg = epsg
+        ds.metric_epsg = ds.metric_epsg or settings.metric_epsg or metric_epsg_for(sample)
         ds.walk_nodes, ds.walk_edges = build_network(
-            _way_records(ways), transformer, lambda k: f"n{k}"
+            _way_records(ways), ds.metric_epsg, lambda k: f"n{k}"
         )
     return ds
 

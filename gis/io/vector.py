@@ -22,8 +22,8 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from gis.categories import category_codes
+from gis.crs import metric_epsg_for
 from gis.errors import InvalidInput, MissingCRS
-from gis.io import households as hh
 from gis.io.dataset import LAYERS, Dataset, Problem, finish_buildings, repair_polygons
 from gis.io.network import WayRecord, build_network, is_walkable
 from gis.settings import Settings
@@ -368,8 +368,5 @@ def _streets(
         sid = str(ids[i]) if n_parts[i] == 1 else f"{ids[i]}.{k}"
         ways.append(WayRecord(sid, hw[i], names[i], keys[a:b], xy[a:b, 0], xy[a:b, 1]))
     sample = ds.buildings["geom"].to_numpy() if ds.buildings is not None else parts[:1000]
-    transformer, epsg = hh.metric_transformer(
-        np.asarray(sample), ds.metric_epsg or settings.metric_epsg
-    )
-    ds.metric_epsg = epsg
-    ds.walk_nodes, ds.walk_edges = build_network(ways, transformer, lambda key: f"c{key}")
+    ds.metric_epsg = ds.metric_epsg or settings.metric_epsg or metric_epsg_for(np.asarray(sample))
+    ds.walk_nodes, ds.walk_edges = build_network(ways, ds.metric_epsg, lambda key: f"c{key}")

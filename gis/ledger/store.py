@@ -161,58 +161,74 @@ def clean_text(field: str, value: Any, max_len: int, *, required: bool = False) 
     return text
 
 
+def _required_text(field: str, value: Any, max_len: int, message: str) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(message)
+    return clean_text(field, value, max_len, required=True)
+
+
+def _id_number_columns(keys: Keys, data: dict[str, Any]) -> dict[str, Any]:
+    """The sealed ID number, its hash and mask, and the birth date and gender it gives."""
+    number, reason = idcard.validate_id_number(data["id_number"] or "")
+    if number is None:
+        raise InvalidInput(f"id_number: {reason}")
+    born, gender = idcard.birth_date_of(number), idcard.gender_of(number)
+    for field, value in (("birth_date", born), ("gender", gender)):
+        if data.get(field) not in (None, value):
+            raise InvalidInput(
+                f"{field} {data[field]} disagrees with the ID number ({value}); "
+                "leave it empty to take it from the ID number"
+            )
+    return {
+        "id_number_enc": keys.seal(number, "resident.id_number"),
+        "id_number_hmac": keys.search_hash(number, "id_number"),
+        "id_number_masked": idcard.mask_id_number(number),
+        "birth_date": born,
+        "gender": gender,
+    }
+
+
+def _phone_columns(keys: Keys, value: Any, column: str) -> dict[str, Any]:
+    """The sealed phone number, its hash and mask (all None to clear it)."""
+    if value in (None, ""):
+        return {"phone_enc": None, "phone_hmac": None, "phone_masked": None}
+    phone, reason = idcard.validate_phone(value)
+    if phone is None:
+        raise InvalidInput(f"phone: {reason}")
+    return {
+        "phone_enc": keys.seal(phone, column),
+        "phone_hmac": keys.search_hash(phone, "phone"),
+        "phone_masked": idcard.mask_phone(phone),
+    }
+
+
 def _resident_columns(keys: Keys, data: dict[str, Any], current: Any = None) -> dict[str, Any]:
     """Validate a resident's fields and turn them into columns (secrets sealed)."""
     cols: dict[str, Any] = {}
     if "name" in data:
-        if not isinstance(data["name"], str) or not data["name"].strip():
-            raise InvalidInput("name must have 1 to 100 characters (姓名不能为空)")
-        cols["name"] = clean_text("name", data["name"], 100, required=True)
+        cols["name"] = _required_text(
+            "name", data["name"], 100, "name must have 1 to 100 characters (姓名不能为空)"
+        )
     if "id_number" in data:
-        number, reason = idcard.validate_id_number(data["id_number"] or "")
-        if number is None:
-            raise InvalidInput(f"id_number: {reason}")
-        cols["id_number_enc"] = keys.seal(number, "resident.id_number")
-        cols["id_number_hmac"] = keys.search_hash(number, "id_number")
-        cols["id_number_masked"] = idcard.mask_id_number(number)
-        born, gender = idcard.birth_date_of(number), idcard.gender_of(number)
-        if data.get("birth_date") not in (None, born):
-            raise InvalidInput(
-                f"birth_date {data['birth_date']} disagrees with the ID number ({born}); "
-                "leave it empty to take it from the ID number"
-            )
-        if data.get("gender") not in (None, gender):
-            raise InvalidInput(
-                f"gender {data['gender']} disagrees with the ID number ({gender}); "
-                "leave it empty to take it from the ID number"
-            )
-        cols["birth_date"], cols["gender"] = born, gender
+        cols.update(_id_number_columns(keys, data))
     elif "gender" in data or "birth_date" in data:
         raise InvalidInput("gender and birth date follow the ID number: change id_number")
     if "phone" in data:
-        if data["phone"] in (None, ""):
-            cols.update(phone_enc=None, phone_hmac=None, phone_masked=None)
-        else:
-            phone, reason = idcard.validate_phone(data["phone"])
-            if phone is None:
-                raise InvalidInput(f"phone: {reason}")
-            cols["phone_enc"] = keys.seal(phone, "resident.phone")
-            cols["phone_hmac"] = keys.search_hash(phone, "phone")
-            cols["phone_masked"] = idcard.mask_phone(phone)
+        cols.update(_phone_columns(keys, data["phone"], "resident.phone"))
     if "room" in data:
-        if not isinstance(data["room"], str) or not data["room"].strip():
-            raise InvalidInput("room must have 1 to 40 characters (室号不能为空)")
-        cols["room"] = clean_text("room", data["room"], 40, required=True)
+        cols["room"] = _required_text(
+            "room", data["room"], 40, "room must have 1 to 40 characters (室号不能为空)"
+        )
     if "building_id" in data:
         if not isinstance(data["building_id"], int) or isinstance(data["building_id"], bool):
             raise InvalidInput("building_id must be a building's id (a number)")
         cols["building_id"] = data["building_id"]
-    if "relation" in data:
-        _check_choice("relation", data["relation"], RELATIONS)
-        cols["relation"] = data["relation"]
-    if "status" in data:
-        _check_choice("status", data["status"], STATUSES)
-        cols["status"] = data["status"] or "both"
+    for field, allowed in (("relation", RELATIONS), ("status", STATUSES)):
+        if field in data:
+            _check_choice(field, data[field], allowed)
+            cols[field] = data[field]
+    if "status" in cols:
+        cols["status"] = cols["status"] or "both"
     if "notes" in data:
         cols["notes"] = clean_text("notes", data["notes"], 2000)
     if "is_synthetic" in data:
@@ -259,11 +275,13 @@ def _refuse_duplicate(conn: Connection, user: Who, via: str) -> None:
     if user.may_reveal("id_number"):
         raise Conflict(
             "a resident with this ID number is already registered (此身份证号已登记); "
-            "if they moved here, ask the committee that holds the record to move it"
+            "if they moved here, ask the committee that holds the record to move it",
+            key="refusal.duplicate_id_number",
         )
     raise Conflict(
         "this ID number cannot be registered here (此身份证号无法在此登记); "
-        "ask the committee staff (社区工作人员) to check it"
+        "ask the committee staff (社区工作人员) to check it",
+        key="refusal.id_number_not_here",
     )
 
 
@@ -634,20 +652,12 @@ def _entry_columns(keys: Keys, ledger: Ledger, data: dict[str, Any]) -> dict[str
         if f == ledger.choice_field:
             _check_choice(f, value, ledger.choices)
         if f == "phone":
-            if value in (None, ""):
-                cols.update(phone_enc=None, phone_hmac=None, phone_masked=None)
-                continue
-            phone, reason = idcard.validate_phone(value)
-            if phone is None:
-                raise InvalidInput(f"phone: {reason}")
-            cols["phone_enc"] = keys.seal(phone, f"{ledger.table}.phone")
-            cols["phone_hmac"] = keys.search_hash(phone, "phone")
-            cols["phone_masked"] = idcard.mask_phone(phone)
+            cols.update(_phone_columns(keys, value, f"{ledger.table}.phone"))
             continue
         if f == "name":
-            if not isinstance(value, str) or not value.strip():
-                raise InvalidInput("name must have 1 to 200 characters (名称不能为空)")
-            value = clean_text("name", value, 200, required=True)
+            value = _required_text(
+                "name", value, 200, "name must have 1 to 200 characters (名称不能为空)"
+            )
         elif f in TEXT_LIMITS:
             value = clean_text(f, value, TEXT_LIMITS[f])
         cols[f] = value

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis import geojson
 from gis.categories import load_categories
 from gis.errors import InvalidInput, NotFound
 from gis.reach.service import resolve_categories
@@ -132,6 +133,16 @@ def coverage_by_area(conn: Connection, level: str, *, limit_min: float = 10.0) -
     return out
 
 
+# a gap's properties (name → SQL on b, the building, and w, its walk to the category)
+_GAP_PROPERTIES = {
+    "households": "b.households",
+    "name": "b.name",
+    "walk_m": "CASE WHEN w.walk_m = 'NaN' OR w.walk_m = 'Infinity' THEN NULL "
+    "ELSE round(w.walk_m::numeric, 1) END",
+    "status": "CASE WHEN w.walk_m = 'NaN' THEN 'unreachable' ELSE 'too far' END",
+}
+
+
 def gaps(
     conn: Connection, category: str, *, limit_min: float = 10.0, limit: int = 500, offset: int = 0
 ) -> dict[str, Any]:
@@ -163,30 +174,15 @@ def gaps(
     rows = (
         conn.execute(
             sa.text(f"""
-        SELECT json_build_object('type', 'Feature', 'id', b.id,
-                 'geometry', ST_AsGeoJSON(b.geom, 7)::json,
-                 'properties', json_build_object(
-                     'households', b.households, 'name', b.name,
-                     'walk_m', CASE WHEN w.walk_m = 'NaN' OR w.walk_m = 'Infinity' THEN NULL
-                                    ELSE round(w.walk_m::numeric, 1) END,
-                     'status', CASE WHEN w.walk_m = 'NaN' THEN 'unreachable'
-                                    ELSE 'too far' END))::text
+        SELECT {geojson.feature_sql("b.id", "b.geom", _GAP_PROPERTIES)}
           {where} ORDER BY b.households DESC, b.id LIMIT :limit OFFSET :offset"""),
             params,
         )
         .scalars()
         .all()
     )
-    features = [json.loads(r) for r in rows]
-    return {
-        "type": "FeatureCollection",
-        "category": category,
-        "limit_m": limit_m,
-        "numberMatched": int(total),
-        "numberReturned": len(features),
-        "households_in_gaps": int(households),
-        "features": features,
-    }
+    members = {"category": category, "limit_m": limit_m, "households_in_gaps": int(households)}
+    return geojson.collection(rows, matched=total, members=members)
 
 
 def reach_frames(conn: Connection, category: str, *, limit: int = 6000) -> tuple[Any, Any, Any]:

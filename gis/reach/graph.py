@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import pyproj
 import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
@@ -61,12 +60,6 @@ class WalkGraph:
     def point_distance(self, node_dist: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Distances to ``points`` given distances to every graph node (last axis)."""
         return node_dist[..., self.point_node[points]] + self.point_extra_m[points]
-
-
-def project(transformer: pyproj.Transformer, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """Return (n, 2) metric coordinates of lon/lat arrays."""
-    x, y = transformer.transform(np.asarray(lon, float), np.asarray(lat, float))
-    return np.column_stack([x, y])
 
 
 def _undirected_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> sparse.csr_matrix:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyproj
-import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis import geojson
+from gis.crs import lonlat_to_metric, to_wgs84
 from gis.errors import InvalidInput, NotFound
 from gis.reach.compute import distances_from_point, isochrone
 from gis.reach.graph import WalkGraph
@@ -24,7 +23,6 @@ class ReachModel:
 
     inputs: Inputs
     graph: WalkGraph
-    transformer: pyproj.Transformer
     baseline: dict[str, np.ndarray] = field(default_factory=dict)
     isochrones: dict[tuple[int, float], dict] = field(default_factory=dict)
 
@@ -51,8 +49,7 @@ def data_version(conn: Connection) -> tuple:
 def load_model(conn: Connection, metric_epsg: int | None = None) -> ReachModel:
     """Read the data and build the attached graph."""
     inputs = load_inputs(conn, metric_epsg)
-    transformer = pyproj.Transformer.from_crs(4326, inputs.epsg, always_xy=True)
-    return ReachModel(inputs=inputs, graph=build_graph(inputs), transformer=transformer)
+    return ReachModel(inputs=inputs, graph=build_graph(inputs))
 
 
 def building_at(conn: Connection, lon: float, lat: float) -> int | None:
@@ -80,7 +77,7 @@ def what_if(
     (category,) = resolve_categories([category])
     t0 = time.perf_counter()
     before = model.baseline_m(category)
-    xy = np.array(model.transformer.transform(lon, lat))
+    xy = np.array(lonlat_to_metric(lon, lat, model.inputs.epsg))
     d = distances_from_point(model.graph, xy, limit_m)
     new = model.graph.point_distance(d, np.arange(len(model.inputs.building_ids)))
     if inside_building_id is not None:  # a facility in a building is at 0 m from it
@@ -115,20 +112,16 @@ def facility_isochrone(model: ReachModel, facility_id: int, limit_m: float) -> d
     area = isochrone(model.graph, node, limit_m)
     geometry = None
     if area is not None:
-        back = pyproj.Transformer.from_crs(model.inputs.epsg, 4326, always_xy=True)
-        lonlat = shapely.transform(
-            area, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1]))
-        )
-        geometry = json.loads(shapely.to_geojson(shapely.set_precision(lonlat, 1e-7)))
-    feature = {
-        "type": "Feature",
-        "id": int(facility_id),
-        "geometry": geometry,
-        "properties": {
+        lonlat = to_wgs84(area, model.inputs.epsg)
+        geometry = geojson.geometry(lonlat)
+    feature = geojson.feature(
+        int(facility_id),
+        geometry,
+        {
             "facility_id": int(facility_id),
             "limit_m": limit_m,
             "note": "for display; coverage uses network distances",
         },
-    }
+    )
     model.isochrones[key] = feature
     return feature

@@ -9,14 +9,15 @@ from typing import Any
 import numpy as np
 import shapely
 import sqlalchemy as sa
+from numpy.typing import ArrayLike
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 
 from gis.categories import category_codes, load_categories
+from gis.crs import lonlat_to_metric, metric_epsg_for, to_metric
 from gis.errors import InvalidInput, NotFound
-from gis.io.households import metric_transformer
 from gis.reach.compute import DEFAULT_MAX_WALK_M, ReachResult, nearest_facilities
-from gis.reach.graph import Network, WalkGraph, attach_points, project
+from gis.reach.graph import Network, WalkGraph, attach_points
 
 
 @dataclass
@@ -77,14 +78,14 @@ def load_inputs(conn: Connection, metric_epsg: int | None = None) -> Inputs:
         raise InvalidInput("no walk network: import streets first (an OSM file or a streets layer)")
     b = np.array([(r[2], r[3]) for r in buildings])
     b_pos = {r[0]: k for k, r in enumerate(buildings)}
-    transformer, epsg = metric_transformer(shapely.points(b), metric_epsg)
+    epsg = metric_epsg or metric_epsg_for(shapely.points(b))
     node_ids = np.array([r[0] for r in nodes], dtype=np.int64)
     position = {int(i): k for k, i in enumerate(node_ids)}
     lines = shapely.from_wkb([r[2] for r in edges])
-    metric_lines = shapely.transform(lines, lambda xy: project(transformer, xy[:, 0], xy[:, 1]))
+    metric_lines = to_metric(lines, epsg)
     net = Network(
         node_ids=node_ids,
-        xy=project(transformer, [r[1] for r in nodes], [r[2] for r in nodes]),
+        xy=_project([r[1] for r in nodes], [r[2] for r in nodes], epsg),
         edge_u=np.array([position[r[0]] for r in edges], dtype=np.int64),
         edge_v=np.array([position[r[1]] for r in edges], dtype=np.int64),
         edge_geoms=metric_lines,
@@ -93,16 +94,21 @@ def load_inputs(conn: Connection, metric_epsg: int | None = None) -> Inputs:
     return Inputs(
         network=net,
         building_ids=np.array([r[0] for r in buildings], dtype=np.int64),
-        building_xy=project(transformer, b[:, 0], b[:, 1]),
+        building_xy=_project(b[:, 0], b[:, 1], epsg),
         households=np.array([r[1] for r in buildings], dtype=np.int64),
         facility_ids=np.array([r[0] for r in facilities], dtype=np.int64),
-        facility_xy=project(transformer, f[:, 0], f[:, 1]) if len(f) else f,
+        facility_xy=_project(f[:, 0], f[:, 1], epsg) if len(f) else f,
         facility_categories=[list(r[1]) for r in facilities],
         facility_building=np.array(
             [-1 if r[4] is None else b_pos[r[4]] for r in facilities], dtype=np.int64
         ),
         epsg=epsg,
     )
+
+
+def _project(lon: ArrayLike, lat: ArrayLike, epsg: int) -> np.ndarray:
+    """Return (n, 2) metric coordinates of lon/lat sequences."""
+    return np.column_stack(lonlat_to_metric(np.asarray(lon, float), np.asarray(lat, float), epsg))
 
 
 def build_graph(inputs: Inputs) -> WalkGraph:

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pyproj
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from gis.crs import metric_to_lonlat
 from gis.errors import InvalidInput
 from gis.reach.model import ReachModel
 from gis.reach.service import resolve_categories
@@ -104,12 +104,11 @@ def suggest_sites(
     nodes = candidate_nodes(model, candidates)
     problem = coverage_problem(model, category, limit_m, nodes)
     chosen, gains = greedy_cover(problem, k)
-    back = pyproj.Transformer.from_crs(model.inputs.epsg, 4326, always_xy=True)
     sites = []
     total = 0.0
     for row, gain in zip(chosen, gains, strict=True):
         x, y = model.graph.node_xy[problem.candidate_nodes[row]]
-        lon, lat = back.transform(x, y)
+        lon, lat = metric_to_lonlat(x, y, model.inputs.epsg)
         total += gain
         sites.append(
             {

@@ -145,3 +145,14 @@ def test_a_run_at_another_target_sets_the_band_of_move_warnings(client, engine) 
     warnings = moved.json()["warnings"]
     assert len(warnings) == 1 and f"group {group} " in warnings[0]
     assert "(outside 40–60)" in warnings[0]
+    # the map's legend and counts use the band of the run too
+    with engine.connect() as conn:
+        code = conn.scalar(
+            sa.text(
+                "SELECT cm.code FROM community cm JOIN residents_group g ON g.community_id = cm.id "
+                "ORDER BY cm.id LIMIT 1"
+            )
+        )
+    page = client.get(f"/map/groups?community={code}")
+    assert page.status_code == 200
+    assert "40–60 户" in page.text and "少于 40 户" in page.text and "80–120" not in page.text

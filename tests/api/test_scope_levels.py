@@ -215,7 +215,12 @@ def test_write_refused_by_row_level_security_is_a_404_and_writes_nothing(api):
         json={"name": "网格外的超市", "kind": "shop", "community_id": info.community_a},
     )
     assert r.status_code == 404, r.text
-    assert r.json() == {"detail": RLS_REFUSAL, "error": "NotFound"}
+    assert r.json() == {
+        "detail": RLS_REFUSAL,
+        "error": "NotFound",
+        "message": "不存在，或不在您的辖区内",  # the person's words: Chinese by default
+        "lang": "zh",
+    }
     with eng.connect() as conn:
         assert conn.scalar(sa.text(count)) == before
     # the same organisation at a building of the grid is theirs

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from gis.ledger.address import Address, normalize_text, parse_address, search_keys
+from gis.address import Address, normalize_text, parse_address, search_keys
 
 A = Address
 

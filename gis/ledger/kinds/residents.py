@@ -8,9 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.address import parse_address, search_keys
 from gis.audit import Who
 from gis.ledger import batch
-from gis.ledger.address import parse_address, search_keys
 from gis.ledger.kinds.common import number_hash, residents_by_hash, split, taken_elsewhere
 from gis.ledger.plan import Action, Plan
 from gis.ledger.templates import get_template
