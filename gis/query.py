@@ -77,12 +77,14 @@ class BBox:
         except ValueError as err:
             raise InvalidInput(
                 "bbox must be four numbers: west,south,east,north "
-                "(longitude/latitude, e.g. 118.76,32.03,118.80,32.06)"
+                "(longitude/latitude, e.g. 118.76,32.03,118.80,32.06)",
+                key="refusal.bbox_numbers",
             ) from err
         if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
             raise InvalidInput(
                 "bbox must have west < east within ±180 and south < north "
-                "within ±90 (longitude/latitude in degrees)"
+                "within ±90 (longitude/latitude in degrees)",
+                key="refusal.bbox_order",
             )
         return cls(w, s, e, n)
 

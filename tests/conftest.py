@@ -188,11 +188,39 @@ def serve_app(database_url: str, **env: str) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+WEB_ADMIN = ("web_admin", "pw-web-admin-2026")  # the pages need a login
+
+
 @pytest.fixture(scope="session")
 def live_server(nanjing_url: str) -> Iterator[str]:
-    """The app over the Nanjing database."""
+    """The app over the Nanjing database, with an admin login ``WEB_ADMIN`` for pages."""
+    eng = db.create_engine(nanjing_url, poolclass=sa.NullPool)
+    make_user(eng, WEB_ADMIN[0], "admin", WEB_ADMIN[1])
+    eng.dispose()
     with serve_app(nanjing_url) as base:
         yield base
+
+
+def logged_in(client, engine: Engine, username: str = "api_admin", role: str = "admin") -> None:
+    """Give a TestClient the token of ``username`` (made if missing) in every request."""
+    password = f"pw-{username}-for-tests"
+    with engine.begin() as conn:
+        exists = conn.scalar(
+            sa.text("SELECT 1 FROM app_user WHERE username = :u"), {"u": username}
+        )
+    if not exists:
+        make_user(engine, username, role, password)
+    r = client.post("/api/auth/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    client.headers["Authorization"] = f"Bearer {r.json()['token']}"
+
+
+def log_in_browser(context, base: str, username: str, password: str) -> None:
+    """Log a Playwright browser context in (the session cookie, as the login page gets it)."""
+    r = context.request.post(
+        f"{base}/api/auth/login", data={"username": username, "password": password}
+    )
+    assert r.status == 200, r.text()
 
 
 CHROMIUM_FLAGS = [

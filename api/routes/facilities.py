@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Response
 from pydantic import BaseModel, Field
 
-from api.auth import Editor, Principal
+from api.auth import Editor, Principal, User
 from api.deps import Conn
 from gis import facilities, permissions
 
@@ -56,7 +56,9 @@ def post_facility(
 
 
 @router.get("/{facility_id}", summary="One facility, with its ETag for editing")
-def get_facility(facility_id: FacilityId, conn: Conn, response: Response) -> dict[str, Any]:
+def get_facility(
+    facility_id: FacilityId, conn: Conn, response: Response, _user: User
+) -> dict[str, Any]:
     row = facilities.get_facility(conn, facility_id)
     response.headers["ETag"] = _etag(row)
     return row

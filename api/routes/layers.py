@@ -38,6 +38,7 @@ def get_layer(
     layer: LayerName,
     conn: Conn,
     request: Request,
+    _user: User,
     bbox: Annotated[
         str | None,
         Query(
@@ -56,7 +57,7 @@ def get_layer(
 
 
 @router.get("/summary", summary="Counts of everything imported, and the data's extent")
-def get_summary(conn: Conn) -> dict[str, Any]:
+def get_summary(conn: Conn, _user: User) -> dict[str, Any]:
     return query.summary(conn)
 
 

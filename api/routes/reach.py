@@ -63,14 +63,14 @@ def _model(request: Request, conn: Conn) -> reach_model.ReachModel:
 
 @router.get("/buildings/{building_id}", summary="Nearest facility of each category on foot")
 def get_building_reach(
-    building_id: Annotated[int, Path(ge=1, le=2**62)], conn: Conn
+    building_id: Annotated[int, Path(ge=1, le=2**62)], conn: Conn, _user: User
 ) -> dict[str, Any]:
     return service.building_reach(conn, building_id)
 
 
 @router.get("/coverage", summary="Households within the limit, per category")
 def get_coverage(
-    conn: Conn, limit_min: Annotated[float, Query(ge=1, le=60)] = 10
+    conn: Conn, _user: User, limit_min: Annotated[float, Query(ge=1, le=60)] = 10
 ) -> dict[str, Any]:
     return coverage.coverage(conn, limit_min=limit_min)
 
@@ -79,6 +79,7 @@ def get_coverage(
 def get_coverage_by_area(
     level: Literal["subdistrict", "community", "grid", "residents_group"],
     conn: Conn,
+    _user: User,
     limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
 ) -> list[dict[str, Any]]:
     return coverage.coverage_by_area(conn, level, limit_min=limit_min)
@@ -92,6 +93,7 @@ def get_coverage_by_area(
 )
 def get_gaps(
     conn: Conn,
+    _user: User,
     category: str,
     limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
@@ -132,6 +134,7 @@ def get_isochrone(
     facility_id: Annotated[int, Path(ge=1, le=2**62)],
     conn: Conn,
     request: Request,
+    _user: User,
     limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
     speed_m_per_min: Annotated[float, Query(ge=10, le=200)] = 80,
 ) -> dict[str, Any]:
@@ -161,3 +164,46 @@ def post_run(body: RunRequest, conn: Conn, user: Editor) -> dict[str, Any]:
         "islands": run.islands,
         "unattached_buildings": run.unattached_buildings,
     }
+
+
+# --- within the user's scope, at a chosen speed (the planners' page, /app/reach) ----------
+
+SPEEDS = "walking speed, m/min: 80 adult, 60 elderly"
+
+
+@router.get("/scoped/coverage", summary="Coverage of one category in my areas, per area")
+def get_scoped_coverage(
+    conn: Conn,
+    _user: User,
+    category: str,
+    limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
+    speed_m_per_min: Annotated[float, Query(ge=10, le=200, description=SPEEDS)] = 80,
+) -> dict[str, Any]:
+    return coverage.scoped_coverage(
+        conn, category, limit_min=limit_min, speed_m_per_min=speed_m_per_min
+    )
+
+
+@router.get(
+    "/scoped/gaps",
+    summary="Households in my areas without a category within the limit (GeoJSON)",
+    response_model=None,
+    responses=models.geojson_responses(models.GapsPage),
+)
+def get_scoped_gaps(
+    conn: Conn,
+    _user: User,
+    category: str,
+    limit_min: Annotated[float, Query(ge=1, le=60)] = 10,
+    speed_m_per_min: Annotated[float, Query(ge=10, le=200, description=SPEEDS)] = 80,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    return coverage.scoped_gaps(
+        conn,
+        category,
+        limit_min=limit_min,
+        speed_m_per_min=speed_m_per_min,
+        limit=limit,
+        offset=offset,
+    )

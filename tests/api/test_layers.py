@@ -10,12 +10,22 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from gis.settings import Settings
+from tests.conftest import logged_in
 
 
 @pytest.fixture(scope="module")
-def client(nanjing_url: str) -> Iterator[TestClient]:
+def client(nanjing_url: str, nanjing_engine) -> Iterator[TestClient]:
+    """A logged-in client: map layers and figures are behind the login."""
     with TestClient(create_app(Settings(database_url=nanjing_url))) as c:
+        logged_in(c, nanjing_engine, "layers_admin")
         yield c
+
+
+def test_layers_and_figures_need_a_login(nanjing_url: str) -> None:
+    with TestClient(create_app(Settings(database_url=nanjing_url))) as anonymous:
+        for path in ("/api/layers/buildings", "/api/summary", "/api/reach/coverage"):
+            assert anonymous.get(path).status_code == 401, path
+        assert anonymous.get("/api/health").status_code == 200
 
 
 def test_summary_matches_the_database(client, nanjing_engine) -> None:
@@ -73,7 +83,7 @@ def test_bbox_returns_exactly_the_features_that_touch_it(client, nanjing_engine)
         ("/api/layers/buildings?limit=100001", 422, "limit"),
         ("/api/layers/residents", 422, "layer"),
         ("/api/layers/buildings?offset=-1", 422, "offset"),
-        ("/map?bbox=a,b,c,d", 422, "four numbers"),
+        ("/map?bbox=a,b,c,d", 422, "四个数"),  # a page: the reason in the user's language
     ],
 )
 def test_bad_requests_say_what_is_wrong(client, url, status, needle) -> None:

@@ -14,7 +14,14 @@ from gis import db
 from gis.delineate.service import run as delineate
 from gis.io.pipeline import import_file
 from gis.reach.service import compute_and_store
-from tests.conftest import NANJING, _admin_execute, _clone, make_user, serve_app
+from tests.conftest import (
+    NANJING,
+    _admin_execute,
+    _clone,
+    log_in_browser,
+    make_user,
+    serve_app,
+)
 
 # Breaks out of <title> and tries Jinja on the server (within the 64 characters of a code);
 # the name breaks out of the inline script that embeds the GeoJSON.
@@ -63,10 +70,13 @@ def csp_site(server_url: str, template_url: str) -> Iterator[tuple[str, sa.Engin
         )
 
 
-def _visit(browser, url: str):
+def _visit(browser, url: str, login: bool = True):
     """Open ``url``; return the page, its response and what it refused or threw."""
     context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
     context.add_init_script(WATCH_VIOLATIONS)
+    if login:
+        base = url.split("/", 3)[:3]
+        log_in_browser(context, "/".join(base), "csp_admin", "pw-csp-admin-2026")
     page = context.new_page()
     console: list[str] = []
     errors: list[str] = []
@@ -142,7 +152,9 @@ def test_groups_page_script_works_under_the_csp(browser, csp_site) -> None:
     x, y = page.evaluate(
         """([lat, lon]) => { const map = Object.values(window).find(v => v instanceof L.Map);
         map.setView([lat, lon], 19, {animate: false});
-        const p = map.latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }""",
+        const p = map.latLngToContainerPoint([lat, lon]);
+        const box = map.getContainer().getBoundingClientRect();
+        return [box.left + p.x, box.top + p.y]; }""",
         [lat, lon],
     )
     page.touchscreen.tap(x, y)
@@ -154,7 +166,7 @@ def test_groups_page_script_works_under_the_csp(browser, csp_site) -> None:
 
 def test_login_page_works_under_the_csp(browser, csp_site) -> None:
     base, _engine = csp_site
-    context, page, console, errors = _visit(browser, f"{base}/login?next=/map")
+    context, page, console, errors = _visit(browser, f"{base}/login?next=/map", login=False)
     page.locator("input[name=username]").fill("csp_admin")
     page.locator("input[name=password]").fill("pw-csp-admin-2026")
     page.locator("button[type=submit]").tap()

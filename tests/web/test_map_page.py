@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import WEB_ADMIN, log_in_browser, make_user
+
 
 def zoom_to(page, lat: float, lon: float) -> tuple[float, float]:
     """Zoom the page's map close in on lat/lon; return that point's screen position."""
@@ -13,7 +15,8 @@ def zoom_to(page, lat: float, lon: float) -> tuple[float, float]:
       const map = Object.values(window).find(v => v instanceof L.Map);
       map.setView([lat, lon], 19, {animate: false});
       const p = map.latLngToContainerPoint([lat, lon]);
-      return [p.x, p.y];
+      const box = map.getContainer().getBoundingClientRect();  // below the app's bar
+      return [box.left + p.x, box.top + p.y];
     }""",
         [lat, lon],
     )
@@ -44,6 +47,7 @@ def test_map_page_draws_our_data_with_nothing_from_outside(
     context = browser.new_context(
         viewport={"width": viewport[0], "height": viewport[1]}, has_touch=True, is_mobile=True
     )
+    log_in_browser(context, live_server, *WEB_ADMIN)
     page = context.new_page()
     outside: list[str] = []
     failed: list[str] = []
@@ -75,12 +79,14 @@ def test_map_page_draws_our_data_with_nothing_from_outside(
     assert "网格地图" in bar.inner_text()
     box = bar.bounding_box()
     assert box is not None and box["width"] <= viewport[0]
-    # the map fills the screen below nothing else: Leaflet sized it to the viewport
+    # the map fills the screen below the app's bar: Leaflet sized it to what is left
+    shell = page.locator("#ga-shell").bounding_box()
+    assert shell is not None and shell["y"] == 0 and shell["width"] == viewport[0]
     size = page.evaluate(
         "() => { const m = Object.values(window).find(v => v instanceof L.Map);"
         " const s = m.getSize(); return [s.x, s.y]; }"
     )
-    assert size == [viewport[0], viewport[1]]
+    assert size == [viewport[0], viewport[1] - shell["height"]]
     context.close()
 
 
@@ -94,6 +100,7 @@ def test_tapping_a_building_shows_its_card(browser, live_server, nanjing_engine)
             )
         ).one()
     context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
+    log_in_browser(context, live_server, *WEB_ADMIN)
     page = context.new_page()
     page.goto(f"{live_server}/map", wait_until="networkidle")
     x, y = zoom_to(page, lat, lon)
@@ -130,8 +137,10 @@ def test_names_from_imported_files_cannot_run_script(browser, engine, db_url, tm
         )
     )
     import_file(engine, path)
+    make_user(engine, *WEB_ADMIN[:1], "admin", WEB_ADMIN[1])
     with serve_app(db_url) as base:
         context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
+        log_in_browser(context, base, *WEB_ADMIN)
         page = context.new_page()
         page.goto(f"{base}/map", wait_until="networkidle")
         x, y = zoom_to(page, lat + d / 2, lon + d / 2)
@@ -173,8 +182,10 @@ def test_reach_map_colours_buildings_by_walking_time(browser, engine, db_url) ->
         "unreachable": "#7b3294",
         "none": "#cccccc",
     }
+    make_user(engine, *WEB_ADMIN[:1], "admin", WEB_ADMIN[1])
     with serve_app(db_url) as base:
         context = browser.new_context(viewport={"width": 1024, "height": 768})
+        log_in_browser(context, base, *WEB_ADMIN)
         page = context.new_page()
         outside: list[str] = []
         page.on(
