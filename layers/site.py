@@ -92,10 +92,7 @@ def buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
             "weight": 0.6,
             "fillOpacity": 0.75,
         },
-        tooltip=folium.GeoJsonTooltip(
-            fields=["name", "households"], aliases=["名称", "户数"], sticky=False
-        ),
-        # a tap on a tablet opens the full card (hover tooltips need a mouse)
+        # one card per tap: no tooltip that would open on top of it on a tablet
         popup=folium.GeoJsonPopup(
             fields=[
                 "name",

@@ -109,6 +109,9 @@ def test_tapping_a_building_shows_its_card(browser, live_server, nanjing_engine)
     popup.wait_for(timeout=5000)
     text = popup.inner_text()
     assert "户数" in text and f"{households:,}" in text
+    # one card per tap: no tooltip opened on top of it
+    assert page.locator(".leaflet-popup").count() == 1
+    assert page.locator(".leaflet-tooltip").count() == 0
     context.close()
 
 
