@@ -514,3 +514,153 @@ login_failure = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Index("login_failure_key_at_idx", "key", "at"),
 )
+
+# --- 0008: patrols, visits, problems (巡查, 走访, 挂牌销号) ------------------------------------
+
+patrol_area = sa.Table(
+    "patrol_area",
+    metadata,
+    _id(),
+    sa.Column("grid_id", sa.BigInteger, _fk("grid", "CASCADE"), nullable=False),
+    sa.Column("code", sa.Text, nullable=False),
+    _households(),
+    sa.Column("buildings", sa.Integer, nullable=False, server_default=ZERO),
+    sa.Column("walk_m", DOUBLE_PRECISION, nullable=False, server_default=ZERO),
+    _geom("MULTIPOLYGON"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.UniqueConstraint("grid_id", "code", name="patrol_area_grid_id_code_key"),
+    _gist("patrol_area"),
+)
+
+patrol_area_building = sa.Table(
+    "patrol_area_building",
+    metadata,
+    sa.Column(
+        "building_id",
+        sa.BigInteger,
+        _fk("building", "CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("area_id", sa.BigInteger, _fk("patrol_area", "CASCADE"), nullable=False),
+    sa.Index("patrol_area_building_area_idx", "area_id"),
+)
+
+patrol_assignment = sa.Table(
+    "patrol_assignment",
+    metadata,
+    _id(),
+    sa.Column("area_id", sa.BigInteger, _fk("patrol_area", "CASCADE"), nullable=False),
+    sa.Column("user_id", sa.BigInteger, _fk("app_user", "CASCADE"), nullable=False),
+    sa.Column("assigned_by", sa.BigInteger, _fk("app_user", "SET NULL")),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("ends_at", sa.DateTime(timezone=True)),
+    # one current worker per area
+    sa.Index(
+        "patrol_assignment_current_key",
+        "area_id",
+        unique=True,
+        postgresql_where=sa.text("ends_at IS NULL"),
+    ),
+    sa.Index("patrol_assignment_user_idx", "user_id"),
+)
+
+patrol_checkin = sa.Table(
+    "patrol_checkin",
+    metadata,
+    _id(),
+    sa.Column("user_id", sa.BigInteger, _fk("app_user", "RESTRICT"), nullable=False),
+    sa.Column("building_id", sa.BigInteger, _fk("building", "CASCADE"), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("lon", DOUBLE_PRECISION),
+    sa.Column("lat", DOUBLE_PRECISION),
+    sa.Column("accuracy_m", DOUBLE_PRECISION),
+    sa.Column("distance_m", DOUBLE_PRECISION),
+    sa.Index("patrol_checkin_building_at_idx", "building_id", "at"),
+    sa.Index("patrol_checkin_user_at_idx", "user_id", "at"),
+)
+
+visit_frequency = sa.Table(
+    "visit_frequency",
+    metadata,
+    sa.Column("category", sa.Text, primary_key=True),
+    sa.Column("days", sa.Integer, nullable=False),
+)
+
+# note_enc: sealed with Keys.seal (column "visit.note"); notes name people
+visit = sa.Table(
+    "visit",
+    metadata,
+    _id(),
+    sa.Column("resident_id", sa.BigInteger, _fk("resident", "CASCADE"), nullable=False),
+    sa.Column("user_id", sa.BigInteger, _fk("app_user", "RESTRICT"), nullable=False),
+    sa.Column(
+        "category",
+        sa.Text,
+        sa.ForeignKey("visit_frequency.category", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("note_enc", BYTEA),
+    sa.Index("visit_resident_at_idx", "resident_id", "at"),
+    sa.Index("visit_user_at_idx", "user_id", "at"),
+)
+
+problem = sa.Table(
+    "problem",
+    metadata,
+    _id(),
+    sa.Column("building_id", sa.BigInteger, _fk("building", "CASCADE"), nullable=False),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("handling", sa.Text, nullable=False),
+    sa.Column("deadline", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.Text, nullable=False, server_default=sa.text("'reported'")),
+    sa.Column("reported_by", sa.BigInteger, _fk("app_user", "RESTRICT"), nullable=False),
+    sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_by", sa.BigInteger, _fk("app_user", "SET NULL")),
+    sa.Column("verified_by", sa.BigInteger, _fk("app_user", "SET NULL")),
+    sa.Column("version", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    _geom("POINT"),
+    _gist("problem"),
+    sa.Index("problem_building_idx", "building_id"),
+    sa.Index(
+        "problem_open_deadline_idx",
+        "deadline",
+        postgresql_where=sa.text("status <> 'closed'::text"),
+    ),
+)
+
+# append-only for the app: every status change, who and when
+problem_event = sa.Table(
+    "problem_event",
+    metadata,
+    _id(),
+    sa.Column("problem_id", sa.BigInteger, _fk("problem", "CASCADE"), nullable=False),
+    sa.Column("user_id", sa.BigInteger, _fk("app_user", "RESTRICT"), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("from_status", sa.Text),
+    sa.Column("to_status", sa.Text, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Index("problem_event_problem_idx", "problem_id", "at"),
+)
+
+# path: a file outside any public path (never served by the static mounts)
+problem_photo = sa.Table(
+    "problem_photo",
+    metadata,
+    _id(),
+    sa.Column("problem_id", sa.BigInteger, _fk("problem", "CASCADE"), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("media_type", sa.Text, nullable=False),
+    sa.Column("bytes", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("uploaded_by", sa.BigInteger, _fk("app_user", "RESTRICT"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.UniqueConstraint("path", name="problem_photo_path_key"),
+    sa.Index("problem_photo_problem_idx", "problem_id"),
+)

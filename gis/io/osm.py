@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,24 +46,102 @@ def read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) ->
             gc.enable()
 
 
-def _read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -> Dataset:
-    ds = Dataset()
-    categories = load_categories()
-    wkb = osmium.geom.WKBFactory()
-    want_b, want_s, want_f = ("buildings" in layers, "streets" in layers, "facilities" in layers)
-    b_rows: list[tuple] = []
-    f_rows: list[tuple] = []
-    entrances: list[tuple] = []  # (node id, entrance=*, point WKB)
-    ways: list[tuple] = []
-    building_objects: set[str] = set()  # ways and relations tagged building
-    building_areas: set[str] = set()
+@dataclass
+class _Collector:
+    """What one pass over the file keeps, by kind of object (filters run in C++ first)."""
+
+    ds: Dataset
+    want_b: bool
+    want_s: bool
+    want_f: bool
+    wkb: osmium.geom.WKBFactory = field(default_factory=osmium.geom.WKBFactory)
+    b_rows: list[tuple] = field(default_factory=list)
+    f_rows: list[tuple] = field(default_factory=list)
+    entrances: list[tuple] = field(default_factory=list)  # (node id, entrance=*, point WKB)
+    ways: list[tuple] = field(default_factory=list)
+    building_objects: set[str] = field(default_factory=set)  # ways, relations tagged building
+    building_areas: set[str] = field(default_factory=set)
     # Closed building ways that are outer rings of a building multipolygon: the relation is
     # the building; keeping the way too would count its households twice.
-    outer_of_building: set[str] = set()
-    # Filters run in C++ before anything reaches Python: per object type, only what each
-    # layer can use (facility nodes, building or highway ways, building relations, building
-    # or facility areas). The area assembler still sees every multipolygon relation.
-    fp = (
+    outer_of_building: set[str] = field(default_factory=set)
+
+    def take(self, obj: object) -> None:
+        if obj.is_area():
+            self.area(obj)
+        elif obj.is_way():
+            self.way(obj)
+        elif obj.is_relation():
+            self.relation(obj)
+        else:  # a node: the filter let through facility and entrance nodes only
+            self.node(obj)
+
+    def area(self, obj: osmium.osm.Area) -> None:
+        tags = obj.tags
+        has_b = "building" in tags
+        is_b = self.want_b and has_b and tags["building"] != "no"
+        # most buildings carry one tag: skip the facility test for them
+        is_f = self.want_f and (
+            not has_b or (len(tags) > 1 and any(k in tags for k in FACILITY_KEYS))
+        )
+        if not (is_b or is_f):
+            return
+        sid = _area_source_id(obj)
+        try:
+            geom = self.wkb.create_multipolygon(obj)
+        except (RuntimeError, osmium.InvalidLocationError) as err:
+            layer = "buildings" if is_b else "facilities"
+            self.ds.problems.append(Problem(layer, sid, f"cannot build polygon: {err}"))
+            return
+        d = dict(tags)
+        if is_b:
+            self.building_areas.add(sid)
+            self.b_rows.append((sid, d, geom))
+        if is_f:
+            self.f_rows.append((sid, d, geom, True))
+
+    def way(self, obj: osmium.osm.Way) -> None:
+        tags = obj.tags
+        if self.want_b and "building" in tags and tags["building"] != "no":
+            self.building_objects.add(f"w{obj.id}")
+        if self.want_s and "highway" in tags:
+            d = dict(tags)
+            if is_walkable(d):
+                rec = _way_record(obj, self.wkb, self.ds)
+                if rec is not None:
+                    self.ways.append((rec[0], d["highway"], d.get("name"), rec[1], rec[2]))
+
+    def relation(self, obj: osmium.osm.Relation) -> None:
+        tags = obj.tags
+        if not (self.want_b and "building" in tags and tags["building"] != "no"):
+            return
+        if tags.get("type") not in ("multipolygon", "building"):
+            return
+        self.building_objects.add(f"r{obj.id}")
+        self.outer_of_building.update(
+            f"w{m.ref}" for m in obj.members if m.type == "w" and m.role in ("outer", "")
+        )
+
+    def node(self, obj: osmium.osm.Node) -> None:
+        tags = obj.tags
+        is_entrance = self.want_b and tags.get("entrance", "no") != "no"
+        is_f = self.want_f and any(k in tags for k in FACILITY_KEYS)
+        if not (is_entrance or is_f):
+            return
+        try:
+            geom = self.wkb.create_point(obj)
+        except osmium.InvalidLocationError:
+            return
+        if is_entrance:
+            self.entrances.append((f"n{obj.id}", tags["entrance"], geom))
+        if is_f:
+            self.f_rows.append((f"n{obj.id}", dict(tags), geom, False))
+
+
+def _processor(path: Path) -> osmium.FileProcessor:
+    """The file's objects that some layer can use: facility and entrance nodes, building
+    or highway ways, building relations, building or facility areas (the area assembler
+    still sees every multipolygon relation)."""
+    return (
         osmium.FileProcessor(str(path))
         .with_locations()
         .with_areas()
@@ -76,76 +155,24 @@ def _read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -
             osmium.filter.KeyFilter("building", *FACILITY_KEYS).enable_for(osmium.osm.AREA)
         )
     )
+
+
+def _read_osm(path: Path, settings: Settings, layers: set[str], on_step: Step) -> Dataset:
+    ds = Dataset()
+    categories = load_categories()
+    c = _Collector(ds, "buildings" in layers, "streets" in layers, "facilities" in layers)
     on_step("reading OSM", 0.05)
     try:
-        for obj in fp:
-            tags = obj.tags
-            if obj.is_area():
-                has_b = "building" in tags
-                is_b = want_b and has_b and tags["building"] != "no"
-                # most buildings carry one tag: skip the facility test for them
-                is_f = want_f and (
-                    not has_b or (len(tags) > 1 and any(k in tags for k in FACILITY_KEYS))
-                )
-                if not (is_b or is_f):
-                    continue
-                sid = _area_source_id(obj)
-                try:
-                    geom = wkb.create_multipolygon(obj)
-                except (RuntimeError, osmium.InvalidLocationError) as err:
-                    ds.problems.append(
-                        Problem(
-                            "buildings" if is_b else "facilities",
-                            sid,
-                            f"cannot build polygon: {err}",
-                        )
-                    )
-                    continue
-                d = dict(tags)
-                if is_b:
-                    building_areas.add(sid)
-                    b_rows.append((sid, d, geom))
-                if is_f:
-                    f_rows.append((sid, d, geom, True))
-            elif obj.is_way():
-                if want_b and "building" in tags and tags["building"] != "no":
-                    building_objects.add(f"w{obj.id}")
-                if want_s and "highway" in tags:
-                    d = dict(tags)
-                    if is_walkable(d):
-                        rec = _way_record(obj, wkb, ds)
-                        if rec is not None:
-                            ways.append((rec[0], d["highway"], d.get("name"), rec[1], rec[2]))
-            elif obj.is_relation():
-                if (
-                    want_b
-                    and "building" in tags
-                    and tags["building"] != "no"
-                    and tags.get("type") in ("multipolygon", "building")
-                ):
-                    building_objects.add(f"r{obj.id}")
-                    outer_of_building.update(
-                        f"w{m.ref}"
-                        for m in obj.members
-                        if m.type == "w" and m.role in ("outer", "")
-                    )
-            else:  # a node: the filter let through facility and entrance nodes only
-                is_entrance = want_b and tags.get("entrance", "no") != "no"
-                is_f = want_f and any(k in tags for k in FACILITY_KEYS)
-                if not (is_entrance or is_f):
-                    continue
-                try:
-                    geom = wkb.create_point(obj)
-                except osmium.InvalidLocationError:
-                    continue
-                if is_entrance:
-                    entrances.append((f"n{obj.id}", tags["entrance"], geom))
-                if is_f:
-                    f_rows.append((f"n{obj.id}", dict(tags), geom, False))
+        for obj in _processor(path):
+            c.take(obj)
     except RuntimeError as err:
         raise InvalidInput(
             f"{path.name} is not a readable OSM file: {str(err).strip().splitlines()[0]}"
         ) from err
+    want_b, want_s, want_f = c.want_b, c.want_s, c.want_f
+    b_rows, f_rows, entrances, ways = c.b_rows, c.f_rows, c.entrances, c.ways
+    building_objects, building_areas = c.building_objects, c.building_areas
+    outer_of_building = c.outer_of_building
     for sid in sorted(building_objects - building_areas):
         ds.problems.append(
             Problem(
