@@ -20,6 +20,7 @@ from api.routes import facilities as facility_routes
 from api.routes import hierarchy as hierarchy_routes
 from api.routes import layers as layer_routes
 from api.routes import ledgers as ledger_routes
+from api.routes import ledgers_page as ledgers_page_routes
 from api.routes import pages
 from api.routes import patrol as patrol_routes
 from api.routes import reach as reach_routes
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger_routes.router)
     app.include_router(pages.router)
     app.include_router(patrol_routes.router)
+    app.include_router(ledgers_page_routes.router)
     app.include_router(docs_routes.router)
     _mount_assets(app)
     return app

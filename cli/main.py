@@ -252,6 +252,49 @@ def _demo_people(engine) -> None:
             path.write_text(f"admin\n{password}\n")
             path.chmod(0o600)
             typer.echo(f"admin login created: user admin, password in {path}")
+        _demo_role_logins(conn, settings.var_dir / "demo-logins.txt")
+
+
+def _demo_role_logins(conn, path) -> None:
+    """One login per role in one community of the demo, so that every page of the app can
+    be tried as its user would (the passwords go to ``path``, mode 0600), the first time."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    from gis.accounts import create_user
+
+    area = conn.execute(
+        sa.text(
+            "SELECT g.community_id, g.id AS grid_id, (SELECT p.building_id FROM building_path p "
+            "JOIN building b ON b.id = p.building_id WHERE p.grid_id = g.id "
+            "ORDER BY b.households DESC, b.id LIMIT 1) AS building_id FROM grid g "
+            "WHERE EXISTS (SELECT 1 FROM building_path p JOIN resident r "
+            "ON r.building_id = p.building_id WHERE p.grid_id = g.id) ORDER BY g.id LIMIT 1"
+        )
+    ).first()
+    if area is None:
+        return
+    wanted = {
+        "staff1": ("committee_staff", [("community", area.community_id)]),
+        "planner1": ("planner", [("community", area.community_id)]),
+        "worker1": ("grid_worker", [("grid", area.grid_id)]),
+        "leader1": ("building_leader", [("building", area.building_id)]),
+    }
+    lines = []
+    for name, (role, areas) in wanted.items():
+        exists = conn.scalar(sa.text("SELECT 1 FROM app_user WHERE username = :u"), {"u": name})
+        if exists:
+            continue
+        password = secrets.token_urlsafe(12)
+        create_user(conn, name, password, role, areas=areas)
+        lines.append(f"{name}\t{role}\t{password}")
+    if lines:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        typer.echo(f"logins for each role (staff1, planner1, worker1, leader1) in {path}")
 
 
 @app.command()

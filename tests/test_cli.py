@@ -62,14 +62,17 @@ def test_help_lists_the_commands() -> None:
         assert command in result.stdout
 
 
-def test_demo_sets_up_the_bundled_data_and_a_rerun_changes_nothing(db_url, engine) -> None:
-    first = cli("demo", "--no-serve", db_url=db_url)
+def test_demo_sets_up_the_bundled_data_and_a_rerun_changes_nothing(
+    db_url, engine, tmp_path
+) -> None:
+    var = str(tmp_path)  # the demo's login files go here, not into the project's var/
+    first = cli("demo", "--no-serve", db_url=db_url, GRIDATLAS_VAR_DIR=var)
     assert first.returncode == 0, first.stderr
     with engine.connect() as conn:
         before = conn.execute(
             sa.text("SELECT count(*), sum(households), max(imported_at) FROM building")
         ).one()
-    second = cli("demo", "--no-serve", db_url=db_url)
+    second = cli("demo", "--no-serve", db_url=db_url, GRIDATLAS_VAR_DIR=var)
     assert second.returncode == 0, second.stderr
     building = next(
         line for line in second.stdout.splitlines() if line.strip().startswith("building")
@@ -90,6 +93,19 @@ def test_demo_sets_up_the_bundled_data_and_a_rerun_changes_nothing(db_url, engin
     assert tuple(runs) == (1, 1, 0)  # computed once, by the first demo
     assert "residents' groups drawn" in first.stdout
     assert "residents' groups drawn" not in second.stdout
+    # one login per role, each with an area, written once
+    logins = (tmp_path / "demo-logins.txt").read_text().split("\n")
+    roles = {line.split("\t")[1] for line in logins if line}
+    assert roles == {"committee_staff", "planner", "grid_worker", "building_leader"}
+    with engine.connect() as conn:
+        scoped = conn.scalar(
+            sa.text(
+                "SELECT count(DISTINCT u.id) FROM app_user u JOIN app_user_scope s "
+                "ON s.user_id = u.id WHERE u.username IN ('staff1', 'planner1', 'worker1', "
+                "'leader1')"
+            )
+        )
+    assert scoped == 4 and len([line for line in logins if line]) == 4
 
 
 def test_user_add_and_people_synth(db_url, engine) -> None:

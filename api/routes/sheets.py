@@ -77,3 +77,16 @@ def post_import(
         )
         return JSONResponse(out, status_code=422)
     return out
+
+
+@router.get("/choices", summary="The choice fields of every ledger, with their Chinese labels")
+def get_choices(_user: PeopleUser) -> dict[str, dict[str, list[dict[str, str]]]]:
+    """ledger → field → [{value, label}], in the templates' order (one list: the templates)."""
+    return {
+        name: {
+            col.key: [{"value": key, "label": label} for label, key in col.choices]
+            for col in template.columns
+            if col.kind == "choice"
+        }
+        for name, template in tabular.TEMPLATES.items()
+    }
