@@ -122,7 +122,11 @@ def area_label(conn: Connection, user_id: int, lang: str) -> str:
     ).all()
     if not rows:
         return i18n.t("app.whole_city", lang)
-    parts = [f"{i18n.t('level.' + r.level, lang)} {r.label}" for r in rows[:3]]
+    parts = []
+    for r in rows[:3]:
+        level = i18n.t("level." + r.level, lang)
+        # a name that says its level already ("P02 网格 G5") is not prefixed again
+        parts.append(r.label if level in r.label else f"{level} {r.label}")
     return " · ".join(parts) + (" …" if len(rows) > 3 else "")
 
 
