@@ -15,9 +15,9 @@ from api.errors import request_lang
 from api.headers import Nonce
 from api.shell import PageUser
 from gis import i18n, permissions, query
+from gis.categories import load_categories
 from gis.delineate.service import map_frames
 from gis.errors import InvalidInput, NotAuthenticated, NotFound
-from gis.io.categories import load_categories
 from gis.reach import coverage
 from layers.assets import render_offline
 from layers.groups import groups_map

@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import ensure_resource_availability, use_
 
 from api import openapi_links
 from gis import db
-from gis.io.categories import load_categories
+from gis.categories import load_categories
 from gis.ledger import idcard, store
 
 # Scenarios per role and steps per scenario (at most): 1-1.5 min in all on 2 cores.
