@@ -24,6 +24,7 @@ from api.routes import ledgers_page as ledgers_page_routes
 from api.routes import pages
 from api.routes import patrol as patrol_routes
 from api.routes import reach as reach_routes
+from api.routes import reach_page as reach_page_routes
 from api.routes import sheets as sheet_routes
 from api.routes import subject as subject_routes
 from gis import db
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(patrol_routes.router)
     app.include_router(ledgers_page_routes.router)
+    app.include_router(reach_page_routes.router)
     app.include_router(docs_routes.router)
     _mount_assets(app)
     return app

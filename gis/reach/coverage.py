@@ -220,3 +220,179 @@ def reach_frames(conn: Connection, category: str, *, limit: int = 6000) -> tuple
         params={"cat": category},
     )
     return buildings, facilities, run
+
+
+# --- within the user's scope (the planners' page, /app/reach) ---------------------------
+# Areas hold the scope's buildings by the stored hierarchy (building_path, as the scope
+# itself is computed), so a community's figure is the sum of its grids' and of its buildings
+# in no grid. Limits are minutes at a speed of the caller's choice: stored distances are
+# metres, so the elderly speed (60 m/min) needs no new run.
+MAX_DRAWN_FACILITY_M = 2000  # the default cap of a reach run (docs/reach.md)
+SCOPED_LEVELS = {"community": "community_id", "grid": "grid_id"}  # ours, never the caller's
+_SCOPED = """
+    WITH scope AS MATERIALIZED (SELECT ga_scope_buildings(ga_user()) AS id),
+    b AS MATERIALIZED (
+        SELECT bl.id, bl.households, p.community_id, p.grid_id,
+               (r.walk_m)[array_position(CAST(:cats AS text[]), :cat)] AS walk_m
+          FROM building bl
+          JOIN building_reach r ON r.building_id = bl.id AND r.run_id = :run
+          JOIN building_path p ON p.building_id = bl.id
+         WHERE bl.households > 0 AND bl.id IN (SELECT id FROM scope))"""
+
+
+def _scoped_params(
+    conn: Connection, category: str, limit_min: float, speed_m_per_min: float | None
+) -> dict[str, Any]:
+    (category,) = resolve_categories([category])
+    run, _ = latest_run(conn, limit_min)
+    if category not in run.categories:
+        raise NotFound(f"{category} was not in the latest reach run; compute it first")
+    speed = float(speed_m_per_min or run.speed_m_per_min)
+    if not 10 <= speed <= 200:
+        raise InvalidInput("speed must be between 10 and 200 m/min (80 adult, 60 elderly)")
+    return {
+        "run": run.id,
+        "cats": list(run.categories),
+        "cat": category,
+        "lim": limit_min * speed,
+        "speed": speed,
+        "limit_min": limit_min,
+    }
+
+
+def scoped_coverage(
+    conn: Connection,
+    category: str,
+    *,
+    limit_min: float = 10.0,
+    speed_m_per_min: float | None = None,
+) -> dict[str, Any]:
+    """Households within ``limit_min`` minutes of ``category`` at ``speed_m_per_min`` (the
+    run's by default) in the user's scope: in total, per community and per grid."""
+    p = _scoped_params(conn, category, limit_min, speed_m_per_min)
+    sums = """sum(b.households) AS households,
+               coalesce(sum(b.households) FILTER (WHERE b.walk_m <= :lim), 0) AS covered,
+               coalesce(sum(b.households) FILTER (WHERE b.walk_m = 'NaN'), 0) AS unreachable"""
+    total = conn.execute(sa.text(f"{_SCOPED} SELECT {sums} FROM b"), p).one()
+    out: dict[str, Any] = {
+        "category": p["cat"],
+        "limit_min": limit_min,
+        "speed_m_per_min": p["speed"],
+        "limit_m": p["lim"],
+        "households": int(total.households or 0),
+        "households_covered": int(total.covered),
+        "households_unreachable": int(total.unreachable),
+    }
+    for level, column in SCOPED_LEVELS.items():
+        rows = conn.execute(
+            sa.text(f"""{_SCOPED}
+            SELECT a.id, a.code, a.name, {sums}
+              FROM b JOIN {level} a ON a.id = b.{column}
+             GROUP BY a.id, a.code, a.name ORDER BY a.code, a.id"""),
+            p,
+        ).all()
+        out[level] = [
+            {
+                "id": r.id,
+                "code": r.code,
+                "name": r.name,
+                "households": int(r.households),
+                "households_covered": int(r.covered),
+                "households_unreachable": int(r.unreachable),
+                "share": round(r.covered / r.households, 4) if r.households else None,
+            }
+            for r in rows
+        ]
+    return out
+
+
+def scoped_gaps(
+    conn: Connection,
+    category: str,
+    *,
+    limit_min: float = 10.0,
+    speed_m_per_min: float | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The user's buildings with households and no ``category`` within the limit at the
+    speed, most households first, as a GeoJSON FeatureCollection page."""
+    if not 1 <= limit <= 5000 or offset < 0:
+        raise InvalidInput("limit must be 1–5000 and offset 0 or more")
+    p = {**_scoped_params(conn, category, limit_min, speed_m_per_min), "limit": limit}
+    p["offset"] = offset
+    where = "FROM b JOIN building bl ON bl.id = b.id WHERE b.walk_m > :lim"
+    total, households = conn.execute(
+        sa.text(f"{_SCOPED} SELECT count(*), coalesce(sum(b.households), 0) {where}"), p
+    ).one()
+    props = {
+        "households": "b.households",
+        "name": "bl.name",
+        "grid_id": "b.grid_id",
+        "walk_m": "CASE WHEN b.walk_m = 'NaN' OR b.walk_m = 'Infinity' THEN NULL "
+        "ELSE round(b.walk_m::numeric, 1) END",
+        "status": "CASE WHEN b.walk_m = 'NaN' THEN 'unreachable' ELSE 'too far' END",
+    }
+    rows = (
+        conn.execute(
+            sa.text(f"""{_SCOPED}
+            SELECT {geojson.feature_sql("b.id", "ST_PointOnSurface(bl.geom)", props)}
+              {where} ORDER BY b.households DESC, b.id LIMIT :limit OFFSET :offset"""),
+            p,
+        )
+        .scalars()
+        .all()
+    )
+    members = {
+        "category": p["cat"],
+        "limit_m": p["lim"],
+        "speed_m_per_min": p["speed"],
+        "households_in_gaps": int(households),
+    }
+    return geojson.collection(rows, matched=total, members=members)
+
+
+def scoped_frames(
+    conn: Connection,
+    category: str,
+    *,
+    speed_m_per_min: float | None = None,
+    limit: int = 6000,
+) -> tuple[Any, Any, Any]:
+    """Return (the user's buildings with ``walk_min`` at the speed, the category's
+    facilities within the longest stored walk of them, the run) for the planners' map."""
+    import geopandas as gpd
+
+    p = {**_scoped_params(conn, category, 10, speed_m_per_min), "limit": limit}
+    buildings = gpd.read_postgis(
+        sa.text("""
+        WITH scope AS MATERIALIZED (SELECT ga_scope_buildings(ga_user()) AS id)
+        SELECT b.id, b.name, b.households,
+               (r.walk_m)[array_position(CAST(:cats AS text[]), :cat)]::float8
+                   / :speed AS walk_min,
+               b.geom
+          FROM building b LEFT JOIN building_reach r ON r.building_id = b.id AND r.run_id = :run
+         WHERE b.id IN (SELECT id FROM scope)
+         ORDER BY b.id LIMIT :limit"""),
+        conn,
+        geom_col="geom",
+        crs=4326,
+        params=p,
+    )
+    # the nearest facility of a building may stand outside the scope: those within reach of
+    # its extent (the run's cap) are drawn too
+    facilities = gpd.read_postgis(
+        sa.text("""
+        WITH scope AS MATERIALIZED (SELECT ga_scope_buildings(ga_user()) AS id),
+        ext AS (SELECT ST_Extent(geom)::geometry AS g FROM building
+                 WHERE id IN (SELECT id FROM scope))
+        SELECT f.id, f.name, f.geom FROM facility f, ext
+         WHERE :cat = ANY(f.categories) AND ext.g IS NOT NULL
+           AND ST_DWithin(f.geom::geography, ext.g::geography, :reach)
+         ORDER BY f.id"""),
+        conn,
+        geom_col="geom",
+        crs=4326,
+        params={"cat": p["cat"], "reach": MAX_DRAWN_FACILITY_M},
+    )
+    return buildings, facilities, p
