@@ -25,6 +25,9 @@ VENDOR_PACKAGES = {
     "fontawesome": "@fortawesome/fontawesome-free",
     "swagger-ui": "swagger-ui-dist",  # /docs
     "redoc": "redoc",  # /redoc
+    "vectorgrid": "leaflet.vectorgrid",  # layers/tiles.py
+    "locatecontrol": "leaflet.locatecontrol",  # layers/grid.py: locate-me
+    "idb": "idb",  # web/static/app/patrol.js: the offline queue (IndexedDB)
 }
 # Folium's resource names -> our local URL (None: not needed, dropped)
 LOCAL_URLS: dict[str, str | None] = {
@@ -37,6 +40,7 @@ LOCAL_URLS: dict[str, str | None] = {
     "awesome_markers_css": f"{VENDOR_PREFIX}/awesome-markers/css/leaflet.awesome-markers.css",
     "awesome_markers_font_css": f"{VENDOR_PREFIX}/fontawesome/css/all.min.css",
     "awesome_rotate_css": f"{APP_PREFIX}/awesome-rotate.css",
+    "vectorGrid": f"{VENDOR_PREFIX}/vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",
     # Bootstrap 3 glyphicons are not published on npm at 3.0.0; our maps use Font Awesome.
     "glyphicons_css": None,
 }
