@@ -20,6 +20,7 @@ from api.routes import facilities as facility_routes
 from api.routes import grid_page as grid_page_routes
 from api.routes import hierarchy as hierarchy_routes
 from api.routes import layers as layer_routes
+from api.routes import leaders_page as leaders_page_routes
 from api.routes import ledgers as ledger_routes
 from api.routes import ledgers_page as ledgers_page_routes
 from api.routes import pages
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledgers_page_routes.router)
     app.include_router(reach_page_routes.router)
     app.include_router(grid_page_routes.router)
+    app.include_router(leaders_page_routes.router)
     app.include_router(docs_routes.router)
     _mount_assets(app)
     return app

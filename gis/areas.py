@@ -663,3 +663,123 @@ def stats(
             for f in page["features"]
         ],
     }
+
+
+# --- leaders: candidates and undo (the leaders page, /app/leaders) -----------------------
+
+CANDIDATE_LIMIT = 30
+# Straight-line metres from a resident's building to the area (0 inside). Walking distance
+# would need the walk graph of the whole city per request (gis/reach builds it in seconds):
+# not cheap enough for a tap, so the answer says which distance it gives.
+DISTANCE_KIND = "straight_line"
+
+
+def leader_candidates(
+    conn: Connection, user: Who, table: str, area_id: int, limit: int = CANDIDATE_LIMIT
+) -> dict[str, Any]:
+    """Who could lead an area: backbone residents living in it first, then the nearest.
+
+    Only residents the user may see (row-level security) and only of the area's community;
+    the nearest by straight-line distance from their building to the area (0 inside).
+    Audited as one list read.
+    """
+    permissions.require(user, "assign_leader", "list leader candidates")
+    if table not in LEADER_LEVELS:
+        raise InvalidInput(f"leaders are kept for {', '.join(LEADER_LEVELS)}")
+    check_visible(conn, table, area_id)
+    column = BY_TABLE[table].path_column  # names are ours, never the caller's text
+    rows = conn.execute(
+        sa.text(
+            f"""
+            WITH area AS (SELECT geom FROM {table} WHERE id = :a),
+            inside AS (SELECT building_id FROM building_path WHERE {column} = :a),
+            community AS (SELECT DISTINCT p.community_id FROM building_path p
+                           WHERE p.{column} = :a),
+            near AS (
+              SELECT b.id, coalesce(nullif(b.name, ''),
+                       nullif(concat(b.addr_street, b.addr_housenumber), ''), b.source_id)
+                       AS building,
+                     b.id IN (SELECT building_id FROM inside) AS lives_inside,
+                     ST_Distance(b.geom::geography, (SELECT geom FROM area)::geography)
+                       AS distance_m
+                FROM building b WHERE b.community_id IN (SELECT community_id FROM community)
+            ),
+            cand AS (
+              SELECT r.id AS resident_id, r.name, r.building_id, n.building, r.room,
+                     n.lives_inside, round(n.distance_m::numeric, 0)::float AS distance_m,
+                     ARRAY(SELECT k.role FROM backbone k WHERE k.resident_id = r.id
+                           ORDER BY k.role) AS backbone
+                FROM resident r JOIN near n ON n.id = r.building_id
+               WHERE r.status <> 'registered'  -- registered here but living elsewhere
+            )
+            SELECT c.*, EXISTS (SELECT 1 FROM leader_assignment la WHERE la.level = :l
+                     AND la.area_id = :a AND la.ended_at IS NULL
+                     AND la.resident_id = c.resident_id) AS is_current
+              FROM cand c
+             ORDER BY (c.lives_inside AND cardinality(c.backbone) > 0) DESC, c.distance_m,
+                      cardinality(c.backbone) > 0 DESC, c.building_id, c.room, c.resident_id
+             LIMIT :limit
+            """
+        ),
+        {"a": area_id, "l": table, "limit": limit},
+    ).all()
+    items = [
+        {
+            **dict(r._mapping),
+            "backbone": list(r.backbone),
+            "is_backbone": bool(r.backbone),
+        }
+        for r in rows
+    ]
+    if items:
+        audit(
+            conn, user, "list", "resident", [i["resident_id"] for i in items],
+            {"as": f"leader candidates of {table} {area_id}"},
+        )  # fmt: skip
+    return {
+        "level": table,
+        "area_id": area_id,
+        "distance": DISTANCE_KIND,
+        "items": items,
+    }
+
+
+def undo_leader(
+    conn: Connection, user: Who, table: str, area_id: int, assignment: int
+) -> dict[str, Any]:
+    """Undo an assignment in one transaction: end its term and give the seat back to the
+    leader it replaced (a new term for them), or leave it vacant if it was vacant.
+
+    ``assignment`` must be the current one (else a Conflict: someone changed it since).
+    The replaced term is the one that ended when ``assignment`` started (same transaction).
+    """
+    permissions.require(user, "assign_leader", "assign leaders")
+    if table not in LEADER_LEVELS:
+        raise InvalidInput(f"leaders are kept for {', '.join(LEADER_LEVELS)}")
+    check_visible(conn, table, area_id)
+    current = conn.execute(
+        sa.text(
+            "SELECT id, started_at FROM leader_assignment WHERE id = :id AND level = :l "
+            "AND area_id = :a AND ended_at IS NULL FOR UPDATE"
+        ),
+        {"id": assignment, "l": table, "a": area_id},
+    ).first()
+    if current is None:
+        raise Conflict(
+            f"assignment {assignment} is not the current leader of this {table} any more; "
+            "reload and choose again",
+            key="refusal.leader_not_current",
+        )
+    previous = conn.scalar(
+        sa.text(
+            "SELECT resident_id FROM leader_assignment WHERE level = :l AND area_id = :a "
+            "AND id <> :id AND ended_at = :t ORDER BY id DESC LIMIT 1"
+        ),
+        {"l": table, "a": area_id, "id": assignment, "t": current.started_at},
+    )
+    end_leader(conn, user, table, area_id, assignment)
+    if previous is None:
+        result = leaders(conn, user, table, area_id)
+        return {**result, "assignment_id": None, "restored": False, "warnings": []}
+    result = assign_leader(conn, user, table, area_id, int(previous), None)
+    return {**result, "restored": True}

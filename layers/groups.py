@@ -8,9 +8,14 @@ from html import escape
 import folium
 import geopandas as gpd
 
+from gis import i18n
 from layers.assets import APP_PREFIX, add_stylesheet
+from layers.leaders import MetricScale, json_for_script
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution, streets_layer
+
+# The texts of the moves, in both languages: the page's script picks the user's (GA.lang).
+MOVE_TEXTS = "leaders.groups_"
 
 BAND_COLOURS = {
     "in_band": "#41ab5d",  # within the band of the run (80–120 households by default)
@@ -69,10 +74,7 @@ def _buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
             "weight": 0.8,
             "fillOpacity": 0.55,
         },
-        tooltip=folium.GeoJsonTooltip(
-            fields=["name", "households", "unit", "cluster", "grp"],
-            aliases=["名称", "户数", "单元", "楼群", "小组"],
-        ),
+        # no tooltip: a tap opens the building's card (one card per tap)
     )
 
 
@@ -84,7 +86,8 @@ def groups_map(
     title: str,
 ) -> Map:
     """Return the groups map (no basemap needed)."""
-    m = Map(tiles=None, control_scale=True, prefer_canvas=False, zoom_control=True)
+    m = Map(tiles=None, control_scale=False, prefer_canvas=False, zoom_control=True)
+    m.add_child(MetricScale())
     if len(edges):
         streets_layer(edges).add_to(m)
     g = groups.copy()
@@ -116,22 +119,27 @@ def groups_map(
     )
     legend = (
         '<div class="ga-legend" id="ga-legend"><b>居民小组户数</b><br>'
-        + "<br>".join(
-            f'<i style="background:{c}"></i>{labels[k]}' for k, c in BAND_COLOURS.items()
-        )
+        + "<br>".join(f'<i style="background:{c}"></i>{labels[k]}' for k, c in BAND_COLOURS.items())
         + "</div>"
     )
+
+    def zh(key: str) -> str:  # the first drawing; the script puts the user's language in
+        return escape(i18n.t(MOVE_TEXTS + key))
+
     panel = (
         '<div class="ga-panel" id="ga-panel" hidden>'
         '<div id="ga-card"></div>'
         '<div class="ga-actions">'
-        '<button id="ga-move-building" type="button">移动此楼到…</button>'
-        '<button id="ga-move-unit" type="button">移动整个单元到…</button>'
+        f'<button id="ga-move-building" type="button">{zh("move_building")}</button>'
+        f'<button id="ga-move-unit" type="button">{zh("move_unit")}</button>'
+        f'<button id="ga-move-cluster" type="button">{zh("move_cluster")}</button>'
         '<button id="ga-lock" type="button">锁定小组</button>'
         '<button id="ga-cancel" type="button">取消</button></div>'
         '<div id="ga-message" role="status"></div></div>'
     )
-    m.get_root().html.add_child(Fragment(bar + legend + panel))
+    texts = {lang: i18n.texts(lang, MOVE_TEXTS) for lang in i18n.LANGS}
+    data = f'<script type="application/json" id="ga-groups-texts">{json_for_script(texts)}</script>'
+    m.get_root().html.add_child(Fragment(bar + legend + panel + data))
     m.get_root().html.add_child(Fragment(f'<script src="{APP_PREFIX}/groups.js" defer></script>'))
     m.get_root().title = title
     return m

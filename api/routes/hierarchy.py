@@ -172,3 +172,66 @@ def get_stats(
         conn, user, level, parent_id=parent_id, community_id=community_id, limit=limit,
         offset=offset,
     )  # fmt: skip
+
+
+# --- leaders: candidates and undo (the leaders page, /app/leaders) -----------------------
+
+
+class LeaderCandidate(models.Read):
+    resident_id: int
+    name: str
+    building_id: int
+    building: str | None = Field(description="the building's name or source id")
+    room: str
+    lives_inside: bool = Field(description="lives in the area")
+    distance_m: float = Field(description="from their building to the area; 0 inside")
+    backbone: list[str] = Field(description="their roles in the backbone ledger (骨干)")
+    is_backbone: bool
+    is_current: bool = Field(description="the area's current leader")
+
+
+class LeaderCandidates(models.Read):
+    level: str
+    area_id: int
+    distance: str = Field(description="how distance_m is measured: straight_line")
+    items: list[LeaderCandidate] = Field(
+        description="backbone residents living in the area first, then the nearest"
+    )
+
+
+@router.get(
+    "/leaders/{level}/{area_id}/candidates",
+    summary="Who could lead an area: backbone residents in it, then the nearest (audited)",
+    response_model=LeaderCandidates,
+)
+def get_leader_candidates(
+    level: LeaderLevel,
+    area_id: AreaId,
+    user: User,
+    conn: Conn,
+    limit: Annotated[int, Query(ge=1, le=100)] = areas.CANDIDATE_LIMIT,
+) -> dict[str, Any]:
+    return areas.leader_candidates(conn, user, level, area_id, limit)
+
+
+class Undo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assignment_id: int = Field(ge=1, le=2**62, description="the current assignment to undo")
+
+
+class LeaderUndo(models.Leaders):
+    assignment_id: int | None = Field(description="the restored leader's new term, if any")
+    restored: bool = Field(description="a previous leader was given the seat back")
+    warnings: list[str]
+
+
+@router.post(
+    "/leaders/{level}/{area_id}/undo",
+    summary="Undo an assignment: end its term and give the seat back to the one it replaced",
+    response_model=LeaderUndo,
+)
+def post_leader_undo(
+    level: LeaderLevel, area_id: AreaId, body: Undo, user: User, conn: Conn
+) -> dict[str, Any]:
+    return areas.undo_leader(conn, user, level, area_id, body.assignment_id)

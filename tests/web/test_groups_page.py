@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from gis.delineate import edits
 from gis.delineate.service import run
 from gis.io.pipeline import import_file
 from tests.conftest import NANJING, make_user, serve_app
-from tests.web.test_map_page import zoom_to
 
 STAFF, PASSWORD = "li_staff", "pw-li-staff-2026"
 
@@ -33,9 +33,26 @@ def _log_in(page, base: str) -> None:
     page.wait_for_url(f"{base}/map/groups", timeout=15000)
 
 
+def zoom_to(page, lat: float, lon: float) -> tuple[float, float]:
+    """Zoom the map close in on lat/lon; return that point on the screen (the map starts
+    below the shell's bar, so the container's offset is added)."""
+    x, y = page.evaluate(
+        """([lat, lon]) => { const map = Object.values(window).find(v => v instanceof L.Map);
+        map.setView([lat, lon], 19, {animate: false});
+        const p = map.latLngToContainerPoint([lat, lon]);
+        const r = map.getContainer().getBoundingClientRect();
+        return [p.x + r.left, p.y + r.top]; }""",
+        [lat, lon],
+    )
+    return x, y
+
+
 def _open(browser, base: str, viewport=(1024, 768), logged_in: bool = True):
     context = browser.new_context(
-        viewport={"width": viewport[0], "height": viewport[1]}, has_touch=True, is_mobile=True
+        viewport={"width": viewport[0], "height": viewport[1]},
+        has_touch=True,
+        is_mobile=True,
+        locale="zh-CN",
     )
     page = context.new_page()
     if logged_in:
@@ -151,6 +168,8 @@ def test_a_refused_move_shows_the_reason_and_changes_nothing(browser, groups_ser
 
 
 def test_a_move_without_login_asks_for_one(browser, groups_server, engine) -> None:
+    """A visitor is sent to the login; a login lost while the page is open sends the move
+    to the login too, and nothing changes."""
     with engine.connect() as conn:
         building, target_building = conn.execute(
             sa.text(
@@ -160,17 +179,12 @@ def test_a_move_without_login_asks_for_one(browser, groups_server, engine) -> No
         ).one()
         before = conn.execute(sa.text("SELECT id, unit_id FROM building ORDER BY id")).all()
         start, target = _centre(conn, building), _centre(conn, target_building)
-    context, page, outside, _errors = _open(browser, groups_server, logged_in=False)
-    x, y = zoom_to(page, *start)
-    page.touchscreen.tap(x, y)
-    page.locator("#ga-move-building").tap()
-    x, y = zoom_to(page, *target)
-    page.touchscreen.tap(x, y)
-    page.wait_for_function(
-        "() => document.getElementById('ga-message').className === 'error'", timeout=10000
+    context = browser.new_context(
+        viewport={"width": 1024, "height": 768}, has_touch=True, locale="zh-CN"
     )
-    assert "登录" in page.inner_text("#ga-message")
-    page.locator("#ga-message a").tap()
+    page = context.new_page()
+    page.goto(f"{groups_server}/map/groups", wait_until="networkidle")
+    assert page.url == f"{groups_server}/login?next=/map/groups"
     page.locator("input[name=username]").fill(STAFF)
     page.locator("input[name=password]").fill("wrong password")
     page.locator("button[type=submit]").tap()
@@ -178,9 +192,121 @@ def test_a_move_without_login_asks_for_one(browser, groups_server, engine) -> No
         "() => document.getElementById('ga-login-message').className === 'error'", timeout=10000
     )
     assert "用户名或密码错误" in page.inner_text("#ga-login-message")
+    context.close()
+    context, page, outside, _errors = _open(browser, groups_server)
+    context.clear_cookies()  # the login ends while the page is open
+    x, y = zoom_to(page, *start)
+    page.touchscreen.tap(x, y)
+    page.locator("#ga-move-building").tap()
+    x, y = zoom_to(page, *target)
+    page.touchscreen.tap(x, y)
+    page.wait_for_url(f"{groups_server}/login?next=%2Fmap%2Fgroups", timeout=10000)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT id, unit_id FROM building ORDER BY id")).all() == before
     assert outside == []
+    context.close()
+
+
+def test_tapping_a_building_outlines_it(browser, groups_server, engine) -> None:
+    with engine.connect() as conn:
+        first, second = [
+            r[0]
+            for r in conn.execute(
+                sa.text("SELECT b.id FROM building b JOIN unit u ON u.id = b.unit_id "
+                        "ORDER BY b.households DESC, b.id LIMIT 2")
+            )
+        ]  # fmt: skip
+        a, b = _centre(conn, first), _centre(conn, second)
+    context, page, _outside, errors = _open(browser, groups_server)
+    weight_of = """(id) => { let w = null; const map = Object.values(window).find(
+        v => v instanceof L.Map); map.eachLayer(l => { if (l.feature && 'unit_id' in
+        l.feature.properties && l.feature.properties.id === id) w = l.options.weight; });
+        return w; }"""
+    x, y = zoom_to(page, *a)
+    page.touchscreen.tap(x, y)
+    page.locator("#ga-panel").wait_for(state="visible", timeout=5000)
+    assert page.evaluate(weight_of, first) == 4
+    x, y = zoom_to(page, *b)
+    page.touchscreen.tap(x, y)
+    page.wait_for_function(f"() => ({weight_of})({second}) === 4")
+    assert page.evaluate(weight_of, first) == 0.8  # the one before is back to normal
+    assert page.locator(".leaflet-tooltip").count() == 0  # one card per tap
+    scale = page.inner_text(".leaflet-control-scale")
+    assert "m" in scale and "ft" not in scale
+    assert errors == []
+    context.close()
+
+
+def _movable_cluster(engine) -> tuple[int, int, int, int]:
+    """(cluster, its group, a building of a group it may join, that group): tried by the
+    same code as the API, in a transaction rolled back."""
+    with engine.connect() as conn:
+        pairs = conn.execute(
+            sa.text("""
+            SELECT c.id, c.residents_group_id, b.id, g2.id FROM building_cluster c
+              JOIN residents_group g1 ON g1.id = c.residents_group_id
+              JOIN residents_group g2 ON g2.community_id = g1.community_id AND g2.id <> g1.id
+              JOIN building_cluster c2 ON c2.residents_group_id = g2.id
+              JOIN unit u2 ON u2.building_cluster_id = c2.id
+              JOIN building b ON b.unit_id = u2.id
+             WHERE ST_Length(ST_Intersection(ST_Boundary(c.geom), g2.geom)::geography) > 5
+               AND (SELECT count(*) FROM building_cluster x
+                     WHERE x.residents_group_id = g1.id) > 1
+             ORDER BY c.id, g2.id, b.households DESC, b.id""")
+        ).all()
+        conn.rollback()  # each try below in a transaction of its own
+        seen = set()
+        for cluster, group, building, target in pairs:
+            if (cluster, target) in seen:
+                continue
+            seen.add((cluster, target))
+            tx = conn.begin()
+            try:
+                edits.move(conn, "building_cluster", cluster, target, group)
+                return cluster, group, building, target
+            except Exception:  # noqa: BLE001 - a refused move: try the next pair
+                continue
+            finally:
+                tx.rollback()
+    raise AssertionError("no cluster can move in this data")
+
+
+def test_moving_a_whole_cluster_by_tapping(browser, groups_server, engine) -> None:
+    cluster, old_group, target_building, new_group = _movable_cluster(engine)
+    with engine.connect() as conn:
+        building = conn.scalar(
+            sa.text("SELECT b.id FROM building b JOIN unit u ON u.id = b.unit_id "
+                    "WHERE u.building_cluster_id = :c ORDER BY b.households DESC, b.id LIMIT 1"),
+            {"c": cluster},
+        )  # fmt: skip
+        start, target = _centre(conn, building), _centre(conn, target_building)
+    context, page, outside, errors = _open(browser, groups_server, (768, 1024))
+    x, y = zoom_to(page, *start)
+    page.touchscreen.tap(x, y)
+    page.locator("#ga-panel").wait_for(state="visible", timeout=5000)
+    button = page.locator("#ga-move-cluster")
+    assert button.inner_text() == "移动整个楼群到…"
+    assert button.bounding_box()["height"] >= 44
+    button.tap()
+    assert "目标居民小组" in page.inner_text("#ga-message")
+    x, y = zoom_to(page, *target)
+    page.touchscreen.tap(x, y)
+    page.wait_for_function(
+        "() => document.getElementById('ga-message').className === 'ok'", timeout=10000
+    )
+    assert "楼群" in page.inner_text("#ga-message")
+    with engine.connect() as conn:
+        now = conn.scalar(
+            sa.text("SELECT residents_group_id FROM building_cluster WHERE id = :c"),
+            {"c": cluster},
+        )
+    assert now == new_group != old_group
+    from pathlib import Path
+
+    artifacts = Path(__file__).resolve().parents[1] / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    page.screenshot(path=str(artifacts / "groups-cluster-moved-portrait.png"))
+    assert outside == [] and errors == []
     context.close()
 
 
@@ -197,5 +323,5 @@ def test_login_never_sends_you_elsewhere(browser, groups_server, next_) -> None:
     page.locator("input[name=username]").fill(STAFF)
     page.locator("input[name=password]").fill(PASSWORD)
     page.locator("button[type=submit]").tap()
-    page.wait_for_url(f"{groups_server}/map/groups", timeout=15000)
+    page.wait_for_url(f"{groups_server}/app/leaders", timeout=15000)  # an admin's home
     context.close()

@@ -1,6 +1,7 @@
-// Residents' groups map: tap a building for its card, then move it (or its whole unit) by
-// tapping a building of the unit / cluster it should join. The server checks every move and
-// says why it refuses one; nothing changes then.
+// Residents' groups map: tap a building for its card (it is outlined), then move it, its
+// whole unit or its whole cluster by tapping a building of the unit / cluster / group it
+// should join. The server checks every move and says why it refuses one (its message, in
+// the user's language); nothing changes then. Requests go through GA.api (shell.js).
 (function () {
   "use strict";
   const map = Object.values(window).find((v) => v instanceof L.Map);
@@ -9,8 +10,20 @@
   const card = document.getElementById("ga-card");
   const message = document.getElementById("ga-message");
   const lockButton = document.getElementById("ga-lock");
-  const state = { selected: null, mode: null, busy: false };
+  const state = { selected: null, layer: null, mode: null, busy: false };
   const groups = new Map();
+  const textNode = document.getElementById("ga-groups-texts");
+  const allTexts = textNode ? JSON.parse(textNode.textContent || "{}") : {};
+  const lang = (window.GA && GA.lang) || "zh";
+  const texts = allTexts[lang] || allTexts.zh || {};
+  const SELECTED = { color: "#000000", weight: 4 };
+
+  function tx(key, params) {
+    let s = texts["leaders.groups_" + key];
+    if (s == null) return key;
+    for (const [k, v] of Object.entries(params || {})) s = s.split("{" + k + "}").join(String(v));
+    return s;
+  }
 
   function text(s) {
     const span = document.createElement("span");
@@ -21,6 +34,17 @@
   function say(msg, kind) {
     message.textContent = msg;
     message.className = kind || "";
+  }
+
+  function outline(layer) {
+    if (state.layer && state.layer !== layer) {
+      state.layer.setStyle(state.layer._gaStyle);
+    }
+    state.layer = layer;
+    if (!layer) return;
+    if (!layer._gaStyle) layer._gaStyle = { color: layer.options.color, weight: layer.options.weight };
+    layer.setStyle(SELECTED);
+    if (layer.bringToFront) layer.bringToFront();
   }
 
   function showCard(p) {
@@ -37,15 +61,7 @@
   async function send(method, url, body) {
     state.busy = true;
     try {
-      const r = await fetch(url, {
-        method,
-        // the session cookie set by /login, and the header that shows this page sent it
-        headers: { "Content-Type": "application/json", "X-Requested-With": "gridatlas" },
-        body: JSON.stringify(body),
-        credentials: "same-origin",
-      });
-      const data = await r.json().catch(() => ({}));
-      return { ok: r.ok, status: r.status, data };
+      return await GA.api(method, url, body);
     } finally {
       state.busy = false;
     }
@@ -53,58 +69,56 @@
 
   function done(result, okText) {
     if (result.ok) {
-      const warnings = (result.data.warnings || []).join("；");
-      say(okText + (warnings ? "（注意：" + warnings + "）" : ""), "ok");
+      say(okText, "ok");
       setTimeout(() => window.location.reload(), 1500);
-    } else {
-      state.mode = null;
-      if (result.status === 401) {
-        const next = encodeURIComponent(window.location.pathname + window.location.search);
-        message.innerHTML = `未能修改：请先 <a href="/login?next=${next}">登录</a>（修改需要社区工作人员账号）`;
-        message.className = "error";
-        return;
-      }
-      if (result.status === 403) return say("未能修改：您的账号没有修改权限", "error");
-      let detail = result.data.detail;
-      if (Array.isArray(detail)) detail = detail.map((d) => d.msg).join("; ");
-      say("未能修改：" + (detail || "HTTP " + result.status), "error");
+      return;
     }
+    state.mode = null;
+    // the server's message in the user's language; most refusals already say "not changed"
+    const prefix = tx("refused", { reason: "" });
+    const msg = result.message || "";
+    say(msg.startsWith(prefix) ? msg : tx("refused", { reason: msg }), "error");
   }
 
-  async function onBuilding(p) {
+  // what each mode moves, where to, and how to say it
+  const MOVES = {
+    building: {
+      same: (from, p) => p.unit_id === from.unit_id,
+      body: (from, p) => ({ kind: "building", id: from.id, to: p.unit_id, from: from.unit_id }),
+      sameText: "same_unit",
+      doneText: (from, p) => tx("moved_building", { code: p.unit }),
+    },
+    unit: {
+      same: (from, p) => p.cluster_id === from.cluster_id,
+      body: (from, p) => ({ kind: "unit", id: from.unit_id, to: p.cluster_id, from: from.cluster_id }),
+      sameText: "same_cluster",
+      doneText: (from, p) => tx("moved_unit", { from: from.unit, code: p.cluster }),
+    },
+    cluster: {
+      same: (from, p) => p.group_id === from.group_id,
+      body: (from, p) => ({
+        kind: "building_cluster", id: from.cluster_id, to: p.group_id, from: from.group_id,
+      }),
+      sameText: "same_group",
+      doneText: (from, p) => tx("moved_cluster", { from: from.cluster, code: p.grp }),
+    },
+  };
+
+  async function onBuilding(p, layer) {
     if (state.busy) return;
     if (!state.mode || !state.selected) {
       state.selected = p;
+      outline(layer);
       say("");
       showCard(p);
       return;
     }
     const from = state.selected;
-    if (state.mode === "building") {
-      if (p.unit_id === from.unit_id) return say("这栋楼已在该单元，请点选其他单元的楼栋", "error");
-      say("正在移动…");
-      done(
-        await send("POST", "/api/delineation/moves", {
-          kind: "building",
-          id: from.id,
-          to: p.unit_id,
-          from: from.unit_id, // refused (412) if someone moved it since this map was drawn
-        }),
-        `已将楼栋移入单元 ${p.unit}`
-      );
-    } else if (state.mode === "unit") {
-      if (p.cluster_id === from.cluster_id) return say("该单元已在这个楼群，请点选其他楼群的楼栋", "error");
-      say("正在移动…");
-      done(
-        await send("POST", "/api/delineation/moves", {
-          kind: "unit",
-          id: from.unit_id,
-          to: p.cluster_id,
-          from: from.cluster_id,
-        }),
-        `已将单元 ${from.unit} 移入楼群 ${p.cluster}`
-      );
-    }
+    const move = MOVES[state.mode];
+    if (move.same(from, p)) return say(tx(move.sameText), "error");
+    say(tx("moving"));
+    // "from" is what the screen shows: refused (412) if someone moved it since
+    done(await send("POST", "/api/delineation/moves", move.body(from, p)), move.doneText(from, p));
   }
 
   map.eachLayer((layer) => {
@@ -113,24 +127,31 @@
     if ("unit_id" in p) {
       layer.on("click", (e) => {
         L.DomEvent.stopPropagation(e);
-        onBuilding(p);
+        onBuilding(p, layer);
       });
     } else if ("band" in p) {
       groups.set(p.id, p);
     }
   });
 
-  document.getElementById("ga-move-building").addEventListener("click", () => {
-    state.mode = "building";
-    say("请点选目标单元中的任一楼栋");
-  });
-  document.getElementById("ga-move-unit").addEventListener("click", () => {
-    state.mode = "unit";
-    say("请点选目标楼群中的任一楼栋");
-  });
+  const modes = [
+    ["ga-move-building", "building", "move_building", "pick_unit"],
+    ["ga-move-unit", "unit", "move_unit", "pick_cluster"],
+    ["ga-move-cluster", "cluster", "move_cluster", "pick_group"],
+  ];
+  for (const [id, mode, label, pick] of modes) {
+    const button = document.getElementById(id);
+    if (!button) continue;
+    button.textContent = tx(label);
+    button.addEventListener("click", () => {
+      state.mode = mode;
+      say(tx(pick));
+    });
+  }
   document.getElementById("ga-cancel").addEventListener("click", () => {
     state.mode = null;
     state.selected = null;
+    outline(null);
     panel.hidden = true;
   });
   lockButton.addEventListener("click", async () => {

@@ -1,0 +1,93 @@
+"""The leaders page (楼组长与小组长, /app/leaders): committee staff tap an area of their
+community and name its leader. The areas come from the same scoped, audited reads as
+``GET /api/areas/{level}``; the page's script then uses the leaders API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.engine import Connection
+
+from api.auth import Principal
+from api.deps import AppSettings, Conn
+from api.errors import request_lang
+from api.headers import Nonce
+from api.shell import PageUser, register, shell_for
+from gis import areas, i18n, permissions, query
+from gis.errors import NotFound
+from layers.assets import render_offline
+from layers.leaders import LEVELS, bounds_of, leaders_map
+from layers.shell import add_shell
+
+router = APIRouter(tags=["pages"])
+register("/app/leaders")
+
+MAX_AREAS = 5000  # areas of one level in one community (a community has a few hundred)
+MARGIN_DEG = 0.002  # walk network a little beyond the buildings (about 200 m)
+
+
+def _community(conn: Connection, user: Principal, code: str | None) -> dict[str, Any]:
+    """The community asked for, else the user's first one with residents' groups."""
+    page = areas.feature_page(conn, user, "communities", limit=2000)
+    found = [f["properties"] for f in page["features"]]
+    if code is not None:
+        found = [c for c in found if c["code"] == code]
+    for c in found:
+        groups = areas.feature_page(conn, user, "residents_groups", community_id=c["id"], limit=1)
+        if groups["features"]:
+            return c
+    raise NotFound(
+        f"no delineated community {code!r} in your areas"
+        if code
+        else "no delineated community "
+        "in your areas: run the delineation first (gridatlas delineate)"
+    )
+
+
+@router.get("/app/leaders", response_class=HTMLResponse, include_in_schema=False)
+def leaders_page(
+    request: Request,
+    user: PageUser,
+    conn: Conn,
+    settings: AppSettings,
+    nonce: Nonce,
+    community: Annotated[str | None, Query(max_length=64, description="community code")] = None,
+) -> HTMLResponse:
+    permissions.require(user, "page_leaders", "open the leaders page")
+    lang = request_lang(request)
+    where = _community(conn, user, community)
+    collections = {
+        level: areas.feature_page(
+            conn, user, areas.BY_TABLE[level].plural, community_id=where["id"], limit=MAX_AREAS
+        )
+        for level in LEVELS
+    }
+    box = bounds_of(collections["building"]) or bounds_of(collections["residents_group"])
+    edges = query.layer_frame(
+        conn,
+        "walk_edges",
+        bbox=query.BBox(
+            box[0] - MARGIN_DEG, box[1] - MARGIN_DEG, box[2] + MARGIN_DEG, box[3] + MARGIN_DEG
+        )
+        if box
+        else None,
+        limit=settings.map_feature_limit,
+    )
+    texts = {
+        **i18n.texts(lang, "leaders."),
+        **i18n.texts(lang, "level."),
+        **i18n.texts(lang, "app."),
+        "page.leaders": i18n.t("page.leaders", lang),
+    }
+    m = leaders_map(
+        where,
+        collections,
+        edges,
+        texts=texts,
+        groups_href=f"/map/groups?community={quote(str(where['code']), safe='')}",
+    )
+    add_shell(m, shell_for(request, conn, user, ("leaders.",)))
+    return HTMLResponse(render_offline(m, nonce))
