@@ -29,6 +29,7 @@ from api.routes import reach as reach_routes
 from api.routes import reach_page as reach_page_routes
 from api.routes import sheets as sheet_routes
 from api.routes import subject as subject_routes
+from api.routes import tiles as tile_routes
 from gis import db
 from gis.errors import DatabaseUnavailable
 from gis.security import Keys
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reach_page_routes.router)
     app.include_router(grid_page_routes.router)
     app.include_router(leaders_page_routes.router)
+    app.include_router(tile_routes.router)
     app.include_router(docs_routes.router)
     _mount_assets(app)
     return app

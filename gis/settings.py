@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,39 @@ class Settings(BaseSettings):
     )
     session_hours: float = Field(12.0, description="how long a login token lasts")
     cookie_secure: bool = Field(False, description="mark the session cookie Secure (HTTPS)")
+    # Basemap under our layers (api/basemap.py, layers/basemap.py). "none" draws only our
+    # own streets and buildings and works offline; the others load raster tiles from the
+    # named hosts, which the Content-Security-Policy then allows in img-src (nothing else).
+    basemap: Literal["none", "xyz", "tianditu", "gaode"] = Field(
+        "none",
+        description="none (our streets and buildings, offline), xyz (an intranet tile "
+        "server: basemap_url), tianditu (天地图, needs tianditu_key) or gaode (高德, GCJ-02: "
+        "our layers are shifted to sit on it)",
+    )
+    basemap_url: str | None = Field(
+        None,
+        description="XYZ URL template for basemap=xyz, e.g. "
+        "https://tiles.intranet.example/{z}/{x}/{y}.png ({s} for basemap_subdomains)",
+    )
+    basemap_subdomains: str = Field("", description="letters or digits {s} takes, e.g. abc")
+    basemap_attribution: str | None = Field(
+        None,
+        description="credit shown under the basemap (xyz: required by most tile licences; "
+        "tianditu/gaode: replaces the built-in credit, e.g. to add the map's 审图号 GS number)",
+    )
+    tianditu_key: SecretStr | None = Field(
+        None, description="天地图 key (tk) for basemap=tianditu, from console.tianditu.gov.cn"
+    )
+    vector_tiles_above: int = Field(
+        3000,
+        description="the city map draws buildings as vector tiles (/api/tiles) when the "
+        "user's scope holds more buildings than this",
+    )
+    tile_max_age_s: int = Field(
+        60,
+        description="how long a browser may reuse a vector tile (Cache-Control: private) "
+        "before asking again with its ETag",
+    )
 
     @property
     def secret_key_file(self) -> Path:
