@@ -10,6 +10,7 @@ import typer
 
 from cli import db as db_cmd
 from cli import keys as keys_cmd
+from cli import patrol as patrol_cmd
 from cli import people as people_cmd
 from cli.common import fail, open_engine
 from gis.errors import GridAtlasError, InvalidInput
@@ -25,6 +26,7 @@ app.add_typer(people_cmd.users, name="user")
 app.add_typer(people_cmd.people, name="people")
 app.command("keygen")(people_cmd.keygen)
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(patrol_cmd.app, name="patrol")
 
 DEMO_FILE = PROJECT_ROOT / "data" / "osm" / "nanjing-central.osm"
 

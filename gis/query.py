@@ -119,16 +119,28 @@ def feature_page(
     return geojson.collection(conn.scalars(stmt), matched=total)
 
 
+SCOPE_BUILDINGS = sa.select(sa.literal_column("ga_scope_buildings(ga_user())"))
+
+
 def layer_frame(
-    conn: Connection, layer: str, *, bbox: BBox | None = None, limit: int = 20_000
+    conn: Connection,
+    layer: str,
+    *,
+    bbox: BBox | None = None,
+    limit: int = 20_000,
+    scoped: bool = False,
 ) -> gpd.GeoDataFrame:
-    """Return ``layer`` as a GeoDataFrame (for drawing maps), at most ``limit`` rows."""
+    """Return ``layer`` as a GeoDataFrame (for drawing maps), at most ``limit`` rows;
+    ``scoped`` (buildings): only the buildings of the user's scope."""
     spec = _get_layer(layer)
     # The raw column (hex EWKB) for geopandas to parse, not geoalchemy2's WKBElement.
     geom = sa.type_coerce(spec.table.c.geom, sa.types.NullType()).label("geom")
+    where = list(_in_bbox(spec, bbox))
+    if scoped and spec.table is schema.building:
+        where.append(spec.key.in_(SCOPE_BUILDINGS))
     stmt = (
         sa.select(spec.key.label("id"), *spec.properties, geom)
-        .where(*_in_bbox(spec, bbox))
+        .where(*where)
         .order_by(spec.key)
         .limit(limit)
     )

@@ -626,6 +626,9 @@ problem = sa.Table(
     sa.Column("version", sa.Integer, nullable=False, server_default=sa.text("1")),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     _geom("POINT"),
+    # 0009: who answers for it now (worker, committee, subdistrict) and since when
+    sa.Column("escalation_level", sa.Text, nullable=False, server_default=sa.text("'worker'")),
+    sa.Column("escalated_at", sa.DateTime(timezone=True)),
     _gist("problem"),
     sa.Index("problem_building_idx", "building_id"),
     sa.Index(
@@ -641,11 +644,13 @@ problem_event = sa.Table(
     metadata,
     _id(),
     sa.Column("problem_id", sa.BigInteger, _fk("problem", "CASCADE"), nullable=False),
-    sa.Column("user_id", sa.BigInteger, _fk("app_user", "RESTRICT"), nullable=False),
+    # 0009: null only for an escalation by the scheduled job (escalated_to set)
+    sa.Column("user_id", sa.BigInteger, _fk("app_user", "RESTRICT")),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("from_status", sa.Text),
     sa.Column("to_status", sa.Text, nullable=False),
     sa.Column("note", sa.Text),
+    sa.Column("escalated_to", sa.Text),  # 0009
     sa.Index("problem_event_problem_idx", "problem_id", "at"),
 )
 

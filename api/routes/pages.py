@@ -10,20 +10,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api import shell
 from api.auth import current_user
+from api.basemap import basemap_of, shift_frames
 from api.deps import AppSettings, Conn
 from api.errors import request_lang
 from api.headers import Nonce
 from api.shell import PageUser
-from gis import i18n, permissions, query
+from gis import i18n, permissions, query, tiles
 from gis.categories import load_categories
 from gis.delineate.service import map_frames
 from gis.errors import InvalidInput, NotAuthenticated, NotFound
 from gis.reach import coverage
 from layers.assets import render_offline
+from layers.basemap import add_basemap
 from layers.groups import groups_map
 from layers.reach import reach_map
 from layers.shell import add_shell
 from layers.site import overview_map
+from layers.tiles import add_vector_buildings
 
 router = APIRouter(tags=["pages"])
 
@@ -37,6 +40,15 @@ def _check_community_code(code: str) -> None:
             f"community must be a community code: printable text of at most {MAX_CODE} "
             "characters (see /api/layers/communities)"
         )
+
+
+def _around(extent: tuple[float, float, float, float] | None) -> query.BBox | None:
+    """The scope's extent with a margin of about 300 m (streets and facilities nearby)."""
+    if extent is None:
+        return None
+    w, s, e, n = extent
+    pad = 0.003
+    return query.BBox.parse(f"{w - pad},{s - pad},{e + pad},{n + pad}")
 
 
 @router.get("/", include_in_schema=False)
@@ -65,14 +77,32 @@ def overview(
     permissions.require(user, "page_city", "open the city map")
     box = query.BBox.parse(bbox) if bbox else None
     limit = settings.map_feature_limit
-    buildings = query.layer_frame(conn, "buildings", bbox=box, limit=limit)
-    edges = query.layer_frame(conn, "walk_edges", bbox=box, limit=limit)
-    facilities = query.layer_frame(conn, "facilities", bbox=box, limit=limit)
+    lang = request_lang(request)
+    choice = basemap_of(settings, lang)
+    # the buildings of the user's scope only; a large scope comes as vector tiles
+    in_scope, scope_box = tiles.scope_buildings(conn)
+    tiled = in_scope > settings.vector_tiles_above
+    # streets and facilities around the user's buildings (an admin's scope is the city)
+    around = box or (None if permissions.may(user, "whole_city") else _around(scope_box))
+    buildings = query.layer_frame(
+        conn, "buildings", bbox=box, limit=0 if tiled else limit, scoped=True
+    )
+    edges = query.layer_frame(conn, "walk_edges", bbox=around, limit=limit)
+    facilities = query.layer_frame(conn, "facilities", bbox=around, limit=limit)
+    buildings, edges, facilities = shift_frames(choice, buildings, edges, facilities)
     labels = {c.code: c.label_zh for c in load_categories()}
-    truncated = any(len(f) >= limit for f in (buildings, edges, facilities))
+    truncated = not tiled and any(len(f) >= limit for f in (buildings, edges, facilities))
     m = overview_map(
         buildings, edges, facilities, labels=labels, stats=query.summary(conn), truncated=truncated
     )
+    add_basemap(m, choice)
+    if tiled:
+        add_vector_buildings(
+            m,
+            name=i18n.t("map.buildings_tiles", lang),
+            households_label=i18n.t("map.households", lang),
+            bounds=None if box else scope_box,
+        )
     add_shell(m, shell.shell_for(request, conn, user))
     return HTMLResponse(render_offline(m, nonce))
 

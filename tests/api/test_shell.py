@@ -80,3 +80,33 @@ def test_a_refusal_with_its_own_words_reaches_the_screen_in_chinese(api):
     r = a.client.delete("/api/leaders/unit/1/999999", headers=headers)
     assert r.status_code in (404, 409)
     assert re.search(r"[a-z]{4,}", r.json()["message"]) is None  # no English words
+
+
+def test_the_city_map_sends_only_the_buildings_of_the_users_scope(api):
+    """A planner of community A opens /map: the page holds A's buildings and no other."""
+    import sqlalchemy as sa
+
+    from gis import db
+
+    a, info, url = api
+    a.client.cookies.clear()
+    r = a.client.post(
+        "/api/auth/login", json={"username": "planner_a", "password": "pw-planner_a-2026"}
+    )
+    assert r.status_code == 200
+    page = a.client.get("/map")
+    assert page.status_code == 200
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        mine = set(
+            conn.scalars(
+                sa.text("SELECT building_id FROM building_path WHERE community_id = :c"),
+                {"c": info.community_a},
+            )
+        )
+        codes = dict(conn.execute(sa.text("SELECT id, source_id FROM building")).all())
+    eng.dispose()
+    # the page embeds one feature with "households" per building it draws: A's, no more
+    drawn = len(re.findall(r'"households": ?\d', page.text))
+    assert drawn == len(mine) and 0 < drawn < len(codes)
+    a.client.cookies.clear()
