@@ -13,69 +13,18 @@ from html import escape
 
 import folium
 import geopandas as gpd
-from branca.element import MacroElement
-from folium.elements import JSCSSMixin
-from folium.template import Template
 
-from layers.assets import APP_PREFIX, VENDOR_PREFIX, add_stylesheet
+from layers.assets import APP_PREFIX, add_stylesheet
+from layers.furniture import LocateMe, MetricScale
 from layers.page import Fragment, Map
 from layers.site import HOUSEHOLD_COLOURS, STREET_WEIGHT, Attribution
 
-LOCATE = f"{VENDOR_PREFIX}/locatecontrol/dist"
 DEFAULT_VIEW = ([32.04, 118.78], 14)  # Nanjing, when the user has no building at all
 GRID_COLOUR = "#1f3a5f"
 FACILITY_COLOUR = "#2b8a3e"
 SEARCH_COLOUR = "#d6336c"
 
 
-class MetricScale(MacroElement):
-    """A scale bar in metres only (Folium's ``control_scale`` adds miles and feet too)."""
-
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-        L.control.scale({imperial: false, metric: true, maxWidth: 160})
-            .addTo({{ this._parent.get_name() }});
-        {% endmacro %}
-    """)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._name = "MetricScale"
-
-
-class LocateMe(JSCSSMixin, MacroElement):
-    """The locate-me button (npm ``leaflet.locatecontrol``, served by us, not a CDN).
-
-    A refused or failed location is told in the page's notice, not in an ``alert``.
-    """
-
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-        L.control.locate({
-            position: "topleft",
-            flyTo: true,
-            showPopup: false,
-            initialZoomLevel: 18,
-            // where the tablet is must not catch the tap meant for the building under it
-            circleStyle: {interactive: false},
-            markerStyle: {interactive: false},
-            compassStyle: {interactive: false},
-            strings: {title: {{ this.title|tojson }}},
-            onLocationError: function () {
-                if (window.GA) { GA.notice({{ this.failed|tojson }}, "error"); }
-            },
-        }).addTo({{ this._parent.get_name() }});
-        {% endmacro %}
-    """)
-
-    default_js = [("leaflet_locatecontrol", f"{LOCATE}/L.Control.Locate.min.js")]
-    default_css = [("leaflet_locatecontrol_css", f"{LOCATE}/L.Control.Locate.min.css")]
-
-    def __init__(self, title: str, failed: str) -> None:
-        super().__init__()
-        self._name = "LocateMe"
-        self.title = title
-        self.failed = failed
 
 
 def household_colour(n: int) -> str:

@@ -10,7 +10,7 @@ import geopandas as gpd
 
 from gis import i18n
 from layers.assets import APP_PREFIX, add_stylesheet
-from layers.leaders import MetricScale, json_for_script
+from layers.furniture import MetricScale, json_for_script
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution, streets_layer
 

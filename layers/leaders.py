@@ -9,16 +9,15 @@ the user's language.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from html import escape
 from typing import Any
 
 import folium
 import geopandas as gpd
-from branca.element import MacroElement, Template
 
 from layers.assets import APP_PREFIX, add_stylesheet
+from layers.furniture import MetricScale, json_for_script
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, STREET_WEIGHT, Attribution
 
@@ -48,27 +47,6 @@ def seat_counts(collection: Mapping[str, Any]) -> dict[str, int]:
     """Vacant and filled seats of one level."""
     states = [seat_state(f["properties"]) for f in collection.get("features", [])]
     return {"vacant": states.count("vacant"), "filled": states.count("filled")}
-
-
-class MetricScale(MacroElement):
-    """Leaflet's scale bar in metres only (the app has no feet and miles)."""
-
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-        L.control.scale({metric: true, imperial: false, position: "bottomleft"})
-            .addTo({{ this._parent.get_name() }});
-        {% endmacro %}
-    """)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._name = "MetricScale"
-
-
-def json_for_script(value: object) -> str:
-    """JSON safe inside <script type="application/json">: no '<', '>' or '&'."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _level_layer(level: str, collection: dict[str, Any], name: str) -> folium.GeoJson:

@@ -9,6 +9,7 @@ import folium
 import geopandas as gpd
 
 from layers.assets import APP_PREFIX, add_stylesheet
+from layers.furniture import MetricScale
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution, streets_layer
 
@@ -54,7 +55,8 @@ def reach_map(
     gdf["colour"] = [b[0] for b in bands]
     gdf["band"] = [b[1] for b in bands]
     gdf["walk_min"] = [None if not math.isfinite(w) else round(w, 1) for w in gdf["walk_min"]]
-    m = Map(tiles=None, control_scale=True, prefer_canvas=True)
+    m = Map(tiles=None, control_scale=False, prefer_canvas=True)
+    m.add_child(MetricScale())
     if len(edges):
         streets_layer(edges).add_to(m)
     if len(gdf):  # Folium's tooltips refuse a layer without features

@@ -14,9 +14,9 @@ from html import escape
 
 import folium
 import geopandas as gpd
-from branca.element import MacroElement, Template
 
 from layers.assets import APP_PREFIX, add_stylesheet
+from layers.furniture import MetricScale
 from layers.page import Fragment, Map
 from layers.reach import BEYOND, NO_HOUSEHOLDS, TIME_BANDS, UNREACHABLE
 from layers.site import OSM_CREDIT, STREET_WEIGHT, Attribution
@@ -26,20 +26,6 @@ REACH_JS = f"{APP_PREFIX}/reach.js"
 GAP_COLOUR = "#e7298a"
 BAND_KEYS = ("reach.band_5", "reach.band_10", "reach.band_15")  # the order of TIME_BANDS
 SPEEDS = {"adult": 80.0, "elderly": 60.0}  # m/min (docs/reach.md)
-
-
-class MetricScale(MacroElement):
-    """A scale bar in metres and kilometres only."""
-
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-        L.control.scale({metric: true, imperial: false}).addTo({{ this._parent.get_name() }});
-        {% endmacro %}
-    """)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._name = "MetricScale"
 
 
 def band_of(walk_min: float, households: int) -> str:

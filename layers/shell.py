@@ -8,15 +8,16 @@ which pages they may open; the page's scripts get their texts from the catalogue
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from html import escape
 
 from layers.assets import APP_PREFIX, add_stylesheet
+from layers.furniture import json_for_script
 from layers.page import Fragment, Map
 
 SHELL_CSS = f"{APP_PREFIX}/shell.css"
 SHELL_JS = f"{APP_PREFIX}/shell.js"
+OFFLINE_JS = f"{APP_PREFIX}/offline.js"  # after shell.js: the service worker, the 离线 badge
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,6 @@ class Shell:
     nav: tuple[NavItem, ...]
     texts: dict[str, str] = field(default_factory=dict)  # for the pages' scripts
     labels: dict[str, str] = field(default_factory=dict)  # the shell's own: logout, menu…
-
-
-def _json_for_script(value: object) -> str:
-    """JSON safe inside <script>: no '<', '>' or '&' that could end the element."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def bar_html(shell: Shell) -> str:
@@ -71,7 +66,7 @@ def bar_html(shell: Shell) -> str:
         f'{escape(lb.get("logout", ""))}</button>'
         "</header>"
         '<div class="ga-notice" id="ga-notice" role="alert" hidden></div>'
-        f'<script type="application/json" id="ga-i18n">{_json_for_script(shell.texts)}</script>'
+        f'<script type="application/json" id="ga-i18n">{json_for_script(shell.texts)}</script>'
     )
 
 
@@ -81,6 +76,7 @@ def add_shell(m: Map, shell: Shell) -> Map:
     root.html.add_child(Fragment(bar_html(shell)), name="ga_shell", index=0)
     add_stylesheet(m, SHELL_CSS)
     root.html.add_child(Fragment(f'<script src="{SHELL_JS}"></script>'), name="ga_shell_js")
+    root.html.add_child(Fragment(f'<script src="{OFFLINE_JS}"></script>'), name="ga_offline_js")
     root.html_lang = shell.lang  # type: ignore[attr-defined]
     return m
 
@@ -97,7 +93,7 @@ def plain_page(
     own scripts and styles (files under /static, no inline script)."""
     css = "".join(f'<link rel="stylesheet" href="{escape(s)}">'
                   for s in (f"{APP_PREFIX}/map.css", SHELL_CSS, *styles))  # fmt: skip
-    js = "".join(f'<script src="{escape(s)}"></script>' for s in (SHELL_JS, *scripts))
+    js = "".join(f'<script src="{escape(s)}"></script>' for s in (SHELL_JS, OFFLINE_JS, *scripts))
     lang = "zh-CN" if shell.lang == "zh" else "en"
     return (
         f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
