@@ -26,6 +26,7 @@ from api.routes import ledgers_page as ledgers_page_routes
 from api.routes import open311 as open311_routes
 from api.routes import pages
 from api.routes import patrol as patrol_routes
+from api.routes import patrol_page as patrol_page_routes
 from api.routes import problem_photos as problem_photo_routes
 from api.routes import reach as reach_routes
 from api.routes import reach_page as reach_page_routes
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tile_routes.router)
     app.include_router(open311_routes.router)
     app.include_router(problem_photo_routes.router)
+    app.include_router(patrol_page_routes.router)
     app.include_router(docs_routes.router)
     _mount_assets(app)
     return app

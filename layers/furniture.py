@@ -46,9 +46,11 @@ class LocateMe(JSCSSMixin, MacroElement):
             circleStyle: {interactive: false},
             markerStyle: {interactive: false},
             compassStyle: {interactive: false},
-            strings: {title: {{ this.title|tojson }}},
+            strings: {title: {{ this.title|tojson }} || (window.GA ? GA.t("app.locate") : "")},
             onLocationError: function () {
-                if (window.GA) { GA.notice({{ this.failed|tojson }}, "error"); }
+                if (window.GA) {
+                    GA.notice({{ this.failed|tojson }} || GA.t("app.locate_failed"), "error");
+                }
             },
         }).addTo({{ this._parent.get_name() }});
         {% endmacro %}
@@ -57,7 +59,9 @@ class LocateMe(JSCSSMixin, MacroElement):
     default_js = [("leaflet_locatecontrol", f"{LOCATE}/L.Control.Locate.min.js")]
     default_css = [("leaflet_locatecontrol_css", f"{LOCATE}/L.Control.Locate.min.css")]
 
-    def __init__(self, title: str, failed: str) -> None:
+    def __init__(self, title: str = "", failed: str = "") -> None:
+        """``title``, ``failed``: the button's and the failure's texts; empty, the shell's
+        catalogue gives them in the user's language (app.locate, app.locate_failed)."""
         super().__init__()
         self._name = "LocateMe"
         self.title = title

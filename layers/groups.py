@@ -10,7 +10,7 @@ import geopandas as gpd
 
 from gis import i18n
 from layers.assets import APP_PREFIX, add_stylesheet
-from layers.furniture import MetricScale, json_for_script
+from layers.furniture import LocateMe, MetricScale, json_for_script
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution, streets_layer
 
@@ -88,6 +88,7 @@ def groups_map(
     """Return the groups map (no basemap needed)."""
     m = Map(tiles=None, control_scale=False, prefer_canvas=False, zoom_control=True)
     m.add_child(MetricScale())
+    m.add_child(LocateMe())
     if len(edges):
         streets_layer(edges).add_to(m)
     g = groups.copy()

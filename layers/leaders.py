@@ -17,7 +17,7 @@ import folium
 import geopandas as gpd
 
 from layers.assets import APP_PREFIX, add_stylesheet
-from layers.furniture import MetricScale, json_for_script
+from layers.furniture import LocateMe, MetricScale, json_for_script
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, STREET_WEIGHT, Attribution
 
@@ -158,6 +158,7 @@ def leaders_map(
         m.location, m.zoom_start = [32.04, 118.78], 14
     folium.LayerControl(collapsed=True).add_to(m)
     m.add_child(MetricScale())
+    m.add_child(LocateMe())
     m.add_child(Attribution(OSM_CREDIT))
     add_stylesheet(m, f"{APP_PREFIX}/map.css")
     add_stylesheet(m, f"{APP_PREFIX}/leaders.css")

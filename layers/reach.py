@@ -9,7 +9,7 @@ import folium
 import geopandas as gpd
 
 from layers.assets import APP_PREFIX, add_stylesheet
-from layers.furniture import MetricScale
+from layers.furniture import LocateMe, MetricScale
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution, streets_layer
 
@@ -57,6 +57,7 @@ def reach_map(
     gdf["walk_min"] = [None if not math.isfinite(w) else round(w, 1) for w in gdf["walk_min"]]
     m = Map(tiles=None, control_scale=False, prefer_canvas=True)
     m.add_child(MetricScale())
+    m.add_child(LocateMe())
     if len(edges):
         streets_layer(edges).add_to(m)
     if len(gdf):  # Folium's tooltips refuse a layer without features

@@ -16,7 +16,7 @@ import folium
 import geopandas as gpd
 
 from layers.assets import APP_PREFIX, add_stylesheet
-from layers.furniture import MetricScale
+from layers.furniture import LocateMe, MetricScale
 from layers.page import Fragment, Map
 from layers.reach import BEYOND, NO_HOUSEHOLDS, TIME_BANDS, UNREACHABLE
 from layers.site import OSM_CREDIT, STREET_WEIGHT, Attribution
@@ -191,6 +191,7 @@ def reach_page_map(
         raise ValueError(f"speed must be one of {', '.join(SPEEDS)}")
     m = Map(tiles=None, control_scale=False, prefer_canvas=True, zoom_control=True)
     MetricScale().add_to(m)
+    m.add_child(LocateMe())
     if len(edges):
         _streets(edges, texts["reach.layer_streets"]).add_to(m)
     names = {"map": m.get_name()}

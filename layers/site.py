@@ -10,7 +10,7 @@ import pandas as pd
 from branca.element import MacroElement, Template
 
 from layers.assets import APP_PREFIX, add_stylesheet
-from layers.furniture import MetricScale
+from layers.furniture import LocateMe, MetricScale
 from layers.page import Fragment, Map
 
 OSM_CREDIT = '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
@@ -162,6 +162,7 @@ def overview_map(
     """Return the overview map; without ``tiles_url`` it needs nothing but our own data."""
     m = Map(tiles=None, control_scale=False, prefer_canvas=True, zoom_control=True)
     m.add_child(MetricScale())
+    m.add_child(LocateMe())
     if tiles_url:
         folium.TileLayer(tiles_url, attr="basemap", name="底图 Basemap").add_to(m)
     if len(edges):

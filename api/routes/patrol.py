@@ -15,9 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import PeopleUser, User
 from api.deps import Conn
+from api.errors import request_lang, status_for
 from api.idempotency import HEADER as IDEM
 from api.idempotency import run_once
-from gis.patrol import area_store, checkins, problems, reminders, tour_store, visits
+from gis import i18n, idempotency
+from gis.errors import GridAtlasError
+from gis.patrol import area_store, checkins, mapview, problems, reminders, tour_store, visits
 from gis.patrol.areas import Weights
 
 router = APIRouter(prefix="/api", tags=["patrol"])
@@ -198,3 +201,63 @@ def get_reminders(
     near_days: Annotated[int, Query(ge=0, le=30)] = reminders.DEFAULT_NEAR_DAYS,
 ) -> dict[str, Any]:
     return reminders.reminders(conn, user, now, unseen_days, near_days)
+
+
+# --- for the patrol page (api/routes/patrol_page.py, web/static/app/patrol.js) ------------
+
+BATCH_MAX = 500
+
+
+class CheckinItem(NewCheckin):
+    key: str = Field(min_length=1, max_length=200, description="the item's Idempotency-Key")
+
+
+class CheckinBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[CheckinItem] = Field(min_length=1, max_length=BATCH_MAX)
+
+
+def _refused(err: GridAtlasError, lang: str) -> dict[str, Any]:
+    """An item's refusal as a whole answer would say it: status, kind, English detail and
+    the message in the user's language (what the page shows)."""
+    kind = type(err).__name__
+    if err.key and err.key in i18n.catalogue():
+        message = i18n.t(err.key, lang, **err.params)
+    else:
+        fallback = f"error.{kind}"
+        message = i18n.t(fallback if fallback in i18n.catalogue() else "error.GridAtlasError", lang)
+    return {"status": status_for(err), "error": kind, "detail": str(err), "message": message}
+
+
+@router.get("/patrol/workers", summary="The grid workers of your community (to assign areas)")
+def get_workers(user: User, conn: Conn) -> list[dict[str, Any]]:
+    return mapview.community_workers(conn, user)
+
+
+@router.post("/patrol/checkins/batch", summary="Sync offline check-ins (a key per item)")
+def post_checkin_batch(
+    body: CheckinBatch, user: User, conn: Conn, now: Now, request: Request
+) -> dict[str, Any]:
+    """Each item is created once per key, as ``POST /patrol/checkins`` with that key would
+    (the same stored answer either way); a refused item (too far, outside the area) is
+    answered in its place and the others are kept. One transaction, a savepoint per item."""
+    lang = request_lang(request)
+    results = []
+    for item in body.items:
+        data = item.model_dump(exclude={"key"})
+        try:
+            with conn.begin_nested():
+                status, answer, replayed = idempotency.run_once(
+                    conn,
+                    user,
+                    item.key,
+                    {"path": "/api/patrol/checkins", **data},
+                    lambda data=data: checkins.check_in(conn, user, data, now),
+                    201,
+                )
+        except GridAtlasError as err:
+            results.append({"key": item.key, **_refused(err, lang)})
+            continue
+        results.append({"key": item.key, "status": status, "replayed": replayed, "body": answer})
+    return {"results": results}
