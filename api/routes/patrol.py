@@ -128,6 +128,7 @@ def get_tour(
     conn: Conn,
     start_building_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> dict[str, Any]:
+    area_store.check_visible(conn, user, area_id)
     return tour_store.area_tour(conn, area_id, start_building_id)
 
 

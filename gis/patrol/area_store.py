@@ -196,3 +196,25 @@ def current_areas(conn: Connection, worker_id: int) -> list[int]:
             {"u": worker_id},
         ).scalars()
     )
+
+
+def check_visible(conn: Connection, user: Any, area_id: int) -> None:
+    """404 unless the user may see this patrol area: it holds a building of their scope,
+    and a grid worker sees only the areas they walk (staff see their community's)."""
+    visible = conn.scalar(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM patrol_area_building pb WHERE pb.area_id = :a "
+            "AND pb.building_id IN (SELECT ga_scope_buildings(ga_user())))"
+        ),
+        {"a": area_id},
+    )
+    if visible and not permissions.may(user, "assign_leader"):
+        visible = conn.scalar(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM patrol_assignment WHERE area_id = :a "
+                "AND user_id = :u AND ends_at IS NULL)"
+            ),
+            {"a": area_id, "u": user.id},
+        )
+    if not visible:
+        raise NotFound(f"no patrol area {area_id} in your area")

@@ -281,3 +281,7 @@ def test_areas_are_drawn_stored_and_assigned_one_worker_at_a_time(fixed) -> None
     assert len(visited) + len(t["unreachable"]) == areas[0]["buildings"]
     assert abs(sum(s["leg_m"] for s in t["stops"]) - t["stops"][-1]["cum_m"]) < 1
     assert t["length_m"] >= t["stops"][-1]["cum_m"]
+    # another area's tour: not the worker's (404, as for none); other communities' staff too
+    assert api.get("worker_a1", f"/api/patrol/areas/{areas[1]['id']}/tour").status_code == 404
+    assert api.get("staff_b", f"/api/patrol/areas/{area}/tour").status_code == 404
+    assert api.get("staff_a", f"/api/patrol/areas/{areas[1]['id']}/tour").status_code == 200
