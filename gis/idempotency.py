@@ -81,3 +81,53 @@ def run_once(
         },
     )
     return status_code, body, False
+
+
+def request_digest(request: dict[str, Any]) -> str:
+    """The hash a key is bound to: the same body gets the same answer, another is refused."""
+    return hashlib.sha256(
+        json.dumps(request, sort_keys=True, default=str, ensure_ascii=False).encode()
+    ).hexdigest()
+
+
+def claimed(conn: Connection, user: Who, keys: list[str]) -> dict[str, Any]:
+    """The stored answers of those of ``keys`` the user has used (one query)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT key, request_hash, status_code, response FROM idempotency_key "
+            "WHERE user_id = :u AND key = ANY(:k)"
+        ),
+        {"u": user.id, "k": keys},
+    ).all()
+    return {r.key: r for r in rows}
+
+
+def store_many(
+    conn: Connection, user: Who, answers: list[tuple[str, str, int, dict[str, Any]]]
+) -> None:
+    """Keep (key, request hash, status, body) for each created record, in one statement;
+    a key claimed meanwhile by a concurrent sync fails the whole batch (retried, it replays)."""
+    if not answers:
+        return
+    conn.execute(
+        sa.text(
+            "INSERT INTO idempotency_key (user_id, key, request_hash, status_code, response) "
+            "SELECT :u, k, h, s, CAST(r AS jsonb) "
+            "FROM unnest(CAST(:k AS text[]), CAST(:h AS text[]), CAST(:s AS int[]), "
+            "CAST(:r AS text[])) AS t (k, h, s, r)"
+        ),
+        {
+            "u": user.id,
+            "k": [a[0] for a in answers],
+            "h": [a[1] for a in answers],
+            "s": [a[2] for a in answers],
+            "r": [json.dumps(a[3], ensure_ascii=False, default=str) for a in answers],
+        },
+    )
+    conn.execute(
+        sa.text(
+            "DELETE FROM idempotency_key WHERE user_id = :u "
+            "AND created_at < now() - interval '1 day'"
+        ),
+        {"u": user.id},
+    )

@@ -18,7 +18,7 @@ from api.deps import Conn
 from api.errors import request_lang, status_for
 from api.idempotency import HEADER as IDEM
 from api.idempotency import run_once
-from gis import i18n, idempotency
+from gis import i18n
 from gis.errors import GridAtlasError
 from gis.patrol import area_store, checkins, mapview, problems, reminders, tour_store, visits
 from gis.patrol.areas import Weights
@@ -244,21 +244,13 @@ def post_checkin_batch(
     (the same stored answer either way); a refused item (too far, outside the area) is
     answered in its place and the others are kept. One transaction, a savepoint per item."""
     lang = request_lang(request)
+    items = [(item.key.strip(), item.model_dump(exclude={"key"})) for item in body.items]
     results = []
-    for item in body.items:
-        data = item.model_dump(exclude={"key"})
-        try:
-            with conn.begin_nested():
-                status, answer, replayed = idempotency.run_once(
-                    conn,
-                    user,
-                    item.key,
-                    {"path": "/api/patrol/checkins", **data},
-                    lambda data=data: checkins.check_in(conn, user, data, now),
-                    201,
-                )
-        except GridAtlasError as err:
-            results.append({"key": item.key, **_refused(err, lang)})
-            continue
-        results.append({"key": item.key, "status": status, "replayed": replayed, "body": answer})
+    for entry in checkins.check_in_many(conn, user, items, now):
+        if len(entry) == 2:
+            key, err = entry
+            results.append({"key": key, **_refused(err, lang)})
+        else:
+            key, status, answer, replayed = entry
+            results.append({"key": key, "status": status, "replayed": replayed, "body": answer})
     return {"results": results}

@@ -285,3 +285,43 @@ def test_areas_are_drawn_stored_and_assigned_one_worker_at_a_time(fixed) -> None
     assert api.get("worker_a1", f"/api/patrol/areas/{areas[1]['id']}/tour").status_code == 404
     assert api.get("staff_b", f"/api/patrol/areas/{area}/tour").status_code == 404
     assert api.get("staff_a", f"/api/patrol/areas/{areas[1]['id']}/tour").status_code == 200
+
+
+def test_a_batched_sync_is_the_same_as_one_post_per_record(fixed) -> None:
+    """The offline queue's batches: each item once per key (also twice in one batch, and
+    after single POSTs with the same keys); refusals answered in place, the rest kept."""
+    api, info, eng = fixed
+    a1, a2 = info.buildings["a1"], info.buildings["a2"]
+    lon, lat = _point(eng, a1[0], 400)
+    items = [
+        {"key": f"b-{i}", "building_id": b, "at": (NOW - dt.timedelta(minutes=i)).isoformat()}
+        for i, b in enumerate(a1)
+    ]
+    single = api.post("worker_a1", "/api/patrol/checkins",
+                      json={k: v for k, v in items[0].items() if k != "key"},
+                      headers={"Idempotency-Key": items[0]["key"]})  # fmt: skip
+    assert single.status_code == 201
+    extra = [
+        items[1],  # the same key twice in one batch
+        {"key": "b-out", "building_id": a2[0]},  # outside the worker's grid
+        {"key": "b-far", "building_id": a1[0], "method": "gps", "lon": lon, "lat": lat,
+         "accuracy_m": 20},  # 400 m away
+        {"key": "b-0", "building_id": a1[1]},  # a used key with another body
+    ]  # fmt: skip
+    for round_ in range(3):
+        r = api.post("worker_a1", "/api/patrol/checkins/batch", json={"items": items + extra})
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert [x["status"] for x in results[: len(items)]] == [201] * len(items)
+        assert results[0]["replayed"] and results[0]["body"]["id"] == single.json()["id"]
+        assert all(x["replayed"] for x in results[1 : len(items)]) == (round_ > 0)
+        twice = results[len(items)]
+        assert twice["status"] == 201 and twice["body"] == results[1]["body"]
+        assert [x["status"] for x in results[len(items) + 1 :]] == [404, 422, 422]
+        assert "米" in results[len(items) + 2]["message"]
+    assert _count(eng, "SELECT count(*) FROM patrol_checkin") == len(items)
+    ids = {x["body"]["id"] for x in results[: len(items)]}
+    with eng.connect() as conn:
+        stored = dict(conn.execute(sa.text("SELECT id, building_id FROM patrol_checkin")).all())
+    assert ids == set(stored)
+    assert {stored[x["body"]["id"]] for x in results[: len(items)]} == set(a1)
