@@ -23,6 +23,7 @@ from api.routes import layers as layer_routes
 from api.routes import leaders_page as leaders_page_routes
 from api.routes import ledgers as ledger_routes
 from api.routes import ledgers_page as ledgers_page_routes
+from api.routes import offline as offline_routes
 from api.routes import open311 as open311_routes
 from api.routes import pages
 from api.routes import patrol as patrol_routes
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(subject_routes.router)  # before /residents/{id}
     app.include_router(ledger_routes.router)
     app.include_router(pages.router)
+    app.include_router(offline_routes.router)
     app.include_router(patrol_routes.router)
     app.include_router(ledgers_page_routes.router)
     app.include_router(reach_page_routes.router)

@@ -177,17 +177,32 @@
     return out;
   }
 
+  // --- offline (web/static/app/offline.js, sw.js): begin ---------------------------------
+  // A card's answers; after the page loads online every building of the grid is read once
+  // (a few at a time, audited by the API as any read), so that the service worker keeps
+  // them and a card opens on a reload without network. Only the buildings drawn here: the
+  // user's own.
+  function cardAnswers(id) {
+    return Promise.all([
+      GA.api("GET", "/api/buildings/" + id + "/path"),
+      GA.api("GET", "/api/buildings/" + id + "/dwellings"),
+      GA.api("GET", "/api/residents?level=building&area_id=" + id + "&limit=500"),
+    ]);
+  }
+  async function keepCard(id) {
+    const [path] = await cardAnswers(id);
+    if (path.ok) await leadersOf(path.data);
+  }
+  if (GA.offline) GA.offline.keep(() => Array.from(buildings.keys(), (id) => () => keepCard(id)));
+  // --- offline: end -----------------------------------------------------------------------
+
   async function openBuilding(id, focus) {
     const seq = ++cardRequest;
     focus = focus || {};
     select(id);
     showCard([closeButton(), el("p", "gd-muted", t("grid.card_loading"))]);
     card.dataset.buildingId = String(id);
-    const [path, dwellings, people] = await Promise.all([
-      GA.api("GET", "/api/buildings/" + id + "/path"),
-      GA.api("GET", "/api/buildings/" + id + "/dwellings"),
-      GA.api("GET", "/api/residents?level=building&area_id=" + id + "&limit=500"),
-    ]);
+    const [path, dwellings, people] = await cardAnswers(id);
     if (seq !== cardRequest) return; // another building was tapped meanwhile
     if (!path.ok) {
       closeCard();
