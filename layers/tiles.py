@@ -75,6 +75,13 @@ def add_vector_buildings(
     layer = VectorGridProtobuf(url, name=name, options=_style_js(), overlay=True, control=True)
     layer.add_to(m)
     m.add_child(_HouseholdsCard(layer, m, households_label))
+    # A layer control already on the map lists the layers defined before it: move it after
+    # this one, or its script names a layer not yet defined (Leaflet: "setZIndex" of
+    # undefined) and the tiles are never asked for.
+    for key, child in list(m._children.items()):
+        if isinstance(child, folium.LayerControl):
+            del m._children[key]
+            m._children[key] = child
     if bounds is not None:
         west, south, east, north = bounds
         m.fit_bounds([[south, west], [north, east]])

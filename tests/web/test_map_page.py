@@ -211,3 +211,31 @@ def test_reach_map_colours_buildings_by_walking_time(browser, engine, db_url) ->
         assert drawn == {colours[band]: n for band, n in by_band.items()}
         assert "警务室" in page.inner_text("#ga-bar")
         context.close()
+
+
+def test_a_large_scope_comes_as_vector_tiles_without_errors(
+    browser, nanjing_url, live_server
+) -> None:
+    """Above the threshold the city map draws the buildings as tiles from /api/tiles: the
+    page embeds none, asks for tiles with the login, and throws nothing (live_server: the
+    login WEB_ADMIN)."""
+    from tests.conftest import serve_app
+
+    with serve_app(nanjing_url, GRIDATLAS_VECTOR_TILES_ABOVE="100") as base:
+        context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
+        log_in_browser(context, base, *WEB_ADMIN)
+        page = context.new_page()
+        errors: list[str] = []
+        tiles: list[int] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on(
+            "response",
+            lambda r: tiles.append(r.status) if "/api/tiles/buildings/" in r.url else None,
+        )
+        response = page.goto(f"{base}/map", wait_until="networkidle")
+        assert response is not None and response.status == 200
+        assert '"households": ' not in response.text()  # no footprint embedded
+        page.wait_for_timeout(500)
+        assert errors == []
+        assert tiles and set(tiles) <= {200, 204}
+        context.close()
