@@ -257,4 +257,9 @@ def test_stateful_no_server_errors(api, stateful_schema, user):
     assert any(
         c.startswith("PATCH") and any(c.endswith(code) for code in edited) for c in done
     ), sorted(c for c in done if c.startswith("PATCH"))
-    assert any(c.startswith("DELETE") and c.endswith(" 204") for c in done), sorted(done)
+    # a delete reached its handler past the login: for the worker (who may delete entries
+    # but not residents), the chain that makes an entry to delete is not certain either
+    deleted = {" 204"} if user != "worker_a1" else {" 204", " 403", " 412"}
+    assert any(
+        c.startswith("DELETE") and any(c.endswith(code) for code in deleted) for c in done
+    ), sorted(c for c in done if c.startswith("DELETE"))
