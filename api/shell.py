@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
-import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.engine import Connection
@@ -19,7 +18,7 @@ from sqlalchemy.engine import Connection
 from api.auth import Principal, current_user
 from api.deps import Conn
 from api.errors import request_lang
-from gis import i18n, permissions
+from gis import accounts, i18n, permissions
 from gis.errors import NotAuthenticated
 from layers.shell import NavItem, Shell
 
@@ -103,23 +102,7 @@ def login_redirect(err: LoginRequired) -> str:
 
 def area_label(conn: Connection, user_id: int, lang: str) -> str:
     """The user's areas in words: "社区 P03 · 网格 P03-2" (at most three)."""
-    rows = conn.execute(
-        sa.text(
-            "SELECT s.level, coalesce(c.name, g.name, sd.name, c.code, g.code, sd.code, "
-            "rg.code, bc.code, u.code, b.name, b.source_id, s.area_id::text) AS label "
-            "FROM app_user_scope s "
-            "LEFT JOIN community c ON s.level = 'community' AND c.id = s.area_id "
-            "LEFT JOIN grid g ON s.level = 'grid' AND g.id = s.area_id "
-            "LEFT JOIN subdistrict sd ON s.level = 'subdistrict' AND sd.id = s.area_id "
-            "LEFT JOIN residents_group rg ON s.level = 'residents_group' AND rg.id = s.area_id "
-            "LEFT JOIN building_cluster bc ON s.level = 'building_cluster' "
-            "AND bc.id = s.area_id "
-            "LEFT JOIN unit u ON s.level = 'unit' AND u.id = s.area_id "
-            "LEFT JOIN building b ON s.level = 'building' AND b.id = s.area_id "
-            "WHERE s.user_id = :u ORDER BY s.level, s.area_id LIMIT 4"
-        ),
-        {"u": user_id},
-    ).all()
+    rows = accounts.scope_labels(conn, user_id)
     if not rows:
         return i18n.t("app.whole_city", lang)
     parts = []

@@ -207,3 +207,24 @@ def holds_community(conn: Connection, user_id: int, code: str) -> bool:
             {"u": user_id, "c": code},
         )
     )
+
+
+def scope_labels(conn: Connection, user_id: int) -> list[Any]:
+    """The user's areas as (level, label) rows, at most four: what the shell shows."""
+    return conn.execute(
+        sa.text(
+            "SELECT s.level, coalesce(c.name, g.name, sd.name, c.code, g.code, sd.code, "
+            "rg.code, bc.code, u.code, b.name, b.source_id, s.area_id::text) AS label "
+            "FROM app_user_scope s "
+            "LEFT JOIN community c ON s.level = 'community' AND c.id = s.area_id "
+            "LEFT JOIN grid g ON s.level = 'grid' AND g.id = s.area_id "
+            "LEFT JOIN subdistrict sd ON s.level = 'subdistrict' AND sd.id = s.area_id "
+            "LEFT JOIN residents_group rg ON s.level = 'residents_group' AND rg.id = s.area_id "
+            "LEFT JOIN building_cluster bc ON s.level = 'building_cluster' "
+            "AND bc.id = s.area_id "
+            "LEFT JOIN unit u ON s.level = 'unit' AND u.id = s.area_id "
+            "LEFT JOIN building b ON s.level = 'building' AND b.id = s.area_id "
+            "WHERE s.user_id = :u ORDER BY s.level, s.area_id LIMIT 4"
+        ),
+        {"u": user_id},
+    ).all()
