@@ -1,4 +1,5 @@
-"""Every message a person sees, in Chinese and English: one catalogue, ``gis/messages.toml``.
+"""Every message a person sees, in Chinese and English: one catalogue, ``gis/messages.toml``
+plus the files of ``gis/messages/`` (one per part of the app; a key defined twice is an error).
 
 Pages and server answers pick the user's language (``zh`` by default; ``en`` on request).
 A message is a key with named parameters; the catalogue holds one text per language, so
@@ -17,24 +18,34 @@ from typing import Any
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"
 CATALOGUE = Path(__file__).with_name("messages.toml")
+CATALOGUE_PARTS = Path(__file__).with_name("messages")
+
+
+def catalogue_files() -> list[Path]:
+    """The catalogue's files: the main one, then ``gis/messages/*.toml`` in name order."""
+    return [CATALOGUE, *sorted(CATALOGUE_PARTS.glob("*.toml"))]
 
 
 @lru_cache(maxsize=1)
 def catalogue() -> dict[str, dict[str, str]]:
     """Key → {language → text}; every key has every language (the tests check it)."""
-    with CATALOGUE.open("rb") as f:
-        doc = tomllib.load(f)
     out: dict[str, dict[str, str]] = {}
+    origin: dict[str, Path] = {}
 
-    def walk(prefix: str, node: dict[str, Any]) -> None:
+    def walk(prefix: str, node: dict[str, Any], path: Path) -> None:
         for name, value in node.items():
             key = f"{prefix}{name}"
             if isinstance(value, dict) and set(value) <= set(LANGS) and value:
+                if key in out:
+                    raise ValueError(f"message {key} is defined in {origin[key]} and {path}")
                 out[key] = {lang: str(text) for lang, text in value.items()}
+                origin[key] = path
             elif isinstance(value, dict):
-                walk(f"{key}.", value)
+                walk(f"{key}.", value, path)
 
-    walk("", doc)
+    for path in catalogue_files():
+        with path.open("rb") as f:
+            walk("", tomllib.load(f), path)
     return out
 
 
