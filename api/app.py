@@ -37,6 +37,7 @@ from api.routes import subject as subject_routes
 from api.routes import tiles as tile_routes
 from gis import db
 from gis.errors import DatabaseUnavailable
+from gis.pgcluster import LocalCluster
 from gis.security import Keys
 from gis.settings import PROJECT_ROOT, Settings, get_settings
 from layers.assets import APP_PREFIX, VENDOR_PACKAGES, VENDOR_PREFIX
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = db.create_engine(
             url, pool_size=THREADS // 2, max_overflow=THREADS // 2 + 8, pool_timeout=10
         )
+        if not (settings.app_database_url or settings.database_url):
+            db.follow_local_cluster(app.state.engine, LocalCluster(settings.pg_dir))
         try:
             yield
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -31,6 +32,21 @@ def resolve_url(settings: Settings, *, start_local: bool = True) -> str:
             "the local database is not running; start it with `gridatlas db up`"
         )
     return cluster.url()
+
+
+def follow_local_cluster(engine: Engine, cluster: pgcluster.LocalCluster) -> None:
+    """Make ``engine`` connect to the local cluster's current port, whatever it was at start.
+
+    The cluster keeps its port across restarts, but moves when another program has taken
+    it (``pgcluster.start``). Each new connection reads the port file, so a running API
+    finds the database again without a restart. Only for the local cluster: a configured
+    URL is left as it is.
+    """
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _current_port(dialect: object, conn_rec: object, cargs: object, cparams: dict) -> None:
+        with contextlib.suppress(OSError, ValueError):  # no port file: connect as configured
+            cparams["port"] = cluster.port
 
 
 def create_engine(url: str, **kwargs: object) -> Engine:

@@ -54,9 +54,14 @@ class LocalCluster:
     def is_initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
+    @property
+    def port(self) -> int:
+        """The port the cluster listens on (kept across restarts; see :func:`start`)."""
+        return int(self.port_file.read_text())
+
     def url(self, database: str = DB_NAME) -> str:
         """Return the SQLAlchemy URL of ``database`` on this cluster."""
-        port = self.port_file.read_text().strip()
+        port = self.port
         password = self.password_file.read_text().strip()
         return f"postgresql+psycopg://{SUPERUSER}:{password}@127.0.0.1:{port}/{database}"
 
@@ -225,7 +230,15 @@ def start(cluster: LocalCluster) -> None:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether the server could listen on ``port``: bound the way PostgreSQL binds it.
+
+    PostgreSQL sets ``SO_REUSEADDR``, so connections of a server that just died (their
+    sockets in TIME_WAIT) do not keep it from its port; only a live listener does. A check
+    without the option would see such a port as taken and move the cluster to another one,
+    where nothing that knew the old port finds it.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
