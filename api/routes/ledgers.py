@@ -21,7 +21,7 @@ from api.idempotency import HEADER as IDEM
 from api.idempotency import run_once
 from gis import levels
 from gis.errors import InvalidInput
-from gis.ledger import store
+from gis.ledger import entries, store
 
 router = APIRouter(prefix="/api", tags=["ledgers"])
 
@@ -225,7 +225,7 @@ class NewEntry(BaseModel):
 
 def _entry_data(ledger: str, body: NewEntry) -> dict[str, Any]:
     data = body.model_dump(exclude_unset=True)
-    allowed = set(store.LEDGERS[ledger].fields)
+    allowed = set(entries.LEDGERS[ledger].fields)
     extra = sorted(set(data) - allowed)
     if extra:
         raise InvalidInput(
@@ -254,7 +254,7 @@ def post_entry(
         user,
         idempotency_key,
         {"path": f"/api/ledgers/{ledger}", **data},
-        lambda: store.create_entry(conn, _keys(request), user, ledger, data),
+        lambda: entries.create_entry(conn, _keys(request), user, ledger, data),
         headers=lambda b: {"ETag": store.etag(b)},
     )
 
@@ -275,7 +275,7 @@ def get_entries(
     limit: Annotated[int, Query(ge=1, le=store.MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    return store.list_entries(
+    return entries.list_entries(
         conn,
         _keys(request),
         user,
@@ -302,7 +302,7 @@ def get_entry(
     response: Response,
     reveal: RevealQ = None,
 ) -> dict[str, Any]:
-    row = store.get_entry(
+    row = entries.get_entry(
         conn, _keys(request), user, ledger, entry_id, reveal_phone=_reveal(reveal).phone
     )
     response.headers["ETag"] = store.etag(row)
@@ -325,7 +325,7 @@ def patch_entry(
     if_match: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     version = store.parse_version(if_match)
-    row = store.update_entry(
+    row = entries.update_entry(
         conn, _keys(request), user, ledger, entry_id, version, _entry_data(ledger, body)
     )
     response.headers["ETag"] = store.etag(row)
@@ -340,7 +340,7 @@ def patch_entry(
 def entry_history(
     ledger: LedgerName, entry_id: RowId, user: PeopleUser, conn: Conn
 ) -> list[dict[str, Any]]:
-    return store.history(conn, user, store.LEDGERS[ledger].table, entry_id)
+    return store.history(conn, user, entries.LEDGERS[ledger].table, entry_id)
 
 
 @router.delete("/ledgers/{ledger}/{entry_id}", status_code=204, summary="Remove (If-Match)")
@@ -351,5 +351,5 @@ def delete_entry(
     conn: Conn,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    store.delete_entry(conn, user, ledger, entry_id, store.parse_version(if_match))
+    entries.delete_entry(conn, user, ledger, entry_id, store.parse_version(if_match))
     return Response(status_code=204)

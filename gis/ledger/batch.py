@@ -1,7 +1,7 @@
 """Many rows of a ledger written in a few statements: the spreadsheet import's writes.
 
 Every row is validated exactly as one written through the API (``store._resident_columns``,
-``store._entry_columns``: every field before anything touches an ID number), the scope
+``entries._entry_columns``: every field before anything touches an ID number), the scope
 checks are made once for all rows, and then the rows go to the database in batches
 (executemany). The statements are still one per row for PostgreSQL, so the
 ``ledger_history`` trigger records each change as the user, and the constraints refuse a
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from gis.audit import Who
 from gis.errors import Conflict, InvalidInput, NotFound
-from gis.ledger import store
+from gis.ledger import entries, store
 from gis.security import Keys
 
 BATCH = 1_000  # rows per executemany
@@ -65,11 +65,11 @@ def update_residents(
 def create_entries(
     conn: Connection, keys: Keys, user: Who, name: str, rows: list[dict]
 ) -> None:
-    """Create rows of an entry ledger or organisations, as ``store.create_entry`` does one."""
-    ledger = store.LEDGERS[name]
+    """Create rows of an entry ledger or organisations, as ``entries.create_entry`` does one."""
+    ledger = entries.LEDGERS[name]
     store._need_writer(user, ledger.writers)
     ledger.check_new(conn, rows)
-    cols = [store._entry_columns(keys, ledger, data) | _by(user, created=True) for data in rows]
+    cols = [entries._entry_columns(keys, ledger, data) | _by(user, created=True) for data in rows]
     try:
         with conn.begin_nested():
             _insert(conn, ledger.table, cols)
@@ -84,20 +84,20 @@ def create_entries(
 def update_entries(
     conn: Connection, keys: Keys, user: Who, name: str, changes: list[tuple[int, dict]]
 ) -> None:
-    """Change rows of an entry ledger or organisations, as ``store.update_entry`` does one."""
-    ledger = store.LEDGERS[name]
+    """Change rows of an entry ledger or organisations, as ``entries.update_entry`` does one."""
+    ledger = entries.LEDGERS[name]
     store._need_writer(user, ledger.writers)
     _lock(conn, ledger.table, [eid for eid, _data in changes], ledger.label)
     residents = [d["resident_id"] for _eid, d in changes if "resident_id" in d]
     if residents:
-        store._visible_residents(conn, residents)
+        entries._visible_residents(conn, residents)
     _buildings_in_scope(
         conn, [d["building_id"] for _e, d in changes if d.get("building_id") is not None]
     )
     for community_id in dict.fromkeys(d.get("community_id") for _eid, d in changes):
         if community_id is not None:
             store._community_in_scope(conn, community_id)
-    cols = [(eid, store._entry_columns(keys, ledger, data)) for eid, data in changes]
+    cols = [(eid, entries._entry_columns(keys, ledger, data)) for eid, data in changes]
     try:
         with conn.begin_nested():
             _update(conn, ledger.table, cols, user)

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import ensure_resource_availability, use_
 from api import openapi_links
 from gis import db
 from gis.categories import load_categories
-from gis.ledger import idcard, store
+from gis.ledger import entries, idcard, store
 
 # Scenarios per role and steps per scenario (at most): 1-1.5 min in all on 2 cores.
 ROLES = {"admin": 150, "staff_a": 100, "worker_a1": 100}
@@ -82,14 +82,14 @@ def _valid_bodies(buildings: list[int], residents: list[int], community: int, po
     )  # fmt: skip
     rid = st.sampled_from(residents)
     entry = st.one_of(
-        st.fixed_dictionaries({"resident_id": rid, "category": st.sampled_from(store.SPECIAL)}),
+        st.fixed_dictionaries({"resident_id": rid, "category": st.sampled_from(entries.SPECIAL)}),
         st.fixed_dictionaries(
-            {"resident_id": rid, "category": st.sampled_from(store.KEY_PERSON)},
+            {"resident_id": rid, "category": st.sampled_from(entries.KEY_PERSON)},
             optional={"handling": st.text(max_size=40)},
         ),
-        st.fixed_dictionaries({"resident_id": rid, "role": st.sampled_from(store.BACKBONE)}),
+        st.fixed_dictionaries({"resident_id": rid, "role": st.sampled_from(entries.BACKBONE)}),
         st.fixed_dictionaries(
-            {"name": names, "kind": st.sampled_from(store.ORG_KINDS),
+            {"name": names, "kind": st.sampled_from(entries.ORG_KINDS),
              "community_id": st.just(community)},
             optional={"building_id": st.sampled_from(buildings)},
         ),

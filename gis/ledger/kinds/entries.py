@@ -12,14 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis.audit import Who
-from gis.ledger import store
+from gis.ledger import entries as ledger_entries
 from gis.ledger.kinds.common import number_hash, residents_by_hash, write_entries
 from gis.ledger.plan import Action, Plan
+from gis.ledger.reasons import reason
 from gis.ledger.templates import get_template
 from gis.security import Keys
 
-NOT_FOUND = ("找不到该居民 (no resident with this ID number in your area; "
-             "import the residents first)")  # fmt: skip
+NOT_FOUND = reason("no_resident")
 
 
 class ResidentEntries:
@@ -35,7 +35,7 @@ class ResidentEntries:
     @property
     def fields(self) -> tuple[str, ...]:
         """The entry's columns a sheet fills, besides the resident's id."""
-        return tuple(f for f in store.LEDGERS[self.name].fields if f != "resident_id")
+        return tuple(f for f in ledger_entries.LEDGERS[self.name].fields if f != "resident_id")
 
     def plan(
         self, conn: Connection, keys: Keys, rows: list[dict[str, Any]], plan: Plan,
