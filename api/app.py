@@ -32,10 +32,11 @@ from api.routes import patrol_page as patrol_page_routes
 from api.routes import problem_photos as problem_photo_routes
 from api.routes import reach as reach_routes
 from api.routes import reach_page as reach_page_routes
+from api.routes import reports as report_routes
 from api.routes import sheets as sheet_routes
 from api.routes import subject as subject_routes
 from api.routes import tiles as tile_routes
-from gis import db
+from gis import db, scheduler
 from gis.errors import DatabaseUnavailable
 from gis.pgcluster import LocalCluster
 from gis.security import Keys
@@ -98,9 +99,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if not (settings.app_database_url or settings.database_url):
             db.follow_local_cluster(app.state.engine, LocalCluster(settings.pg_dir))
+        app.state.scheduler = scheduler.start_for(settings)  # None when jobs_every_min is 0
         try:
             yield
         finally:
+            if app.state.scheduler is not None:
+                await to_thread.run_sync(app.state.scheduler.stop)  # after a pass in progress
             app.state.engine.dispose()
 
     app = FastAPI(
@@ -141,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(leaders_page_routes.router)
     app.include_router(tile_routes.router)
     app.include_router(ledgers_page_routes.router)
+    app.include_router(report_routes.router)
     app.include_router(docs_routes.router)
     _mount_assets(app)
     return app

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
+from api.deps import Conn
 from gis import idempotency
 from gis.audit import Who
 
@@ -34,3 +36,37 @@ def run_once(
     if replayed:
         out["Idempotent-Replayed"] = "true"
     return JSONResponse(body, status_code, headers=out or None)
+
+
+class Once:
+    """A creating POST's ``Idempotency-Key``, bound to its route: ``once(user, data, create)``
+    runs ``create(data)`` once per key and answers a retry with the first answer. The key
+    is bound to the route and the body, so the same key for another record is refused."""
+
+    def __init__(self, conn: Connection, key: str | None, path: str) -> None:
+        self.conn, self.key, self.path = conn, key, path
+
+    def __call__(
+        self,
+        user: Who,
+        data: dict[str, Any],
+        create: Callable[[dict[str, Any]], dict[str, Any]],
+        status_code: int = 201,
+        headers: Callable[[dict[str, Any]], dict[str, str]] | None = None,
+    ) -> JSONResponse:
+        return run_once(self.conn, user, self.key, {"path": self.path, **data},
+                        lambda: create(data), status_code, headers)  # fmt: skip
+
+
+def _once(
+    request: Request,
+    conn: Conn,
+    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+) -> Once:
+    # the route's own path (the template, with its parameters), whatever the app is mounted at
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path).format(**request.path_params)
+    return Once(conn, idempotency_key, path)
+
+
+Created = Annotated[Once, Depends(_once)]

@@ -37,16 +37,23 @@ def escalate(
 ) -> None:
     """Escalate overdue time-limited problems one level (worker → committee → subdistrict).
 
-    Run it from cron or a timer (e.g. hourly); running it again at the same time changes
-    nothing.
+    The app runs it every few minutes itself (GRIDATLAS_JOBS_EVERY_MIN); with that set to
+    0, run this from cron or a timer (e.g. hourly). Running it again at the same time
+    changes nothing. Each run is on record like the app's passes (GET /api/patrol/jobs).
     """
     from gis.patrol.escalate import escalate_overdue
+    from gis.scheduler import process_name, record_pass
 
     at = _parse_now(now)
     engine = open_engine()
     try:
-        with engine.begin() as conn:  # one transaction for the whole run
+        with engine.begin() as conn:  # one transaction for the whole run, and its record
             result = escalate_overdue(conn, at)
+            moved = [e["problem_id"] for e in result["escalated"]]
+            detail = {"clock": at.isoformat(), "process": process_name(), "via": "cli",
+                      "ok": True, "overdue": result["overdue"],
+                      "escalated": len(moved)}  # fmt: skip
+            record_pass(conn, "escalate", moved, detail)
     except GridAtlasError as err:
         fail(err)
     finally:

@@ -46,6 +46,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "edit_city_map": frozenset({"admin"}),  # map edits anywhere, redraws of the whole city
     "run_reach_city": frozenset({"admin"}),  # replaces the stored reach of the whole city
     "manage_users": frozenset({"admin"}),
+    "see_job_runs": frozenset({"admin"}),  # the scheduled jobs' passes (gis/scheduler.py)
     # pages of the tablet app (api/shell.py: the menu)
     "page_grid": _PEOPLE,
     "page_reach": _STAFF | {"planner"},

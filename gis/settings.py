@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         description="the city map draws buildings as vector tiles (/api/tiles) when the "
         "user's scope holds more buildings than this",
     )
+    jobs_every_min: float = Field(
+        10.0,
+        ge=0,
+        description="minutes between the app's passes of its scheduled jobs (overdue "
+        "escalation, gis/scheduler.py); 0 turns them off (tests, or cron running `gridatlas "
+        "patrol escalate` instead)",
+    )
     tile_max_age_s: int = Field(
         60,
         description="how long a browser may reuse a vector tile (Cache-Control: private) "

@@ -37,6 +37,9 @@ RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 # deployment's): it encrypts only synthetic people in throw-away databases.
 TEST_KEY = "2aef85ce5e8280dfbb33bfb11ffb9ae3f80231d00bd576b150f24061882df21e"
 os.environ.setdefault("GRIDATLAS_SECRET_KEY", TEST_KEY)
+# No scheduled jobs in the apps tests start (they fix their clocks); tests/gis/test_scheduler.py
+# turns them on where it means to.
+os.environ.setdefault("GRIDATLAS_JOBS_EVERY_MIN", "0")
 
 
 def _admin_url(url: str) -> str:

@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from api.auth import PeopleUser, Principal, current_user
 from api.deps import Conn
 from api.errors import request_lang, status_for
+from api.idempotency import Created
 from api.routes.patrol import Now
 from gis import accounts, i18n, open311
 from gis.errors import GridAtlasError, InvalidInput, NotAuthenticated
@@ -63,8 +64,6 @@ def _lang(request: Request) -> str:
 
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
-
-
 
 
 def _writer(request: Request, conn: Conn, api_key: str | None) -> Principal:
@@ -119,6 +118,7 @@ def post_request(
     request: Request,
     conn: Conn,
     now: Now,
+    once: Created,
     service_code: Annotated[str, Form()],
     description: Annotated[str | None, Form(max_length=2000)] = None,
     lat: Annotated[str | None, Form(max_length=40)] = None,
@@ -128,9 +128,7 @@ def post_request(
     jurisdiction_id: Annotated[str | None, Form(max_length=100)] = None,
     handling: Annotated[str | None, Form(alias="attribute[handling]", max_length=40)] = None,
     deadline: Annotated[str | None, Form(alias="attribute[deadline]", max_length=60)] = None,
-    building_id: Annotated[
-        str | None, Form(alias="attribute[building_id]", max_length=40)
-    ] = None,
+    building_id: Annotated[str | None, Form(alias="attribute[building_id]", max_length=40)] = None,
 ) -> list[dict[str, Any]]:
     # email, first_name, last_name, phone, device_id, account_id and media_url are ignored:
     # reports come from our own staff, who are known by their login; nothing fetches a URL.
@@ -140,5 +138,8 @@ def post_request(
         "address_id": address_id, "attribute[handling]": handling,
         "attribute[deadline]": deadline, "attribute[building_id]": building_id,
     })  # fmt: skip
-    created = problems.report(conn, user, data, now)
-    return open311.post_answer(created, _lang(request))
+    lang = _lang(request)
+    # a client retrying with the same Idempotency-Key gets the first answer, not a new problem
+    return once(
+        user, data, lambda d: open311.post_answer(problems.report(conn, user, d, now), lang)
+    )

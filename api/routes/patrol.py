@@ -10,15 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import PeopleUser, User
 from api.deps import Conn
 from api.errors import request_lang, status_for
-from api.idempotency import HEADER as IDEM
-from api.idempotency import run_once
-from gis import i18n
+from api.idempotency import Created
+from gis import i18n, scheduler
 from gis.errors import GridAtlasError
 from gis.patrol import area_store, checkins, mapview, problems, reminders, tour_store, visits
 from gis.patrol.areas import Weights
@@ -26,7 +25,6 @@ from gis.patrol.areas import Weights
 router = APIRouter(prefix="/api", tags=["patrol"])
 
 RowId = Annotated[int, Path(ge=1, le=2**62)]
-IdemKey = Annotated[str | None, Header(alias=IDEM)]
 ProblemCategory = Literal[problems.CATEGORIES]  # type: ignore[valid-type]
 Status = Literal[problems.STATUSES]  # type: ignore[valid-type]
 
@@ -90,17 +88,8 @@ def _keys(request: Request):
 
 
 @router.post("/patrol/checkins", status_code=201, summary="Check in at a building (tap or GPS)")
-def post_checkin(
-    body: NewCheckin, user: User, conn: Conn, now: Now, idempotency_key: IdemKey = None
-):
-    data = body.model_dump()
-    return run_once(
-        conn,
-        user,
-        idempotency_key,
-        {"path": "/api/patrol/checkins", **data},
-        lambda: checkins.check_in(conn, user, data, now),
-    )
+def post_checkin(body: NewCheckin, user: User, conn: Conn, now: Now, once: Created):
+    return once(user, body.model_dump(), lambda data: checkins.check_in(conn, user, data, now))
 
 
 @router.post("/patrol/grids/{grid_id}/areas", status_code=201, summary="Draw a grid's patrol areas")
@@ -134,17 +123,10 @@ def get_tour(
 
 @router.post("/visits", status_code=201, summary="Log a visit (Idempotency-Key honoured)")
 def post_visit(
-    body: NewVisit, user: PeopleUser, conn: Conn, request: Request, now: Now,
-    idempotency_key: IdemKey = None,
-):  # fmt: skip
-    data = body.model_dump()
-    return run_once(
-        conn,
-        user,
-        idempotency_key,
-        {"path": "/api/visits", **data},
-        lambda: visits.record(conn, _keys(request), user, data, now),
-    )
+    body: NewVisit, user: PeopleUser, conn: Conn, request: Request, now: Now, once: Created
+):
+    keys = _keys(request)
+    return once(user, body.model_dump(), lambda data: visits.record(conn, keys, user, data, now))
 
 
 @router.get("/visits", summary="A resident's visits (audited)")
@@ -156,17 +138,8 @@ def get_visits(
 
 
 @router.post("/problems", status_code=201, summary="Report a problem (Idempotency-Key honoured)")
-def post_problem(
-    body: NewProblem, user: User, conn: Conn, now: Now, idempotency_key: IdemKey = None
-):
-    data = body.model_dump()
-    return run_once(
-        conn,
-        user,
-        idempotency_key,
-        {"path": "/api/problems", **data},
-        lambda: problems.report(conn, user, data, now),
-    )
+def post_problem(body: NewProblem, user: User, conn: Conn, now: Now, once: Created):
+    return once(user, body.model_dump(), lambda data: problems.report(conn, user, data, now))
 
 
 @router.get("/problems", summary="Problems in your area")
@@ -191,6 +164,13 @@ def post_status(
     problem_id: RowId, body: StatusChange, user: User, conn: Conn, now: Now
 ) -> dict[str, Any]:
     return problems.change_status(conn, user, problem_id, body.to, body.note, now)
+
+
+@router.get("/patrol/jobs", summary="The scheduled jobs' latest passes (admins)")
+def get_job_runs(
+    user: User, conn: Conn, limit: Annotated[int, Query(ge=1, le=scheduler.MAX_RUNS)] = 50
+) -> list[dict[str, Any]]:
+    return scheduler.recent_runs(conn, user, limit)
 
 
 @router.get("/me/reminders", summary="Today's reminders: visits, unseen buildings, deadlines")

@@ -9,7 +9,9 @@ the subdistrict (街道) when it is still overdue ``STEP`` after that. Each move
 The job is idempotent: one UPDATE picks and moves the problems, and a problem moved at
 ``now`` is not due again before ``now + STEP``, so running twice at the same clock (or two
 runs at once: the second re-checks each row after the first's lock) escalates once.
-Resolved problems wait for verification, not for their worker: they are not escalated.
+Overdue is ``gis.patrol.overdue`` (the list's ``?overdue=`` filter uses the same rule): a
+problem resolved in time waits for its verifier and is not escalated; one resolved late is
+overdue until verified. The app runs the job every few minutes (``gis.scheduler``).
 """
 
 from __future__ import annotations
@@ -21,19 +23,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis.errors import InvalidInput
+from gis.patrol.overdue import overdue_sql
 
 LEVELS = ("worker", "committee", "subdistrict")
-UNRESOLVED = ("reported", "accepted", "in_progress")
 STEP = dt.timedelta(days=3)  # committee → subdistrict when still overdue this long after
 
 ESCALATE = sa.text(
-    """
+    f"""
     WITH due AS (
       UPDATE problem p
          SET escalation_level = CASE p.escalation_level WHEN 'worker' THEN 'committee'
                                                          ELSE 'subdistrict' END,
              escalated_at = :now, version = p.version + 1, updated_at = :now
-       WHERE p.status = ANY(:unresolved) AND p.deadline IS NOT NULL AND p.deadline < :now
+       WHERE {overdue_sql(":now")}
          AND (p.escalation_level = 'worker'
               OR (p.escalation_level = 'committee' AND p.escalated_at <= :now - :step))
       RETURNING p.id, p.building_id, p.status, p.deadline, p.escalation_level
@@ -48,9 +50,7 @@ ESCALATE = sa.text(
     SELECT id, building_id, status, deadline, escalation_level FROM due ORDER BY id
     """
 )
-OVERDUE = sa.text(
-    "SELECT count(*) FROM problem WHERE status = ANY(:unresolved) AND deadline < :now"
-)
+OVERDUE = sa.text(f"SELECT count(*) FROM problem p WHERE {overdue_sql(':now')}")
 
 
 def escalate_overdue(
@@ -65,7 +65,7 @@ def escalate_overdue(
         raise InvalidInput("now needs a time zone (e.g. 2026-12-03T09:00:00+08:00)")
     if step <= dt.timedelta(0):
         raise InvalidInput("the step between escalations must be positive")
-    params = {"now": now, "unresolved": list(UNRESOLVED), "step": step}
+    params = {"now": now, "step": step}
     moved = [
         {
             "problem_id": int(r.id),
@@ -78,8 +78,3 @@ def escalate_overdue(
     ]
     overdue = int(conn.scalar(OVERDUE, params) or 0)
     return {"at": now.isoformat(), "overdue": overdue, "escalated": moved}
-
-
-def is_overdue(status: str, deadline: dt.datetime | None, now: dt.datetime) -> bool:
-    """Whether a problem in ``status`` with ``deadline`` is overdue at ``now``."""
-    return deadline is not None and status in UNRESOLVED and deadline < now

@@ -20,6 +20,7 @@ from gis.audit import Who
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis.ledger.store import clean_text
 from gis.patrol.checkins import PATROL, check_time
+from gis.patrol.overdue import overdue_sql
 
 CATEGORIES = (
     "parking",
@@ -208,7 +209,8 @@ def list_problems(
     now: dt.datetime | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
-    """Problems in the user's area, newest first; ``is_overdue`` needs ``now``."""
+    """Problems in the user's area, newest first; ``is_overdue`` (``gis.patrol.overdue``)
+    needs ``now``."""
     where, params = ["true"], {"lim": limit}
     if status is not None:
         if status not in STATUSES:
@@ -216,9 +218,10 @@ def list_problems(
         where.append("p.status = :st")
         params["st"] = status
     if is_overdue is not None:
-        where.append(("" if is_overdue else "NOT ") + "coalesce(p.status = ANY(:open) AND "
-                     "p.deadline < :now, false)")  # fmt: skip
-        params.update({"open": list(OPEN), "now": now})
+        if now is None:
+            raise InvalidInput("the overdue filter needs the time (now)")
+        where.append(("" if is_overdue else "NOT ") + overdue_sql(":now"))
+        params["now"] = now
     rows = conn.execute(
         sa.text(
             f"SELECT {COLUMNS} FROM problem p WHERE {' AND '.join(where)} "

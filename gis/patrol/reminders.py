@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from gis.audit import Who, audit
 from gis.errors import InvalidInput
-from gis.patrol.problems import OPEN
+from gis.patrol.overdue import UNRESOLVED, overdue_sql
 from gis.patrol.visits import ENTRIES
 
 DEFAULT_UNSEEN_DAYS = 7
@@ -55,10 +55,12 @@ UNSEEN = sa.text(
      ORDER BY last.at NULLS FIRST, t.building_id
     """
 )
+# Still to fix with the deadline near, or overdue (gis.patrol.overdue): a problem resolved
+# in time waits for its verifier and is no longer the worker's to do.
 PROBLEMS_DUE = sa.text(
-    "SELECT id, building_id, category, status, deadline FROM problem "
-    "WHERE status = ANY(:open) AND deadline IS NOT NULL AND deadline <= :near "
-    "ORDER BY deadline, id"
+    f"SELECT p.id, p.building_id, p.category, p.status, p.deadline, {overdue_sql(':now')} "
+    "AS is_overdue FROM problem p WHERE p.deadline IS NOT NULL AND ((p.status = ANY(:todo) "
+    f"AND p.deadline <= :near) OR {overdue_sql(':now')}) ORDER BY p.deadline, p.id"
 )
 
 
@@ -123,10 +125,11 @@ def reminders(
             "category": r.category,
             "status": r.status,
             "deadline": _iso(r.deadline),
-            "is_overdue": r.deadline < now,
+            "is_overdue": r.is_overdue,
         }
         for r in conn.execute(
-            PROBLEMS_DUE, {"open": list(OPEN), "near": now + dt.timedelta(days=near_days)}
+            PROBLEMS_DUE,
+            {"todo": list(UNRESOLVED), "now": now, "near": now + dt.timedelta(days=near_days)},
         )
     ]
     return {

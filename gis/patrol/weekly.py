@@ -7,9 +7,9 @@ summary of a grid they hold is the grid's, and of any other grid a 404.
 * coverage: the share of the grid's buildings with at least one check-in during the week,
   in total and per worker (check-ins, buildings);
 * problems: reported during the week (``opened``), closed during it (``closed``), escalated
-  during it, and overdue at its end (a time-limited problem not resolved by then whose
-  deadline had passed: ``gis.patrol.escalate.UNRESOLVED``). A week not over yet is counted
-  up to ``now``.
+  during it, and overdue at its end (``gis.patrol.overdue``, with the status it had then:
+  not resolved by its deadline, or resolved late and not yet verified). A week not over
+  yet is counted up to ``now``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from gis import permissions
 from gis.audit import Who
 from gis.errors import InvalidInput, NotFound
 from gis.patrol.checkins import PATROL
-from gis.patrol.escalate import UNRESOLVED
+from gis.patrol.overdue import overdue_sql
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # China has one time zone and no summer time
 WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -68,7 +68,7 @@ PROBLEMS = sa.text(
       (SELECT count(*) FROM p CROSS JOIN LATERAL (
           SELECT e.to_status FROM problem_event e WHERE e.problem_id = p.id AND e.at < :until
            ORDER BY e.at DESC, e.id DESC LIMIT 1) s
-        WHERE p.deadline < :until AND s.to_status = ANY(:unresolved)) AS overdue,
+        WHERE {overdue_sql(":until", status="s.to_status")}) AS overdue,
       (SELECT count(*) FROM p CROSS JOIN LATERAL (
           SELECT e.to_status FROM problem_event e WHERE e.problem_id = p.id AND e.at < :until
            ORDER BY e.at DESC, e.id DESC LIMIT 1) s
@@ -108,7 +108,7 @@ def summary(
         raise InvalidInput("now needs a time zone")
     label, start, end = week_bounds(week, now)
     until = min(end, now)
-    params = {"g": grid_id, "start": start, "until": until, "unresolved": list(UNRESOLVED)}
+    params = {"g": grid_id, "start": start, "until": until}
     cov = conn.execute(COVERAGE, params).one()
     if not cov.buildings:
         raise NotFound(f"no grid {grid_id} in your area")

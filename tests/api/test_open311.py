@@ -139,8 +139,9 @@ def test_requests_outside_the_scope_are_404_and_bad_queries_400(o311) -> None:
     token = client.as_("worker_a1")["Authorization"].split(" ", 1)[1]
     rid = _post(client, token, lon, lat).json()[0]["service_request_id"]
     assert client.get("staff_b", f"/open311/v2/requests/{rid}.json").status_code == 404
-    assert rid not in {x["service_request_id"]
-                       for x in client.get("staff_b", "/open311/v2/requests.json").json()}
+    assert rid not in {
+        x["service_request_id"] for x in client.get("staff_b", "/open311/v2/requests.json").json()
+    }
     missing = client.get("staff_b", "/open311/v2/requests/999999.json")
     assert missing.status_code == 404 and missing.json()[0]["code"] == 404
     for q in ("status=pending", "service_code=nope", "start_date=yesterday",
@@ -153,3 +154,23 @@ def test_requests_outside_the_scope_are_404_and_bad_queries_400(o311) -> None:
     assert no_code.status_code == 400 and no_code.json()[0]["code"] == 400
     far = _post(client, token, lon + 0.05, lat)
     assert far.status_code == 404  # no building of the worker's area near that point
+
+
+def test_a_post_retried_with_its_idempotency_key_creates_one_problem(o311) -> None:
+    client, _, (lon, lat) = o311
+    token = client.as_("worker_a1")["Authorization"].split(" ", 1)[1]
+    form = {"api_key": token, "service_code": "lift", "lat": str(lat), "long": str(lon),
+            "description": "电梯停运"}  # fmt: skip
+    headers = {**FORM, "Idempotency-Key": "o311-sync-1"}
+    sent = [client.client.post("/open311/v2/requests.json", data=form, headers=headers)
+            for _ in range(3)]  # fmt: skip
+    assert [r.status_code for r in sent] == [201] * 3
+    assert len({r.json()[0]["service_request_id"] for r in sent}) == 1
+    assert [r.headers.get("Idempotent-Replayed") for r in sent] == [None, "true", "true"]
+    mine = client.get("worker_a1", "/api/problems").json()
+    assert [p["description"] for p in mine].count("电梯停运") == 1
+    # the same key for another request is refused (400, the spec's shape), nothing created
+    other = client.client.post("/open311/v2/requests.json",
+                               data={**form, "description": "另一处"}, headers=headers)  # fmt: skip
+    assert other.status_code == 400 and other.json()[0]["code"] == 400
+    assert len(client.get("worker_a1", "/api/problems").json()) == len(mine)

@@ -94,5 +94,73 @@ def test_the_cli_escalates_once_at_a_fixed_clock(reported) -> None:
     again = cli("patrol", "escalate", "--now", NOW.isoformat(), db_url=url)
     assert again.returncode == 0 and "escalated 0" in again.stdout
     assert _levels(eng)[ids["late"]] == "committee"
+    with eng.connect() as conn:  # each run is on record, like the app's passes
+        runs = conn.execute(sa.text("SELECT subject_ids, detail FROM audit_log WHERE "
+                                    "user_id = 0 AND action = 'job' ORDER BY id")
+                            ).all()  # fmt: skip
+    assert [(r.subject_ids, r.detail["via"], r.detail["escalated"]) for r in runs] == [
+        ([ids["late"]], "cli", 1), ([], "cli", 0)]  # fmt: skip
     bad = cli("patrol", "escalate", "--now", "2026-12-03T09:00", db_url=url)
     assert bad.returncode == 2 and "time zone" in bad.stderr
+
+
+def test_the_overdue_filter_and_the_job_agree_on_resolved_problems(reported) -> None:
+    """One rule (gis.patrol.overdue): resolved in time waits for its verifier and is not
+    overdue; resolved late stays overdue until verified; a failed verification after the
+    deadline makes it overdue again. The list, the job and the reminders all say so."""
+    client, eng, _, ids = reported
+    app = client.client.app
+    b = client.get("worker_a1", f"/api/problems/{ids['late']}").json()["building_id"]
+
+    def at(t: dt.datetime) -> None:
+        app.dependency_overrides[clock] = lambda: t
+
+    def post(user: str, path: str, body: dict) -> dict:
+        r = client.post(user, path, json=body)
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
+    def move(user: str, pid: int, *path: str) -> None:
+        for to in path:
+            post(user, f"/api/problems/{pid}/status", {"to": to})
+
+    at(T0)
+    body = {"category": "lift", "description": "电梯停运", "building_id": b,
+            "handling": "time_limited"}  # fmt: skip
+
+    def report(hours: int) -> int:
+        deadline = (T0 + dt.timedelta(hours=hours)).isoformat()
+        return post("worker_a1", "/api/problems", {**body, "deadline": deadline})["id"]
+
+    fixed_late, rejected = report(1), report(6)
+    move("worker_a1", rejected, "accepted", "resolved")  # in time…
+    at(T0 + dt.timedelta(hours=2))
+    move("worker_a1", fixed_late, "accepted", "resolved")  # an hour after its deadline
+    at(T0 + dt.timedelta(days=1))
+    move("staff_a", rejected, "in_progress")  # …but the verifier found it not done
+
+    at(NOW)
+    overdue = {ids["late"], fixed_late, rejected}
+    listed = client.get("staff_a", "/api/problems", params={"overdue": "true"}).json()
+    assert {p["id"] for p in listed} == overdue
+    # "done" was resolved in time and waits for its verifier: the old filter counted it
+    not_overdue = client.get("staff_a", "/api/problems", params={"overdue": "false"}).json()
+    assert {p["id"] for p in not_overdue} == {ids["done"], ids["later"], ids["at_once"]}
+    due = client.get("worker_a1", "/api/me/reminders").json()["problems_due"]
+    assert {p["problem_id"] for p in due if p["is_overdue"]} == overdue
+    assert ids["done"] not in {p["problem_id"] for p in due}  # not the worker's to do
+
+    first = _run(eng, NOW)
+    assert first["overdue"] == 3
+    assert {e["problem_id"] for e in first["escalated"]} == overdue
+    assert {e["status"] for e in first["escalated"]} == {"reported", "resolved", "in_progress"}
+    # verified, the late one is crossed off: no longer overdue, and it climbs no further
+    at(NOW + dt.timedelta(hours=1))
+    move("staff_a", fixed_late, "verified")
+    assert fixed_late not in {p["id"] for p in client.get(
+        "staff_a", "/api/problems", params={"overdue": "true"}).json()}  # fmt: skip
+    up = _run(eng, NOW + STEP)
+    assert {e["problem_id"] for e in up["escalated"]} == {ids["late"], rejected}
+    assert up["overdue"] == 2
+    levels = _levels(eng)
+    assert (levels[fixed_late], levels[ids["done"]]) == ("committee", "worker")

@@ -87,3 +87,33 @@ def test_weekly_summary_counts_coverage_and_problems(api) -> None:  # noqa: F811
         r = client.get("worker_a1", f"/api/patrol/grids/{info.grid_a1}/weekly?week={bad}")
         assert r.status_code == 422, bad
     assert client.get("leader_a1", f"/api/patrol/grids/{info.grid_a1}/weekly").status_code == 403
+
+
+def test_the_week_counts_overdue_by_the_one_rule(api) -> None:  # noqa: F811
+    """Resolved in time and waiting for verification: not overdue at the week's end;
+    resolved after the deadline and not verified: overdue (gis.patrol.overdue)."""
+    client, info, _ = api
+    app = client.client.app
+
+    def at(t: dt.datetime) -> None:
+        app.dependency_overrides[clock] = lambda: t
+
+    def post(user: str, path: str, body: dict) -> dict:
+        r = client.post(user, path, json=body)
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
+    at(W48)
+    body = {"category": "lift", "description": "电梯停运", "building_id": info.buildings["a1"][0],
+            "handling": "time_limited", "deadline": "2026-12-01T18:00:00+08:00"}  # fmt: skip
+    in_time = post("worker_a1", "/api/problems", body)["id"]
+    late = post("worker_a1", "/api/problems", body)["id"]
+    for pid, when in ((in_time, "2026-12-01T10:00:00+08:00"), (late, "2026-12-02T10:00:00+08:00")):
+        at(dt.datetime.fromisoformat(when))
+        for to in ("accepted", "resolved"):
+            post("worker_a1", f"/api/problems/{pid}/status", {"to": to})
+    at(AFTER)
+    week = client.get("staff_a", f"/api/patrol/grids/{info.grid_a1}/weekly?week=2026-W49").json()
+    assert week["problems"]["overdue"] == 1
+    listed = client.get("staff_a", "/api/problems", params={"overdue": "true"}).json()
+    assert [p["id"] for p in listed] == [late]
