@@ -24,12 +24,17 @@ FACILITY_KEYS = (
 
 @dataclass(frozen=True)
 class Category:
-    """One facility category: its code, Chinese label, group and tag rules."""
+    """One facility category: its code, Chinese and English labels, group and tag rules."""
 
     code: str
     label_zh: str
     group: str
     rules: tuple[tuple[tuple[str, frozenset[str] | None], ...], ...]
+    label_en: str = ""
+
+    def label(self, lang: str) -> str:
+        """The label a person reading ``lang`` ("zh" or "en") sees."""
+        return self.label_en if lang == "en" and self.label_en else self.label_zh
 
     def matches(self, tags: dict[str, str]) -> bool:
         """Return whether any rule (all of its key=value terms) holds for ``tags``."""
@@ -61,7 +66,7 @@ def load_categories(path: Path = DEFAULT_MAPPING) -> tuple[Category, ...]:
         where = f"{path.name} [categories.{code}]"
         try:
             rules = tuple(_parse_rule(r, where) for r in spec["match"])
-            out.append(Category(code, spec["label_zh"], spec["group"], rules))
+            out.append(Category(code, spec["label_zh"], spec["group"], rules, spec["label_en"]))
         except KeyError as err:
             raise InvalidInput(f"{where}: missing {err.args[0]!r}") from err
     if not out:
@@ -90,6 +95,11 @@ def _lookup_state(categories: tuple[Category, ...]) -> tuple[frozenset[str], dic
         keys = frozenset(k for c in categories for rule in c.rules for k, _ in rule)
         state = _STATE[id(categories)] = (categories, keys, {})
     return state[1], state[2]
+
+
+def category_labels(lang: str) -> dict[str, str]:
+    """Category code → its label in ``lang``, in the mapping's order."""
+    return {c.code: c.label(lang) for c in load_categories()}
 
 
 def category_codes() -> set[str]:

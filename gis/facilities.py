@@ -44,6 +44,25 @@ _HELD_POINT = (
 )
 _NEW_POINT = "ST_SetSRID(ST_MakePoint(:x, :y), 4326)"
 
+# Facilities are public map data (OpenStreetMap and planners' edits), not personal data;
+# but what a user is sent is cut to their areas: the facilities within this distance of one
+# of the user's buildings (those a resident of them would walk to); the city for an admin.
+AROUND_M = 300.0
+_M_PER_DEGREE = 111_320.0  # of latitude; a degree of longitude is this × cos(latitude)
+
+
+def visible_sql(alias: str = "f", scope: str = "SELECT ga_scope_buildings(ga_user())") -> str:
+    """SQL: the facility ``alias`` stands within ``AROUND_M`` of a building of the user's
+    scope (``scope``: a subquery of building ids); admins: every facility."""
+    # the box test uses building's GiST index; the distance itself is on the spheroid
+    deg = f"{AROUND_M:g} / {_M_PER_DEGREE:g} / greatest(cos(radians(ST_Y({alias}.geom))), 0.01)"
+    return (
+        f"((SELECT ga_role()) = 'admin' OR EXISTS (SELECT 1 FROM building nb "
+        f"WHERE nb.geom && ST_Expand(ST_Envelope({alias}.geom), {deg}) "
+        f"AND nb.id IN ({scope}) "
+        f"AND ST_DWithin(nb.geom::geography, {alias}.geom::geography, {AROUND_M:g})))"
+    )
+
 
 @dataclass(frozen=True)
 class EditorScope:

@@ -20,6 +20,7 @@ from gis.address import parse_address, search_keys
 from gis.areas import BY_TABLE as LEVELS_BY_TABLE
 from gis.areas import visible_sql
 from gis.audit import Who, audit
+from gis.facilities import visible_sql as facility_visible_sql
 
 _ALIASES = {
     "community": "t",
@@ -174,8 +175,9 @@ def search(conn: Connection, user: Who, q: str, limit: int = LIMIT) -> dict[str,
             SELECT 'facility', f.id, f.kind, f.name, NULL, ST_X(ST_PointOnSurface(f.geom)),
                    ST_Y(ST_PointOnSurface(f.geom))
               FROM facility f WHERE length(:q) >= 2 AND f.name LIKE :p
+               AND {vis_facility}
             LIMIT :n
-            """.format(**vis)
+            """.format(**vis, vis_facility=facility_visible_sql("f", "SELECT id FROM scope"))
         ),
         {"q": q, "p": f"%{pattern}%", "n": limit * 2},
     ).all()

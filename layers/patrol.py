@@ -4,8 +4,9 @@ coloured by the days since their last check-in, open problems by status, the tou
 
 No database here: the route hands in the scoped frames (``gis.patrol.mapview``) and the
 texts in the user's language. Nothing has a tooltip or popup: a tap opens the one card of
-the panel. A worker taps buildings (check-in); staff tap areas (assign a worker), so each
-mode makes only its own layer interactive. Property values are data for the script.
+the panel. Everyone who patrols taps buildings (check-in, report a problem); staff also tap
+areas (assign a worker): a building is drawn over its area, so a tap on it is the
+building's, a tap beside it the area's. Property values are data for the script.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import folium
 import geopandas as gpd
 import pandas as pd
 
-from layers.assets import APP_PREFIX, VENDOR_PREFIX, add_stylesheet
+from layers.assets import APP_PREFIX, add_stylesheet
 from layers.grid import DEFAULT_VIEW, LocateMe, MetricScale
 from layers.page import Fragment, Map
 from layers.site import STREET_WEIGHT, Attribution
 
-IDB_JS = f"{VENDOR_PREFIX}/idb/build/umd.js"
 # One colour per worker (by id, so the same worker has the same colour on every page).
 WORKER_COLOURS = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b",
@@ -163,12 +163,7 @@ def _legend(tx: dict[str, str], is_staff: bool) -> str:
 def _panel(tx: dict[str, str], stats: str, note: str | None, data: dict[str, str]) -> str:
     attrs = " ".join(f'data-{k}="{escape(v)}"' for k, v in data.items())
     note_html = f'<p class="pp-note" id="pp-note">{escape(note)}</p>' if note else ""
-    gps = (
-        ""
-        if data["mode"] == "staff"
-        else '<button type="button" id="pp-gps" class="pp-btn">'
-        f"{escape(tx['gps_nearest'])}</button>"
-    )
+    gps = f'<button type="button" id="pp-gps" class="pp-btn">{escape(tx["gps_nearest"])}</button>'
     return (
         f'<aside class="pp-panel" id="pp-panel" {attrs}>'
         f'<div class="pp-head"><h1>{escape(tx["title"])}</h1>'
@@ -197,11 +192,14 @@ def patrol_map(
     is_staff: bool,
     user_id: int,
     total_buildings: int,
+    flow: dict[str, tuple[str, ...]],
 ) -> Map:
     """Return the patrol page's map, opened on the user's areas (else their buildings).
 
     ``texts`` are the page's texts in the user's language, keyed as in ``[patrol_page]``
-    of ``gis/messages.toml`` without the prefix; they are escaped here.
+    of ``gis/messages/patrol_page.toml`` without the prefix; they are escaped here.
+    ``flow`` is the problems' status flow (status → the statuses it may become): the
+    problem card offers only those steps.
     """
     tx = texts
     m = Map(tiles=None, control_scale=False, prefer_canvas=False, zoom_control=True)
@@ -210,7 +208,7 @@ def patrol_map(
     if len(areas):
         _areas_layer(areas, tx["layer_areas"], interactive=is_staff).add_to(m)
     if len(buildings):
-        _buildings_layer(buildings, tx["layer_buildings"], interactive=not is_staff).add_to(m)
+        _buildings_layer(buildings, tx["layer_buildings"], interactive=True).add_to(m)
     route = folium.FeatureGroup(name=tx["layer_route"]).add_to(m)
     if len(problems):
         _problems_layer(problems, tx["layer_problems"]).add_to(m)
@@ -249,15 +247,11 @@ def patrol_map(
         "areas": ",".join(str(int(a)) for a in areas["id"]) if len(areas) else "",
         "palette": json.dumps({"workers": WORKER_COLOURS, "vacant": VACANT_COLOUR,
                                "today": band_colour("today"), "route": ROUTE_COLOUR}),
+        "flow": json.dumps({k: list(v) for k, v in flow.items()}),
     }  # fmt: skip
     root = m.get_root()
     root.html.add_child(Fragment(_panel(tx, stats, note, data) + _legend(tx, is_staff)))
-    root.html.add_child(
-        Fragment(
-            f'<script src="{IDB_JS}" defer></script>'
-            f'<script src="{APP_PREFIX}/patrol.js" defer></script>'
-        )
-    )
+    root.html.add_child(Fragment(f'<script src="{APP_PREFIX}/patrol.js" defer></script>'))
     root.title = tx["title"]  # type: ignore[attr-defined]
     return m
 

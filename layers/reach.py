@@ -8,30 +8,34 @@ from html import escape
 import folium
 import geopandas as gpd
 
+from gis import i18n
 from layers.assets import APP_PREFIX, add_stylesheet
 from layers.furniture import LocateMe, MetricScale
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution, streets_layer
 
-# minutes -> colour; beyond the last band and unreachable have their own
+# minutes -> colour and the catalogue key of its label; beyond the last band and
+# unreachable have their own
 TIME_BANDS = (
-    (5, "#1a9850", "≤ 5 分钟"),
-    (10, "#91cf60", "5–10 分钟"),
-    (15, "#fc8d59", "10–15 分钟"),
+    (5, "#1a9850", "reach.band_5"),
+    (10, "#91cf60", "reach.band_10"),
+    (15, "#fc8d59", "reach.band_15"),
 )
-BEYOND = ("#d73027", "超过 15 分钟")
-UNREACHABLE = ("#7b3294", "无步行路径")
+BEYOND = ("#d73027", "reach.band_beyond")
+UNREACHABLE = ("#7b3294", "reach.unreachable")
 NO_HOUSEHOLDS = "#cccccc"
+NO_HOUSEHOLDS_KEY = "reach.no_households"
 
 
 def _band(walk_min: float | None, households: int) -> tuple[str, str]:
+    """The colour of a building and the catalogue key of its band."""
     if households <= 0:
-        return NO_HOUSEHOLDS, "非住宅"
+        return NO_HOUSEHOLDS, NO_HOUSEHOLDS_KEY
     if walk_min is None or (isinstance(walk_min, float) and math.isnan(walk_min)):
         return UNREACHABLE
-    for limit, colour, label in TIME_BANDS:
+    for limit, colour, key in TIME_BANDS:
         if walk_min <= limit:
-            return colour, label
+            return colour, key
     return BEYOND
 
 
@@ -44,8 +48,14 @@ def reach_map(
     limit_min: float,
     covered: int,
     households: int,
+    lang: str = i18n.DEFAULT_LANG,
 ) -> Map:
-    """Buildings coloured by walking time (``walk_min``; NaN unreachable, inf beyond)."""
+    """Buildings coloured by walking time (``walk_min``; NaN unreachable, inf beyond), with
+    every text in ``lang`` (``category_label`` comes in it already)."""
+
+    def tx(key: str, **params: object) -> str:
+        return i18n.t(key, lang, **params)
+
     gdf = buildings[["name", "households", "walk_min", "geom"]].copy()
     gdf["name"] = gdf["name"].fillna("").astype(str).map(escape)
     bands = [
@@ -53,31 +63,29 @@ def reach_map(
         for w, h in zip(gdf["walk_min"], gdf["households"], strict=True)
     ]
     gdf["colour"] = [b[0] for b in bands]
-    gdf["band"] = [b[1] for b in bands]
+    gdf["band"] = [tx(b[1]) for b in bands]
     gdf["walk_min"] = [None if not math.isfinite(w) else round(w, 1) for w in gdf["walk_min"]]
     m = Map(tiles=None, control_scale=False, prefer_canvas=True)
     m.add_child(MetricScale())
     m.add_child(LocateMe())
     if len(edges):
-        streets_layer(edges).add_to(m)
+        streets = streets_layer(edges)
+        streets.layer_name = tx("reach.layer_streets")  # in the language
+        streets.add_to(m)
+    fields = ["name", "households", "walk_min", "band"]
+    aliases = [tx(f"reach.map.{f}") for f in fields]
     if len(gdf):  # Folium's tooltips refuse a layer without features
         folium.GeoJson(
             gdf,
-            name="楼栋步行时间 Walking time",
+            name=tx("reach.map.layer_buildings"),
             style_function=lambda f: {
                 "fillColor": f["properties"]["colour"],
                 "color": "#555",
                 "weight": 0.5,
                 "fillOpacity": 0.8,
             },
-            tooltip=folium.GeoJsonTooltip(
-                fields=["name", "households", "walk_min", "band"],
-                aliases=["名称", "户数", "步行分钟", "区间"],
-            ),
-            popup=folium.GeoJsonPopup(
-                fields=["name", "households", "walk_min", "band"],
-                aliases=["名称", "户数", "步行分钟", "区间"],
-            ),
+            tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases),
+            popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
         ).add_to(m)
     if len(facilities):
         fac = facilities[["name", "geom"]].copy()
@@ -85,10 +93,10 @@ def reach_map(
         fac["name"] = fac["name"].fillna("").astype(str).map(escape)
         folium.GeoJson(
             fac.set_geometry("geom"),
-            name=f"{escape(category_label)} 设施",
+            name=escape(tx("reach.map.layer_facilities", category=category_label)),
             marker=folium.CircleMarker(radius=8, fill=True, fill_opacity=1, weight=2),
             style_function=lambda f: {"color": "#ffffff", "fillColor": "#08519c"},
-            tooltip=folium.GeoJsonTooltip(fields=["name"], aliases=["名称"]),
+            tooltip=folium.GeoJsonTooltip(fields=["name"], aliases=[tx("reach.map.name")]),
         ).add_to(m)
     if len(gdf):
         x0, y0, x1, y1 = gdf.total_bounds
@@ -97,22 +105,26 @@ def reach_map(
     m.add_child(Attribution(OSM_CREDIT))
     add_stylesheet(m, f"{APP_PREFIX}/map.css")
     share = f"{covered / households:.1%}" if households else "—"
+    title = tx("reach.map.title", category=category_label)
+    stats = tx(
+        "reach.map.stats", limit=f"{limit_min:g}", covered=f"{covered:,}",
+        households=f"{households:,}", share=share,
+    )  # fmt: skip
     bar = (
-        f'<div class="ga-bar" id="ga-bar"><h1>步行可达 · {escape(category_label)}</h1>'
-        f'<span class="ga-stats" id="ga-stats">{limit_min:g} 分钟内覆盖 {covered:,} / '
-        f"{households:,} 户 ({share})</span></div>"
+        f'<div class="ga-bar" id="ga-bar"><h1>{escape(title)}</h1>'
+        f'<span class="ga-stats" id="ga-stats">{escape(stats)}</span></div>'
     )
     rows = [
-        *((c, label) for _, c, label in TIME_BANDS),
+        *((c, key) for _, c, key in TIME_BANDS),
         BEYOND,
         UNREACHABLE,
-        (NO_HOUSEHOLDS, "非住宅"),
+        (NO_HOUSEHOLDS, NO_HOUSEHOLDS_KEY),
     ]
     legend = (
-        '<div class="ga-legend" id="ga-legend"><b>步行时间</b><br>'
-        + "<br>".join(f'<i style="background:{c}"></i>{label}' for c, label in rows)
+        f'<div class="ga-legend" id="ga-legend"><b>{escape(tx("reach.legend"))}</b><br>'
+        + "<br>".join(f'<i style="background:{c}"></i>{escape(tx(key))}' for c, key in rows)
         + "</div>"
     )
     m.get_root().html.add_child(Fragment(bar + legend))
-    m.get_root().title = f"步行可达 · {category_label}"
+    m.get_root().title = title
     return m

@@ -133,6 +133,7 @@ def _panel(
     categories: Sequence[tuple[str, str]],
     category: str,
     speed: str,
+    area: str,
 ) -> str:
     def tx(key: str) -> str:
         return escape(texts[key])
@@ -153,6 +154,9 @@ def _panel(
         f'<select id="ga-reach-category">{options}</select></label>'
         f'<div class="ga-field" role="group" aria-label="{tx("reach.speed")}">'
         f'<span>{tx("reach.speed")}</span><div class="ga-speeds">{speeds}</div></div>'
+        f'<p class="ga-area" id="ga-reach-area">'
+        f"{escape(texts['reach.area'].replace('{area}', area))}</p>"
+        f'<p class="ga-hint">{tx("reach.area_note")}</p>'
         f'<p class="ga-hint">{tx("reach.hint")}</p>'
         f"<section><h2>{tx('reach.siting')}</h2>"
         f'<button type="button" id="ga-reach-siting" class="ga-wide">'
@@ -181,11 +185,13 @@ def reach_page_map(
     category: str,
     speed: str,
     limit_min: float,
+    area: str = "",
 ) -> Map:
     """The reach page's map: ``buildings`` (id, name, households, walk_min at the chosen
     speed; NaN no path, inf beyond the cap), the category's ``facilities``, the streets.
 
-    ``categories`` are (code, label) of the select; ``speed`` is "adult" or "elderly".
+    ``categories`` are (code, label) of the select; ``speed`` is "adult" or "elderly";
+    ``area`` names what the what-if and the siting count (the user's areas, or the city).
     """
     if speed not in SPEEDS:
         raise ValueError(f"speed must be one of {', '.join(SPEEDS)}")
@@ -225,7 +231,7 @@ def reach_page_map(
     data += (
         f' data-category="{escape(category)}" data-category-label="{escape(label)}"'
         f' data-speed="{speed}" data-speed-m-per-min="{SPEEDS[speed]:g}"'
-        f' data-limit-min="{limit_min:g}"'
+        f' data-limit-min="{limit_min:g}" data-area-label="{escape(area)}"'
     )
     bar = (
         f'<div class="ga-bar" id="ga-bar"><h1>{escape(texts["reach.title"])} · '
@@ -234,7 +240,7 @@ def reach_page_map(
     )
     root = m.get_root()
     root.html.add_child(Fragment(bar + _legend(texts, limit_min) +
-                                 _panel(texts, categories, category, speed)))  # fmt: skip
+                                 _panel(texts, categories, category, speed, area)))  # fmt: skip
     root.html.add_child(Fragment(f'<script src="{REACH_JS}" defer></script>'))
     root.title = f"{texts['reach.title']} · {label}"
     return m

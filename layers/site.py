@@ -13,6 +13,7 @@ from layers.assets import APP_PREFIX, add_stylesheet
 from layers.furniture import LocateMe, MetricScale
 from layers.page import Fragment, Map
 
+STREET_COLOUR = "#4a6fa5"
 OSM_CREDIT = '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 STREET_WEIGHT = {
     "primary": 5,
@@ -118,7 +119,7 @@ def streets_layer(edges: gpd.GeoDataFrame) -> folium.GeoJson:
         gdf,
         name="步行路网 Walk network",
         style_function=lambda f: {
-            "color": "#4a6fa5",
+            "color": STREET_COLOUR,
             "weight": STREET_WEIGHT.get(f["properties"]["highway"], 1.2),
             "opacity": 0.9,
         },
@@ -128,8 +129,13 @@ def streets_layer(edges: gpd.GeoDataFrame) -> folium.GeoJson:
     )
 
 
-def facilities_layer(facilities: gpd.GeoDataFrame, labels: dict[str, str]) -> folium.GeoJson:
-    """Facilities as points (polygons drawn at a point on their surface)."""
+POINTS_PANE = "gaPoints"  # facilities above vector tiles, letting taps through to them
+
+
+def facilities_layer(
+    facilities: gpd.GeoDataFrame, labels: dict[str, str], *, pane: str | None = None
+) -> folium.GeoJson:
+    """Facilities as points (polygons drawn at a point on their surface), in ``pane``."""
     gdf = facilities[["name", "kind", "categories", "geom"]].copy()
     gdf["geom"] = gdf.geometry.representative_point()
     gdf["name"] = _escaped(gdf["name"])
@@ -138,10 +144,13 @@ def facilities_layer(facilities: gpd.GeoDataFrame, labels: dict[str, str]) -> fo
         "、".join(escape(labels.get(c, c)) for c in cats) for cats in gdf["categories"]
     ]
     gdf = gdf.drop(columns=["categories"]).set_geometry("geom")
+    marker = folium.CircleMarker(radius=6, fill=True, fill_opacity=0.9, weight=1.5)
+    if pane:
+        marker.options["pane"] = pane  # folium's CircleMarker has no pane argument
     return folium.GeoJson(
         gdf,
         name="设施 Facilities",
-        marker=folium.CircleMarker(radius=6, fill=True, fill_opacity=0.9, weight=1.5),
+        marker=marker,
         style_function=lambda f: {"color": "#ffffff", "fillColor": "#2b8a3e"},
         tooltip=folium.GeoJsonTooltip(
             fields=["name", "category", "kind"], aliases=["名称", "类别", "OSM 标签"]
@@ -158,8 +167,15 @@ def overview_map(
     stats: dict[str, int],
     tiles_url: str | None = None,
     truncated: bool = False,
+    is_tiled: bool = False,
 ) -> Map:
-    """Return the overview map; without ``tiles_url`` it needs nothing but our own data."""
+    """Return the overview map; without ``tiles_url`` it needs nothing but our own data.
+
+    ``is_tiled``: buildings and streets will come as vector tiles (``layers.tiles``).
+    Leaflet draws embedded layers on one canvas over the whole map, above the tiles, which
+    would swallow every tap meant for a tiled footprint: the facilities then go in a pane
+    of their own above the tiles that lets taps through (they are shown, not tapped).
+    """
     m = Map(tiles=None, control_scale=False, prefer_canvas=True, zoom_control=True)
     m.add_child(MetricScale())
     m.add_child(LocateMe())
@@ -170,7 +186,10 @@ def overview_map(
     if len(buildings):
         buildings_layer(buildings).add_to(m)
     if len(facilities):
-        facilities_layer(facilities, labels).add_to(m)
+        if is_tiled:
+            folium.map.CustomPane(POINTS_PANE, z_index=450, pointer_events=False).add_to(m)
+        layer = facilities_layer(facilities, labels, pane=POINTS_PANE if is_tiled else None)
+        layer.add_to(m)
     # Fit the view to the buildings (long arterials would zoom it out needlessly).
     focus = buildings if len(buildings) else (edges if len(edges) else facilities)
     if len(focus):

@@ -42,7 +42,7 @@ def grid_page(
         frames.edges,
         frames.facilities,
         texts=texts,
-        facility_labels={c.code: c.label_zh for c in load_categories()},
+        facility_labels={c.code: c.label(lang) for c in load_categories()},
         total_buildings=frames.total_buildings,
     )
     add_shell(m, shell_for(request, conn, user, ("grid.",)))

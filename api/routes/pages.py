@@ -26,7 +26,7 @@ from layers.groups import groups_map
 from layers.reach import reach_map
 from layers.shell import add_shell
 from layers.site import overview_map
-from layers.tiles import add_vector_buildings
+from layers.tiles import add_vector_buildings, add_vector_streets
 
 router = APIRouter(tags=["pages"])
 
@@ -47,7 +47,7 @@ def _around(extent: tuple[float, float, float, float] | None) -> query.BBox | No
     if extent is None:
         return None
     w, s, e, n = extent
-    pad = 0.003
+    pad = tiles.AROUND_DEG  # the walk network's tiles use the same margin
     return query.BBox.parse(f"{w - pad},{s - pad},{e + pad},{n + pad}")
 
 
@@ -79,7 +79,8 @@ def overview(
     limit = settings.map_feature_limit
     lang = request_lang(request)
     choice = basemap_of(settings, lang)
-    # the buildings of the user's scope only; a large scope comes as vector tiles
+    # the buildings of the user's scope only; a large scope comes as vector tiles, and so
+    # do the streets around it (scoped alike by gis/tiles.py)
     in_scope, scope_box = tiles.scope_buildings(conn)
     tiled = in_scope > settings.vector_tiles_above
     # streets and facilities around the user's buildings (an admin's scope is the city)
@@ -87,16 +88,23 @@ def overview(
     buildings = query.layer_frame(
         conn, "buildings", bbox=box, limit=0 if tiled else limit, scoped=True
     )
-    edges = query.layer_frame(conn, "walk_edges", bbox=around, limit=limit)
+    edges = query.layer_frame(conn, "walk_edges", bbox=around, limit=0 if tiled else limit)
     facilities = query.layer_frame(conn, "facilities", bbox=around, limit=limit)
     buildings, edges, facilities = shift_frames(choice, buildings, edges, facilities)
-    labels = {c.code: c.label_zh for c in load_categories()}
+    labels = {c.code: c.label(lang) for c in load_categories()}
     truncated = not tiled and any(len(f) >= limit for f in (buildings, edges, facilities))
     m = overview_map(
-        buildings, edges, facilities, labels=labels, stats=query.summary(conn), truncated=truncated
+        buildings,
+        edges,
+        facilities,
+        labels=labels,
+        stats=query.summary(conn),
+        truncated=truncated,
+        is_tiled=tiled,
     )
     add_basemap(m, choice)
     if tiled:
+        add_vector_streets(m, name=i18n.t("map.walk_tiles", lang))
         add_vector_buildings(
             m,
             name=i18n.t("map.buildings_tiles", lang),
@@ -130,7 +138,8 @@ def reach_page(
     row = next(
         (c for c in total["categories"] if c["category"] == category), {"households_covered": 0}
     )
-    labels = {c.code: c.label_zh for c in load_categories()}
+    lang = request_lang(request)
+    labels = {c.code: c.label(lang) for c in load_categories()}
     m = reach_map(
         buildings,
         facilities,
@@ -139,6 +148,7 @@ def reach_page(
         limit_min=limit_min,
         covered=row["households_covered"],
         households=total["households"],
+        lang=lang,
     )
     add_shell(m, shell.shell_for(request, conn, user))
     return HTMLResponse(render_offline(m, nonce))
@@ -164,8 +174,7 @@ def groups_page(
     if community and not len(groups):
         raise NotFound(f"no delineated community {community!r}")
     edges = query.layer_frame(conn, "walk_edges", limit=settings.map_feature_limit)
-    title = f"居民小组 · {community}" if community else "居民小组 · 全部社区"
-    m = groups_map(groups, buildings, edges, title=title)
+    m = groups_map(groups, buildings, edges, community=community, lang=request_lang(request))
     add_shell(m, shell.shell_for(request, conn, user))
     return HTMLResponse(render_offline(m, nonce))
 

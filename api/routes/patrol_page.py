@@ -19,7 +19,7 @@ from api.headers import Nonce
 from api.routes.patrol import Now
 from api.shell import PageUser, register, shell_for
 from gis import i18n, permissions
-from gis.patrol import mapview, tour_store
+from gis.patrol import mapview, problems, tour_store
 from layers.assets import APP_PREFIX, render_offline
 from layers.patrol import patrol_map, route_sheet_html
 from layers.shell import add_shell, plain_page
@@ -56,6 +56,7 @@ def patrol_page(
         is_staff=frames.is_staff,
         user_id=user.id,
         total_buildings=frames.total_buildings,
+        flow=problems.TRANSITIONS,
     )
     add_shell(m, shell_for(request, conn, user, PREFIXES))
     return HTMLResponse(render_offline(m, nonce))

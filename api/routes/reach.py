@@ -9,12 +9,13 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api import models
-from api.auth import Editor, User
+from api.auth import Editor, Principal, User
 from api.deps import Conn
 from gis import permissions
 from gis.errors import Forbidden
 from gis.reach import coverage, service, siting
 from gis.reach import model as reach_model
+from gis.reach import scope as reach_scope
 
 router = APIRouter(prefix="/api/reach", tags=["reach"])
 _model_lock = threading.Lock()
@@ -102,8 +103,20 @@ def get_gaps(
     return coverage.gaps(conn, category, limit_min=limit_min, limit=limit, offset=offset)
 
 
-@router.post("/what-if", summary="Coverage gained by a facility placed at a point")
-def post_what_if(body: WhatIf, conn: Conn, request: Request, _user: User) -> dict[str, Any]:
+def _scope(
+    conn: Conn, user: Principal, m: reach_model.ReachModel, *, with_area: bool = False
+) -> reach_scope.ReachScope:
+    """The buildings the user's questions count: their areas; an admin's, the city."""
+    return reach_scope.load_scope(
+        conn, m, is_whole_city=permissions.may(user, "whole_city"), with_area=with_area
+    )
+
+
+@router.post(
+    "/what-if",
+    summary="Households in my areas a facility placed at a point would bring within reach",
+)
+def post_what_if(body: WhatIf, conn: Conn, request: Request, user: User) -> dict[str, Any]:
     m = _model(request, conn)
     inside = reach_model.building_at(conn, body.lon, body.lat)
     return reach_model.what_if(
@@ -113,14 +126,22 @@ def post_what_if(body: WhatIf, conn: Conn, request: Request, _user: User) -> dic
         body.category,
         body.limit_min * body.speed_m_per_min,
         inside_building_id=inside,
+        counted=_scope(conn, user, m).buildings,
     )
 
 
-@router.post("/siting", summary="Best new sites for a category (greedy maximal coverage)")
-def post_siting(body: SitingRequest, conn: Conn, request: Request, _user: User) -> dict[str, Any]:
+@router.post(
+    "/siting", summary="Best new sites in my areas for a category (greedy maximal coverage)"
+)
+def post_siting(body: SitingRequest, conn: Conn, request: Request, user: User) -> dict[str, Any]:
     m = _model(request, conn)
     return siting.suggest_sites(
-        m, body.category, body.k, body.limit_min * body.speed_m_per_min, body.candidates
+        m,
+        body.category,
+        body.k,
+        body.limit_min * body.speed_m_per_min,
+        body.candidates,
+        scope=_scope(conn, user, m, with_area=True),
     )
 
 

@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse
 from api.deps import AppSettings, Conn
 from api.errors import request_lang
 from api.headers import Nonce
-from api.shell import PageUser, register, shell_for
+from api.shell import PageUser, area_label, register, shell_for
 from gis import i18n, permissions, query
+from gis.categories import category_labels
 from gis.reach import coverage
 from layers.assets import render_offline
 from layers.reach_page import SPEEDS, reach_page_map
@@ -52,7 +53,11 @@ def reach_app_page(
         box = query.BBox(x0 - m, y0 - m, x1 + m, y1 + m)
     edges = query.layer_frame(conn, "walk_edges", bbox=box, limit=settings.map_feature_limit)
     texts = i18n.texts(lang, "reach.")
-    categories = [(c, texts.get(f"reach.cat.{c}", c)) for c in computed]
+    labels = category_labels(lang)
+    categories = [(c, labels.get(c, c)) for c in computed]
+    # what the what-if and siting count (the API's scope): said on the page
+    whole_city = permissions.may(user, "whole_city")
+    area = i18n.t("app.whole_city", lang) if whole_city else area_label(conn, user.id, lang)
     m = reach_page_map(
         buildings,
         facilities,
@@ -62,6 +67,7 @@ def reach_app_page(
         category=category,
         speed=speed,
         limit_min=limit_min,
+        area=area,
     )
     add_shell(m, shell_for(request, conn, user, ("reach.",)))
     return HTMLResponse(render_offline(m, nonce))

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import PeopleUser
 from api.deps import Conn
+from api.errors import request_lang
 from gis.errors import InvalidInput, TooLarge
 from gis.ledger import bulk, tabular
 
@@ -69,7 +70,7 @@ def post_import(
         conn, request.app.state.keys, user, ledger, data, file.filename or "upload.xlsx", mode,
         community_id,
     )  # fmt: skip
-    out = plan.summary()
+    out = plan.summary(request_lang(request))
     out["mode"] = mode
     if mode != "preview" and plan.errors and not plan.written:
         out["detail"] = (

@@ -7,10 +7,16 @@ moved building shows within a minute), with ``Vary: Authorization, Cookie`` so t
 tablet where another user logs in does not reuse the first user's tiles. After that the
 browser asks again with ``If-None-Match``: the ETag is the hash of the tile's bytes, and an
 unchanged tile is answered ``304`` with no body.
+
+Compression: a tile is sent gzipped at level 1 when the client accepts gzip (the app's
+GZipMiddleware passes an answer that has its encoding already). Level 1 gives within 5 %
+of level 6's size for MVT, at a quarter of the time: on a dense tile (140 kB, 4,000
+footprints) level 6 costs more than the query itself.
 """
 
 from __future__ import annotations
 
+import gzip
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Response
@@ -22,7 +28,9 @@ from gis import tiles
 
 router = APIRouter(prefix="/api/tiles", tags=["tiles"])
 
-TileLayerName = Literal["buildings", "communities", "grids", "residents_groups"]
+TileLayerName = Literal["buildings", "walk_edges", "communities", "grids", "residents_groups"]
+GZIP_LEVEL = 1
+GZIP_ABOVE = 1024  # bytes: smaller tiles go as they are (GZipMiddleware's own threshold)
 Z = Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM, description="zoom")]
 XY = Annotated[int, Path(ge=0, le=2**tiles.MAX_ZOOM - 1)]
 
@@ -54,15 +62,22 @@ def get_tile(
     user: User,
     settings: AppSettings,
     if_none_match: Annotated[str | None, Header()] = None,
+    accept_encoding: Annotated[str | None, Header()] = None,
 ) -> Response:
     choice = basemap_of(settings)
     data = tiles.tile(conn, layer, z, x, y, gcj02=bool(choice and choice.is_gcj02))
-    etag = tiles.etag_of(data)
+    plain = tiles.etag_of(data)
+    # A strong tag names one representation: the gzipped bytes get a tag of their own.
+    gzipped = len(data) >= GZIP_ABOVE and "gzip" in (accept_encoding or "")
+    etag = plain[:-1] + '.gz"' if gzipped else plain
     headers = {
         "ETag": etag,
         "Cache-Control": f"private, max-age={settings.tile_max_age_s}",
-        "Vary": "Authorization, Cookie",
+        "Vary": "Authorization, Cookie, Accept-Encoding",
     }
-    if _matches(if_none_match, etag):
+    if _matches(if_none_match, etag) or _matches(if_none_match, plain):
         return Response(status_code=304, headers=headers)
+    if gzipped:
+        data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+        headers["Content-Encoding"] = "gzip"
     return Response(content=data, media_type=tiles.MEDIA_TYPE, headers=headers)

@@ -25,6 +25,7 @@ from gis.errors import Forbidden, TooManyRequests
 from gis.ledger import tabular
 from gis.ledger.kinds import get_kind
 from gis.ledger.plan import Plan
+from gis.ledger.reasons import reason
 from gis.security import Keys
 
 __all__ = ["EXPORTERS", "MAX_IMPORTS_PER_HOUR", "MAX_ROWS", "Mode", "Plan", "export",
@@ -51,7 +52,7 @@ def plan_import(
     if any(e.row == 0 for e in parsed.errors):
         return plan  # the file itself is unusable
     if parsed.total_rows > MAX_ROWS:
-        plan.error(0, "", parsed.total_rows, f"at most {MAX_ROWS} rows per file; split it")
+        plan.error(0, "", parsed.total_rows, reason("too_many_rows", max=MAX_ROWS))
         return plan
     kind.plan(conn, keys, parsed.rows, plan, community_id)
     plan.added = sum(a[0] == "add" for a in plan.actions)
@@ -63,16 +64,16 @@ def _refuse_over_rate(conn: Connection) -> None:
     """TooManyRequests once the user has run too many previews and imports this hour."""
     used = conn.scalar(
         sa.text(
-            "SELECT coalesce(sum(ga_recent_actions(a, 60)), 0) "
-            "FROM unnest(CAST(:a AS text[])) a"
+            "SELECT coalesce(sum(ga_recent_actions(a, 60)), 0) FROM unnest(CAST(:a AS text[])) a"
         ),
         {"a": list(IMPORT_ACTIONS)},
     )
     if used >= MAX_IMPORTS_PER_HOUR:
         raise TooManyRequests(
-            f"at most {MAX_IMPORTS_PER_HOUR} imports or previews an hour; try again later "
-            "(导入次数过多，请稍后再试)",
+            f"at most {MAX_IMPORTS_PER_HOUR} imports or previews an hour; try again later",
             retry_after=600,
+            key="import_reason.too_many_imports",
+            max=MAX_IMPORTS_PER_HOUR,
         )
 
 

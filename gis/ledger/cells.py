@@ -1,8 +1,9 @@
 """One cell of a ledger sheet: as text, as a column's typed value, and safe from formulas.
 
 ``convert`` turns a non-blank cell into the value its column stores, or gives the reason
-(Chinese + English) it cannot; ``neutralise`` / ``unneutralise`` keep a CSV cell that a
-spreadsheet would run as a formula inert, and give it back unchanged on reading.
+(gis/ledger/reasons.py: a code, and a text in each language) it cannot; ``neutralise`` /
+``unneutralise`` keep a CSV cell that a spreadsheet would run as a formula inert, and give
+it back unchanged on reading.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.utils.datetime import from_excel
 
 from gis.ledger.idcard import validate_id_number, validate_phone
+from gis.ledger.reasons import Reason, reason
 from gis.ledger.templates import Column
 
 _SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+")
@@ -26,16 +28,8 @@ _COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _EXCEL_TEXT = re.compile(r'="(.*)"', re.S)  # ="0301", as some systems export text to CSV
 _CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=[\u3400-\u9fff])")
 
-_SCIENTIFIC_REASON = (
-    "身份证号被 Excel 当成了数字（科学计数法，如 3.20102E+17），末几位已丢失；"
-    "请把该列设置为“文本”格式后重新录入 "
-    "(Excel turned the ID number into a number in scientific notation and lost its last digits; "
-    "format the column as text and re-enter it)"
-)
 
-
-
-def convert(col: Column, raw: Any) -> tuple[Any, str | None]:
+def convert(col: Column, raw: Any) -> tuple[Any, Reason | None]:
     """A non-blank cell as the column's typed value, or a reason it is not acceptable."""
     if col.kind == "date":
         return _parse_date(raw)
@@ -44,22 +38,16 @@ def convert(col: Column, raw: Any) -> tuple[Any, str | None]:
     if col.kind == "phone":
         return _parse_phone(raw)
     if col.kind == "code" and isinstance(raw, (date, datetime)):
-        return None, (
-            f"{col.heading}被 Excel 自动变成了日期，请把该列设置为“文本”格式后重新填写 "
-            "(Excel turned the value into a date; format the column as text and re-enter it)"
-        )
+        return None, reason("excel_date", heading=col.heading)
     text = as_text(raw)
     if col.key in ("name", "contact_name"):
         text = _CJK_GAP.sub("", text)  # 张  三 → 张三 (padding for alignment)
     if col.max_length is not None and len(text) > col.max_length:
-        return (
-            None,
-            f"内容过长，最多 {col.max_length} 个字 (too long: at most {col.max_length} characters)",
-        )
+        return None, reason("too_long", max=col.max_length)
     if col.kind == "choice":
         key = col.key_of(text)
         if key is None:
-            return None, f"只能填写：{'、'.join(col.labels)} (not an allowed value)"
+            return None, reason("not_allowed", choices="、".join(col.labels))
         return key, None
     return (text or None), None
 
@@ -91,8 +79,8 @@ def display(value: Any) -> str:
     return as_text(value)
 
 
-def _parse_date(value: Any) -> tuple[date | None, str | None]:
-    unrecognized = "无法识别的日期，请写成 1950-03-02 (unrecognized date; write it as YYYY-MM-DD)"
+def _parse_date(value: Any) -> tuple[date | None, Reason | None]:
+    unrecognized = reason("date_unrecognized")
     if isinstance(value, datetime):
         return value.date(), None
     if isinstance(value, date):
@@ -115,32 +103,32 @@ def _parse_date(value: Any) -> tuple[date | None, str | None]:
     return _ymd(*m.groups())
 
 
-def _ymd(year: str, month: str, day: str) -> tuple[date | None, str | None]:
+def _ymd(year: str, month: str, day: str) -> tuple[date | None, Reason | None]:
     try:
         return date(int(year), int(month), int(day)), None
     except ValueError:
-        return None, "日期不存在 (no such date)"
+        return None, reason("date_invalid")
 
 
-def _parse_id_number(value: Any) -> tuple[str | None, str | None]:
+def _parse_id_number(value: Any) -> tuple[str | None, Reason | None]:
     numeric = False
     if isinstance(value, float):
         if not (value.is_integer() and abs(value) < 1e15):
-            return None, _SCIENTIFIC_REASON
+            return None, reason("id_scientific")
         text, numeric = str(int(value)), True
     elif isinstance(value, int) and not isinstance(value, bool):
         text, numeric = str(value), True
     else:
         text = as_text(value)
         if _SCIENTIFIC.fullmatch(text):
-            return None, _SCIENTIFIC_REASON
-    normalized, reason = validate_id_number(text)
+            return None, reason("id_scientific")
+    normalized, why = validate_id_number(text)
     if normalized is None and numeric and len(text) >= 16:
-        return None, _SCIENTIFIC_REASON  # Excel keeps 15 significant digits, then zeros
-    return normalized, reason
+        return None, reason("id_scientific")  # Excel keeps 15 significant digits, then zeros
+    return normalized, why
 
 
-def _parse_phone(value: Any) -> tuple[str | None, str | None]:
+def _parse_phone(value: Any) -> tuple[str | None, Reason | None]:
     text = as_text(value)  # 13812345678.0 (a number cell) loses its ".0" here
     if isinstance(value, str) and re.fullmatch(r"\d+\.0", text):
         text = text[:-2]  # the same, written to CSV by another program

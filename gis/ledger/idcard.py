@@ -2,8 +2,9 @@
 
 An ID number has 18 characters: a 6-digit region code, the birth date as YYYYMMDD, a 3-digit
 sequence (odd for men, even for women) and an ISO 7064 MOD 11-2 check character (0-9 or X).
-Validation returns ``(value, None)`` or ``(None, reason)``; the reason is one short line in
-Chinese and English that a data-entry clerk can act on.
+Validation returns ``(value, None)`` or ``(None, reason)``; the reason
+(gis/ledger/reasons.py) has a stable code and one short line a data-entry clerk can act
+on, in Chinese and in English.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import unicodedata
 from datetime import date
 
 from gis.errors import InvalidInput
+from gis.ledger.reasons import REASON, Reason, reason
 
 PROVINCE_CODES = frozenset(
     {"11", "12", "13", "14", "15", "21", "22", "23"}
@@ -54,7 +56,9 @@ def _birth_date(number: str) -> date | None:
         return None
 
 
-def validate_id_number(s: str, *, today: date | None = None) -> tuple[str, None] | tuple[None, str]:
+def validate_id_number(
+    s: str, *, today: date | None = None
+) -> tuple[str, None] | tuple[None, Reason]:
     """Return ``(normalized, None)`` for a valid 18-character ID number, else ``(None, reason)``.
 
     Checked in order: length, characters, province code, birth date (a real date, not after
@@ -62,33 +66,28 @@ def validate_id_number(s: str, *, today: date | None = None) -> tuple[str, None]
     """
     number = normalize_id_number(s)
     if not number:
-        return None, "身份证号为空 (ID number is empty)"
+        return None, reason("id_empty")
     if len(number) != 18:
-        return None, f"身份证号应为18位 (ID number must have 18 characters, got {len(number)})"
+        return None, reason("id_length", n=len(number))
     if not _ID_SHAPE.fullmatch(number):
-        return None, (
-            "身份证号应为17位数字加一位数字或X "
-            "(ID number must be 17 digits followed by a digit or X)"
-        )
+        return None, reason("id_characters")
     if number[:2] not in PROVINCE_CODES:
-        return None, (
-            f"身份证号地区码无效 (region code {number[:6]} does not start with a province code)"
-        )
+        return None, reason("id_region", region=number[:6])
     born = _birth_date(number)
     if born is None:
-        return None, f"身份证号出生日期无效 (birth date {number[6:14]} is not a real date)"
+        return None, reason("id_birth_invalid", digits=number[6:14])
     if born > (today or date.today()):
-        return None, f"身份证号出生日期在未来 (birth date {born.isoformat()} is in the future)"
+        return None, reason("id_birth_future", date=born.isoformat())
     expected = id_check_char(number[:17])
     if number[17] != expected:
-        return None, f"身份证号校验位错误 (check character should be {expected})"
+        return None, reason("id_check_char", expected=expected)
     return number, None
 
 
 def _valid_or_raise(id_number: str) -> str:
-    number, reason = validate_id_number(id_number)
+    number, why = validate_id_number(id_number)
     if number is None:
-        raise InvalidInput(reason)
+        raise InvalidInput(why, key=REASON + why.code, **why.params)
     return number
 
 
@@ -142,24 +141,20 @@ def normalize_phone(s: str) -> str:
     return t
 
 
-def validate_phone(s: str) -> tuple[str, None] | tuple[None, str]:
+def validate_phone(s: str) -> tuple[str, None] | tuple[None, Reason]:
     """Return ``(normalized, None)`` for a mainland mobile or landline, else ``(None, reason)``."""
     phone = normalize_phone(s)
     if not phone:
-        return None, "电话号码为空 (phone number is empty)"
+        return None, reason("phone_empty")
     if _MOBILE.fullmatch(phone) or _LANDLINE.fullmatch(phone):
         return phone, None
     if not re.fullmatch(r"\+?[0-9\-]+", phone):
-        return None, (
-            "电话号码含非法字符 (phone number may only hold digits, spaces, dashes and +86)"
-        )
+        return None, reason("phone_characters")
     if phone.startswith("1"):
-        return None, "手机号应为11位, 以13-19开头 (mobile numbers have 11 digits starting 13-19)"
+        return None, reason("phone_mobile")
     if phone.startswith("0"):
-        return None, (
-            "固定电话格式错误 (landline must be an area code 0XX/0XXX and a 7-8 digit number)"
-        )
-    return None, "电话号码格式错误 (not a mainland mobile or landline number)"
+        return None, reason("phone_landline")
+    return None, reason("phone_format")
 
 
 def mask_id_number(s: str) -> str:

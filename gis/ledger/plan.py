@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gis import i18n
+from gis.ledger.reasons import code_of, text_of
+
 Action = tuple[Literal["add", "update"], int | None, dict[str, Any], int]  # what, id, values, row
 
 
@@ -38,8 +41,14 @@ class Plan:
         else:
             self.unchanged += 1
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, lang: str = i18n.DEFAULT_LANG) -> dict[str, Any]:
+        """The plan as the API answers it: every reason in ``lang`` only, with its code."""
         bad_rows = len({e["row"] for e in self.errors})
+        errors = [
+            {**e, "reason": text_of(e["reason"], lang), "code": code_of(e["reason"])}
+            for e in self.errors[:1000]
+        ]
+        warnings = [text_of(w, lang) for w in self.warnings]
         return {
             "ledger": self.ledger,
             "total_rows": self.total_rows,
@@ -49,6 +58,7 @@ class Plan:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "written": self.written,
-            "errors": self.errors[:1000],
-            "warnings": [w if len(w) <= 300 else w[:300] + "…" for w in self.warnings],
+            "errors": errors,
+            "warnings": [w if len(w) <= 300 else w[:300] + "…" for w in warnings],
+            "warning_codes": [code_of(w) for w in self.warnings],
         }

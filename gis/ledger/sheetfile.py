@@ -19,6 +19,7 @@ import openpyxl
 
 from gis.errors import TooLarge
 from gis.ledger.cells import unneutralise
+from gis.ledger.reasons import reason
 
 
 class Unreadable(Exception):
@@ -77,15 +78,12 @@ def read_grid(data: bytes, filename: str) -> list[tuple[Any, ...]]:
     if data.startswith(b"PK\x03\x04"):
         return _xlsx_grid(data)
     if data.startswith(b"\xd0\xcf\x11\xe0") or name.endswith(".xls"):
-        raise Unreadable(
-            "不支持旧版 .xls 文件，请在 Excel 中“另存为” .xlsx 后再上传 "
-            "(legacy .xls is not supported; save the file as .xlsx)"
-        )
+        raise Unreadable(reason("file_xls"))
     if name.endswith((".xlsx", ".xlsm")):
-        raise Unreadable("文件已损坏，无法作为 Excel 表格读取 (the file is not a valid .xlsx)")
+        raise Unreadable(reason("file_broken_xlsx"))
     if name.endswith((".csv", ".txt")) or "." not in name:
         return _csv_grid(data)
-    raise Unreadable("只支持 .xlsx 或 .csv 文件 (only .xlsx and .csv files are supported)")
+    raise Unreadable(reason("file_format"))
 
 
 def _xlsx_grid(data: bytes) -> list[tuple[Any, ...]]:
@@ -108,11 +106,9 @@ def _xlsx_grid(data: bytes) -> list[tuple[Any, ...]]:
     except TooLarge:
         raise
     except IndexError as err:
-        raise Unreadable("工作簿中没有工作表 (the workbook has no worksheet)") from err
+        raise Unreadable(reason("file_no_sheet")) from err
     except Exception as err:  # zip, XML and openpyxl errors of many kinds for a broken file
-        raise Unreadable(
-            f"无法作为 Excel 表格读取 (cannot be read as .xlsx: {str(err).strip()[:200]})"
-        ) from err
+        raise Unreadable(reason("file_unreadable_xlsx", error=str(err).strip()[:200])) from err
 
 
 def _check_xlsx_parts(data: bytes) -> None:
@@ -207,10 +203,7 @@ def _csv_grid(data: bytes) -> list[tuple[Any, ...]]:
             try:
                 text = data.decode("gb18030")
             except UnicodeDecodeError as err:
-                raise Unreadable(
-                    "无法识别文件编码，请另存为“CSV UTF-8”格式 "
-                    "(unknown text encoding; save the file as CSV UTF-8)"
-                ) from err
+                raise Unreadable(reason("file_encoding")) from err
     newline = text.find("\n")
     first_line = text if newline < 0 else text[:newline]
     delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
@@ -226,5 +219,5 @@ def _csv_grid(data: bytes) -> list[tuple[Any, ...]]:
     except csv.Error as err:
         if "field larger than field limit" in str(err):  # csv's own cap, 131,072 characters
             raise _cell_too_long(row=len(rows) + 1) from err
-        raise Unreadable(f"无法作为 CSV 读取 (cannot be read as CSV: {err})") from err
+        raise Unreadable(reason("file_unreadable_csv", error=str(err)[:200])) from err
     return rows

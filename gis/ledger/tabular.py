@@ -15,6 +15,7 @@ from typing import Any
 
 from gis.ledger.cells import convert, display, is_blank
 from gis.ledger.idcard import birth_date_of, gender_of
+from gis.ledger.reasons import reason, warning
 from gis.ledger.sheetfile import (
     FILE_TOO_LARGE,
     MAX_CELL_CHARS,
@@ -58,7 +59,8 @@ IGNORED_HEADINGS = frozenset({"序号"})  # row counters staff add; not data, no
 
 @dataclass(frozen=True)
 class RowError:
-    """A bad cell (or a file-level problem when ``row`` is 0), with a Chinese + English reason."""
+    """A bad cell (or a file-level problem when ``row`` is 0), with its reason
+    (gis/ledger/reasons.py: a code and a text in each language)."""
 
     row: int
     column_heading: str
@@ -99,7 +101,7 @@ def read_table(data: bytes, filename: str, ledger: str) -> Parsed:
     try:
         grid = read_grid(data, filename)
     except Unreadable as err:
-        parsed.errors.append(RowError(0, "", None, str(err)))
+        parsed.errors.append(RowError(0, "", None, err.args[0] if err.args else str(err)))
         return parsed
 
     header_index, mapping = _find_header(template, grid, parsed)
@@ -124,7 +126,7 @@ def read_table(data: bytes, filename: str, ledger: str) -> Parsed:
         else:
             parsed.rows.append(row)
     if parsed.total_rows == 0:
-        parsed.warnings.append("表中没有数据行 (the table has no data rows)")
+        parsed.warnings.append(warning("no_rows"))
     return parsed
 
 
@@ -147,9 +149,7 @@ def _find_header(
     for col in template.columns:
         if col.required and col.key not in best[1]:
             parsed.errors.append(
-                RowError(
-                    0, col.heading, None, f"缺少必填列“{col.heading}” (missing required column)"
-                )
+                RowError(0, col.heading, None, reason("missing_column", heading=col.heading))
             )
     return None, {}
 
@@ -164,11 +164,9 @@ def _map_header(template: Template, values: tuple[Any, ...], parsed: Parsed) -> 
         col = template.lookup.get(heading)
         shown = str(value).strip()
         if col is None:
-            parsed.warnings.append(f"未识别的列“{shown}”已忽略 (unknown column ignored)")
+            parsed.warnings.append(warning("unknown_column", heading=shown))
         elif col.key in used:
-            parsed.warnings.append(
-                f"重复的列“{shown}”已忽略，只读取第一列“{col.heading}” (duplicate column ignored)"
-            )
+            parsed.warnings.append(warning("duplicate_column", heading=shown, first=col.heading))
         else:
             used.add(col.key)
             mapping[index] = col
@@ -188,14 +186,14 @@ def _parse_row(
         if is_blank(raw):
             if col.required:
                 bad.add(col.key)
-                errors.append(RowError(rownum, col.heading, None, "必填项为空 (required value)"))
+                errors.append(RowError(rownum, col.heading, None, reason("required")))
             continue
-        value, reason = convert(col, raw)
-        if reason is None and value is None and col.required:
-            reason = "必填项为空 (required value)"
-        if reason is not None:
+        value, why = convert(col, raw)
+        if why is None and value is None and col.required:
+            why = reason("required")
+        if why is not None:
             bad.add(col.key)
-            errors.append(RowError(rownum, col.heading, display(raw), reason))
+            errors.append(RowError(rownum, col.heading, display(raw), why))
         else:
             row[col.key] = value
     errors.extend(_check_against_id(template, row, bad, rownum))
@@ -218,7 +216,7 @@ def _check_against_id(
                     rownum,
                     template.column("birth_date").heading,
                     born.isoformat(),
-                    "出生日期晚于今天 (birth date is in the future)",
+                    reason("birth_future"),
                 )
             )
     id_number = row.get("id_number")
@@ -235,8 +233,7 @@ def _check_against_id(
                     rownum,
                     template.column("gender").heading,
                     row["gender"],
-                    f"性别与身份证号不符，身份证号显示为“{expected}” "
-                    f"(gender does not match the ID number)",
+                    reason("gender_mismatch", expected=expected),
                 )
             )
     if "birth_date" in keys and "birth_date" not in bad:
@@ -250,8 +247,7 @@ def _check_against_id(
                     rownum,
                     template.column("birth_date").heading,
                     row["birth_date"].isoformat(),
-                    f"出生日期与身份证号不符，身份证号显示为 {expected_date.isoformat()} "
-                    f"(birth date does not match the ID number)",
+                    reason("birth_mismatch", expected=expected_date.isoformat()),
                 )
             )
     return errors
@@ -265,5 +261,5 @@ def _duplicate(template: Template, row: dict[str, Any], rownum: int, first: int)
         rownum,
         cols[0].heading,
         value,
-        f"{headings}与第 {first} 行重复 (duplicate of row {first})",
+        reason("duplicate_row", headings=headings, first=first),
     )

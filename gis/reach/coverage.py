@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis import geojson
-from gis.categories import load_categories
+from gis.categories import category_labels
 from gis.errors import InvalidInput, NotFound
 from gis.reach.service import resolve_categories
 
@@ -56,7 +56,7 @@ def coverage(conn: Connection, *, limit_min: float = 10.0) -> dict[str, Any]:
         {"lim": limit_m, "run": run.id},
     )
     total = sum(int(r.households or 0) for r in rows[:1])
-    labels = {c.code: c.label_zh for c in load_categories()}
+    zh, en = category_labels("zh"), category_labels("en")
     return {
         "run_id": run.id,
         "limit_min": limit_min,
@@ -67,7 +67,8 @@ def coverage(conn: Connection, *, limit_min: float = 10.0) -> dict[str, Any]:
         "categories": [
             {
                 "category": r.category,
-                "label_zh": labels.get(r.category, r.category),
+                "label_zh": zh.get(r.category, r.category),
+                "label_en": en.get(r.category, r.category),
                 "households_covered": int(r.covered or 0),
                 "households_unreachable": int(r.unreachable or 0),
                 "share": round((r.covered or 0) / r.households, 4) if r.households else None,

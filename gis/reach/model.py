@@ -70,8 +70,13 @@ def what_if(
     category: str,
     limit_m: float,
     inside_building_id: int | None = None,
+    counted: np.ndarray | None = None,
 ) -> dict:
-    """Households newly within ``limit_m`` if a facility of ``category`` stood at lon/lat."""
+    """Households newly within ``limit_m`` if a facility of ``category`` stood at lon/lat.
+
+    ``counted`` (a mask over the model's buildings) limits every figure to those buildings:
+    the user's areas (gis.reach.scope); None counts the whole city.
+    """
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise InvalidInput("lon/lat must be degrees (WGS 84)")
     (category,) = resolve_categories([category])
@@ -86,12 +91,14 @@ def what_if(
             new[pos] = 0.0
     was_covered = before <= limit_m
     gained = (~was_covered) & (new <= limit_m)
-    hh = model.inputs.households
+    hh = model.inputs.households if counted is None else model.inputs.households * counted
     return {
         "category": category,
         "limit_m": limit_m,
+        "area": "city" if counted is None else "scope",
+        "households_in_area": int(hh.sum()),
         "households_gained": int(hh[gained].sum()),
-        "buildings_gained": int(gained.sum()),
+        "buildings_gained": int((gained if counted is None else gained & counted).sum()),
         "households_covered_before": int(hh[was_covered].sum()),
         "households_covered_after": int(hh[was_covered | gained].sum()),
         "households_reached_from_here": int(hh[new <= limit_m].sum()),

@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 
-from gis.categories import category_codes, load_categories
+from gis.categories import category_codes, category_labels, load_categories
 from gis.crs import lonlat_to_metric, metric_epsg_for, to_metric
 from gis.errors import InvalidInput, NotFound
 from gis.reach.compute import DEFAULT_MAX_WALK_M, ReachResult, nearest_facilities
@@ -300,14 +300,15 @@ def building_reach(conn: Connection, building_id: int) -> dict[str, Any]:
         if not exists:
             raise NotFound(f"no building {building_id}")
         raise NotFound("no reach computed yet: run `gridatlas reach`")
-    labels = {c.code: c.label_zh for c in load_categories()}
+    zh, en = category_labels("zh"), category_labels("en")
     return {
         "building_id": building_id,
         "speed_m_per_min": rows[0].speed_m_per_min,
         "categories": [
             {
                 "category": r.category,
-                "label_zh": labels.get(r.category, r.category),
+                "label_zh": zh.get(r.category, r.category),
+                "label_en": en.get(r.category, r.category),
                 "status": (
                     "unreachable"
                     if r.walk_m is None

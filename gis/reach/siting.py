@@ -19,6 +19,7 @@ from scipy.sparse import csgraph
 from gis.crs import metric_to_lonlat
 from gis.errors import InvalidInput
 from gis.reach.model import ReachModel
+from gis.reach.scope import WHOLE_CITY, ReachScope, nodes_in_area
 from gis.reach.service import resolve_categories
 
 BATCH = 256  # candidates per Dijkstra call: (BATCH × nodes) floats in memory at once
@@ -35,28 +36,40 @@ class CoverageProblem:
     distances: sparse.csr_matrix  # same pattern: the distances themselves
 
 
-def candidate_nodes(model: ReachModel, kind: str) -> np.ndarray:
-    """Return graph nodes to consider: 'nodes' (street nodes in the main pieces), 'buildings'."""
+def candidate_nodes(model: ReachModel, kind: str, scope: ReachScope = WHOLE_CITY) -> np.ndarray:
+    """Return graph nodes to consider: 'nodes' (street nodes in the main pieces, inside the
+    scope's areas), 'buildings' (where the scope's buildings meet their street)."""
     g = model.graph
     if kind == "nodes":
         e = g.usable_edges
         ends = np.concatenate(
             [g.chain_nodes[g.chain_start[e]], g.chain_nodes[g.chain_start[e + 1] - 1]]
         )
-        return np.unique(ends)
+        return nodes_in_area(model, scope, np.unique(ends))
     if kind == "buildings":  # the point where each building meets its street
         n_b = len(model.inputs.building_ids)
-        return np.unique(g.point_node[:n_b][g.point_edge[:n_b] >= 0])
+        usable = g.point_edge[:n_b] >= 0
+        if scope.buildings is not None:
+            usable &= scope.buildings
+        return np.unique(g.point_node[:n_b][usable])
     raise InvalidInput("candidates must be 'nodes' (street intersections) or 'buildings'")
 
 
 def coverage_problem(
-    model: ReachModel, category: str, limit_m: float, candidates: np.ndarray
+    model: ReachModel,
+    category: str,
+    limit_m: float,
+    candidates: np.ndarray,
+    scope: ReachScope = WHOLE_CITY,
 ) -> CoverageProblem:
-    """Build the candidates × uncovered-buildings coverage matrix by capped Dijkstra."""
+    """Build the candidates × uncovered-buildings coverage matrix by capped Dijkstra; the
+    demand is the uncovered buildings with households that ``scope`` counts."""
     before = model.baseline_m(category)
     hh = model.inputs.households
-    demand = np.flatnonzero(~(before <= limit_m) & (hh > 0))
+    wanted = ~(before <= limit_m) & (hh > 0)
+    if scope.buildings is not None:
+        wanted &= scope.buildings
+    demand = np.flatnonzero(wanted)
     rows, cols, vals = [], [], []
     for start in range(0, len(candidates), BATCH):
         batch = candidates[start : start + BATCH]
@@ -94,15 +107,21 @@ def greedy_cover(problem: CoverageProblem, k: int) -> tuple[list[int], list[floa
 
 
 def suggest_sites(
-    model: ReachModel, category: str, k: int, limit_m: float, candidates: str = "nodes"
+    model: ReachModel,
+    category: str,
+    k: int,
+    limit_m: float,
+    candidates: str = "nodes",
+    scope: ReachScope = WHOLE_CITY,
 ) -> dict:
-    """Suggest up to ``k`` new sites for ``category`` covering the most uncovered households."""
+    """Suggest up to ``k`` new sites for ``category`` covering the most uncovered households
+    (of ``scope``'s buildings, at sites in its areas; the whole city by default)."""
     if not 1 <= k <= 50:
         raise InvalidInput("k must be between 1 and 50")
     (category,) = resolve_categories([category])
     t0 = time.perf_counter()
-    nodes = candidate_nodes(model, candidates)
-    problem = coverage_problem(model, category, limit_m, nodes)
+    nodes = candidate_nodes(model, candidates, scope)
+    problem = coverage_problem(model, category, limit_m, nodes, scope)
     chosen, gains = greedy_cover(problem, k)
     sites = []
     total = 0.0
@@ -122,6 +141,8 @@ def suggest_sites(
         "category": category,
         "limit_m": limit_m,
         "candidates": candidates,
+        "area": "city" if scope.is_whole_city else "scope",
+        "households_in_area": scope.households(model),
         "candidates_considered": len(nodes),
         "households_uncovered_before": int(problem.weights.sum()),
         "sites": sites,

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from gis import db
+from gis import db, facilities
 from gis.io.pipeline import import_file
 from gis.settings import Settings
 from tests.conftest import NANJING, login
@@ -243,3 +243,52 @@ def test_staff_edits_facilities_of_its_own_community(api) -> None:
     assert r.status_code == 204, r.text
     assert _read(url, "SELECT count(*) FROM facility WHERE id = :i", i=fid)[0][0] == 0
     assert len(_read(url, "SELECT 1 FROM facility_withdrawn")) == 1  # stays out on re-import
+
+
+# --- the search box finds the facilities of the user's areas only ------------------------
+
+
+def _place_named(url: str, name: str, building_id: int) -> int:
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with eng.begin() as conn:
+            return int(
+                conn.scalar(
+                    sa.text(
+                        "INSERT INTO facility (categories, kind, name, geom, source_file, "
+                        "source_id) SELECT ARRAY['library'], 'manual', :n, "
+                        "ST_PointOnSurface(geom), 'test', :n FROM building WHERE id = :b "
+                        "RETURNING id"
+                    ),
+                    {"n": name, "b": building_id},
+                )
+            )
+    finally:
+        eng.dispose()
+
+
+def test_search_finds_facilities_in_the_users_areas_only(api) -> None:
+    client, info, url = api
+    # one facility inside grid A1, one at community B's building farthest from A's
+    near = _place_named(url, "测试阅览室甲", info.buildings["a1"][0])
+    (far_building, metres), *_ = _read(
+        url,
+        "SELECT b.id, (SELECT min(ST_Distance(ST_PointOnSurface(b.geom)::geography, "
+        "x.geom::geography))"
+        "FROM building x WHERE x.community_id = :a) FROM building b "
+        "WHERE b.community_id = :c ORDER BY 2 DESC LIMIT 1",
+        a=info.community_a,
+        c=info.community_b,
+    )
+    assert metres > facilities.AROUND_M  # beyond the walk around any of A's buildings
+    far = _place_named(url, "测试阅览室乙", far_building)
+
+    def found(username: str) -> set[int]:
+        r = client.get(username, "/api/search", params={"q": "测试阅览室"})
+        assert r.status_code == 200, r.text
+        return {h["id"] for h in r.json()["results"] if h["kind"] == "facility"}
+
+    assert found("admin") == {near, far}
+    assert found("worker_a1") == {near}
+    assert found("staff_a") == {near}
+    assert found("staff_b") == {far}

@@ -690,3 +690,54 @@ def test_review_findings_stay_fixed(api):
     assert a.post("staff_b", "/api/delineation/runs", json={"community": "NOPE"}).json()[
         "detail"
     ] == ("no community 'NOPE' in your area")
+
+
+def test_import_reasons_come_in_the_callers_language_with_a_stable_code(api) -> None:
+    """Each reason in one language (the caller's), the same machine-readable code in both."""
+    import re
+    from datetime import date
+
+    a, info, _url = api
+    code = a.get("staff_a", f"/api/buildings/{info.buildings['a1'][0]}/path").json()[0]["code"]
+    good = idcard.make_id_number("320102", date(1980, 1, 2), 21)
+    bad = good[:-1] + ("1" if good[-1] != "1" else "2")
+    sheet = "\n".join(
+        [
+            "姓名,身份证号,联系电话,楼栋,室号,籍贯",
+            f"甲,{bad},13800003331,{code},1,江苏",  # a wrong check character
+            f"乙,{idcard.make_id_number('320102', date(1981, 1, 2), 23)},"
+            f"1380000,{code},2,江苏",  # a short mobile
+            f"丙,{idcard.make_id_number('320102', date(1982, 1, 2), 25)},"
+            f",无此楼,3,江苏",  # no such building
+            f"丁,{good},,{code},4,江苏",
+            f"戊,{good},,{code},5,江苏",  # the same number again
+        ]
+    ).encode()
+    answers = {}
+    for lang in ("zh", "en"):
+        r = a.post(
+            "staff_a",
+            "/api/ledgers/residents/import",
+            files={"file": ("x.csv", sheet, "text/csv")},
+            headers={"Accept-Language": lang},
+        )
+        assert r.status_code == 200, r.text
+        answers[lang] = r.json()
+    zh, en = answers["zh"], answers["en"]
+    codes = [(e["row"], e["code"]) for e in zh["errors"]]
+    assert codes == [(e["row"], e["code"]) for e in en["errors"]]
+    assert sorted(codes) == [
+        (2, "id_check_char"),
+        (3, "phone_mobile"),
+        (4, "no_building"),
+        (6, "duplicate_row"),
+    ]
+    assert zh["warning_codes"] == en["warning_codes"] == ["unknown_column"]
+    assert zh["errors"][0]["reason"] == f"身份证号校验位错误（应为 {good[-1]}）"
+    assert en["errors"][0]["reason"] == f"Wrong check character: it should be {good[-1]}"
+    for e in en["errors"]:
+        assert not re.search(r"[\u3400-\u9fff]", e["reason"].replace("身份证号", "")), e
+    for e in zh["errors"]:
+        assert not re.search(r"[A-Za-z]{3,}", e["reason"]), e
+    assert en["warnings"] == ["Unknown column “籍贯” ignored"]
+    assert zh["warnings"] == ["未识别的列“籍贯”已忽略"]

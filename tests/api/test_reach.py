@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from gis import db
 from gis.io.pipeline import import_file
+from gis.reach.service import compute_and_store
 from gis.settings import Settings
 from tests.conftest import NANJING, login
 
@@ -137,3 +138,121 @@ def test_city_wide_reach_runs_are_for_admins(api) -> None:
     with eng.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM building_reach")) == r.json()["buildings"]
     eng.dispose()
+
+
+CATEGORY = "activity_room"
+
+
+def _walks(conn) -> dict[int, float]:
+    """Building id → walk to CATEGORY in the stored run (inf: beyond the cap or no path)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT building_id, coalesce(walk_m, 'Infinity') FROM building_reach_latest "
+            "WHERE category = :c"
+        ),
+        {"c": CATEGORY},
+    ).all()
+    return {r[0]: float(r[1]) for r in rows}
+
+
+def test_a_planners_what_if_counts_their_community_only(api) -> None:
+    """The gain a planner of community A is shown equals an independent count in A (build
+    the facility, recompute, compare the runs), and differs from the city's."""
+    client, info, url = api
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.begin() as conn:
+        compute_and_store(conn, categories=[CATEGORY])
+        before = _walks(conn)
+        # inside a building of A, as near as can be to a building of another community:
+        # its reach crosses the boundary, so the city gains more than A does
+        lon, lat = conn.execute(
+            sa.text("""
+            SELECT ST_X(ST_PointOnSurface(a.geom)), ST_Y(ST_PointOnSurface(a.geom))
+              FROM building a
+             WHERE a.community_id = :a AND a.households > 0
+             ORDER BY (SELECT min(ST_Distance(a.geom, o.geom)) FROM building o
+                        WHERE o.community_id IS DISTINCT FROM :a AND o.households > 0), a.id
+             LIMIT 1"""),
+            {"a": info.community_a},
+        ).one()
+        households = dict(conn.execute(sa.text("SELECT id, households FROM building")).all())
+        community = dict(conn.execute(sa.text("SELECT id, community_id FROM building")).all())
+    point = {"lon": lon, "lat": lat, "category": CATEGORY, "limit_min": 10}
+    planner = client.post("planner_a", "/api/reach/what-if", json=point)
+    admin = client.post("admin", "/api/reach/what-if", json=point)
+    assert planner.status_code == admin.status_code == 200, planner.text
+    mine, city = planner.json(), admin.json()
+    assert (mine["area"], city["area"]) == ("scope", "city")
+
+    # the independent count: the facility built there, and reach computed again
+    with eng.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO facility (categories, kind, name, geom, source_file, source_id) "
+                "VALUES (ARRAY[:c], 'test', 'new', ST_SetSRID(ST_MakePoint(:x, :y), 4326), "
+                "'test', 'what-if')"
+            ),
+            {"c": CATEGORY, "x": lon, "y": lat},
+        )
+        compute_and_store(conn, categories=[CATEGORY])
+        after = _walks(conn)
+        in_a = conn.scalar(
+            sa.text("SELECT sum(households) FROM building WHERE community_id = :a"),
+            {"a": info.community_a},
+        )
+    eng.dispose()
+    gained = [b for b in before if before[b] > 800 >= after[b] and households[b] > 0]
+    gained_in_a = sum(households[b] for b in gained if community[b] == info.community_a)
+    gained_in_city = sum(households[b] for b in gained)
+    assert mine["households_gained"] == gained_in_a > 0
+    assert city["households_gained"] == gained_in_city
+    assert gained_in_city > gained_in_a  # the test's point reaches beyond A
+    assert mine["households_in_area"] == in_a
+    covered_in_a = sum(
+        households[b] for b in before if before[b] <= 800 and community[b] == info.community_a
+    )
+    assert mine["households_covered_before"] == covered_in_a
+    assert mine["households_covered_after"] == covered_in_a + gained_in_a
+
+
+def test_a_planners_siting_stays_in_their_community(api) -> None:
+    client, info, url = api
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.begin() as conn:
+        compute_and_store(conn, categories=[CATEGORY])
+    body = {"category": CATEGORY, "k": 3, "limit_min": 10}
+    mine = client.post("planner_a", "/api/reach/siting", json=body).json()
+    city = client.post("admin", "/api/reach/siting", json=body).json()
+    assert (mine["area"], city["area"]) == ("scope", "city")
+    assert (
+        mine["sites"] and mine["households_uncovered_before"] < city["households_uncovered_before"]
+    )
+    with eng.connect() as conn:
+        uncovered_in_a = conn.scalar(
+            sa.text("""
+            SELECT sum(b.households) FROM building b JOIN building_reach_latest r
+                ON r.building_id = b.id AND r.category = :c
+             WHERE b.community_id = :a AND b.households > 0
+               AND coalesce(r.walk_m, 'Infinity') > 800"""),
+            {"c": CATEGORY, "a": info.community_a},
+        )
+        for site in mine["sites"]:
+            # in community A (or on a street along its edge)
+            assert conn.scalar(
+                sa.text(
+                    "SELECT ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:x, :y), "
+                    "4326)::geography, 31) FROM community WHERE id = :a"
+                ),
+                {"x": site["lon"], "y": site["lat"], "a": info.community_a},
+            ), site
+    eng.dispose()
+    assert mine["households_uncovered_before"] == uncovered_in_a
+    assert mine["sites"][-1]["households_gained_total"] <= uncovered_in_a
+    # each suggestion's gain is the planner's what-if there (A's households only)
+    first = mine["sites"][0]
+    gain = client.post(
+        "planner_a",
+        "/api/reach/what-if",
+        json={"lon": first["lon"], "lat": first["lat"], "category": CATEGORY},
+    ).json()
+    assert gain["households_gained"] == first["households_gained"]

@@ -289,7 +289,7 @@ def test_a_number_registered_elsewhere_is_refused_and_counted(api):
     assert plan.status_code == 422
     errors = plan.json()["errors"]
     assert [(e["row"], e["column"]) for e in errors] == [(4, "身份证号")]
-    assert "registered outside your area" in errors[0]["reason"]
+    assert errors[0]["code"] == "registered_elsewhere"
     with eng.connect() as conn:
         detail = conn.scalar(
             sa.text("SELECT detail FROM audit_log WHERE action = 'import all' ORDER BY id DESC")

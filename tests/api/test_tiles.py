@@ -285,3 +285,207 @@ def test_basemap_hosts_for_the_csp_are_exact_and_checked() -> None:
         image_hosts(Settings(basemap="tianditu"))
     with pytest.raises(InvalidInput, match=r"\{z\}"):
         image_hosts(xyz("https://t.corp/tiles.png"))
+
+
+# --- the walk network as tiles, and what a tile leaves out ---------------------------------
+
+EDGES_IN_TILE = """
+    SELECT e.id FROM walk_edge e,
+           ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096), 4326) env,
+           ST_Transform(e.geom, 3857) g
+     WHERE e.geom && env
+       AND (ST_XMax(g) - ST_XMin(g) >= :px OR ST_YMax(g) - ST_YMin(g) >= :px)
+       AND (CAST(:grid AS bigint) IS NULL OR e.geom && (
+            SELECT ST_SetSRID(ST_Expand(ST_Extent(b.geom), 0.003)::geometry, 4326)
+              FROM building b JOIN building_path p ON p.building_id = b.id
+             WHERE p.grid_id = CAST(:grid AS bigint)))
+"""
+
+
+def _pixel(z: int) -> float:
+    return 2 * math.pi * 6378137.0 / 2**z / 256
+
+
+def _edges_expected(url: str, z: int, x: int, y: int, grid: int | None) -> set[int]:
+    """Edges meeting the tile (with its 64/4096 margin) and, for a worker of ``grid``,
+    within 0.003° of the grid's buildings (the city map's rule); those under a pixel both
+    ways are left out."""
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        params = {"z": z, "x": x, "y": y, "px": _pixel(z), "grid": grid}
+        ids = set(conn.scalars(sa.text(EDGES_IN_TILE), params))
+    eng.dispose()
+    return ids
+
+
+def _ids(client, user: str, layer: str, z: int, x: int, y: int) -> dict[int, dict]:
+    r = client.get(user, _path(layer, z, x, y))
+    assert r.status_code == 200, r.text
+    return {f["id"]: f for f in decode(r.content).get(layer, [])}
+
+
+def test_walk_edge_tiles_are_scoped_as_the_city_map_scopes_streets(api) -> None:
+    client, info, url = api
+    z, x, y = tile_of(*_centroid(url, "building", info.buildings["a1"][0]), 15)
+    admin = _ids(client, "admin", "walk_edges", z, x, y)
+    worker = _ids(client, "worker_a1", "walk_edges", z, x, y)
+    assert set(admin) == _edges_expected(url, z, x, y, None)
+    assert set(worker) == _edges_expected(url, z, x, y, info.grid_a1)
+    assert worker and set(worker) < set(admin)  # the streets beyond the grid's margin stay out
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        edge = next(iter(worker))
+        row = conn.execute(
+            sa.text("SELECT highway, name FROM walk_edge WHERE id = :i"), {"i": edge}
+        ).one()
+    eng.dispose()
+    assert {k: v for k, v in worker[edge].items() if k != "id"} == {
+        k: v for k, v in {"highway": row.highway, "name": row.name}.items() if v is not None
+    }
+
+
+def test_walk_edge_tiles_keep_the_bigger_roads_when_zoomed_out(api) -> None:
+    from gis.tiles import MAIN_ROADS, STREETS
+
+    client, info, url = api
+    lon, lat = _centroid(url, "building", info.buildings["a1"][0])
+    seen = {}
+    for z in (9, 11, 13, 15):
+        rows = _ids(client, "admin", "walk_edges", *tile_of(lon, lat, z)).values()
+        seen[z] = {f["highway"] for f in rows}
+    assert seen[9] == set()  # below zoom 10: empty tiles
+    assert seen[11] and seen[11] <= set(MAIN_ROADS)
+    assert seen[13] <= set(MAIN_ROADS + STREETS) and seen[13] - set(MAIN_ROADS)
+    assert seen[15] - set(MAIN_ROADS + STREETS)  # footways, paths, steps… close in
+
+
+def test_footprints_under_a_pixel_wait_for_a_closer_zoom(api) -> None:
+    client, info, url = api
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        small, lon, lat, width = conn.execute(
+            sa.text(
+                "SELECT id, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)), "
+                "greatest(ST_XMax(g) - ST_XMin(g), ST_YMax(g) - ST_YMin(g)) FROM building, "
+                "ST_Transform(geom, 3857) g ORDER BY 4 LIMIT 1"
+            )
+        ).one()
+    eng.dispose()
+    below = next(z for z in range(13, 23) if _pixel(z) <= width)  # first zoom it is a pixel
+    assert below > 13, "the data needs a footprint under a pixel at zoom 13"
+    assert small not in _ids(client, "admin", "buildings", *tile_of(lon, lat, below - 1))
+    assert small in _ids(client, "admin", "buildings", *tile_of(lon, lat, below))
+
+
+def test_a_moved_footprint_moves_in_the_tiles(api) -> None:
+    """The tiles read the stored Web Mercator copy: the database keeps it in step."""
+    client, info, url = api
+    building = info.buildings["a1"][0]
+    lon, lat = _centroid(url, "building", building)
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.begin() as conn:
+        conn.execute(  # about 4 km east
+            sa.text("UPDATE building SET geom = ST_Translate(geom, 0.045, 0) WHERE id = :i"),
+            {"i": building},
+        )
+    eng.dispose()
+    assert building not in _ids(client, "admin", "buildings", *tile_of(lon, lat, 16))
+    assert building in _ids(client, "admin", "buildings", *tile_of(lon + 0.045, lat, 16))
+
+
+def test_tiles_are_gzipped_for_clients_that_ask_with_a_tag_of_their_own(api) -> None:
+    client, info, url = api
+    z, x, y = tile_of(*_centroid(url, "building", info.buildings["a1"][0]), 14)
+    path = _path("buildings", z, x, y)
+    plain = client.get("admin", path, headers={"Accept-Encoding": "identity"})
+    zipped = client.get("admin", path, headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers and len(plain.content) > 1024
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.content == plain.content  # the client unpacked it: the same tile
+    assert "Accept-Encoding" in zipped.headers["vary"]
+    assert zipped.headers["etag"] != plain.headers["etag"]
+    for tag in (plain.headers["etag"], zipped.headers["etag"]):
+        again = client.get("admin", path, headers={"If-None-Match": tag})
+        assert again.status_code == 304
+
+
+def _rings(tile: bytes, layer: str) -> dict[int, list[list[tuple[int, int]]]]:
+    """Feature id -> its rings (or lines) in tile coordinates, from the MVT commands."""
+    out = {}
+    for number, body in _fields(tile):
+        if number != 3:
+            continue
+        fields = list(_fields(body))
+        if next(v for n, v in fields if n == 1).decode() != layer:
+            continue
+        keys = [v.decode() for n, v in fields if n == 3]
+        values = [_value(v) for n, v in fields if n == 4]
+        for n, feature in fields:
+            if n != 2:
+                continue
+            tags, cmds = [], []
+            for k, v in _fields(feature):
+                ints, j = [], 0
+                while k in (2, 4) and j < len(v):
+                    t, j = _varint(v, j)
+                    ints.append(t)
+                tags, cmds = (ints, cmds) if k == 2 else (tags, ints) if k == 4 else (tags, cmds)
+            props = {keys[tags[i]]: values[tags[i + 1]] for i in range(0, len(tags), 2)}
+            rings, x, y, i = [], 0, 0, 0
+            while i < len(cmds):
+                cmd, count = cmds[i] & 7, cmds[i] >> 3
+                i += 1
+                if cmd == 7:
+                    continue
+                for _ in range(count):
+                    dx, dy = cmds[i], cmds[i + 1]
+                    x += (dx >> 1) ^ -(dx & 1)
+                    y += (dy >> 1) ^ -(dy & 1)
+                    i += 2
+                    if cmd == 1:
+                        rings.append([])
+                    rings[-1].append((x, y))
+            out[props["id"]] = rings
+    return out
+
+
+def _area(ring: list[tuple[int, int]]) -> float:
+    pairs = zip(ring, ring[1:] + ring[:1], strict=True)
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in pairs) / 2
+
+
+def test_footprints_are_where_st_asmvtgeom_puts_them(api) -> None:
+    """Footprints wholly inside a tile skip ST_AsMVTGeom (gis/tiles.py): they must land
+    on the same grid points, the exterior ring turned as MVT says (positive area)."""
+    client, info, url = api
+    z, x, y = tile_of(*_centroid(url, "building", info.buildings["a1"][0]), 15)
+    got = _rings(client.get("admin", _path("buildings", z, x, y)).content, "buildings")
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        want = {
+            r.id: (r.x0, r.y0, r.x1, r.y1, r.inside)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT id, ST_XMin(m) x0, ST_YMin(m) y0, ST_XMax(m) x1, ST_YMax(m) y1, "
+                    "g @ ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096) AS inside "
+                    "FROM (SELECT b.id, ST_Transform(b.geom, 3857) g, ST_AsMVTGeom("
+                    "ST_Transform(b.geom, 3857), ST_TileEnvelope(:z, :x, :y), 4096, 64, true) m "
+                    "FROM building b WHERE b.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, "
+                    "margin => 64.0 / 4096), 4326)) q WHERE m IS NOT NULL"
+                ),
+                {"z": z, "x": x, "y": y},
+            )
+        }
+    eng.dispose()
+    inside = [i for i in got if want[i][4]]
+    assert len(inside) > 50 and any(not want[i][4] for i in got)  # both paths are used
+    assert set(got) <= set(want)
+    same = 0
+    for i, rings in got.items():
+        xs = [p[0] for r in rings for p in r]
+        ys = [p[1] for r in rings for p in r]
+        box = (min(xs), min(ys), max(xs), max(ys))
+        assert all(abs(a - b) <= 1 for a, b in zip(box, want[i][:4], strict=True)), i
+        same += box == tuple(want[i][:4])
+        assert _area(rings[0]) > 0, i  # an exterior ring: positive area in tile coordinates
+    assert same >= 0.99 * len(got)

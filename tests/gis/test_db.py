@@ -46,8 +46,26 @@ def test_every_geometry_column_is_geom_4326_with_a_gist_index(engine) -> None:
         "walk_node",
         "walk_edge",
     } <= tables
-    assert all(col == "geom" and srid == 4326 for _, col, srid in columns)
+    # The one exception: Web Mercator copies for vector tiles (migration 0011), which the
+    # database derives from geom itself (generated columns), so they can never disagree.
+    mercator = {(t, c) for t, c, srid in columns if c == "geom_3857" and srid == 3857}
+    assert mercator == {("building", "geom_3857"), ("walk_edge", "geom_3857")}
+    assert all(c == "geom" and srid == 4326 for t, c, srid in columns if (t, c) not in mercator)
     assert tables <= indexed
+    with engine.connect() as conn:
+        generated = {
+            (t, c): expr
+            for t, c, expr in conn.execute(
+                sa.text(
+                    "SELECT c.relname, a.attname, pg_get_expr(d.adbin, d.adrelid) "
+                    "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                    "JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                    "WHERE a.attgenerated = 's' AND a.attname = 'geom_3857'"
+                )
+            )
+        }
+    assert set(generated) == mercator
+    assert all("st_transform(geom, 3857)" in e.lower() for e in generated.values())
 
 
 def test_nesting_is_enforced_by_foreign_keys(engine) -> None:

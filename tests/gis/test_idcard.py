@@ -54,44 +54,54 @@ def test_changing_any_digit_breaks_the_checksum() -> None:
             assert validate_id_number(changed)[0] is None, changed
 
 
+def _has_cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)
+
+
 def test_wrong_check_character_says_the_right_one() -> None:
     for c in "0123456789":
         number, reason = validate_id_number(KNOWN[:17] + c)
         assert number is None
-        assert reason == "身份证号校验位错误 (check character should be X)"
+        assert reason.code == "id_check_char"
+        # each language alone: no English on the Chinese screen, no Chinese on the English
+        assert reason.text("zh") == "身份证号校验位错误（应为 X）"
+        assert reason.text("en") == "Wrong check character: it should be X"
 
 
 def test_17_characters_refused_with_reason() -> None:
-    assert validate_id_number(KNOWN[:17]) == (
-        None,
-        "身份证号应为18位 (ID number must have 18 characters, got 17)",
-    )
+    number, reason = validate_id_number(KNOWN[:17])
+    assert number is None and reason.code == "id_length"
+    assert reason.text("zh") == "身份证号应为18位（现为 17 位）"
+    assert reason.text("en") == "The ID number must have 18 characters (it has 17)"
 
 
 @pytest.mark.parametrize(
-    ("number", "needle"),
+    ("number", "code", "needle"),
     [
-        ("", "empty"),
-        ("1101051949123100A2", "17 digits followed by a digit or X"),
-        ("110105194912310X2X", "17 digits followed by a digit or X"),
-        (with_check("99010519491231002"), "region code 990105"),
-        (with_check("00010519491231002"), "region code"),
-        (with_check("11010519490230002"), "birth date 19490230 is not a real date"),
-        (with_check("11010519491331002"), "not a real date"),
-        (with_check("11010519000229002"), "not a real date"),  # 1900 was no leap year
+        ("", "id_empty", "empty"),
+        ("1101051949123100A2", "id_characters", "17 digits followed by a digit or X"),
+        ("110105194912310X2X", "id_characters", "17 digits followed by a digit or X"),
+        (with_check("99010519491231002"), "id_region", "Region code 990105"),
+        (with_check("00010519491231002"), "id_region", "Region code"),
+        (with_check("11010519490230002"), "id_birth_invalid", "19490230 in the ID number is not"),
+        (with_check("11010519491331002"), "id_birth_invalid", "not a real date"),
+        (with_check("11010519000229002"), "id_birth_invalid", "not a real date"),  # no leap year
     ],
 )
-def test_invalid_numbers_have_reasons(number: str, needle: str) -> None:
+def test_invalid_numbers_have_reasons(number: str, code: str, needle: str) -> None:
     result, reason = validate_id_number(number)
     assert result is None
-    assert reason is not None and needle in reason
+    assert reason is not None and reason.code == code and needle in reason.text("en")
+    assert _has_cjk(reason.text("zh")) and not _has_cjk(reason.text("en"))
 
 
 def test_leap_day_and_future_births() -> None:
     assert validate_id_number(with_check("11010520000229002"))[1] is None
     future = with_check("32010220300101001")
     result, reason = validate_id_number(future, today=date(2025, 1, 1))
-    assert result is None and "in the future" in reason
+    assert result is None and reason.code == "id_birth_future"
+    assert reason.text("en") == "The birth date 2030-01-01 in the ID number is in the future"
+    assert reason.text("zh") == "身份证号中的出生日期 2030-01-01 晚于今天"
     assert validate_id_number(future, today=date(2030, 1, 1))[0] == future
 
 
@@ -169,24 +179,25 @@ def test_valid_phones(written: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("written", "needle"),
+    ("written", "code"),
     [
-        ("", "empty"),
-        ("   ", "empty"),
-        ("1381234567", "11 digits"),
-        ("138123456789", "11 digits"),
-        ("12812345678", "starting 13-19"),
-        ("025-1456123", "landline"),
-        ("025-845612", "landline"),
-        ("025-845612345", "landline"),
-        ("tel 13812345678", "only hold digits"),
-        ("23456789", "not a mainland"),
+        ("", "phone_empty"),
+        ("   ", "phone_empty"),
+        ("1381234567", "phone_mobile"),
+        ("138123456789", "phone_mobile"),
+        ("12812345678", "phone_mobile"),
+        ("025-1456123", "phone_landline"),
+        ("025-845612", "phone_landline"),
+        ("025-845612345", "phone_landline"),
+        ("tel 13812345678", "phone_characters"),
+        ("23456789", "phone_format"),
     ],
 )
-def test_invalid_phones(written: str, needle: str) -> None:
+def test_invalid_phones(written: str, code: str) -> None:
     result, reason = validate_phone(written)
     assert result is None
-    assert reason is not None and needle in reason
+    assert reason is not None and reason.code == code
+    assert _has_cjk(reason.text("zh")) and not _has_cjk(reason.text("en"))
 
 
 def test_masks() -> None:

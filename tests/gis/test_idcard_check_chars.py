@@ -52,10 +52,10 @@ def test_valid_number_for_each_check_character(number: str, check: str) -> None:
     assert validate_id_number(number.lower()) == (number, None)  # a written x
     for wrong in "0123456789X":
         if wrong != check:
-            assert validate_id_number(number[:17] + wrong) == (
-                None,
-                f"身份证号校验位错误 (check character should be {check})",
-            ), wrong
+            result, reason = validate_id_number(number[:17] + wrong)
+            assert result is None and reason.code == "id_check_char", wrong
+            assert reason.params == {"expected": check}, wrong
+            assert reason.text("zh") == f"身份证号校验位错误（应为 {check}）", wrong
 
 
 @pytest.mark.parametrize("number", sorted(BY_CHECK_CHAR.values()))

@@ -336,7 +336,9 @@ def test_title_row_and_decorated_headings() -> None:
     parsed = read_table(data, "a.xlsx", "residents")
     assert parsed.errors == []
     assert parsed.header_row == 3
-    assert parsed.warnings == ["未识别的列“籍贯”已忽略 (unknown column ignored)"]
+    assert [w.code for w in parsed.warnings] == ["unknown_column"]
+    assert parsed.warnings[0].text("zh") == "未识别的列“籍贯”已忽略"
+    assert parsed.warnings[0].text("en") == "Unknown column “籍贯” ignored"
     assert [(r["_row"], r["name"], r["room"]) for r in parsed.rows] == [
         (4, "王秀英", "301"),
         (6, "李建国", "302"),

@@ -372,3 +372,20 @@ def test_walking_starts_at_the_mapped_entrance(engine, tmp_path, with_entrance) 
         assert 70 < walk_m < 85
     else:
         assert math.isnan(walk_m)  # from inside, the south street: no path to the police
+
+
+def test_every_category_has_an_english_label_and_one_is_required(tmp_path: Path) -> None:
+    from gis.categories import category_labels, load_categories
+
+    zh, en = category_labels("zh"), category_labels("en")
+    assert zh.keys() == en.keys() and zh["health_station"] == "卫生服务站"
+    assert en["health_station"] == "Health station"
+    for label in en.values():  # a person reading English sees no Chinese
+        assert label and not any("\u3400" <= ch <= "\u9fff" for ch in label), label
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(
+        '[categories.clinic]\nlabel_zh = "诊所"\ngroup = "services"\nmatch = ["amenity=clinic"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(InvalidInput, match="label_en"):
+        load_categories(mapping)

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 
 from gis import db
 from gis.search import refresh_address_keys
-from tests.api.conftest import People, password, people, people_template  # noqa: F401
+from tests.api.conftest import People, people, people_template  # noqa: F401
 from tests.conftest import PROJECT_ROOT, serve_app
+from tests.web.helpers import Visit, open_page
 from tests.web.test_map_page import zoom_to
 
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
@@ -93,47 +94,8 @@ def site(people) -> Iterator[Site]:  # noqa: F811
         )
 
 
-@dataclass
-class Visit:
-    context: object
-    page: object
-    responses: list = field(default_factory=list)
-    outside: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
 def _open(browser, site: Site, username: str, viewport=(1024, 768), **options) -> Visit:
-    context = browser.new_context(
-        **options,
-        viewport={"width": viewport[0], "height": viewport[1]},
-        has_touch=True,
-        is_mobile=True,
-        locale="zh-CN",
-    )
-    visit = Visit(context, context.new_page())
-    page = visit.page
-
-    def guard(route) -> None:
-        if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
-            route.continue_()
-        else:
-            visit.outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", guard)
-    page.on("response", lambda r: visit.responses.append(r))
-    page.on("console", lambda m: visit.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: visit.errors.append(str(e)))
-    page.goto(f"{site.base}/login?next=/app/grid", wait_until="networkidle")
-    page.locator("input[name=username]").fill(username)
-    page.locator("input[name=password]").fill(password(username))
-    page.locator("button[type=submit]").tap()
-    page.wait_for_url(f"{site.base}/app/grid", timeout=15000)
-    page.wait_for_load_state("networkidle")
-    # the login page's answers are gone with it: the wire is read from the grid page on
-    start = max(i for i, r in enumerate(visit.responses) if r.url.endswith("/app/grid"))
-    del visit.responses[:start]
-    return visit
+    return open_page(browser, site.base, username, "/app/grid", viewport, **options)
 
 
 def _walk(value, found: dict[str, set[int]], in_residents: bool = False) -> None:

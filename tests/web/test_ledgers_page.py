@@ -447,3 +447,55 @@ def test_choices_come_from_the_templates(api) -> None:  # noqa: F811
     for other in ("planner_a", "worker_a1", "leader_a1"):
         refused = a.get(other, "/app/ledgers")
         assert refused.status_code == 403 and "<html" in refused.text
+
+
+def _has_cjk(text: str) -> bool:
+    return re.search(r"[\u3400-\u9fff]", text) is not None
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_import_reasons_in_the_users_language_only(browser, site, tmp_path, lang) -> None:
+    """A bad row's reason is shown in the user's language alone, its code on the row."""
+    base, info, owner = site
+    code = _scalar(owner, "SELECT source_id FROM building WHERE id = :b", b=info.buildings["a1"][0])
+    good = _new_id(811, 1972)
+    bad = good[:-1] + ("1" if good[-1] != "1" else "2")
+    lines = [
+        "姓名,身份证号,联系电话,楼栋,室号,与户主关系,籍贯",
+        f"错行甲,{bad},13800002221,{code},101,户主,江苏",
+        f"错行乙,{_new_id(812, 1973)},1380000,{code},102,户主,江苏",
+    ]
+    sheet = tmp_path / "居民.csv"
+    sheet.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tab = Tab(browser, base, "staff_a", lang=lang).ready()
+    page = tab.page
+    page.locator("#lg-tab-sheets").tap()
+    page.locator("#lg-sheet").select_option("residents")
+    page.locator("#lg-file").set_input_files(str(sheet))
+    page.locator("#lg-preview").tap()
+    page.wait_for_selector("#lg-counts", timeout=20000)
+    rows = page.evaluate(
+        """() => [...document.querySelectorAll('table.errors tbody tr')].map(tr =>
+          [tr.dataset.code, tr.querySelectorAll('td')[3].textContent])"""
+    )
+    expected = {
+        "zh": [
+            ["id_check_char", f"身份证号校验位错误（应为 {good[-1]}）"],
+            ["phone_mobile", "手机号应为11位，以13–19开头"],
+        ],
+        "en": [
+            ["id_check_char", f"Wrong check character: it should be {good[-1]}"],
+            ["phone_mobile", "Mobile numbers have 11 digits starting 13–19"],
+        ],
+    }[lang]
+    assert rows == expected
+    warnings = page.locator(".lg-warning").all_inner_texts()
+    assert len(warnings) == 1 and "籍贯" in warnings[0]  # the sheet's own heading, quoted
+    shown = " ".join(r[1] for r in rows) + warnings[0].replace("籍贯", "")
+    if lang == "en":
+        assert not _has_cjk(shown)
+    else:
+        assert not re.search(r"[A-Za-z]{3,}", shown)  # no English sentence in brackets
+    tab.shot(f"import-reasons-{lang}")
+    tab.check_clean()
+    tab.context.close()

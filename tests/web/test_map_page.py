@@ -8,17 +8,17 @@ import sqlalchemy as sa
 from tests.conftest import WEB_ADMIN, log_in_browser, make_user
 
 
-def zoom_to(page, lat: float, lon: float) -> tuple[float, float]:
+def zoom_to(page, lat: float, lon: float, zoom: int = 19) -> tuple[float, float]:
     """Zoom the page's map close in on lat/lon; return that point's screen position."""
     x, y = page.evaluate(
-        """([lat, lon]) => {
+        """([lat, lon, zoom]) => {
       const map = Object.values(window).find(v => v instanceof L.Map);
-      map.setView([lat, lon], 19, {animate: false});
+      map.setView([lat, lon], zoom, {animate: false});
       const p = map.latLngToContainerPoint([lat, lon]);
       const box = map.getContainer().getBoundingClientRect();  // below the app's bar
       return [box.left + p.x, box.top + p.y];
     }""",
-        [lat, lon],
+        [lat, lon, zoom],
     )
     return x, y
 
@@ -187,7 +187,7 @@ def test_reach_map_colours_buildings_by_walking_time(browser, engine, db_url) ->
     }
     make_user(engine, *WEB_ADMIN[:1], "admin", WEB_ADMIN[1])
     with serve_app(db_url) as base:
-        context = browser.new_context(viewport={"width": 1024, "height": 768})
+        context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN")
         log_in_browser(context, base, *WEB_ADMIN)
         page = context.new_page()
         outside: list[str] = []
@@ -238,4 +238,111 @@ def test_a_large_scope_comes_as_vector_tiles_without_errors(
         page.wait_for_timeout(500)
         assert errors == []
         assert tiles and set(tiles) <= {200, 204}
+        context.close()
+
+
+# The tiled layers of the page, by their URL, and how much each has drawn: canvas pixels
+# painted (both are drawn on canvas: layers/tiles.py).
+TILED = """
+() => {
+  const map = Object.values(window).find(v => v instanceof L.Map);
+  const out = {};
+  for (const v of Object.values(window)) {
+    if (!(v instanceof L.VectorGrid)) continue;
+    const kind = v._url.includes('/walk_edges/') ? 'streets' : 'buildings';
+    let painted = 0, tiles = 0;
+    for (const t of Object.values(v._tiles)) {
+      tiles += 1;
+      const el = t.el;
+      if (el.tagName !== 'CANVAS' || !el.width) continue;
+      const px = el.getContext('2d').getImageData(0, 0, el.width, el.height).data;
+      for (let i = 3; i < px.length; i += 4) { if (px[i]) painted += 1; }
+    }
+    out[kind] = {on: map.hasLayer(v), tiles, painted};
+  }
+  return out;
+}
+"""
+
+
+def test_streets_come_as_tiles_too_and_toggle_in_the_layer_control(
+    browser, nanjing_url, nanjing_engine, live_server
+) -> None:
+    """Above the threshold the walk network is not embedded: it comes as tiles of our own
+    (no basemap: the map still shows streets and buildings from our data alone), and the
+    layer control switches it off and on (live_server: the login WEB_ADMIN)."""
+    from tests.conftest import serve_app
+
+    with nanjing_engine.connect() as conn:
+        households, lon, lat = conn.execute(
+            sa.text(
+                "SELECT households, ST_X(p), ST_Y(p) FROM (SELECT households, "
+                "ST_PointOnSurface(geom) AS p FROM building ORDER BY area_m2 DESC, id "
+                "LIMIT 1) b"
+            )
+        ).one()
+    with serve_app(nanjing_url, GRIDATLAS_VECTOR_TILES_ABOVE="100") as base:
+        context = browser.new_context(
+            viewport={"width": 1024, "height": 768}, has_touch=True, locale="zh-CN"
+        )
+        log_in_browser(context, base, *WEB_ADMIN)
+        page = context.new_page()
+        errors: list[str] = []
+        outside: list[str] = []
+        statuses: dict[str, list[int]] = {"walk_edges": [], "buildings": []}
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on(
+            "request",
+            lambda r: (
+                outside.append(r.url)
+                if not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                else None
+            ),
+        )
+
+        def seen(r) -> None:
+            for layer, codes in statuses.items():
+                if f"/api/tiles/{layer}/" in r.url:
+                    codes.append(r.status)
+
+        page.on("response", seen)
+        response = page.goto(f"{base}/map", wait_until="networkidle")
+        assert response is not None and response.status == 200
+        html = response.text()
+        assert '"length_m": ' not in html and '"households": ' not in html  # nothing embedded
+        page.evaluate(  # close in on the data: every walk edge is sent from zoom 14
+            "() => { Object.values(window).find(v => v instanceof L.Map).setZoom(15); }"
+        )
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(300)
+        drawn = page.evaluate(TILED)
+        assert statuses["walk_edges"] and set(statuses["walk_edges"]) <= {200, 304}
+        assert statuses["buildings"] and set(statuses["buildings"]) <= {200, 304}
+        assert drawn["streets"]["on"] and drawn["streets"]["painted"] > 1000
+        assert drawn["buildings"]["on"] and drawn["buildings"]["painted"] > 1000
+        assert outside == [] and errors == []
+        # the layer control: expand it, untick the walk network, tick it again
+        page.locator(".leaflet-control-layers-toggle").tap()
+        label = page.locator(".leaflet-control-layers-overlays label", has_text="步行路网")
+        assert label.count() == 1
+        label.locator("input").tap()
+        assert page.evaluate(TILED)["streets"]["on"] is False
+        assert page.evaluate(TILED)["buildings"]["on"] is True
+        label.locator("input").tap()
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(300)
+        again = page.evaluate(TILED)
+        assert again["streets"]["on"] and again["streets"]["painted"] > 1000
+        assert "户数" in page.inner_text("#ga-legend")  # the legend stays
+        # a tap on a tiled footprint opens its one card, households from the tile
+        x, y = zoom_to(page, lat, lon, 17)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(300)
+        page.touchscreen.tap(x, y)
+        card = page.locator(".ga-tile-card")
+        card.wait_for(timeout=5000)
+        assert card.inner_text() == f"户数: {households}"
+        assert page.locator(".leaflet-popup").count() == 1
+        assert page.locator(".leaflet-tooltip").count() == 0
+        assert errors == []
         context.close()

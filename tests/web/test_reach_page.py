@@ -190,6 +190,7 @@ def test_admin_sees_the_city(browser, site) -> None:
         expected = _expected(conn, None, "health_station", 800)
     assert _table(v.page, "ga-reach-communities") == expected["community_id"]
     assert len(expected["community_id"]) > 1
+    assert "全市" in v.page.inner_text("#ga-reach-area")  # what-ifs count the whole city
     v.check_clean()
     v.close()
 
@@ -255,6 +256,20 @@ def test_what_if_tap_shows_the_api_gain(browser, site, viewport) -> None:
     gained = answer.json()["households_gained"]
     assert int(card["gained"]) == gained
     assert f"{gained:,}" in v.page.inner_text("#ga-reach-card .ga-gain")
+    # counted in the planner's community, and the page says so (the card and the panel)
+    assert card["area"] == answer.json()["area"] == "scope"
+    with site.engine.connect() as conn:
+        name = conn.scalar(
+            sa.text("SELECT coalesce(name, code) FROM community WHERE id = :c"),
+            {"c": site.info.community_a},
+        )
+        in_a = conn.scalar(
+            sa.text("SELECT sum(households) FROM building WHERE community_id = :c"),
+            {"c": site.info.community_a},
+        )
+    assert int(card["inArea"]) == in_a
+    assert name in v.page.inner_text("#ga-reach-area")
+    assert name in v.page.inner_text("#ga-reach-card .ga-area-figures")
     assert v.page.locator(".ga-whatif").count() == 1  # drawn where it was tapped
     assert v.page.locator("#ga-reach-card").count() == 1
     assert v.page.locator(".leaflet-popup, .leaflet-tooltip").count() == 0  # one card only
@@ -349,6 +364,63 @@ def test_elderly_speed_changes_the_figures(browser, site, viewport) -> None:
     assert _table(v.page, "ga-reach-grids") == elderly["grid_id"]
     v.shot(f"elderly-{viewport[0]}x{viewport[1]}")
     v.check_clean()
+    v.close()
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)
+
+
+def test_the_page_in_english(browser, site) -> None:
+    """Category names, the panel, the legend and the what-if card in English."""
+    with site.engine.connect() as conn:
+        lat, lon = _empty_spot(conn, site.info.community_a)
+    v = Visit(browser, site.base, "planner_a")
+    v.page.wait_for_url(f"{site.base}/app/reach", timeout=15000)
+    v.context.add_cookies([{"name": "ga_lang", "value": "en", "url": site.base}])
+    v.page.goto(f"{site.base}/app/reach", wait_until="networkidle")
+    v.wait_for_figures()
+    options = v.page.locator("#ga-reach-category option").all_inner_texts()
+    assert options == ["Health station", "Police room", "Shopping"]  # the run's order
+    assert "Health station" in v.page.inner_text("#ga-bar")
+    x, y = zoom_to(v.page, lat, lon)
+    v.page.touchscreen.tap(x, y)
+    v.page.wait_for_function(
+        "() => document.getElementById('ga-reach-card').dataset.state === 'done'", timeout=20000
+    )
+    assert "A new Health station here" in v.page.inner_text("#ga-reach-card")
+    with site.engine.connect() as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                sa.text("SELECT coalesce(name, '') FROM community UNION ALL "
+                        "SELECT coalesce(name, '') FROM grid UNION ALL "
+                        "SELECT coalesce(name, '') FROM building")
+            )
+        ]  # fmt: skip
+    # our own texts: no Chinese, only the names of places (data) may be
+    shown = " ".join(
+        v.page.inner_text(s) for s in ("#ga-legend", "#ga-reach-panel", "#ga-reach-card", "#ga-bar")
+    )
+    for name in sorted(set(names), key=len, reverse=True):
+        if name:
+            shown = shown.replace(name, "")
+    assert not _has_cjk(shown), shown
+    v.shot("english")
+    v.check_clean()
+    v.close()
+
+
+def test_the_old_reach_map_in_english(browser, site) -> None:
+    v = Visit(browser, site.base, "planner_a")
+    v.page.wait_for_url(f"{site.base}/app/reach", timeout=15000)
+    v.context.add_cookies([{"name": "ga_lang", "value": "en", "url": site.base}])
+    response = v.page.goto(f"{site.base}/map/reach?category=police_room", wait_until="networkidle")
+    assert response is not None and response.status == 200
+    assert "Walking reach · Police room" in v.page.inner_text("#ga-bar")
+    assert not _has_cjk(v.page.inner_text("#ga-legend") + v.page.inner_text("#ga-bar"))
+    layers = v.page.locator(".leaflet-control-layers").text_content() or ""  # collapsed
+    assert "Police room facilities" in layers and not _has_cjk(layers)
     v.close()
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from gis.address import parse_address, search_keys
 from gis.audit import Who
-from gis.ledger import batch
+from gis.ledger import batch, reasons
 from gis.ledger.kinds.common import number_hash, residents_by_hash, split, taken_elsewhere
 from gis.ledger.plan import Action, Plan
 from gis.ledger.templates import get_template
@@ -19,7 +19,7 @@ from gis.security import Keys
 FIELDS = ("name", "gender", "birth_date", "phone", "room", "relation", "status", "notes")
 FOLLOW_THE_NUMBER = ("gender", "birth_date")  # never changed by an import: the number says
 STATE = "name, gender, birth_date, phone_enc, building_id, room, relation, status, notes"
-ELSEWHERE = "此身份证号已在其他社区登记 (registered outside your area)"
+ELSEWHERE = reasons.reason("registered_elsewhere")
 
 
 def building_resolver(conn: Connection) -> Callable[[str], tuple[int | None, str | None]]:
@@ -47,12 +47,8 @@ def building_resolver(conn: Connection) -> Callable[[str], tuple[int | None, str
             if len(found) == 1:
                 return found[0], None
             if len(found) > 1:
-                return (
-                    None,
-                    f"地址对应多栋楼 ({len(found)} buildings have this address; "
-                    "use the building code)",
-                )
-        return None, "找不到该楼栋 (no building with this code or address in your area)"
+                return None, reasons.reason("several_buildings", n=len(found))
+        return None, reasons.reason("no_building")
 
     return resolve
 

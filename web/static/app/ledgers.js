@@ -696,7 +696,8 @@
       ? table(
           ["row", "column", "value", "reason"].map((h) => t("ledgers.err_" + h)),
           plan.errors.map((e) =>
-            el("tr", {}, [el("td", {}, e.row), el("td", {}, e.column), el("td", {}, e.value == null ? "" : e.value), el("td", {}, e.reason)])
+            // the reason comes in the user's language only; its code stays with the row
+            el("tr", { "data-code": e.code || "" }, [el("td", {}, e.row), el("td", {}, e.column), el("td", {}, e.value == null ? "" : e.value), el("td", {}, e.reason)])
           ),
           "lg-table errors"
         )

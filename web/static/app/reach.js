@@ -21,6 +21,7 @@
     label: d.categoryLabel,
     speed: Number(d.speedMPerMin),
     limit: Number(d.limitMin),
+    area: d.areaLabel || "",
     seq: 0,
   };
   const t = GA.t;
@@ -258,11 +259,17 @@
       [
         [title, "ga-title"],
         [t("reach.whatif_gain", { households: fmt(w.households_gained), buildings: fmt(w.buildings_gained) }), "ga-gain"],
-        [t("reach.whatif_after", { before: fmt(w.households_covered_before), after: fmt(w.households_covered_after) })],
+        [t("reach.whatif_after", {
+          area: state.area, before: fmt(w.households_covered_before), after: fmt(w.households_covered_after),
+        }), "ga-area-figures"],
       ],
       { kind: "whatif" },
     );
-    Object.assign(card.dataset, { state: "done", lat: lat, lon: lon, gained: w.households_gained });
+    // what the API counted (its "area": "scope" or "city") goes with the figure
+    Object.assign(card.dataset, {
+      state: "done", lat: lat, lon: lon, gained: w.households_gained, area: w.area,
+      inArea: w.households_in_area,
+    });
   }
 
   map.on("click", (e) => whatIf(e.latlng));

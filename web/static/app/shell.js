@@ -116,8 +116,34 @@
     }
   }
 
+  // Logout deletes what the tablet keeps: records not yet sent (the patrol page's outbox,
+  // web/static/app/outbox.js) are never deleted unseen; the user sends, keeps or discards.
+  const outboxModule = import("/static/app/outbox.js").catch(() => null); // now: offline later
+  async function mayLogOut() {
+    try {
+      const outbox = (await outboxModule) || (await import("/static/app/outbox.js"));
+      return await outbox.beforeLogout(window.GA);
+    } catch (err) {
+      return window.confirm(t("app.outbox_unknown"));
+    }
+  }
+
   const logout = document.getElementById("ga-logout");
   if (logout) {
+    // asked before any other listener hears of the logout (offline.js stops keeping data):
+    // a logout the user calls off changes nothing
+    let isAsked = false;
+    document.addEventListener(
+      "click",
+      async (ev) => {
+        if (isAsked || !logout.contains(ev.target)) return;
+        ev.stopPropagation();
+        if (!(await mayLogOut())) return;
+        isAsked = true;
+        logout.click();
+      },
+      true
+    );
     logout.addEventListener("click", async () => {
       await api("POST", "/api/auth/logout");
       await clearOfflineData();
