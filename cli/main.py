@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cli import backup as backup_cmd
 from cli import db as db_cmd
 from cli import keys as keys_cmd
 from cli import patrol as patrol_cmd
@@ -27,6 +28,8 @@ app.add_typer(people_cmd.people, name="people")
 app.command("keygen")(people_cmd.keygen)
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(patrol_cmd.app, name="patrol")
+app.command("backup")(backup_cmd.backup)
+app.command("restore")(backup_cmd.restore)
 
 DEMO_FILE = PROJECT_ROOT / "data" / "osm" / "nanjing-central.osm"
 
@@ -344,7 +347,9 @@ def reach(
     )
     for c in cov["categories"]:
         share = "" if c["share"] is None else f"{c['share']:>7.1%}"
-        typer.echo(f"  {c['category']:<22}{c['label_zh']:<12}{c['households_covered']:>10,}{share}")
+        # operators read both languages: the code, then the Chinese and the English label
+        label = f"{c['label_zh']} / {c['label_en']}"
+        typer.echo(f"  {c['category']:<22}{c['households_covered']:>10,}{share}  {label}")
     typer.echo(f"  every category: {cov['households_with_every_category']:,}")
 
 

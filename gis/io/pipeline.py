@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gis.errors import InvalidInput
+from gis.errors import DatabaseUnavailable, InvalidInput
 from gis.io.dataset import LAYERS, Dataset, Problem
 from gis.io.load import Counts, load_dataset
 from gis.settings import Settings, get_settings
@@ -145,7 +147,7 @@ def import_file(
     if fmt == "table":
         from gis.io import tables
 
-        with engine.begin() as conn:
+        with _database_lost(), engine.begin() as conn:
             _lock_source(conn, source_file)
             report.counts = tables.import_table(conn, path, wanted)
             _log_run(conn, report, path, fmt)
@@ -168,7 +170,7 @@ def import_file(
         )
     report.read_s = time.perf_counter() - t0
     step("writing to PostGIS", 0.6)
-    with engine.begin() as conn:
+    with _database_lost(), engine.begin() as conn:
         _lock_source(conn, source_file)
         report.counts = load_dataset(
             conn, ds, source_file, wanted, remove_registered=remove_registered
@@ -184,6 +186,22 @@ def import_file(
         _log_run(conn, report, path, fmt)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+@contextmanager
+def _database_lost() -> Iterator[None]:
+    """The server went away mid-import: one line that says what to do, not a traceback."""
+    try:
+        yield
+    # the binary COPY (gis/pgcopy.py) talks to psycopg directly: its errors come unwrapped
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, psycopg.OperationalError,
+            psycopg.InterfaceError) as err:  # fmt: skip
+        reason = (str(getattr(err, "orig", None) or err).strip().splitlines() or ["?"])[0]
+        raise DatabaseUnavailable(
+            f"the database went away during the import ({reason}); an import is one "
+            "transaction, so it is stored whole or not at all: run it again once the "
+            "database is back (`gridatlas db up`), a re-import adds only what is missing"
+        ) from err
 
 
 def _has_rows(ds: Dataset, layer: str) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -108,4 +110,48 @@ def test_an_engine_follows_the_cluster_when_its_port_was_taken(own_cluster) -> N
         assert own_cluster.port != old
         with engine.connect() as conn:  # the same engine, started with the old URL
             assert conn.scalar(sa.text("SELECT current_setting('port')::int")) == own_cluster.port
+    engine.dispose()
+
+
+def test_an_import_whose_database_dies_says_so_and_leaves_nothing(own_cluster) -> None:
+    """``kill -9`` while the import's transaction is open: a one-line reason and exit code 2
+    (not a traceback), nothing of it stored, and the same command then imports it whole."""
+    from tests.conftest import SHANGHAI, cli
+
+    url = own_cluster.url("gridatlas_import_faults")
+    db.ensure_database(url)
+    db.migrate(url)
+    engine = db.create_engine(url, poolclass=sa.NullPool)
+    blocker = engine.connect()  # holds the source's lock: the import waits inside its transaction
+    blocker.execute(sa.text("SELECT pg_advisory_lock(hashtext('tongji'))"))
+    blocker.commit()  # the lock is the session's; each look below is a new snapshot
+    exe = os.path.join(os.path.dirname(sys.executable), "gridatlas")
+    env = {**os.environ, "GRIDATLAS_DATABASE_URL": url, "PGAPPNAME": "import-under-fault"}
+    proc = subprocess.Popen(
+        [exe, "import", "-q", "--source", "tongji", str(SHANGHAI)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not blocker.scalar(
+        sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                "'import-under-fault' AND wait_event_type = 'Lock'")
+    ):  # fmt: skip
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        blocker.commit()
+        time.sleep(0.05)
+    _kill_9(own_cluster)
+    _out, err = proc.communicate(timeout=120)
+    blocker.invalidate()
+    blocker.close()
+    assert proc.returncode == 2, err
+    assert err.startswith("error: the database went away during the import"), err
+    assert "Traceback" not in err and "run it again" in err
+    pgcluster.ensure_up(own_cluster)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM building")) == 0
+        assert conn.scalar(sa.text("SELECT count(*) FROM import_run")) == 0
+    again = cli("import", "-q", "--source", "tongji", str(SHANGHAI), db_url=url)
+    assert again.returncode == 0, again.stderr
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM building")) == 226
     engine.dispose()
