@@ -33,6 +33,9 @@ from api.routes import problem_photos as problem_photo_routes
 from api.routes import reach as reach_routes
 from api.routes import reach_page as reach_page_routes
 from api.routes import reports as report_routes
+from api.routes import reports_dashboard as report_dashboard_routes
+from api.routes import reports_public as report_public_routes
+from api.routes import reports_staff as report_staff_routes
 from api.routes import sheets as sheet_routes
 from api.routes import subject as subject_routes
 from api.routes import tiles as tile_routes
@@ -144,6 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reach_page_routes.router)
     app.include_router(leaders_page_routes.router)
     app.include_router(tile_routes.router)
+    app.include_router(report_staff_routes.router)
+    app.include_router(report_public_routes.router)
+    app.include_router(report_dashboard_routes.router)
     app.include_router(ledgers_page_routes.router)
     app.include_router(report_routes.router)
     app.include_router(docs_routes.router)

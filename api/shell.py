@@ -37,6 +37,7 @@ PAGES: tuple[PageEntry, ...] = (
     PageEntry("/map/groups", "groups", "page_groups"),
     PageEntry("/app/ledgers", "ledgers", "page_ledgers"),
     PageEntry("/app/patrol", "patrol", "page_patrol"),
+    PageEntry("/app/reports", "reports", "page_reports"),
     PageEntry("/map", "city", "page_city"),
     PageEntry("/docs", "docs", "page_docs"),
 )

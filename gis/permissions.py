@@ -47,6 +47,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "run_reach_city": frozenset({"admin"}),  # replaces the stored reach of the whole city
     "manage_users": frozenset({"admin"}),
     "see_job_runs": frozenset({"admin"}),  # the scheduled jobs' passes (gis/scheduler.py)
+    "rate_committees": _STAFF,  # star ratings computed and published (gis/reports)
+    "run_surveys": _STAFF,  # survey rounds and the stairwell sheets (gis/reports)
     # pages of the tablet app (api/shell.py: the menu)
     "page_grid": _PEOPLE,
     "page_reach": _STAFF | {"planner"},
@@ -56,6 +58,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "page_patrol": _WRITERS,
     "page_city": _STAFF | {"planner"},
     "page_docs": frozenset({"admin"}),
+    "page_reports": _STAFF,  # the reports dashboard (api/routes/reports_dashboard.py)
 }
 
 

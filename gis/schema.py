@@ -679,3 +679,81 @@ problem_photo = sa.Table(
     sa.UniqueConstraint("path", name="problem_photo_path_key"),
     sa.Index("problem_photo_problem_idx", "problem_id"),
 )
+
+
+survey_round = sa.Table(
+    "survey_round",
+    metadata,
+    _id(),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("opens_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closes_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.BigInteger, _fk("app_user", "SET NULL")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+)
+
+survey_sheet = sa.Table(
+    "survey_sheet",
+    metadata,
+    _id(),
+    sa.Column("round_id", sa.BigInteger, _fk("survey_round", "CASCADE"), nullable=False),
+    sa.Column("building_id", sa.BigInteger, _fk("building", "CASCADE"), nullable=False),
+    sa.Column("token", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.UniqueConstraint("round_id", "building_id", name="survey_sheet_round_id_building_id_key"),
+    sa.Index("survey_sheet_building_idx", "building_id"),
+)
+
+survey_code = sa.Table(
+    "survey_code",
+    metadata,
+    _id(),
+    sa.Column("sheet_id", sa.BigInteger, _fk("survey_sheet", "CASCADE"), nullable=False),
+    sa.Column("code", sa.Text, nullable=False, unique=True),
+    sa.Column("used_at", sa.DateTime(timezone=True)),
+    sa.Index("survey_code_sheet_idx", "sheet_id"),
+)
+
+survey_answer = sa.Table(
+    "survey_answer",
+    metadata,
+    sa.Column("code_id", sa.BigInteger, _fk("survey_code", "CASCADE"), primary_key=True),
+    sa.Column("round_id", sa.BigInteger, _fk("survey_round", "CASCADE"), nullable=False),
+    sa.Column("building_id", sa.BigInteger, _fk("building", "CASCADE"), nullable=False),
+    sa.Column("answered_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("overall", sa.SmallInteger, nullable=False),
+    sa.Column("service", sa.SmallInteger, nullable=False),
+    sa.Column("environment", sa.SmallInteger, nullable=False),
+    sa.Column("safety", sa.SmallInteger, nullable=False),
+    sa.Index("survey_answer_round_building_idx", "round_id", "building_id"),
+)
+
+resident_problem = sa.Table(
+    "resident_problem",
+    metadata,
+    sa.Column("problem_id", sa.BigInteger, _fk("problem", "CASCADE"), primary_key=True),
+    sa.Column("sheet_id", sa.BigInteger, _fk("survey_sheet", "SET NULL")),
+)
+
+# no primary key: a log of recent public submissions, kept one day
+public_throttle = sa.Table(
+    "public_throttle",
+    metadata,
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Index("public_throttle_key_at_idx", "key", "at"),
+)
+
+committee_rating = sa.Table(
+    "committee_rating",
+    metadata,
+    _id(),
+    sa.Column("community_id", sa.BigInteger, _fk("community", "CASCADE"), nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stars", sa.SmallInteger),
+    sa.Column("score", DOUBLE_PRECISION),
+    sa.Column("capped_by", ARRAY(sa.Text), nullable=False, server_default=EMPTY_ARRAY),
+    sa.Column("detail", JSONB, nullable=False),
+    sa.Column("computed_by", sa.BigInteger, _fk("app_user", "SET NULL")),
+    sa.Index("committee_rating_community_idx", "community_id", "computed_at"),
+)

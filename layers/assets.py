@@ -29,6 +29,7 @@ VENDOR_PACKAGES = {
     "locatecontrol": "leaflet.locatecontrol",  # layers/grid.py: locate-me
     "idb": "idb",  # web/static/app/patrol.js: the offline queue (IndexedDB)
     "workbox-sw": "workbox-sw",  # web/static/app/sw.js (its modules: api/routes/offline.py)
+    "echarts": "echarts",  # web/static/app/reports_dashboard.js: the dashboard's charts
 }
 # Folium's resource names -> our local URL (None: not needed, dropped)
 LOCAL_URLS: dict[str, str | None] = {

@@ -17,6 +17,7 @@ need=()
 [ -f "/usr/lib/postgresql/$pg_major/bin/initdb" ] || need+=("postgresql-$pg_major")
 [ -f "/usr/share/postgresql/$pg_major/extension/postgis.control" ] || need+=("postgresql-$pg_major-postgis-3")
 [ -f "/usr/share/postgresql/$pg_major/extension/pgrouting.control" ] || need+=("postgresql-$pg_major-pgrouting")
+# pg_auto_failover: monitor + primary + secondary for `gridatlas db ha` (bench/failover.py)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v osm2pgsql >/dev/null 2>&1 || need+=(osm2pgsql)
 command -v npm >/dev/null 2>&1 || need+=(npm)
@@ -24,6 +25,10 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)  # HTTP load for bench/api_load.py
 python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 # CJK glyphs for Chinese labels in headless Chromium (screenshots, browser tests)
 fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
+# WeasyPrint's libraries (the community reports' PDF) and pdftoppm (their tests)
+ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || need+=(libpangoft2-1.0-0)
+ldconfig -p | grep -q 'libharfbuzz-subset.so.0' || need+=(libharfbuzz-subset0)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing system packages: ${need[*]}"
   as_root apt-get update -q
