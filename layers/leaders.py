@@ -4,7 +4,10 @@ leader (web/static/app/leaders.js does the tapping; the API does the rest).
 
 Data in, markup out: the route gives the areas as GeoJSON (``gis.areas.feature_page``, so
 the user's scope and the leaders' audit are the API's), the walk network and the texts in
-the user's language.
+the user's language. Only the level shown first comes with the page: the script reads the
+other levels from ``GET /api/areas/{level}`` and the walk network from
+``GET /api/layers/walk_edges`` after the first drawing (a smaller page, drawn sooner), and
+the switch buttons of those levels wait for them.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from html import escape
 from typing import Any
 
 import folium
-import geopandas as gpd
 
+from gis.levels import BY_TABLE
 from layers.assets import APP_PREFIX, add_stylesheet
 from layers.furniture import LocateMe, MetricScale, json_for_script
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, STREET_WEIGHT, Attribution
 
+STREETS = {"color": "#4a6fa5", "weight": 1.2, "opacity": 0.7}  # weight: a highway not listed
+
 # Top-down, the order of the switch; the first one shown is the residents' group.
 LEVELS = ("residents_group", "building_cluster", "unit", "building")
 DEFAULT_LEVEL = "residents_group"
+PLURALS = {lv: BY_TABLE[lv].plural for lv in LEVELS}  # the API's names (/api/areas/{plural})
 # One table of styles for the server's first drawing and the script's recolouring.
 STYLES: dict[str, dict[str, Any]] = {
     "filled": {"fillColor": "#2171b5", "color": "#08306b", "weight": 1.5, "fillOpacity": 0.45,
@@ -60,26 +66,15 @@ def _level_layer(level: str, collection: dict[str, Any], name: str) -> folium.Ge
     )
 
 
-def _streets(edges: gpd.GeoDataFrame, name: str) -> folium.GeoJson:
-    """The walk network for orientation: no tooltip (a tap is for the areas above it)."""
-    return folium.GeoJson(
-        edges[["highway", "geom"]],
-        name=name,
-        overlay=True,
-        style_function=lambda f: {
-            "color": "#4a6fa5",
-            "weight": STREET_WEIGHT.get(f["properties"]["highway"], 1.2),
-            "opacity": 0.7,
-        },
-    )
-
-
 def _switch(texts: Mapping[str, str], counts: Mapping[str, dict[str, int]]) -> str:
+    """The level buttons; a level not on the page yet is disabled, "loading", until read."""
     buttons = "".join(
         f'<button type="button" class="ga-level" data-level="{lv}" aria-pressed='
-        f'"{"true" if lv == DEFAULT_LEVEL else "false"}">'
+        f'"{"true" if lv == DEFAULT_LEVEL else "false"}"{"" if lv in counts else " disabled"}>'
         f'<b>{escape(texts[f"level.{lv}"])}</b><span class="ga-level-counts" '
-        f'data-counts="{lv}">{escape(_counts_text(texts, counts[lv]))}</span></button>'
+        f'data-counts="{lv}">'
+        f"{escape(_counts_text(texts, counts[lv]) if lv in counts else texts['app.loading'])}"
+        "</span></button>"
         for lv in LEVELS
     )
     return f'<div class="ga-levels" id="ga-levels" role="group">{buttons}</div>'
@@ -130,25 +125,46 @@ def _panel(texts: Mapping[str, str], groups_href: str) -> str:
 def leaders_map(
     community: Mapping[str, Any],
     collections: Mapping[str, dict[str, Any]],
-    edges: gpd.GeoDataFrame,
     *,
+    streets_bbox: tuple[float, float, float, float] | None,
+    streets_limit: int,
     texts: Mapping[str, str],
     groups_href: str,
 ) -> Map:
     """The leaders page of one community.
 
     ``collections``: level (table name) → FeatureCollection of its areas in the user's
-    scope, with ``leader`` in each feature's properties. ``texts``: the catalogue in the
-    user's language (``leaders.*``, ``level.*``, ``app.*``).
+    scope, with ``leader`` in each feature's properties: the levels drawn with the page
+    (the others are read by the script). ``streets_bbox``: west, south, east, north of the
+    walk network the script reads for orientation (at most ``streets_limit`` edges; None:
+    no streets). ``texts``: the catalogue in the user's language (``leaders.*``,
+    ``level.*``, ``app.*``).
     """
     m = Map(tiles=None, control_scale=False, prefer_canvas=False, zoom_control=True)
-    if len(edges):
-        _streets(edges, texts["leaders.layer_streets"]).add_to(m)
+    streets = None
+    if streets_bbox is not None:  # an overlay in the layer control; the script fills it
+        holder = folium.FeatureGroup(name=texts["leaders.layer_streets"], overlay=True, show=True)
+        holder.add_to(m)
+        streets = {
+            "holder": holder.get_name(),
+            "bbox": ",".join(f"{v:.6f}" for v in streets_bbox),
+            "limit": streets_limit,
+            "style": STREETS,
+            "weights": STREET_WEIGHT,
+        }
     bounds: list[float] | None = None
+    drawn: dict[str, str] = {}  # a level on the page -> its layer's name (a global variable)
+    holders: dict[str, str] = {}  # a level read later -> its (empty) place in the control
     for level in LEVELS:
-        coll = collections.get(level) or {"type": "FeatureCollection", "features": []}
+        if level not in collections:
+            holder = folium.FeatureGroup(name=texts[f"level.{level}"], overlay=False, show=False)
+            holder.add_to(m)
+            holders[level] = holder.get_name()
+            continue
+        coll = collections[level]
         if coll["features"]:  # an empty GeoJSON layer draws nothing and has no level to find
-            _level_layer(level, coll, texts[f"level.{level}"]).add_to(m)
+            layer = _level_layer(level, coll, texts[f"level.{level}"]).add_to(m)
+            drawn[level] = layer.get_name()
         bbox = bounds_of(coll)
         if bbox and (level == "building" or bounds is None):  # buildings: the tightest
             bounds = bbox
@@ -162,12 +178,19 @@ def leaders_map(
     m.add_child(Attribution(OSM_CREDIT))
     add_stylesheet(m, f"{APP_PREFIX}/map.css")
     add_stylesheet(m, f"{APP_PREFIX}/leaders.css")
-    counts = {lv: seat_counts(collections.get(lv) or {}) for lv in LEVELS}
+    counts = {lv: seat_counts(collections[lv]) for lv in LEVELS if lv in collections}
     title = f"{texts['page.leaders']} · {community.get('name') or community.get('code')}"
     data = {
         "community": {k: community.get(k) for k in ("id", "code", "name")},
         "levels": list(LEVELS),
         "default_level": DEFAULT_LEVEL,
+        # the levels the script reads after the first drawing: table -> its API name
+        "later": [lv for lv in LEVELS if lv not in collections],
+        "plurals": PLURALS,
+        "holders": holders,  # the script puts each level it reads into its holder
+        "map": m.get_name(),
+        "layers": drawn,
+        "streets": streets,
         "styles": STYLES,
         "selected": SELECTED,
     }

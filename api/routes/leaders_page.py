@@ -1,6 +1,12 @@
 """The leaders page (楼组长与小组长, /app/leaders): committee staff tap an area of their
 community and name its leader. The areas come from the same scoped, audited reads as
-``GET /api/areas/{level}``; the page's script then uses the leaders API."""
+``GET /api/areas/{level}``; the page's script then uses the leaders API.
+
+Only the level shown first (the residents' groups) comes with the page; the script reads the
+three others from ``GET /api/areas/{level}``, and the walk network around them from
+``GET /api/layers/walk_edges``, after its first drawing. The service worker
+keeps this page (web/static/app/sw.js), so a tablet that opened it before shows it at once.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from api.shell import PageUser, register, shell_for
 from gis import areas, i18n, permissions, query
 from gis.errors import NotFound
 from layers.assets import render_offline
-from layers.leaders import LEVELS, bounds_of, leaders_map
+from layers.leaders import DEFAULT_LEVEL, bounds_of, leaders_map
 from layers.shell import add_shell
 
 router = APIRouter(tags=["pages"])
@@ -59,22 +65,15 @@ def leaders_page(
     permissions.require(user, "page_leaders", "open the leaders page")
     lang = request_lang(request)
     where = _community(conn, user, community)
-    collections = {
-        level: areas.feature_page(
-            conn, user, areas.BY_TABLE[level].plural, community_id=where["id"], limit=MAX_AREAS
-        )
-        for level in LEVELS
-    }
-    box = bounds_of(collections["building"]) or bounds_of(collections["residents_group"])
-    edges = query.layer_frame(
-        conn,
-        "walk_edges",
-        bbox=query.BBox(
-            box[0] - MARGIN_DEG, box[1] - MARGIN_DEG, box[2] + MARGIN_DEG, box[3] + MARGIN_DEG
-        )
+    first = areas.feature_page(
+        conn, user, areas.BY_TABLE[DEFAULT_LEVEL].plural, community_id=where["id"], limit=MAX_AREAS
+    )
+    collections = {DEFAULT_LEVEL: first}
+    box = bounds_of(first)
+    streets = (
+        (box[0] - MARGIN_DEG, box[1] - MARGIN_DEG, box[2] + MARGIN_DEG, box[3] + MARGIN_DEG)
         if box
-        else None,
-        limit=settings.map_feature_limit,
+        else None
     )
     texts = {
         **i18n.texts(lang, "leaders."),
@@ -85,7 +84,8 @@ def leaders_page(
     m = leaders_map(
         where,
         collections,
-        edges,
+        streets_bbox=streets,
+        streets_limit=min(settings.map_feature_limit, query.MAX_PAGE),
         texts=texts,
         groups_href=f"/map/groups?community={quote(str(where['code']), safe='')}",
     )

@@ -2,12 +2,20 @@
 // choose a candidate (backbone residents of the area first, then the nearest) or search the
 // community's residents, save; undo puts the previous leader back. The map is recoloured in
 // place. Every text comes from the catalogue (GA.t); refusals show the server's message.
+// The page comes with the residents' groups only: the walk network and the other levels are
+// read from the API after the first drawing (body[data-leaders-levels] says when they are
+// all in). A page shown from the tablet's cache (GA.offline.fromCache) reads its own level
+// again too, and says it is current once everything came from the server. Seats are always
+// read from the server when tapped, and a save names the term it replaces (the API's
+// conflict check), so an edit made from a kept copy meets the same refusal as any other.
 (function () {
   "use strict";
-  const map = Object.values(window).find((v) => v instanceof L.Map);
   const dataNode = document.getElementById("ga-leaders-data");
-  if (!map || !dataNode || !window.GA) return;
+  if (!dataNode || !window.GA) return;
   const data = JSON.parse(dataNode.textContent || "{}");
+  // Folium's map and layers are global variables the page names (layers/leaders.py)
+  const map = window[data.map];
+  if (!(map instanceof L.Map)) return;
   const t = GA.t;
   const $ = (id) => document.getElementById(id);
   const panel = $("ga-lead-panel");
@@ -21,15 +29,15 @@
   const undoButton = $("ga-lead-undo");
   const searchBox = $("ga-lead-search");
 
-  // level -> its L.GeoJSON layer (found by the level its features carry)
+  // level -> its L.GeoJSON layer; holders: level -> what the map and the layer control show
+  // for it (the layer itself, or for a level read later the empty feature group made for it)
   const layers = {};
-  for (const v of Object.values(window)) {
-    if (!(v instanceof L.GeoJSON)) continue;
-    let level = null;
-    v.eachLayer((f) => {
-      if (!level && f.feature && f.feature.properties) level = f.feature.properties.level;
-    });
-    if (level && data.levels.includes(level)) layers[level] = v;
+  const holders = {};
+  for (const [level, name] of Object.entries(data.layers || {})) {
+    if (window[name] instanceof L.GeoJSON) layers[level] = holders[level] = window[name];
+  }
+  for (const [level, name] of Object.entries(data.holders || {})) {
+    if (window[name] instanceof L.LayerGroup) holders[level] = window[name];
   }
 
   const state = {
@@ -40,6 +48,7 @@
     undo: null, // {level, id, assignmentId, previous}
     busy: false,
     seq: 0, // the panel shows the answers of the latest tap only
+    tapped: Promise.resolve(), // the latest tap's reading: the levels wait for it
   };
 
   function addHatch() {
@@ -103,10 +112,10 @@
 
   function showLevel(level) {
     if (!layers[level]) return;
-    for (const [lv, layer] of Object.entries(layers)) {
-      if (lv !== level && map.hasLayer(layer)) map.removeLayer(layer);
+    for (const [lv, holder] of Object.entries(holders)) {
+      if (lv !== level && map.hasLayer(holder)) map.removeLayer(holder);
     }
-    if (!map.hasLayer(layers[level])) map.addLayer(layers[level]);
+    if (!map.hasLayer(holders[level])) map.addLayer(holders[level]);
     pressLevel(level);
     closePanel();
   }
@@ -260,7 +269,9 @@
     undoButton.hidden = true;
     panel.hidden = false;
     document.body.classList.add("ga-lead-open");
-    const [ok] = await Promise.all([refreshSeat(seq), loadCandidates(seq)]);
+    const reading = Promise.all([refreshSeat(seq), loadCandidates(seq)]);
+    state.tapped = reading.catch(() => null);
+    const [ok] = await reading;
     if (seq === state.seq && ok && message.className !== "error") say("");
   }
 
@@ -346,7 +357,7 @@
     }
   }
 
-  for (const [level, layer] of Object.entries(layers)) {
+  function listen(level, layer) {
     layer.eachLayer((f) => {
       f.on("click", (e) => {
         L.DomEvent.stopPropagation(e);
@@ -354,11 +365,141 @@
       });
     });
   }
+
+  // --- the levels read after the first drawing ------------------------------------------
+  const PAGE_SIZE = 2000; // the API's largest page
+  const MAX_AREAS = 5000; // as the server's page: a community has a few hundred per level
+
+  function levelUrl(level, offset) {
+    return `/api/areas/${data.plurals[level]}?community_id=${encodeURIComponent(data.community.id)}` +
+      `&limit=${PAGE_SIZE}` + (offset ? `&offset=${offset}` : "");
+  }
+
+  // One level's areas, every page of them; kept: some page came from the tablet's cache
+  // (sw.js stamps those), not from the server.
+  async function readLevel(level) {
+    const features = [];
+    let kept = false;
+    for (let offset = 0; offset < MAX_AREAS; offset += PAGE_SIZE) {
+      const r = await fetch(levelUrl(level, offset), { credentials: "same-origin" });
+      if (!r.ok) throw new Error(String(r.status));
+      if (r.headers.get("X-GA-Kept-At")) kept = true;
+      const page = await r.json();
+      features.push(...(page.features || []));
+      if (features.length >= (page.numberMatched || 0) || !(page.features || []).length) break;
+    }
+    return { collection: { type: "FeatureCollection", features: features }, kept: kept };
+  }
+
+  function makeLayer(level, collection) {
+    const layer = L.geoJSON(collection, {
+      style: (f) => Object.assign({}, data.styles[seatState(f.properties)]),
+    });
+    listen(level, layer);
+    return layer;
+  }
+
+  // A level's areas as read: into its holder (a level read later), or over the areas drawn
+  // (the same areas: their leaders and households, recoloured in place; else drawn anew).
+  function applyLevel(level, collection) {
+    const old = layers[level];
+    if (old) {
+      const byId = new Map(collection.features.map((f) => [f.properties.id, f]));
+      const drawn = old.getLayers();
+      if (drawn.length === byId.size && drawn.every((f) => byId.has(f.feature.properties.id))) {
+        for (const f of drawn) {
+          Object.assign(f.feature.properties, byId.get(f.feature.properties.id).properties);
+          restyle(f);
+        }
+        return;
+      }
+      if (state.selected && old.hasLayer(state.selected)) closePanel();
+      old.clearLayers();
+      old.addData(collection);
+      listen(level, old);
+      old.eachLayer(restyle);
+      return;
+    }
+    if (!collection.features.length || !holders[level]) return;
+    layers[level] = makeLayer(level, collection);
+    holders[level].addLayer(layers[level]);
+  }
+
+  // The walk network for orientation, under the areas (a pane of its own, drawn on a canvas:
+  // one element, nothing to tap); kept: it came from the tablet's cache.
+  function streetsUrl() {
+    const s = data.streets;
+    return `/api/layers/walk_edges?bbox=${encodeURIComponent(s.bbox)}&limit=${s.limit}`;
+  }
+
+  async function readStreets() {
+    const s = data.streets;
+    const holder = s && window[s.holder];
+    if (!(holder instanceof L.LayerGroup)) return { kept: false };
+    const r = await fetch(streetsUrl(), { credentials: "same-origin" });
+    if (!r.ok) throw new Error(String(r.status));
+    const kept = Boolean(r.headers.get("X-GA-Kept-At"));
+    const collection = await r.json();
+    if (!map.getPane("ga-streets")) map.createPane("ga-streets").style.zIndex = "350";
+    const style = (f) =>
+      Object.assign({}, s.style, { weight: s.weights[f.properties.highway] || s.style.weight });
+    holder.clearLayers();
+    holder.addLayer(
+      L.geoJSON(collection, {
+        pane: "ga-streets",
+        renderer: L.canvas({ pane: "ga-streets" }),
+        interactive: false,
+        style: style,
+      })
+    );
+    return { kept: kept };
+  }
+
+  async function readLevels() {
+    // a kept copy's own level is read again first: it is what the page shows
+    const own = GA.offline && GA.offline.fromCache ? Object.keys(data.layers || {}) : [];
+    const order = own.concat(data.later || []);
+    let fresh = true;
+    let failed = false;
+    await state.tapped; // what the user tapped is read first
+    try {
+      if ((await readStreets()).kept) fresh = false;
+    } catch (err) {
+      fresh = false; // no streets: a map still usable, no message for it
+    }
+    for (const level of order) {
+      await state.tapped; // what the user tapped is read first
+      try {
+        const { collection, kept } = await readLevel(level);
+        if (kept) fresh = false;
+        applyLevel(level, collection);
+      } catch (err) {
+        failed = true;
+        fresh = false;
+      }
+      updateCounts();
+    }
+    if (failed) GA.notice(t("leaders.level_unavailable"), "error");
+    const offline = GA.offline || {};
+    if (fresh && offline.fromCache && offline.markFresh) offline.markFresh();
+    // the kept copy this page came from, read again for the next visit
+    if (offline.fromCache && offline.refreshPage) offline.refreshPage();
+    document.body.dataset.leadersLevels = failed ? "partial" : "all";
+    document.body.dataset.leadersFresh = String(fresh);
+    // for the next visit without network: the same answers, kept by the worker
+    if (offline.keep) {
+      const urls = [data.default_level].concat(data.later || []).map((lv) => levelUrl(lv, 0));
+      if (data.streets) urls.push(streetsUrl());
+      offline.keep(() => urls.map((u) => () => fetch(u, { credentials: "same-origin" })), "leaders");
+    }
+  }
+
+  for (const [level, layer] of Object.entries(layers)) listen(level, layer);
   for (const b of document.querySelectorAll(".ga-level")) {
     b.addEventListener("click", () => showLevel(b.dataset.level));
   }
   map.on("baselayerchange", (e) => {
-    const level = Object.keys(layers).find((lv) => layers[lv] === e.layer);
+    const level = Object.keys(holders).find((lv) => holders[lv] === e.layer);
     if (level) {
       pressLevel(level);
       closePanel();
@@ -380,4 +521,9 @@
   }
   updateCounts();
   document.body.dataset.leadersReady = "true";
+  // after the first frame with the page's own level, once the page is idle (a tap in the
+  // first moments is answered first): the streets and the other levels
+  const later = () =>
+    window.requestIdleCallback ? requestIdleCallback(readLevels, { timeout: 500 }) : setTimeout(readLevels, 0);
+  requestAnimationFrame(() => setTimeout(later, 0));
 })();

@@ -1,7 +1,10 @@
 // Works when the network does not (离线): on every page, after shell.js. Registers the
 // service worker (/sw.js, web/static/app/sw.js), shows the 离线 badge with the time of the
-// data when the network is gone or the page came from the tablet's cache, and gives the
-// pages GA.offline.keep(jobs): read, a few at a time, what a page needs offline.
+// data when the network is gone or the page came from the tablet's cache (缓存副本 when the
+// network is there: a kept copy shown at once), and gives the pages GA.offline.keep(jobs):
+// read, a few at a time, what a page needs offline; GA.offline.markFresh(): the page has
+// read its data again from the server, so it no longer shows a kept copy; and
+// GA.offline.refreshPage(): the kept copy this page came from is read again for next time.
 // What is kept is this user's only: a different login on the same tablet drops it first.
 (function () {
   "use strict";
@@ -13,15 +16,28 @@
   const FRESH_MS = 15 * 60 * 1000; // kept this recently: no need to read it all again
   const keptAt = document.querySelector('meta[name="ga-kept-at"]'); // sw.js: from the cache
   const fromCache = Boolean(keptAt);
-  const dataTime = fromCache ? new Date(keptAt.content) : new Date();
+  let dataTime = fromCache ? new Date(keptAt.content) : new Date();
+  let stale = fromCache; // what the page shows is the kept copy's
   let stopped = false;
 
   // --- the badge -----------------------------------------------------------------------
   const badge = document.getElementById("ga-offline");
+  const label = document.createElement("span");
+  const time = document.createElement("span");
   if (badge) {
-    const time = document.createElement("span");
+    label.className = "ga-offline-label";
+    label.id = "ga-offline-label";
     time.className = "ga-data-of";
     time.id = "ga-data-of";
+    badge.replaceChildren(label, time);
+    badge.style.whiteSpace = "nowrap"; // one line, also on a portrait tablet
+  }
+  function showBadge() {
+    // after shell.js's own listener, which knows only navigator.onLine
+    if (!badge) return;
+    badge.hidden = navigator.onLine && !stale;
+    badge.dataset.kept = String(stale);
+    label.textContent = navigator.onLine ? t("app.kept_copy") : t("app.offline");
     // day and minute: kept data older than a login (12 h) is never shown
     const when = dataTime.toLocaleString(GA.lang === "zh" ? "zh-CN" : "en-GB", {
       month: "numeric",
@@ -30,12 +46,13 @@
       minute: "2-digit",
     });
     time.textContent = " · " + t("app.data_of", { time: when });
-    badge.append(time);
-    badge.style.whiteSpace = "nowrap"; // one line, also on a portrait tablet
   }
-  function showBadge() {
-    // after shell.js's own listener, which knows only navigator.onLine
-    if (badge) badge.hidden = navigator.onLine && !fromCache;
+  // The page read its data again from the server: what it shows is now current.
+  function markFresh() {
+    stale = false;
+    dataTime = new Date();
+    GA.offline.dataTime = dataTime;
+    showBadge();
   }
   window.addEventListener("online", showBadge);
   window.addEventListener("offline", showBadge);
@@ -96,8 +113,20 @@
     });
   }
 
+  // A kept copy in another language than the one chosen since (the shell's switch sets the
+  // cookie and reloads): read the page again instead of showing the old language.
+  function isOtherLanguage() {
+    const chosen = /(?:^|;\s*)ga_lang=(zh|en)\b/.exec(document.cookie);
+    return Boolean(chosen && chosen[1] !== document.documentElement.lang);
+  }
+
   async function start() {
     if (!sw || !window.isSecureContext || !window.caches) return false;
+    if (fromCache && navigator.onLine && isOtherLanguage()) {
+      await ask({ type: "ga-drop-page", url: location.href });
+      location.reload();
+      return false;
+    }
     if (fromCache || !navigator.onLine) return Boolean(sw.controller); // nothing to ask for
     const wasControlled = Boolean(sw.controller);
     try {
@@ -115,21 +144,34 @@
     // this page was loaded before the worker (first visit) or its copy was just dropped
     if (!wasControlled || changed) {
       await ask({ type: "ga-keep-page", url: location.href, assets: pageAssets() });
+    } else {
+      checkAssetsLater();
     }
     return true;
+  }
+
+  // The kept assets this page was drawn with: still the server's? (once the page is done)
+  function checkAssetsLater() {
+    const run = () => ask({ type: "ga-check-assets", assets: pageAssets() });
+    const idle = () =>
+      window.requestIdleCallback ? requestIdleCallback(run, { timeout: 5000 }) : setTimeout(run, 1000);
+    if (document.readyState === "complete") idle();
+    else window.addEventListener("load", idle, { once: true });
   }
 
   const ready = start().catch(() => false);
 
   // Run ``jobs()`` (a list of async functions, each reading what one thing needs offline:
   // the worker keeps the answers) a few at a time, unless it was all read a moment ago.
+  // ``part`` names what a page keeps (the grid's cards, the leaders page's levels).
   let settle;
   const kept = new Promise((resolve) => (settle = resolve));
-  async function keep(jobs) {
+  async function keep(jobs, part) {
+    const stamp = part ? "kept-at-" + part : "kept-at";
     let done = false;
     try {
       if ((await ready) && !fromCache && navigator.onLine) {
-        const last = Number(await metaGet("kept-at"));
+        const last = Number(await metaGet(stamp));
         if (last && Date.now() - last < FRESH_MS) {
           done = true;
         } else {
@@ -143,7 +185,7 @@
           };
           await Promise.all(Array.from({ length: Math.min(AT_ONCE, list.length) }, worker));
           done = !stopped;
-          if (done) await metaPut("kept-at", Date.now());
+          if (done) await metaPut(stamp, Date.now());
         }
       }
     } catch (err) {
@@ -152,6 +194,14 @@
     document.documentElement.dataset.gaOffline = done ? "kept" : "not-kept";
     settle(done);
     return done;
+  }
+
+  // A page shown from its kept copy (sw.js: "kept" pages) has it read again once the page
+  // is done with its own reading: the next visit starts from a newer copy.
+  async function refreshPage() {
+    if (!fromCache || !navigator.onLine || stopped) return false;
+    const r = await ask({ type: "ga-keep-page", url: location.href, assets: pageAssets() });
+    return Boolean(r && r.ok);
   }
 
   // Logging out: stop reading and tell the worker to keep nothing more, before shell.js's
@@ -168,5 +218,13 @@
     );
   }
 
-  GA.offline = { ready: ready, kept: kept, keep: keep, fromCache: fromCache, dataTime: dataTime };
+  GA.offline = {
+    ready: ready,
+    kept: kept,
+    keep: keep,
+    markFresh: markFresh,
+    refreshPage: refreshPage,
+    fromCache: fromCache,
+    dataTime: dataTime,
+  };
 })();
