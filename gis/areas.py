@@ -127,6 +127,21 @@ def _features_sql(level: Level, where: str) -> str:
     """
 
 
+def first_delineated_community(conn: Connection, code: str | None = None) -> int | None:
+    """The id of the user's first community (by code) that has residents' groups they see,
+    or of the one with ``code``; None if there is none. No geometry is read."""
+    community, group = levels.BY_TABLE["community"], levels.BY_TABLE["residents_group"]
+    return conn.scalar(
+        sa.text(
+            f"SELECT t.id FROM community t WHERE {visible_sql(community)} "
+            "AND (CAST(:code AS text) IS NULL OR t.code = :code) "
+            f"AND EXISTS (SELECT 1 FROM residents_group g WHERE g.community_id = t.id "
+            f"AND {visible_sql(group, 'g')}) ORDER BY t.code, t.id LIMIT 1"
+        ),
+        {"code": code},
+    )
+
+
 def get_level(name: str) -> Level:
     if name not in LEVELS:
         raise NotFound(f"no level {name}: one of {', '.join(LEVELS)}")
@@ -510,12 +525,15 @@ def leader_candidates(
                        AS distance_m
                 FROM building b WHERE b.community_id IN (SELECT community_id FROM community)
             ),
+            -- the roles once for all (a subquery per resident cost 0.4 ms each under RLS)
+            roles AS (SELECT k.resident_id, array_agg(k.role ORDER BY k.role) AS backbone
+                        FROM backbone k GROUP BY k.resident_id),
             cand AS (
               SELECT r.id AS resident_id, r.name, r.building_id, n.building, r.room,
                      n.lives_inside, round(n.distance_m::numeric, 0)::float AS distance_m,
-                     ARRAY(SELECT k.role FROM backbone k WHERE k.resident_id = r.id
-                           ORDER BY k.role) AS backbone
+                     coalesce(k.backbone, '{{}}') AS backbone
                 FROM resident r JOIN near n ON n.id = r.building_id
+                LEFT JOIN roles k ON k.resident_id = r.id
                WHERE r.status <> 'registered'  -- registered here but living elsewhere
             )
             SELECT c.*, EXISTS (SELECT 1 FROM leader_assignment la WHERE la.level = :l

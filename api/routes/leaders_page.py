@@ -37,14 +37,9 @@ MARGIN_DEG = 0.002  # walk network a little beyond the buildings (about 200 m)
 
 def _community(conn: Connection, user: Principal, code: str | None) -> dict[str, Any]:
     """The community asked for, else the user's first one with residents' groups."""
-    page = areas.feature_page(conn, user, "communities", limit=2000)
-    found = [f["properties"] for f in page["features"]]
-    if code is not None:
-        found = [c for c in found if c["code"] == code]
-    for c in found:
-        groups = areas.feature_page(conn, user, "residents_groups", community_id=c["id"], limit=1)
-        if groups["features"]:
-            return c
+    found = areas.first_delineated_community(conn, code)
+    if found is not None:
+        return areas.feature(conn, user, "communities", found)["properties"]
     raise NotFound(
         f"no delineated community {code!r} in your areas"
         if code
