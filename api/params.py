@@ -35,5 +35,7 @@ def refuse_unknown_query(request: Request) -> None:
         allowed = ", ".join(sorted(known)) or "none"
         raise InvalidInput(
             f"unknown query parameter(s): {', '.join(unknown)} — this address takes: {allowed} "
-            f"(不支持的查询参数: {', '.join(unknown)})"
+            f"(不支持的查询参数: {', '.join(unknown)})",
+            key="request.unknown_params",
+            names=", ".join(unknown),
         )

@@ -10,6 +10,7 @@ import typer
 
 from cli import backup as backup_cmd
 from cli import db as db_cmd
+from cli import ha as ha_cmd
 from cli import keys as keys_cmd
 from cli import patrol as patrol_cmd
 from cli import people as people_cmd
@@ -23,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_cmd.app, name="db")
+db_cmd.app.add_typer(ha_cmd.app, name="ha")
 app.add_typer(people_cmd.users, name="user")
 app.add_typer(people_cmd.people, name="people")
 app.command("keygen")(people_cmd.keygen)
@@ -180,7 +182,16 @@ def serve(
         fail(err)
     open_engine().dispose()  # start the local database and fail early with a clear reason
     typer.echo(f"Grid Atlas at http://{host}:{port}/  (map: http://{host}:{port}/map)")
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+    settings = get_settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=settings.proxy_headers,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 @app.command()

@@ -9,6 +9,7 @@ import geopandas as gpd
 import pandas as pd
 from branca.element import MacroElement, Template
 
+from gis import i18n
 from layers.assets import APP_PREFIX, add_stylesheet
 from layers.furniture import LocateMe, MetricScale
 from layers.page import Fragment, Map
@@ -63,8 +64,17 @@ def _household_colour(n: int) -> str:
     return colour
 
 
-def buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
-    """Building footprints coloured by households, with a Chinese tooltip."""
+TEXTS = "site_map."
+BUILDING_FIELDS = ["name", "building_type", "levels", "households", "households_source", "area_m2"]
+HOUSEHOLD_SOURCES = ("estimate", "flats", "attribute", "csv", "register", "none")
+
+
+def _aliases(fields: list[str], lang: str) -> list[str]:
+    return [i18n.t(f"{TEXTS}field.{f}", lang) for f in fields]
+
+
+def buildings_layer(buildings: gpd.GeoDataFrame, lang: str = i18n.DEFAULT_LANG) -> folium.GeoJson:
+    """Building footprints coloured by households, with a card in ``lang``."""
     gdf = buildings[
         ["name", "building_type", "levels", "households", "households_source", "area_m2", "geom"]
     ].copy()
@@ -73,21 +83,12 @@ def buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
     gdf["area_m2"] = gdf["area_m2"].round(0)
     gdf["households_source"] = (
         gdf["households_source"]
-        .map(
-            {
-                "estimate": "估算",
-                "flats": "OSM 标注",
-                "attribute": "文件",
-                "csv": "人工录入",
-                "register": "房屋登记",
-                "none": "非住宅",
-            }
-        )
+        .map({s: i18n.t(f"{TEXTS}source.{s}", lang) for s in HOUSEHOLD_SOURCES})
         .fillna("")
     )
     return folium.GeoJson(
         gdf,
-        name="楼栋 Buildings",
+        name=i18n.t(TEXTS + "layer_buildings", lang),
         style_function=lambda f: {
             "fillColor": _household_colour(f["properties"]["households"]),
             "color": "#555",
@@ -96,35 +97,29 @@ def buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
         },
         # one card per tap: no tooltip that would open on top of it on a tablet
         popup=folium.GeoJsonPopup(
-            fields=[
-                "name",
-                "building_type",
-                "levels",
-                "households",
-                "households_source",
-                "area_m2",
-            ],
-            aliases=["名称", "类型", "层数", "户数", "户数来源", "占地 m²"],
+            fields=BUILDING_FIELDS,
+            aliases=_aliases(BUILDING_FIELDS, lang),
         ),
     )
 
 
-def streets_layer(edges: gpd.GeoDataFrame) -> folium.GeoJson:
-    """The walkable network, wider for bigger roads."""
+def streets_layer(edges: gpd.GeoDataFrame, lang: str = i18n.DEFAULT_LANG) -> folium.GeoJson:
+    """The walkable network, wider for bigger roads, named and labelled in ``lang``."""
     gdf = edges[["highway", "name", "length_m", "geom"]].copy()
     gdf["name"] = _escaped(gdf["name"])
     gdf["highway"] = _escaped(gdf["highway"])
     gdf["length_m"] = gdf["length_m"].round(1)
     return folium.GeoJson(
         gdf,
-        name="步行路网 Walk network",
+        name=i18n.t("map.walk_tiles", lang),
         style_function=lambda f: {
             "color": STREET_COLOUR,
             "weight": STREET_WEIGHT.get(f["properties"]["highway"], 1.2),
             "opacity": 0.9,
         },
         tooltip=folium.GeoJsonTooltip(
-            fields=["name", "highway", "length_m"], aliases=["路名", "道路等级", "长度 m"]
+            fields=["name", "highway", "length_m"],
+            aliases=_aliases(["street", "highway", "length_m"], lang),
         ),
     )
 
@@ -133,7 +128,11 @@ POINTS_PANE = "gaPoints"  # facilities above vector tiles, letting taps through 
 
 
 def facilities_layer(
-    facilities: gpd.GeoDataFrame, labels: dict[str, str], *, pane: str | None = None
+    facilities: gpd.GeoDataFrame,
+    labels: dict[str, str],
+    *,
+    pane: str | None = None,
+    lang: str = i18n.DEFAULT_LANG,
 ) -> folium.GeoJson:
     """Facilities as points (polygons drawn at a point on their surface), in ``pane``."""
     gdf = facilities[["name", "kind", "categories", "geom"]].copy()
@@ -149,11 +148,12 @@ def facilities_layer(
         marker.options["pane"] = pane  # folium's CircleMarker has no pane argument
     return folium.GeoJson(
         gdf,
-        name="设施 Facilities",
+        name=i18n.t(TEXTS + "layer_facilities", lang),
         marker=marker,
         style_function=lambda f: {"color": "#ffffff", "fillColor": "#2b8a3e"},
         tooltip=folium.GeoJsonTooltip(
-            fields=["name", "category", "kind"], aliases=["名称", "类别", "OSM 标签"]
+            fields=["name", "category", "kind"],
+            aliases=_aliases(["name", "category", "kind"], lang),
         ),
     )
 
@@ -168,6 +168,7 @@ def overview_map(
     tiles_url: str | None = None,
     truncated: bool = False,
     is_tiled: bool = False,
+    lang: str = i18n.DEFAULT_LANG,
 ) -> Map:
     """Return the overview map; without ``tiles_url`` it needs nothing but our own data.
 
@@ -175,20 +176,26 @@ def overview_map(
     Leaflet draws embedded layers on one canvas over the whole map, above the tiles, which
     would swallow every tap meant for a tiled footprint: the facilities then go in a pane
     of their own above the tiles that lets taps through (they are shown, not tapped).
+    Every text is in ``lang`` (gis/messages/errors.toml, ``site_map.*``).
     """
+
+    def tx(key: str, **params: object) -> str:
+        return i18n.t(TEXTS + key, lang, **params)
+
     m = Map(tiles=None, control_scale=False, prefer_canvas=True, zoom_control=True)
     m.add_child(MetricScale())
     m.add_child(LocateMe())
     if tiles_url:
-        folium.TileLayer(tiles_url, attr="basemap", name="底图 Basemap").add_to(m)
+        folium.TileLayer(tiles_url, attr="basemap", name=tx("layer_basemap")).add_to(m)
     if len(edges):
-        streets_layer(edges).add_to(m)
+        streets_layer(edges, lang).add_to(m)
     if len(buildings):
-        buildings_layer(buildings).add_to(m)
+        buildings_layer(buildings, lang).add_to(m)
     if len(facilities):
         if is_tiled:
             folium.map.CustomPane(POINTS_PANE, z_index=450, pointer_events=False).add_to(m)
-        layer = facilities_layer(facilities, labels, pane=POINTS_PANE if is_tiled else None)
+        pane = POINTS_PANE if is_tiled else None
+        layer = facilities_layer(facilities, labels, pane=pane, lang=lang)
         layer.add_to(m)
     # Fit the view to the buildings (long arterials would zoom it out needlessly).
     focus = buildings if len(buildings) else (edges if len(edges) else facilities)
@@ -200,26 +207,25 @@ def overview_map(
     folium.LayerControl(collapsed=True).add_to(m)
     m.add_child(Attribution(OSM_CREDIT))
     add_stylesheet(m, f"{APP_PREFIX}/map.css")
-    bar = (
-        '<div class="ga-bar" id="ga-bar"><h1>网格地图 · Grid Atlas</h1>'
-        f'<span class="ga-stats" id="ga-stats">楼栋 {stats.get("buildings", 0):,} · '
-        f"户数(估算) {stats.get('households', 0):,} · 设施 {stats.get('facilities', 0):,} · "
-        f"路段 {stats.get('walk_edges', 0):,}</span></div>"
-    )
+    counts = {k: f"{stats.get(k, 0):,}" for k in ("buildings", "households", "facilities",
+                                                   "walk_edges")}  # fmt: skip
+    note = ""
     if truncated:
-        note = (
-            f'<span class="ga-note" id="ga-note">只显示前 {len(buildings):,} 栋，'
-            "请用 bbox 缩小范围</span>"
-        )
-        bar = bar.replace("</div>", note + "</div>", 1)
+        shown = escape(tx("truncated", n=f"{len(buildings):,}"))
+        note = f'<span class="ga-note" id="ga-note">{shown}</span>'
+    bar = (
+        f'<div class="ga-bar" id="ga-bar"><h1>{escape(tx("heading"))}</h1>'
+        f'<span class="ga-stats" id="ga-stats">{escape(tx("stats", **counts))}</span>{note}</div>'
+    )
+    not_residential = escape(tx("not_residential"))
     legend = (
-        '<div class="ga-legend" id="ga-legend"><b>户数</b><br>'
+        f'<div class="ga-legend" id="ga-legend"><b>{escape(tx("legend"))}</b><br>'
         + "<br>".join(
-            f'<i style="background:{escape(c)}"></i>{"非住宅" if t == 0 else f"≥ {t}"}'
+            f'<i style="background:{escape(c)}"></i>{not_residential if t == 0 else f"≥ {t}"}'
             for t, c in HOUSEHOLD_COLOURS
         )
         + "</div>"
     )
     m.get_root().html.add_child(Fragment(bar + legend))
-    m.get_root().title = "网格地图 · Grid Atlas"
+    m.get_root().title = tx("title")
     return m

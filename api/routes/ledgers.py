@@ -82,7 +82,8 @@ def _edits(body: BaseModel, required: tuple[str, ...] = ()) -> dict[str, Any]:
     data = body.model_dump(exclude_unset=True)
     for key in required:
         if data.get(key) is None and key in data:
-            raise InvalidInput(f"{key} cannot be emptied")
+            raise InvalidInput(f"{key} cannot be emptied", key="form.required",
+                               field=store.field_label(key))  # fmt: skip
     return data
 
 

@@ -101,6 +101,7 @@ def overview(
         stats=query.summary(conn),
         truncated=truncated,
         is_tiled=tiled,
+        lang=lang,
     )
     add_basemap(m, choice)
     if tiled:

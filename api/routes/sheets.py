@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from api.auth import PeopleUser
 from api.deps import Conn
 from api.errors import request_lang
-from gis.errors import InvalidInput, TooLarge
+from gis.errors import InvalidInput
 from gis.ledger import bulk, tabular
+from gis.ledger.sheetfile import file_too_large
 
 router = APIRouter(prefix="/api/ledgers", tags=["ledgers"])
 
@@ -63,9 +64,9 @@ def post_import(
 ) -> Any:  # fmt: skip
     data = file.file.read(MAX_BYTES + 1)  # a plain def: runs in the thread pool, not the loop
     if len(data) > MAX_BYTES:
-        raise TooLarge(tabular.FILE_TOO_LARGE)
+        raise file_too_large()
     if not data:
-        raise InvalidInput("文件是空的 (the file is empty)")
+        raise InvalidInput("the file is empty", key="upload.empty")
     plan = bulk.run_import(
         conn, request.app.state.keys, user, ledger, data, file.filename or "upload.xlsx", mode,
         community_id,

@@ -76,7 +76,8 @@ def create_entries(
     except sa.exc.IntegrityError as err:
         if "unique" in str(err.orig).lower():
             raise Conflict(
-                f"this resident already has that {ledger.choice_field} in the ledger"
+                f"this resident already has that {ledger.choice_field} in the ledger",
+                key="form.duplicate_entry",
             ) from None
         raise
 
@@ -103,7 +104,8 @@ def update_entries(
             _update(conn, ledger.table, cols, user)
     except sa.exc.IntegrityError as err:
         if "unique" in str(err.orig).lower():
-            raise Conflict(f"this resident already has that {ledger.choice_field}") from None
+            raise Conflict(f"this resident already has that {ledger.choice_field}",
+                           key="form.duplicate_entry") from None  # fmt: skip
         raise
 
 
@@ -155,7 +157,8 @@ def _update(
     params = []
     for row_id, cols in rows:
         if not cols:
-            raise InvalidInput("nothing to change: send at least one field")
+            raise InvalidInput("nothing to change: send at least one field",
+                               key="form.nothing_to_change")  # fmt: skip
         params.append({**cols, "_id": row_id, **_by(user, created=False)})
     for names, group in groupby(sorted(params, key=tuple), key=tuple):
         sets = ", ".join(f"{k} = :{k}" for k in names if not k.startswith("_"))

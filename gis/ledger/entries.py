@@ -202,7 +202,8 @@ def create_entry(
     except sa.exc.IntegrityError as err:
         if "unique" in str(err.orig).lower():
             raise Conflict(
-                f"this resident already has that {ledger.choice_field} in the ledger"
+                f"this resident already has that {ledger.choice_field} in the ledger",
+                key="form.duplicate_entry",
             ) from None
         raise
     return get_entry(conn, keys, user, name, int(eid))  # the answer is a read: audited
@@ -289,7 +290,8 @@ def update_entry(
             _write(conn, ledger.table, eid, cols, user)
     except sa.exc.IntegrityError as err:
         if "unique" in str(err.orig).lower():
-            raise Conflict(f"this resident already has that {ledger.choice_field}") from None
+            raise Conflict(f"this resident already has that {ledger.choice_field}",
+                           key="form.duplicate_entry") from None  # fmt: skip
         raise
     return get_entry(conn, keys, user, name, eid)  # the answer is a read: audited
 

@@ -26,7 +26,6 @@ class Unreadable(Exception):
     """The file cannot be read as a table at all."""
 
 
-
 MAX_FILE_BYTES = 10 * 1024 * 1024  # 20,000 residents take about 2 MB as .xlsx, 3 MB as .csv
 MAX_GRID_ROWS = 20_010  # the import's 20,000 rows, a title and headings
 MAX_COLUMNS = 200
@@ -53,17 +52,36 @@ _UNZIPPED_TOO_LARGE = (
 
 def _cell_too_long(cell: str = "", row: int = 0) -> TooLarge:
     """The reason for a cell over the cap: at an .xlsx cell reference, in a row, or anywhere."""
-    which, which_en = ("有单元格", "a cell")
+    which, which_en, key = ("有单元格", "a cell", "upload.cell_too_long")
     if cell:
-        which, which_en = (f"单元格 {cell} ", f"cell {cell}")
+        which, which_en, key = (f"单元格 {cell} ", f"cell {cell}", "upload.cell_too_long_at")
     elif row:
-        which, which_en = (f"第 {row} 行有单元格", f"a cell in row {row}")
+        which, which_en, key = (f"第 {row} 行有单元格", f"a cell in row {row}",
+                                "upload.cell_too_long_row")  # fmt: skip
     return TooLarge(
         f"{which}超过 {MAX_CELL_CHARS} 个字，请检查并缩短后再导入 "
         f"({which_en} is longer than {MAX_CELL_CHARS:,} characters; no field takes more "
-        "than 2,000: check the cell and shorten it)"
+        "than 2,000: check the cell and shorten it)",
+        key=key,
+        cell=cell,
+        row=row,
+        max=f"{MAX_CELL_CHARS:,}",
     )
 
+
+def file_too_large() -> TooLarge:
+    """The refusal of a file over ``MAX_FILE_BYTES`` (also raised by the upload route)."""
+    return TooLarge(FILE_TOO_LARGE, key="upload.too_large", mb=MAX_FILE_BYTES // 2**20)
+
+
+def _too_many_rows() -> TooLarge:
+    return TooLarge(_TOO_MANY_ROWS, key="upload.too_many_rows", max=f"{MAX_GRID_ROWS:,}",
+                    rows="20,000")  # fmt: skip
+
+
+def _unzipped_too_large() -> TooLarge:
+    return TooLarge(_UNZIPPED_TOO_LARGE, key="upload.unzipped_too_large",
+                    mb=MAX_UNZIPPED_BYTES // 2**20)  # fmt: skip
 
 
 def read_grid(data: bytes, filename: str) -> list[tuple[Any, ...]]:
@@ -73,7 +91,7 @@ def read_grid(data: bytes, filename: str) -> list[tuple[Any, ...]]:
     checked while reading, so an oversized file is refused before it fills the memory.
     """
     if len(data) > MAX_FILE_BYTES:
-        raise TooLarge(FILE_TOO_LARGE)
+        raise file_too_large()
     name = filename.lower()
     if data.startswith(b"PK\x03\x04"):
         return _xlsx_grid(data)
@@ -98,7 +116,7 @@ def _xlsx_grid(data: bytes) -> list[tuple[Any, ...]]:
             rows = []
             for r in ws.iter_rows(values_only=True):
                 if len(rows) == MAX_GRID_ROWS:  # a small zip can hold millions of rows
-                    raise TooLarge(_TOO_MANY_ROWS)
+                    raise _too_many_rows()
                 rows.append(tuple(r[:MAX_COLUMNS]))
             return rows
         finally:
@@ -125,9 +143,9 @@ def _check_xlsx_parts(data: bytes) -> None:
     with archive:
         members = archive.infolist()
         if len(members) > MAX_ZIP_MEMBERS:
-            raise TooLarge(_UNZIPPED_TOO_LARGE)
+            raise _unzipped_too_large()
         if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
-            raise TooLarge(_UNZIPPED_TOO_LARGE)
+            raise _unzipped_too_large()
         inflated = 0
         for member in members:
             scanner = _TextScanner() if member.filename.endswith((".xml", ".rels")) else None
@@ -135,7 +153,7 @@ def _check_xlsx_parts(data: bytes) -> None:
                 while chunk := part.read(_CHUNK):
                     inflated += len(chunk)
                     if inflated > MAX_UNZIPPED_BYTES:
-                        raise TooLarge(_UNZIPPED_TOO_LARGE)
+                        raise _unzipped_too_large()
                     if scanner is not None and not scanner.feed(chunk):
                         scanner = None  # not well-formed: openpyxl says so if it reads the part
 
@@ -212,7 +230,7 @@ def _csv_grid(data: bytes) -> list[tuple[Any, ...]]:
     try:
         for values in reader:  # streamed: a 10 MB file may hold a million short lines
             if len(rows) == MAX_GRID_ROWS:
-                raise TooLarge(_TOO_MANY_ROWS)
+                raise _too_many_rows()
             if any(len(v) > MAX_CELL_CHARS for v in values):
                 raise _cell_too_long(row=len(rows) + 1)
             rows.append(tuple(unneutralise(v) for v in values[:MAX_COLUMNS]))

@@ -37,6 +37,7 @@ from gis.errors import (
     VersionRequired,
 )
 from gis.ledger import idcard
+from gis.ledger.reasons import Reason
 from gis.ledger.templates import get_template
 from gis.security import Keys
 
@@ -141,6 +142,35 @@ def _check_choice(field: str, value: Any, allowed: tuple[str, ...]) -> None:
 _CONTROL = {chr(c) for c in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
 
 
+# what a person reads for a field's name in a refusal (gis/messages/errors.toml, ledgers)
+FIELD_LABELS = {
+    "name": "ledgers.col_name",
+    "room": "ledgers.col_room",
+    "notes": "ledgers.col_notes",
+    "handling": "ledgers.col_handling",
+    "contact_name": "ledgers.col_contact_name",
+    "address": "ledgers.col_address",
+    "description": "form.field.description",
+    "note": "form.field.note",
+    "label": "form.field.label",
+    "id_number": "ledgers.col_id_number",
+    "phone": "ledgers.col_phone",
+    "relation": "ledgers.col_relation",
+    "status": "ledgers.col_status",
+    "building_id": "ledgers.building",
+}
+
+
+def field_label(field: str) -> str:
+    """The catalogue parameter naming ``field`` ("@key": translated when shown)."""
+    return "@" + FIELD_LABELS.get(field, "form.field.value")
+
+
+def _reason_error(field: str, reason: Reason) -> InvalidInput:
+    """A refused ID or phone number: the reason's own text, in the reader's language."""
+    return InvalidInput(f"{field}: {reason}", key=reason.prefix + reason.code, **reason.params)
+
+
 def clean_text(field: str, value: Any, max_len: int, *, required: bool = False) -> str | None:
     """A text field as stored: stripped, without control characters, within ``max_len``.
 
@@ -150,21 +180,24 @@ def clean_text(field: str, value: Any, max_len: int, *, required: bool = False) 
     """
     if value is None or (isinstance(value, str) and not value.strip() and not required):
         return None
+    label = field_label(field)
     if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text")
+        raise InvalidInput(f"{field} must be text", key="form.not_text", field=label)
     text = value.strip()
     if required and not text:
-        raise InvalidInput(f"{field} must not be empty ({field} 不能为空)")
+        raise InvalidInput(f"{field} must not be empty", key="form.required", field=label)
     if any(c in _CONTROL for c in text):
-        raise InvalidInput(f"{field} contains control characters; remove them (含有非法字符)")
+        raise InvalidInput(f"{field} contains control characters; remove them",
+                           key="form.control_chars", field=label)  # fmt: skip
     if len(text) > max_len:
-        raise InvalidInput(f"{field} may have at most {max_len} characters (超过 {max_len} 字)")
+        raise InvalidInput(f"{field} may have at most {max_len} characters",
+                           key="form.too_long", field=label, max=max_len)  # fmt: skip
     return text
 
 
 def _required_text(field: str, value: Any, max_len: int, message: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(message)
+        raise InvalidInput(message, key="form.required", field=field_label(field))
     return clean_text(field, value, max_len, required=True)
 
 
@@ -172,7 +205,7 @@ def _id_number_columns(keys: Keys, data: dict[str, Any]) -> dict[str, Any]:
     """The sealed ID number, its hash and mask, and the birth date and gender it gives."""
     number, reason = idcard.validate_id_number(data["id_number"] or "")
     if number is None:
-        raise InvalidInput(f"id_number: {reason}")
+        raise _reason_error("id_number", reason)
     born, gender = idcard.birth_date_of(number), idcard.gender_of(number)
     for field, value in (("birth_date", born), ("gender", gender)):
         if data.get(field) not in (None, value):
@@ -195,7 +228,7 @@ def _phone_columns(keys: Keys, value: Any, column: str) -> dict[str, Any]:
         return {"phone_enc": None, "phone_hmac": None, "phone_masked": None}
     phone, reason = idcard.validate_phone(value)
     if phone is None:
-        raise InvalidInput(f"phone: {reason}")
+        raise _reason_error("phone", reason)
     return {
         "phone_enc": keys.seal(phone, column),
         "phone_hmac": keys.search_hash(phone, "phone"),
@@ -425,13 +458,13 @@ def list_residents(
     if id_number:
         number, reason = idcard.validate_id_number(id_number)
         if number is None:
-            raise InvalidInput(f"id_number: {reason}")
+            raise _reason_error("id_number", reason)
         where.append("r.id_number_hmac = :idh")
         params["idh"] = keys.search_hash(number, "id_number")
     if phone:
         number, reason = idcard.validate_phone(phone)
         if number is None:
-            raise InvalidInput(f"phone: {reason}")
+            raise _reason_error("phone", reason)
         where.append("r.phone_hmac = :ph")
         params["ph"] = keys.search_hash(number, "phone")
     if category:
@@ -504,7 +537,8 @@ def delete_resident(conn: Connection, user: Who, rid: int, version: int) -> None
         {"id": rid},
     )
     if leads:
-        raise Conflict("this resident leads an area: assign someone else first, then delete")
+        raise Conflict("this resident leads an area: assign someone else first, then delete",
+                       key="form.resident_leads")  # fmt: skip
     conn.execute(sa.text("DELETE FROM resident WHERE id = :id"), {"id": rid})
 
 
@@ -524,7 +558,8 @@ def _lock(conn: Connection, table: str, row_id: int, version: int, label: str) -
 
 def _write(conn: Connection, table: str, row_id: int, cols: dict[str, Any], user: Who) -> None:
     if not cols:
-        raise InvalidInput("nothing to change: send at least one field")
+        raise InvalidInput("nothing to change: send at least one field",
+                           key="form.nothing_to_change")  # fmt: skip
     sets = ", ".join(f"{k} = :{k}" for k in cols)
     conn.execute(
         sa.text(

@@ -96,7 +96,8 @@ def draw(
         raise NotFound(f"no grid {grid_id}")
     k = workers if workers is not None else max(1, len(grid_workers(conn, grid_id)))
     if not 1 <= k <= 50:
-        raise InvalidInput("a grid is split among 1 to 50 workers")
+        raise InvalidInput("a grid is split among 1 to 50 workers",
+                           key="patrol_refusal.workers_range")  # fmt: skip
     ids, split = split_grid(conn, grid_id, k, weights)
     conn.execute(sa.text("DELETE FROM patrol_area WHERE grid_id = :g"), {"g": grid_id})
     out = []
@@ -163,7 +164,8 @@ def assign(
         sa.text("SELECT role FROM app_user WHERE id = :u AND is_active"), {"u": worker_id}
     )
     if role != "grid_worker":
-        raise InvalidInput("patrol areas are assigned to active grid workers")
+        raise InvalidInput("patrol areas are assigned to active grid workers",
+                           key="patrol_refusal.not_grid_worker")  # fmt: skip
     conn.execute(
         sa.text(
             "UPDATE patrol_assignment SET ends_at = greatest(:now, starts_at) "
@@ -181,7 +183,8 @@ def assign(
                 {"a": area_id, "w": worker_id, "by": user.id, "now": now},
             ).one()
     except sa.exc.IntegrityError as err:
-        raise Conflict("someone assigned this area at the same time; reload") from err
+        raise Conflict("someone assigned this area at the same time; reload",
+                       key="patrol_refusal.assigned_meanwhile") from err  # fmt: skip
     return {"id": row.id, "area_id": area_id, "user_id": worker_id, "starts_at": row.starts_at}
 
 

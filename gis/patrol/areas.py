@@ -151,9 +151,11 @@ def split_area(
     """
     n = len(xy)
     if k < 1:
-        raise InvalidInput("a patrol split needs at least one worker")
+        raise InvalidInput("a patrol split needs at least one worker",
+                           key="patrol_refusal.no_worker")  # fmt: skip
     if n == 0:
-        raise InvalidInput("the grid has no buildings to patrol")
+        raise InvalidInput("the grid has no buildings to patrol",
+                           key="patrol_refusal.no_buildings")  # fmt: skip
     k = min(k, n)
     w = workload(households, walk_m, weights)
     labels = (

@@ -182,8 +182,8 @@ def change_status(
         raise Conflict(
             f"a {row.status} problem cannot become {to}; next: {allowed}",
             key="patrol.bad_transition",
-            status=row.status,
-            to=to,
+            status=f"@problems.status.{row.status}",  # the label, in the reader's language
+            to=f"@problems.status.{to}" if to in STATUSES else to,
         )
     sets = {"resolved": "resolved_by = :u", "in_progress": "resolved_by = NULL",
             "verified": "verified_by = :u"}.get(to, "")  # fmt: skip

@@ -88,7 +88,8 @@ def solve(matrix: np.ndarray, seconds: float = DEFAULT_SECONDS, seed: int = 1) -
     if n == 0 or matrix.shape != (n, n):
         raise InvalidInput("a tour needs a square distance matrix with the start in row 0")
     if not np.isfinite(matrix).all():
-        raise InvalidInput("some stops cannot be reached on the walk network")
+        raise InvalidInput("some stops cannot be reached on the walk network",
+                           key="patrol_refusal.unreachable")  # fmt: skip
     t0 = time.perf_counter()
     # up to 3 stops every order is the same tour (or its reverse)
     order = np.arange(n) if n <= 3 else _solve_vrp(matrix, seconds, seed)
@@ -114,7 +115,8 @@ def _solve_vrp(matrix: np.ndarray, seconds: float, seed: int) -> np.ndarray:
     # a client's idx is its index among the clients: location idx + 1 here (depot first)
     visits = [a.idx + 1 for a in routes[0].schedule() if a.is_client()] if routes else []
     if not result.is_feasible() or sorted(visits) != list(range(1, n)):
-        raise InvalidInput("the tour solver found no tour through every building")
+        raise InvalidInput("the tour solver found no tour through every building",
+                           key="patrol_refusal.no_tour")  # fmt: skip
     return np.array([0, *visits], dtype=np.int64)
 
 

@@ -56,7 +56,8 @@ OFFICE = sa.text(
 def _network(conn: Connection, area_id: int, epsg: int) -> Network:
     edges = conn.execute(NEAR_EDGES, {"a": area_id, "m": MARGIN_DEG}).all()
     if not edges:
-        raise InvalidInput("no walk network near this patrol area: import streets first")
+        raise InvalidInput("no walk network near this patrol area: import streets first",
+                           key="patrol_refusal.no_network")  # fmt: skip
     ids = sorted({r.source for r in edges} | {r.target for r in edges})
     nodes = conn.execute(NODES, {"ids": ids}).all()
     node_ids = np.array([r.id for r in nodes], dtype=np.int64)
@@ -79,7 +80,8 @@ def _start(conn: Connection, area_id: int, buildings: list, start_building_id: i
         for b in buildings:
             if b.id == start_building_id:
                 return "building", b.id, None, b.lon, b.lat
-        raise InvalidInput("the start must be a building of this patrol area")
+        raise InvalidInput("the start must be a building of this patrol area",
+                           key="patrol_refusal.start_not_in_area")  # fmt: skip
     office = conn.execute(
         OFFICE, {"a": area_id, "cat": OFFICE_CATEGORY, "within": OFFICE_WITHIN_M}
     ).first()
@@ -110,7 +112,8 @@ def area_tour(
     matrix, pred, row = T.stop_paths(graph, np.arange(len(xy)))
     ok = np.isfinite(matrix[0]) & np.isfinite(matrix[:, 0])
     if not ok[0]:
-        raise InvalidInput("the start is not on the walk network; choose another start")
+        raise InvalidInput("the start is not on the walk network; choose another start",
+                           key="patrol_refusal.start_off_network")  # fmt: skip
     keep = np.flatnonzero(ok)
     tour = T.solve(matrix[np.ix_(keep, keep)], seconds)
     order = keep[tour.order]

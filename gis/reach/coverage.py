@@ -25,7 +25,7 @@ def latest_run(conn: Connection, limit_min: float) -> tuple[Any, float]:
         sa.text("SELECT id, speed_m_per_min, categories FROM reach_run ORDER BY id DESC LIMIT 1")
     ).one_or_none()
     if run is None:
-        raise NotFound("no reach computed yet: run `gridatlas reach`")
+        raise NotFound("no reach computed yet: run `gridatlas reach`", key="reach_refusal.no_run")
     if not 1 <= limit_min <= 60:
         raise InvalidInput("limit must be between 1 and 60 minutes")
     return run, limit_min * run.speed_m_per_min

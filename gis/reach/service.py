@@ -299,7 +299,7 @@ def building_reach(conn: Connection, building_id: int) -> dict[str, Any]:
         )
         if not exists:
             raise NotFound(f"no building {building_id}")
-        raise NotFound("no reach computed yet: run `gridatlas reach`")
+        raise NotFound("no reach computed yet: run `gridatlas reach`", key="reach_refusal.no_run")
     zh, en = category_labels("zh"), category_labels("en")
     return {
         "building_id": building_id,

@@ -45,7 +45,10 @@ def test_map_page_draws_our_data_with_nothing_from_outside(
     browser, live_server, nanjing_engine, viewport
 ) -> None:
     context = browser.new_context(
-        viewport={"width": viewport[0], "height": viewport[1]}, has_touch=True, is_mobile=True
+        viewport={"width": viewport[0], "height": viewport[1]},
+        has_touch=True,
+        is_mobile=True,
+        locale="zh-CN",  # the page follows the browser's language: Chromium's is English
     )
     log_in_browser(context, live_server, *WEB_ADMIN)
     page = context.new_page()
@@ -99,7 +102,9 @@ def test_tapping_a_building_shows_its_card(browser, live_server, nanjing_engine)
                 "LIMIT 1) b"
             )
         ).one()
-    context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 1024, "height": 768}, has_touch=True, locale="zh-CN"
+    )
     log_in_browser(context, live_server, *WEB_ADMIN)
     page = context.new_page()
     page.goto(f"{live_server}/map", wait_until="networkidle")
