@@ -47,6 +47,20 @@ class Settings(BaseSettings):
     )
     session_hours: float = Field(12.0, description="how long a login token lasts")
     cookie_secure: bool = Field(False, description="mark the session cookie Secure (HTTPS)")
+    # `gridatlas serve` behind a reverse proxy (docs/operations.md): the public pages' rate
+    # limits key on the client's address, so a forwarded one is believed only from the
+    # proxies named here. Default: no proxy is trusted.
+    proxy_headers: bool = Field(
+        False, description="read X-Forwarded-For/-Proto from the proxies in forwarded_allow_ips"
+    )
+    forwarded_allow_ips: str = Field(
+        "", description="comma-separated addresses of trusted proxies (with proxy_headers)"
+    )
+    public_base_url: str = Field(
+        "",
+        description="the address residents open (QR codes of survey sheets), e.g. "
+        "https://grid.example.gov.cn; unset: the address of the staff member's request",
+    )
     # Basemap under our layers (api/basemap.py, layers/basemap.py). "none" draws only our
     # own streets and buildings and works offline; the others load raster tiles from the
     # named hosts, which the Content-Security-Policy then allows in img-src (nothing else).

@@ -1,7 +1,8 @@
 """Public pages, no login: the residents' survey and problem report behind a stairwell QR
 code, and the affairs disclosure board. They reach the database through the narrow
 SECURITY DEFINER functions of migration 0012 only (``gis.reports.voice``,
-``gis.reports.board``); nothing personal is asked, stored or shown.
+``gis.reports.board``); nothing personal is asked or shown (a problem's free text is
+filtered for phone and ID numbers, see ``gis.reports.voice``).
 
 A refused answer (a used code, a wrong one, too many tries) is answered without raising, so
 that the attempt itself is committed: the rate limits count it.
@@ -9,6 +10,7 @@ that the attempt itself is committed: the rate limits count it.
 
 from __future__ import annotations
 
+import ipaddress
 from html import escape
 from typing import Annotated, Any
 
@@ -36,6 +38,8 @@ STATUS_HTTP = {
     "rate_limited": 429,
     "no_sheet": 404,
     "closed": 409,
+    "sheet_closed": 409,
+    "bad_text": 422,
     "bad_scores": 422,
     "bad_code": 422,
     "used": 409,
@@ -53,7 +57,20 @@ class Report(BaseModel):
 
 
 def _addr(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The key of the client's address for the rate limits: an IPv4 address as it is, an
+    IPv6 one by its /64 (one household's or one host's network: changing addresses inside
+    it is free). Behind a proxy the address is the proxy's unless the proxy is trusted
+    (settings ``proxy_headers`` and ``forwarded_allow_ips``, docs/operations.md)."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _status(request: Request, status: str) -> JSONResponse:
@@ -115,6 +132,15 @@ def survey_page(token: Token, request: Request, conn: Conn) -> HTMLResponse:
         if s["is_open"]
         else f'<p class="ga-card">{tx("voice.not_open")}</p>'
     )
+    report = (
+        f'<p class="ga-card" id="ga-sheet-over">{tx("voice.sheet_over")}</p>'
+        if s["is_over"]
+        else f'<form id="ga-problem" class="ga-card"><h2>{tx("voice.problem")}</h2>'
+        f'<label>{tx("voice.problem_kind")}<select name="category">{cats}</select></label>'
+        f'<label>{tx("voice.problem_text")}<textarea name="description" maxlength="500" '
+        'rows="4" required></textarea></label>'
+        f'<button type="submit">{tx("voice.problem_submit")}</button></form>'
+    )
     html = (
         f'<!DOCTYPE html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head>'
         '<meta charset="utf-8"><meta name="viewport" content="width=device-width, '
@@ -128,12 +154,7 @@ def survey_page(token: Token, request: Request, conn: Conn) -> HTMLResponse:
         f'<p class="ga-hint">{tx("voice.round")}: {escape(s["round_label"])} · '
         f"{tx('voice.closes')} {escape(s['closes_at'][:10])}. {tx('voice.intro')}</p>"
         f'<div id="ga-public-notice" class="ga-public-notice" role="status" hidden></div>'
-        f"{survey}"
-        f'<form id="ga-problem" class="ga-card"><h2>{tx("voice.problem")}</h2>'
-        f'<label>{tx("voice.problem_kind")}<select name="category">{cats}</select></label>'
-        f'<label>{tx("voice.problem_text")}<textarea name="description" maxlength="500" '
-        'rows="4" required></textarea></label>'
-        f'<button type="submit">{tx("voice.problem_submit")}</button></form>'
+        f"{survey}{report}"
         '<script src="/static/app/reports_public.js"></script></body></html>'
     )
     return HTMLResponse(html)

@@ -105,7 +105,8 @@ def post_sheet(round_id: Id, body: NewSheet, user: User, conn: Conn) -> dict[str
 
 
 def public_url(request: Request, token: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/v/{token}"
+    base = request.app.state.settings.public_base_url or str(request.base_url)
+    return voice.public_url(base, token)
 
 
 @router.get(
@@ -143,7 +144,13 @@ def sheet_page(sheet_id: Id, request: Request, user: PageUser, conn: Conn) -> HT
         f"<p>{tx('voice.round')}: {escape(s['round_label'])} · {tx('voice.closes')} "
         f"{escape(s['closes_at'][:10])}</p>"
         f'<div class="ga-qr" id="ga-qr">{voice.qr_svg(url)}</div>'
-        f'<p class="ga-sheet-url">{escape(url)}</p><p>{tx("voice.sheet_scan")}</p>'
+        + (
+            f'<p class="ga-sheet-warn" id="ga-sheet-warn">'
+            f"{escape(i18n.t('voice.sheet_private_url', lang, url=url))}</p>"
+            if voice.is_local_url(url)
+            else ""
+        )
+        + f'<p class="ga-sheet-url">{escape(url)}</p><p>{tx("voice.sheet_scan")}</p>'
         f'<ol class="ga-slips">{slips}</ol></body></html>'
     )
     return HTMLResponse(html)

@@ -92,10 +92,14 @@ def board(conn: Connection, community_id: int, now: dt.datetime) -> dict[str, An
     p = conn.execute(sa.text(PROFILE), {"cid": community_id, "year_tags": []}).first()
     if p is None:
         raise NotFound(f"no community {community_id}", key="board.no_community", id=community_id)
-    since = now - dt.timedelta(days=WINDOW_DAYS)
+    # the counts are a snapshot at the start of the day (the function holds it to today's
+    # at the latest), so that nobody can watch their own reports move them
+    asof = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    since = asof - dt.timedelta(days=WINDOW_DAYS)
     counts = {c: dict.fromkeys(COLUMNS, 0) for c in CATEGORIES}
     for r in conn.execute(
-        sa.text("SELECT * FROM ga_public_problem_counts(:c, :s)"), {"c": community_id, "s": since}
+        sa.text("SELECT * FROM ga_public_problem_counts(:c, :s, :a)"),
+        {"c": community_id, "s": since, "a": asof},
     ):
         counts[r.category] = {
             "opened": int(r.opened),
@@ -113,7 +117,7 @@ def board(conn: Connection, community_id: int, now: dt.datetime) -> dict[str, An
 
     return {
         "community": {"id": int(p.id), "code": p.code, "name": p.name},
-        "at": now.isoformat(),
+        "at": asof.isoformat(),
         "profile": {
             "households": {
                 "value": small(int(p.households)),

@@ -55,6 +55,9 @@ OPEN_PROBLEMS = f"""
              AS prominent
       FROM problem p JOIN building b ON b.id = p.building_id
      WHERE b.community_id = :cid AND p.status <> 'closed'
+       -- an anonymous resident's report counts once staff have taken it on
+       AND (p.status <> 'reported'
+            OR NOT EXISTS (SELECT 1 FROM resident_problem rp WHERE rp.problem_id = p.id))
      GROUP BY p.category
 """
 

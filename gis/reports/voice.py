@@ -4,19 +4,25 @@ Staff open a round and print one sheet per building: a QR code (the sheet's ``to
 one code per dwelling on tear-off slips. A resident scans the code, opens the public page
 (no login) and either answers the short survey (four scores 1–5, once per code) or reports
 a problem, which becomes a problem of ``gis.patrol.problems`` (reported by the locked
-account ``residents-qr``, listed in ``resident_problem``). Nothing personal is asked or
-stored: no name, no phone, no room; the client's address only as a keyed hash for the rate
-limits, kept a day. The public side goes through the SECURITY DEFINER functions of
-migration 0012 (``ga_public_*``); the app's role has no write on answers or problems there.
+account ``residents-qr``, listed in ``resident_problem``). Nothing personal is asked: no
+name, no phone, no room; the client's address is kept only as a keyed hash for the rate
+limits, a day. A problem's free text is what a resident writes: phone and ID-card numbers
+are refused (also when spaced, dashed or full-width), HTML too, but a name or a flat
+written in words cannot be told from a description and may be stored. The public side goes
+through the SECURITY DEFINER functions of migration 0012 (``ga_public_*``); the app's role
+has no write on answers or problems there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import ipaddress
 import re
 import secrets
+import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
 import segno
 import sqlalchemy as sa
@@ -37,9 +43,21 @@ MAX_CODES_PER_SHEET = 2000
 _CODE = re.compile(r"^[A-HJ-NP-Z2-9]{8}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _HTML = re.compile(r"[<>]|&[#a-zA-Z0-9]+;")
-# personal data a resident might type: a mobile number, an ID card number
+# personal data a resident might type: a mobile number, an ID card number (matched once
+# the separators people put between digits are taken out: 139 1234 5678, 139-1234-5678)
 _PERSONAL = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)|(?<![0-9])\d{17}[\dXx](?![0-9Xx])")
-STATUSES = ("ok", "rate_limited", "no_sheet", "closed", "bad_scores", "bad_code", "used")
+_DIGIT_GAP = re.compile(r"(?<=\d)[\s\-.·・‧]+(?=[\dXx])")
+STATUSES = (
+    "ok",
+    "rate_limited",
+    "no_sheet",
+    "closed",
+    "sheet_closed",
+    "bad_text",
+    "bad_scores",
+    "bad_code",
+    "used",
+)
 SHEET_HOUSEHOLDS = (
     f"WITH bh AS ({profiles.BUILDING_HOUSEHOLDS} WHERE b.id = :b) SELECT households FROM bh"
 )
@@ -167,6 +185,25 @@ def sheet(conn: Connection, user: Who, sheet_id: int) -> dict[str, Any]:
     }
 
 
+def public_url(base_url: str, token: str) -> str:
+    """The address a sheet's QR code opens: ``base_url`` (the setting ``public_base_url``
+    when set, else the staff member's request) with ``/v/{token}``."""
+    return f"{base_url.rstrip('/')}/v/{check_token(token)}"
+
+
+def is_local_url(url: str) -> bool:
+    """True when ``url``'s host is a loopback, private or link-local address, or a name
+    such as ``localhost``: residents' phones will probably not reach it."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("", "localhost") or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host  # a bare name (testserver, a machine's name) is local
+    return ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified
+
+
 def qr_svg(url: str) -> str:
     """The QR code of ``url`` as an SVG document (segno; error correction M)."""
     out = io.BytesIO()
@@ -196,13 +233,15 @@ def public_sheet(conn: Connection, token: str) -> dict[str, Any]:
     ).first()
     if row is None:
         raise NotFound("no such sheet", key="voice.no_sheet")
+    now = _db_now(conn)
     return {
         "round_label": row.round_label,
         "opens_at": row.opens_at.isoformat(),
         "closes_at": row.closes_at.isoformat(),
         "building_name": row.building_name,
         "community_name": row.community_name,
-        "is_open": row.opens_at <= _db_now(conn) < row.closes_at,
+        "is_open": row.opens_at <= now < row.closes_at,
+        "is_over": now >= row.closes_at,
     }
 
 
@@ -211,11 +250,17 @@ def _db_now(conn: Connection) -> dt.datetime:
 
 
 def clean_public_text(value: Any) -> str:
-    """A resident's free text: plain, short, without HTML and without personal numbers."""
+    """A resident's free text: plain, short, without HTML and without personal numbers.
+
+    NFKC first (full-width digits and ＜ ＞ become ASCII), and the text kept is the
+    normalised one; numbers are matched with the spaces, dashes and dots between their digits
+    taken out."""
+    if isinstance(value, str):
+        value = unicodedata.normalize("NFKC", value)
     text = clean_text("description", value, MAX_DESCRIPTION, required=True) or ""
     if _HTML.search(text):
         raise InvalidInput("the text may not contain < > or HTML entities", key="voice.no_html")
-    if _PERSONAL.search(text):
+    if _PERSONAL.search(_DIGIT_GAP.sub("", text)):
         raise InvalidInput(
             "do not write phone or ID numbers: the report is anonymous", key="voice.no_personal"
         )

@@ -115,6 +115,33 @@ def test_survey_and_board_without_login(browser, served) -> None:
     assert "/login" not in page.url
     assert page.locator(".leaflet-container").count() == 1
     assert "OpenStreetMap" in page.locator(".leaflet-control-attribution").inner_text()
+    # the board is a snapshot at the start of the day and a resident's report counts once
+    # staff have accepted it: the report just sent is not on it
+    lift = page.locator("#ga-board-problems tr[data-category=lift] td").all_inner_texts()
+    assert lift[:3] == ["0", "0", "0"]
+    # accepted two days ago: now it is
+    eng = sa.create_engine(url, poolclass=sa.NullPool)
+    with eng.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE problem SET status = 'accepted', reported_at = reported_at - interval "
+                "'2 days' WHERE id IN (SELECT problem_id FROM resident_problem)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE problem_event SET at = at - interval '2 days' WHERE problem_id IN "
+                "(SELECT problem_id FROM resident_problem)"
+            )
+        )
+        conn.execute(sa.text(
+            "INSERT INTO problem_event (problem_id, user_id, at, from_status, to_status) "
+            "SELECT rp.problem_id, u.id, now() - interval '2 days' + interval '1 minute', "
+            "'reported', 'accepted' FROM resident_problem rp, app_user u "
+            "WHERE u.username = 'worker_a1'"))  # fmt: skip
+    eng.dispose()
+    page.goto(f"{base}/board/{cid}")
+    page.locator("#ga-board").wait_for()
     # one lift problem: a small count, withheld with its column's total
     lift = page.locator("#ga-board-problems tr[data-category=lift] td").all_inner_texts()
     assert lift[0] == "不公开" and lift[2] == "不公开"

@@ -47,7 +47,11 @@ TABLES = (
 ADDR_ANSWERS = (30, 10)
 CODE_TRIES = (5, 10)
 ADDR_PROBLEMS = (5, 60)
-SHEET_PROBLEMS = (20, 1440)
+SHEET_ADDR_PROBLEMS = (20, 1440)  # one address on one sheet: a day's reports
+SHEET_PROBLEMS = (300, 1440)  # everyone on one sheet: only against a flood
+MAX_TEXT = 500
+# what the app refuses too (gis.reports.voice): checked again here, not trusted
+HTML_RE = "[<>]|&[#a-zA-Z0-9]+;"
 # the client's address is never stored: a keyed hash of it, kept a day
 ADDR_KEY = (
     "encode(hmac(convert_to(coalesce(addr, ''), 'UTF8'), coalesce((SELECT value FROM ga_secret "
@@ -188,6 +192,10 @@ def _functions() -> None:
           s record;
           k record;
         BEGIN
+          -- parallel requests of one address (or one code) wait for each other here, so
+          -- that none of them slips past the count below
+          PERFORM pg_advisory_xact_lock(hashtext({addr}));
+          PERFORM pg_advisory_xact_lock(hashtext({code_key}));
           DELETE FROM public_throttle WHERE at < now() - interval '1 day';
           IF {_throttled(addr, ADDR_ANSWERS)} OR {_throttled(code_key, CODE_TRIES)} THEN
             RETURN 'rate_limited';
@@ -223,6 +231,7 @@ def _functions() -> None:
         """
     )
     sheet_key = "'sheet:' || tok"
+    sheet_addr = "'sheet:' || tok || ':' || " + ADDR_KEY
     op.execute(
         f"""
         CREATE FUNCTION ga_public_problem(tok text, addr text, cat text, descr text)
@@ -233,16 +242,28 @@ def _functions() -> None:
           uid bigint := (SELECT id FROM app_user WHERE username = '{RESIDENTS_ACCOUNT}');
           pid bigint;
         BEGIN
+          PERFORM pg_advisory_xact_lock(hashtext({addr}));
+          PERFORM pg_advisory_xact_lock(hashtext({sheet_key}));
           DELETE FROM public_throttle WHERE at < now() - interval '1 day';
-          IF {_throttled(addr, ADDR_PROBLEMS)} OR {_throttled(sheet_key, SHEET_PROBLEMS)} THEN
+          IF {_throttled(addr, ADDR_PROBLEMS)} OR {_throttled(sheet_addr, SHEET_ADDR_PROBLEMS)}
+             OR {_throttled(sheet_key, SHEET_PROBLEMS)} THEN
             RETURN QUERY SELECT 'rate_limited'::text, NULL::bigint;
             RETURN;
           END IF;
-          INSERT INTO public_throttle (key) VALUES ({addr}), ({sheet_key});
+          INSERT INTO public_throttle (key) VALUES ({addr}), ({sheet_addr}), ({sheet_key});
+          IF descr IS NULL OR length(btrim(descr)) = 0 OR length(descr) > {MAX_TEXT}
+             OR descr ~ '{HTML_RE}' THEN
+            RETURN QUERY SELECT 'bad_text'::text, NULL::bigint;
+            RETURN;
+          END IF;
           SELECT sh.id, sh.building_id, r.closes_at INTO s
             FROM survey_sheet sh JOIN survey_round r ON r.id = sh.round_id WHERE sh.token = tok;
           IF NOT FOUND THEN
             RETURN QUERY SELECT 'no_sheet'::text, NULL::bigint;
+            RETURN;
+          END IF;
+          IF now() >= s.closes_at THEN
+            RETURN QUERY SELECT 'sheet_closed'::text, NULL::bigint;
             RETURN;
           END IF;
           INSERT INTO problem (building_id, category, description, handling, reported_by,
@@ -257,20 +278,40 @@ def _functions() -> None:
         END $$
         """
     )
-    # the disclosure board: problems of a community by category, counts only
+    # the disclosure board: problems of a community by category, counts only, as of the
+    # start of a day (``asof``, never later than today's): a snapshot, so that nobody can
+    # watch their own reports move it. A resident's report counts once staff have taken it
+    # on (an event to a status beyond ``reported`` before ``asof``): unchecked anonymous
+    # reports would let anyone add to a withheld count and read it back.
     op.execute(
         f"""
-        CREATE FUNCTION ga_public_problem_counts(cid bigint, since timestamptz)
+        CREATE FUNCTION ga_public_problem_counts(cid bigint, since timestamptz, asof timestamptz)
         RETURNS TABLE (category text, opened bigint, closed bigint, open_now bigint)
         LANGUAGE sql STABLE {DEFINER} AS $$
+          WITH cut AS (SELECT least(asof, date_trunc('day', now())) AS at),
+          p AS (
+            -- the status at the cut: the last event before it (a problem written without
+            -- events, by an import, has its status as it is)
+            SELECT p.id, p.category, p.reported_at,
+                   CASE WHEN EXISTS (SELECT 1 FROM problem_event e WHERE e.problem_id = p.id)
+                        THEN coalesce((SELECT e.to_status FROM problem_event e
+                                        WHERE e.problem_id = p.id AND e.at < cut.at
+                                        ORDER BY e.at DESC, e.id DESC LIMIT 1), 'reported')
+                        ELSE p.status END AS status_then,
+                   EXISTS (SELECT 1 FROM resident_problem rp WHERE rp.problem_id = p.id)
+                     AS by_resident,
+                   EXISTS (SELECT 1 FROM problem_event e WHERE e.problem_id = p.id
+                              AND e.to_status = 'closed' AND e.at >= since
+                              AND e.at < cut.at) AS closed_in_window
+              FROM problem p JOIN building b ON b.id = p.building_id, cut
+             WHERE b.community_id = cid AND p.reported_at < cut.at
+          )
           SELECT p.category,
                  count(*) FILTER (WHERE p.reported_at >= since),
-                 count(*) FILTER (WHERE p.status = 'closed' AND EXISTS (
-                   SELECT 1 FROM problem_event e WHERE e.problem_id = p.id
-                      AND e.to_status = 'closed' AND e.at >= since)),
-                 count(*) FILTER (WHERE p.status <> 'closed')
-            FROM problem p JOIN building b ON b.id = p.building_id
-           WHERE b.community_id = cid
+                 count(*) FILTER (WHERE p.closed_in_window AND p.status_then = 'closed'),
+                 count(*) FILTER (WHERE p.status_then <> 'closed')
+            FROM p
+           WHERE NOT p.by_resident OR p.status_then <> 'reported'
            GROUP BY p.category
         $$
         """
@@ -303,7 +344,7 @@ def _rights() -> None:
         "ga_public_sheet(text)",
         "ga_public_answer(text, text, text, smallint[])",
         "ga_public_problem(text, text, text, text)",
-        "ga_public_problem_counts(bigint, timestamptz)",
+        "ga_public_problem_counts(bigint, timestamptz, timestamptz)",
     ):
         op.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
         op.execute(f"GRANT EXECUTE ON FUNCTION {fn} TO {APP_ROLE}")
@@ -320,7 +361,7 @@ def downgrade() -> None:
         "ga_public_sheet(text)",
         "ga_public_answer(text, text, text, smallint[])",
         "ga_public_problem(text, text, text, text)",
-        "ga_public_problem_counts(bigint, timestamptz)",
+        "ga_public_problem_counts(bigint, timestamptz, timestamptz)",
     ):
         op.execute(f"DROP FUNCTION IF EXISTS {fn}")
     op.execute(

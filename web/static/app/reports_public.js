@@ -42,10 +42,12 @@
     });
   }
   var problem = document.getElementById("ga-problem");
-  problem.addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    send(problem, "/api/public/sheets/" + encodeURIComponent(token) + "/problem",
-         {category: problem.querySelector("select").value,
-          description: problem.querySelector("textarea").value});
-  });
+  if (problem) {  // not on a sheet whose round is over
+    problem.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      send(problem, "/api/public/sheets/" + encodeURIComponent(token) + "/problem",
+           {category: problem.querySelector("select").value,
+            description: problem.querySelector("textarea").value});
+    });
+  }
 })();
