@@ -36,12 +36,17 @@ SATISFACTION = """
       FROM survey_answer a JOIN building b ON b.id = a.building_id
      WHERE a.round_id = :round AND b.community_id = :cid
 """
+# An anonymous resident's report counts once staff have taken it on (as in the gates): a
+# flood of reports by QR code cannot pull a committee's response score down by itself.
+ACCEPTED = """(p.status <> 'reported'
+            OR NOT EXISTS (SELECT 1 FROM resident_problem rp WHERE rp.problem_id = p.id))"""
 RESPONSE = f"""
     SELECT count(*) AS reported,
            count(*) FILTER (WHERE p.status = 'closed') AS closed,
            count(*) FILTER (WHERE {overdue_sql(":now")}) AS overdue
       FROM problem p JOIN building b ON b.id = p.building_id
      WHERE b.community_id = :cid AND p.reported_at >= :since AND p.reported_at <= :now
+       AND {ACCEPTED}
 """
 LEDGERS = """
     SELECT count(*) AS buildings,
@@ -55,9 +60,7 @@ OPEN_PROBLEMS = f"""
              AS prominent
       FROM problem p JOIN building b ON b.id = p.building_id
      WHERE b.community_id = :cid AND p.status <> 'closed'
-       -- an anonymous resident's report counts once staff have taken it on
-       AND (p.status <> 'reported'
-            OR NOT EXISTS (SELECT 1 FROM resident_problem rp WHERE rp.problem_id = p.id))
+       AND {ACCEPTED}
      GROUP BY p.category
 """
 

@@ -181,6 +181,25 @@ def test_an_anonymous_report_trips_a_gate_only_once_accepted(fixed) -> None:
     assert "no_public_safety_problem" in api.get("staff_a", url).json()["failed_gates"]
 
 
+def test_anonymous_reports_move_the_response_score_only_once_accepted(fixed) -> None:
+    api, info, eng = fixed
+    url = f"/api/reports/communities/{info.community_a}/rating"
+
+    def reported() -> int:
+        response = api.get("staff_a", url).json()["indicators"]["urgent_response"]
+        return response["detail"]["reported"]
+
+    before = reported()
+    s = _sheets(api, info, 1)[0]
+    for text in ("车乱停", "楼道堆物", "路灯坏了"):
+        assert _report(_public(api), s["token"], "parking", text).status_code == 201
+    assert reported() == before  # a flood of QR reports alone changes nothing
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE problem SET status = 'accepted' WHERE id IN "
+                             "(SELECT problem_id FROM resident_problem)"))  # fmt: skip
+    assert reported() == before + 3
+
+
 def test_the_functions_check_the_text_themselves(fixed) -> None:
     api, info, eng = fixed
     s = _sheets(api, info, 1)[0]
