@@ -11,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pandas.errors import DatabaseError as PandasDatabaseError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis import errors, i18n
 
@@ -121,9 +122,29 @@ def _install_validation(app: FastAPI) -> None:
         )
 
 
+def _install_fallbacks(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own answers (no such path, method not allowed): in the user's
+        # language, and a page for a person, never {"detail": "Not Found"}.
+        names = {404: "NotFound", 405: "MethodNotAllowed", 401: "NotAuthenticated",
+                 403: "Forbidden"}  # fmt: skip
+        error = names.get(err.status_code, "GridAtlasError")
+        headers = getattr(err, "headers", None)
+        return _answer(request, err.status_code, error, str(err.detail), headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception) -> JSONResponse:
+        # A defect of ours: logged with its traceback; the person sees one sentence in their
+        # language (the request's transaction was rolled back, nothing half-written).
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=err)
+        return _answer(request, 500, "Internal", "an unexpected error; it has been logged")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     _install_validation(app)
+    _install_fallbacks(app)
 
     @app.exception_handler(errors.GridAtlasError)
     async def _domain_error(request: Request, err: errors.GridAtlasError) -> JSONResponse:

@@ -132,7 +132,8 @@ def _panel(tx: dict[str, str], stats: str, note: str | None) -> str:
         '<div class="gd-results" id="gd-results" role="status" aria-live="polite"></div>'
         '<section class="gd-card" id="ga-card" hidden aria-live="polite"></section>'
         f'<section class="gd-today" id="ga-today"><h2>{escape(tx["today"])}</h2>'
-        f"<p>{escape(tx['today_soon'])}</p></section>"
+        f"<p>{escape(tx['today_soon'])}</p>"
+        f'<a class="gd-today-go" href="/app/patrol">{escape(tx["today_open"])}</a></section>'
         "</aside>"
     )
 

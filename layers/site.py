@@ -15,7 +15,11 @@ from layers.furniture import LocateMe, MetricScale
 from layers.page import Fragment, Map
 
 STREET_COLOUR = "#4a6fa5"
-OSM_CREDIT = '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+# The data's licence asks for both: the credit and the licence's name (ODbL).
+OSM_CREDIT = (
+    '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors, '
+    '<a href="https://opendatacommons.org/licenses/odbl/">ODbL</a>'
+)
 STREET_WEIGHT = {
     "primary": 5,
     "secondary": 4,

@@ -32,6 +32,9 @@ from layers.board import board_map
 
 router = APIRouter(tags=["public"])
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+# The page a resident opens: a mistyped or cut link gets the page's own "no such sheet",
+# not a request error naming a field (gis.reports.voice.check_token checks the form).
+PageToken = Annotated[str, Path(max_length=200)]
 CommunityId = Annotated[int, Path(ge=1, le=2**62)]
 STATUS_HTTP = {
     "ok": 201,
@@ -103,7 +106,7 @@ def post_problem(token: Token, body: Report, request: Request, conn: Conn) -> JS
 
 
 @router.get("/v/{token}", response_class=HTMLResponse, include_in_schema=False)
-def survey_page(token: Token, request: Request, conn: Conn) -> HTMLResponse:
+def survey_page(token: PageToken, request: Request, conn: Conn) -> HTMLResponse:
     """The page a stairwell QR code opens: the survey and the problem report."""
     s = voice.public_sheet(conn, token)
     lang = request_lang(request)

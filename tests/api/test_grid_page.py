@@ -56,7 +56,8 @@ def test_a_grid_worker_gets_their_grid_and_nothing_else(api) -> None:
     # the furniture: metric-only scale, locate-me from our own vendor folder, the credit
     assert "L.control.scale({imperial: false" in html and "imperial: true" not in html
     assert "/static/vendor/locatecontrol/dist/L.Control.Locate.min.js" in html
-    assert "ODbL" in html and 'id="ga-today"' in html and "今日巡查（即将上线）" in html
+    assert "ODbL" in html and 'id="ga-today"' in html
+    assert "打开巡查页面" in html and 'href="/app/patrol"' in html  # today's work: the patrol page
     assert "/static/app/grid.js" in html and "leaflet-tooltip" not in html
     assert client.client.get("/static/vendor/locatecontrol/dist/L.Control.Locate.min.js").is_success
 

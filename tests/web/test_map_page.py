@@ -77,7 +77,7 @@ def test_map_page_draws_our_data_with_nothing_from_outside(
             )
         ).one()
     assert (counts["buildings"], counts["streets"], counts["facilities"]) == tuple(expected)
-    assert "OpenStreetMap contributors" in page.inner_text(".leaflet-control-attribution")
+    assert "OpenStreetMap contributors, ODbL" in page.inner_text(".leaflet-control-attribution")
     bar = page.locator("#ga-bar")
     assert "网格地图" in bar.inner_text()
     box = bar.bounding_box()

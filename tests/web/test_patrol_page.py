@@ -511,8 +511,8 @@ def test_logout_discards_unsent_records_only_when_told_twice(
     grid.wait_for_load_state("networkidle")
     grid.locator("#ga-logout").tap()
     grid.wait_for_selector("#ga-outbox-discard")
-    assert "3 records on this tablet are not sent" in grid.inner_text("#ga-outbox-text")
-    assert grid.inner_text("#ga-outbox-discard") == "Discard these 3 records and log out"
+    assert "not yet sent to the server: 3" in grid.inner_text("#ga-outbox-text")
+    assert grid.inner_text("#ga-outbox-discard") == "Discard the unsent records (3) and log out"
     grid.locator("#ga-outbox-discard").tap()
     assert "deleted for good" in grid.inner_text("#ga-outbox-text")  # a second, explicit step
     assert grid.url == f"{site.base}/app/grid"

@@ -168,7 +168,7 @@ def test_planner_sees_only_community_a(browser, site, viewport) -> None:
     assert " m" in v.page.inner_text(".leaflet-control-scale-line") or "km" in v.page.inner_text(
         ".leaflet-control-scale-line"
     )
-    assert "OpenStreetMap contributors" in v.page.inner_text(".leaflet-control-attribution")
+    assert "OpenStreetMap contributors, ODbL" in v.page.inner_text(".leaflet-control-attribution")
     small = v.page.evaluate(
         """() => [...document.querySelectorAll('#ga-reach-panel button, #ga-reach-panel select,'
           + ' .leaflet-control-layers-toggle, .leaflet-control-zoom a, .ga-fac')]

@@ -117,7 +117,8 @@
   // cookie and reloads): read the page again instead of showing the old language.
   function isOtherLanguage() {
     const chosen = /(?:^|;\s*)ga_lang=(zh|en)\b/.exec(document.cookie);
-    return Boolean(chosen && chosen[1] !== document.documentElement.lang);
+    const shown = (document.documentElement.lang || "zh").split("-")[0]; // "zh-CN" is zh
+    return Boolean(chosen && chosen[1] !== shown);
   }
 
   async function start() {
