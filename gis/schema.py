@@ -680,7 +680,26 @@ problem_photo = sa.Table(
     sa.Index("problem_photo_problem_idx", "problem_id"),
 )
 
+# --- 0010: building parts (a tower divided by floors, each part a unit) ---------------------
 
+building_part = sa.Table(
+    "building_part",
+    metadata,
+    _id(),
+    sa.Column("building_id", sa.BigInteger, _fk("building", "CASCADE"), nullable=False),
+    sa.Column("part_no", sa.Integer, nullable=False),
+    sa.Column("unit_id", sa.BigInteger, _fk("unit", "SET NULL")),
+    sa.Column("households", sa.Integer, nullable=False),
+    sa.Column("floor_min", sa.Integer, nullable=False),
+    sa.Column("floor_max", sa.Integer, nullable=False),
+    sa.Column("entrance", sa.Text),
+    sa.Column("rooms", ARRAY(sa.Text), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.UniqueConstraint("building_id", "part_no", name="building_part_building_id_part_no_key"),
+    sa.Index("building_part_unit_id_idx", "unit_id"),
+)
+
+# 0012: residents' voice and ratings (issue 15). Answers carry scores only, never a person.
 survey_round = sa.Table(
     "survey_round",
     metadata,

@@ -14,8 +14,9 @@ from layers.furniture import LocateMe, MetricScale, json_for_script
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution, streets_layer
 
-# The texts of the moves, in both languages: the page's script picks the user's (GA.lang).
-MOVE_TEXTS = "leaders.groups_"
+# The page's texts (gis/messages/groups.toml), in the user's language; its script gets them
+# too (the JSON block ga-groups-texts).
+TEXTS = "groups."
 
 BAND_COLOURS = {
     "in_band": "#41ab5d",  # within the band of the run (80–120 households by default)
@@ -27,52 +28,55 @@ BAND_COLOURS = {
 DEFAULT_BAND = (80, 120)  # when the groups carry no band of their own
 
 
-def band_labels(band: tuple[float, float] | None) -> dict[str, str]:
-    """The legend's labels for the band of the run that drew the groups."""
+def band_labels(band: tuple[float, float] | None, lang: str = i18n.DEFAULT_LANG) -> dict[str, str]:
+    """The legend's labels for the band of the run that drew the groups, in ``lang``."""
     lo, hi = band or DEFAULT_BAND
-    return {
-        "in_band": f"{lo:g}–{hi:g} 户",
-        "small": f"少于 {lo:g} 户",
-        "large": f"多于 {hi:g} 户",
-        "oversize": "单栋超大（已标记）",
-        "no_households": "无住户",
-    }
+    keys = {"in_band": "band_in", "small": "band_small", "large": "band_large",
+            "oversize": "band_oversize", "no_households": "band_none"}  # fmt: skip
+    return {k: i18n.t(TEXTS + key, lang, lo=f"{lo:g}", hi=f"{hi:g}") for k, key in keys.items()}
 
 
-def _groups_layer(groups: gpd.GeoDataFrame) -> folium.GeoJson:
+def _groups_layer(groups: gpd.GeoDataFrame, lang: str) -> folium.GeoJson:
     g = groups.copy()
     # Tooltips insert property values as HTML: codes come from imported files and edits.
     for col in ("community", "code", "grid"):
         g[col] = g[col].fillna("").astype(str).map(escape)
-    g["locked"] = g["is_locked"].map({True: "已锁定", False: "未锁定"})
+    g["is_locked"] = g["is_locked"].astype(bool)
+    g["locked"] = g["is_locked"].map(
+        {True: i18n.t(TEXTS + "locked", lang), False: i18n.t(TEXTS + "unlocked", lang)}
+    )
+    columns = ("community", "group", "households", "grid", "locked")
     return folium.GeoJson(
-        g.drop(columns=["flags", "is_locked"]),
-        name="居民小组 Residents' groups",
+        g.drop(columns=["flags"]),
+        name=i18n.t(TEXTS + "layer_groups", lang),
         style_function=lambda f: {
             "fillColor": BAND_COLOURS[f["properties"]["band"]],
-            "color": "#222" if f["properties"]["locked"] == "已锁定" else "#555",
-            "weight": 3 if f["properties"]["locked"] == "已锁定" else 1,
+            "color": "#222" if f["properties"]["is_locked"] else "#555",
+            "weight": 3 if f["properties"]["is_locked"] else 1,
             "fillOpacity": 0.35,
         },
         tooltip=folium.GeoJsonTooltip(
             fields=["community", "code", "households", "grid", "locked"],
-            aliases=["社区", "小组", "户数", "网格", "锁定"],
+            aliases=[escape(i18n.t(f"{TEXTS}col_{c}", lang)) for c in columns],
         ),
     )
 
 
-def _buildings_layer(buildings: gpd.GeoDataFrame) -> folium.GeoJson:
+def _buildings_layer(buildings: gpd.GeoDataFrame, lang: str) -> folium.GeoJson:
     b = buildings.copy()
-    for col in ("name", "unit", "cluster", "grp"):
-        b[col] = b[col].fillna("").astype(str).map(escape)
+    for col in ("name", "unit", "cluster", "grp", "parts"):
+        if col in b:
+            b[col] = b[col].fillna("").astype(str).map(escape)
     return folium.GeoJson(
         b,
-        name="楼栋 Buildings",
+        name=i18n.t(TEXTS + "layer_buildings", lang),
         style_function=lambda f: {
             "fillColor": "#636363",
             "color": "#252525",
             "weight": 0.8,
             "fillOpacity": 0.55,
+            # divided by floors among groups (parts, gis/delineate/parts.py): dashed
+            **({"dashArray": "4 3"} if f["properties"].get("parts") else {}),
         },
         # no tooltip: a tap opens the building's card (one card per tap)
     )
@@ -83,26 +87,38 @@ def groups_map(
     buildings: gpd.GeoDataFrame,
     edges: gpd.GeoDataFrame,
     *,
-    title: str,
+    community: str | None = None,
+    lang: str = i18n.DEFAULT_LANG,
 ) -> Map:
-    """Return the groups map (no basemap needed)."""
+    """Return the groups map of ``community`` (None: every community) in ``lang``."""
+
+    def tx(key: str, **params: object) -> str:
+        return escape(i18n.t(TEXTS + key, lang, **params))
+
+    title = (
+        i18n.t(TEXTS + "title_community", lang, community=community)
+        if community
+        else i18n.t(TEXTS + "title_all", lang)
+    )
     m = Map(tiles=None, control_scale=False, prefer_canvas=False, zoom_control=True)
     m.add_child(MetricScale())
     m.add_child(LocateMe())
     if len(edges):
-        streets_layer(edges).add_to(m)
+        streets = streets_layer(edges)
+        streets.layer_name = i18n.t(TEXTS + "layer_streets", lang)  # in the language
+        streets.add_to(m)
     g = groups.copy()
     # the class against the band of the run that drew each group (gis.delineate.service)
     if "band_class" not in g:
         raise ValueError("groups need band_class (gis.delineate.service.map_frames gives it)")
     g["band"] = g["band_class"]
     band = groups.attrs.get("band")
-    labels = band_labels(band)
+    labels = band_labels(band, lang)
     # Folium's tooltips refuse a layer without features (their fields are not in the data)
     if len(g):
-        _groups_layer(g).add_to(m)
+        _groups_layer(g, lang).add_to(m)
     if len(buildings):
-        _buildings_layer(buildings).add_to(m)
+        _buildings_layer(buildings, lang).add_to(m)
     focus = buildings if len(buildings) else groups
     if len(focus):
         x0, y0, x1, y1 = focus.total_bounds
@@ -113,32 +129,33 @@ def groups_map(
     m.add_child(Attribution(OSM_CREDIT))
     add_stylesheet(m, f"{APP_PREFIX}/map.css")
     in_band = int((g["band"] == "in_band").sum())
+    stats = tx(
+        "stats", groups=f"{len(g):,}", in_band_label=labels["in_band"], in_band=f"{in_band:,}",
+        buildings=f"{len(buildings):,}",
+    )  # fmt: skip
     bar = (
         f'<div class="ga-bar" id="ga-bar"><h1>{escape(title)}</h1>'
-        f'<span class="ga-stats" id="ga-stats">小组 {len(g):,} · {labels["in_band"]} {in_band:,} · '
-        f"楼栋 {len(buildings):,}</span></div>"
+        f'<span class="ga-stats" id="ga-stats">{stats}</span></div>'
     )
     legend = (
-        '<div class="ga-legend" id="ga-legend"><b>居民小组户数</b><br>'
-        + "<br>".join(f'<i style="background:{c}"></i>{labels[k]}' for k, c in BAND_COLOURS.items())
+        f'<div class="ga-legend" id="ga-legend"><b>{tx("legend")}</b><br>'
+        + "<br>".join(
+            f'<i style="background:{c}"></i>{escape(labels[k])}' for k, c in BAND_COLOURS.items()
+        )
         + "</div>"
     )
-
-    def zh(key: str) -> str:  # the first drawing; the script puts the user's language in
-        return escape(i18n.t(MOVE_TEXTS + key))
-
     panel = (
         '<div class="ga-panel" id="ga-panel" hidden>'
         '<div id="ga-card"></div>'
         '<div class="ga-actions">'
-        f'<button id="ga-move-building" type="button">{zh("move_building")}</button>'
-        f'<button id="ga-move-unit" type="button">{zh("move_unit")}</button>'
-        f'<button id="ga-move-cluster" type="button">{zh("move_cluster")}</button>'
-        '<button id="ga-lock" type="button">锁定小组</button>'
-        '<button id="ga-cancel" type="button">取消</button></div>'
+        f'<button id="ga-move-building" type="button">{tx("move_building")}</button>'
+        f'<button id="ga-move-unit" type="button">{tx("move_unit")}</button>'
+        f'<button id="ga-move-cluster" type="button">{tx("move_cluster")}</button>'
+        f'<button id="ga-lock" type="button">{tx("lock")}</button>'
+        f'<button id="ga-cancel" type="button">{tx("cancel")}</button></div>'
         '<div id="ga-message" role="status"></div></div>'
     )
-    texts = {lang: i18n.texts(lang, MOVE_TEXTS) for lang in i18n.LANGS}
+    texts = i18n.texts(lang, TEXTS)
     data = f'<script type="application/json" id="ga-groups-texts">{json_for_script(texts)}</script>'
     m.get_root().html.add_child(Fragment(bar + legend + panel + data))
     m.get_root().html.add_child(Fragment(f'<script src="{APP_PREFIX}/groups.js" defer></script>'))

@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.auth import Editor
+from api.auth import Editor, User
 from api.deps import Conn
 from gis import accounts, areas, permissions
-from gis.delineate import edits
+from gis.delineate import edits, part_store
 from gis.delineate.hierarchy import Params
 from gis.delineate.service import run_on
 from gis.errors import Forbidden, NotFound
@@ -106,3 +106,15 @@ class LockRequest(BaseModel):
 def put_lock(group_id: int, body: LockRequest, conn: Conn, _user: Editor) -> dict[str, Any]:
     areas.check_visible(conn, "residents_group", group_id)
     return edits.set_locked(conn, group_id, body.locked)
+
+
+@router.get(
+    "/buildings/{building_id}/parts",
+    summary="Which floors of a building belong to which unit and residents' group",
+)
+def get_parts(building_id: int, conn: Conn, _user: User) -> dict[str, Any]:
+    areas.check_visible(conn, "building", building_id)
+    parts = part_store.parts_of(conn, building_id)
+    if not parts:
+        raise NotFound(f"building {building_id} is in no unit yet; run delineate first")
+    return {"building_id": building_id, "divided": parts[0]["part_no"] > 0, "parts": parts}

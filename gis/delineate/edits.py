@@ -83,6 +83,14 @@ def move(
         old_parent = item["unit_id"]
         if old_parent is None:
             raise Conflict(f"building {item_id} is in no unit yet; run delineate first")
+        if conn.scalar(
+            sa.text("SELECT count(*) FROM building_part WHERE building_id = :b"), {"b": item_id}
+        ):
+            raise Conflict(
+                f"building {item_id} is divided by floors into units of its own; move those "
+                "units instead",
+                key="refusal.edit_divided_building",
+            )
     else:
         item = _row(conn, kind, item_id)
         old_parent = item[LEVELS[kind][1]]
@@ -160,7 +168,12 @@ def _pieces(conn: Connection, unit_ids: list[int]) -> dict[int, list]:
         sa.text(
             "SELECT b.unit_id, c.cell_wkb, c.epsg FROM building b "
             "JOIN building_cell c ON c.building_id = b.id WHERE b.unit_id = ANY(:u) "
-            "UNION ALL SELECT unit_id, cell_wkb, epsg FROM land_piece WHERE unit_id = ANY(:u)"
+            "UNION ALL SELECT unit_id, cell_wkb, epsg FROM land_piece WHERE unit_id = ANY(:u) "
+            # a part of a divided building: its unit holds the building's whole cell
+            "UNION ALL SELECT p.unit_id, c.cell_wkb, c.epsg FROM building_part p "
+            "JOIN building b ON b.id = p.building_id "
+            "JOIN building_cell c ON c.building_id = p.building_id "
+            "WHERE p.unit_id = ANY(:u) AND b.unit_id IS DISTINCT FROM p.unit_id"
         ),
         {"u": unit_ids},
     ).all()
@@ -171,6 +184,14 @@ def _pieces(conn: Connection, unit_ids: list[int]) -> dict[int, list]:
         out[u].append(shapely.from_wkb(bytes(wkb)))
     out["epsg"] = epsgs.pop() if epsgs else 4326  # type: ignore[index]
     return out
+
+
+def _union(geoms: list) -> Any:
+    """Union of cells: exact when they tile; a divided building's cell may come twice."""
+    try:
+        return shapely.coverage_union_all(geoms)
+    except shapely.errors.GEOSException:
+        return shapely.union_all(geoms, grid_size=0.01)
 
 
 def _rederive(conn: Connection, touched: dict[str, list[int]]) -> list[str]:
@@ -187,20 +208,14 @@ def _rederive(conn: Connection, touched: dict[str, list[int]]) -> list[str]:
     pieces = _pieces(conn, [u[0] for u in units])
     epsg = pieces.pop("epsg")  # type: ignore[call-overload]
 
-    unit_geom = {u: shapely.coverage_union_all(pieces[u]) for u, _c, _g in units}
+    unit_geom = {u: _union(pieces[u]) for u, _c, _g in units}
     cluster_members: dict[int, list[int]] = {}
     group_members: dict[int, list[int]] = {}
     for u, c, g in units:
         cluster_members.setdefault(c, []).append(u)
         group_members.setdefault(g, []).append(c)
-    cluster_geom = {
-        c: shapely.coverage_union_all([unit_geom[u] for u in us])
-        for c, us in cluster_members.items()
-    }
-    group_geom = {
-        g: shapely.coverage_union_all([cluster_geom[c] for c in set(cs)])
-        for g, cs in group_members.items()
-    }
+    cluster_geom = {c: _union([unit_geom[u] for u in us]) for c, us in cluster_members.items()}
+    group_geom = {g: _union([cluster_geom[c] for c in set(cs)]) for g, cs in group_members.items()}
     for table, geoms in (
         ("unit", unit_geom),
         ("building_cluster", cluster_geom),
@@ -223,7 +238,9 @@ def _rederive(conn: Connection, touched: dict[str, list[int]]) -> list[str]:
     conn.execute(
         sa.text(
             "UPDATE unit u SET households = coalesce((SELECT sum(households) FROM building b "
-            "WHERE b.unit_id = u.id), 0) WHERE u.id = ANY(:u)"
+            "WHERE b.unit_id = u.id AND NOT EXISTS (SELECT 1 FROM building_part p "
+            "WHERE p.building_id = b.id)), 0) + coalesce((SELECT sum(households) "
+            "FROM building_part p WHERE p.unit_id = u.id), 0) WHERE u.id = ANY(:u)"
         ),
         {"u": list(unit_geom)},
     )

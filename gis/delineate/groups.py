@@ -18,6 +18,7 @@ from gis.delineate.communities import LIGHT_ROUNDS, Communities
 from gis.delineate.graph import aggregate, components
 from gis.delineate.model import Params
 from gis.delineate.partition import split
+from gis.delineate.parts import balance, divide_towers
 from gis.delineate.pieces import Pieces
 from gis.delineate.units import Units
 
@@ -72,33 +73,45 @@ def _group_flags(part: list[int], units: Units, whole: set[frozenset], params: P
 
 
 def draw_groups(units: Units, comms: Communities, params: Params) -> Groups:
-    """Partition the free units of each community and major-road block into groups."""
+    """Partition the free units of each community and major-road block into groups.
+
+    Towers are divided first (``parts.divide_towers``), then the rest is partitioned, then
+    buildings on the edges of groups still out of band are divided (``parts.balance``).
+    """
     members: list[list[int]] = []
     flags: list[list[str]] = []
     comm: list[int] = []
     for c in range(comms.n):
         for m in np.unique(units.major[units.comm == c]).tolist():
             nodes = np.flatnonzero((units.comm == c) & (units.major == m) & (units.frozen < 0))
-            big = nodes[units.households[nodes] > params.group_max].tolist()
-            members.extend([u] for u in big)
-            flags.extend(["oversize"] for _ in big)
-            rest = nodes[units.households[nodes] <= params.group_max].tolist()
+            made, rest = divide_towers(units, nodes.tolist(), params)
             whole = {frozenset(comp) for comp in components(rest, units.adj)}
-            for part in split(
+            drawn = split(
                 rest, units.households, units.xy, units.adj, params.group_households, params.band
-            ):
+            )
+            drawn = made + drawn
+            balance(units, drawn, whole, params)
+            for part in drawn:
                 members.append(part)
                 flags.append(_group_flags(part, units, whole, params))
             comm.extend([c] * (len(members) - len(comm)))
     n = len(members)
     of_unit = _label(members, units.n, -1)  # frozen units keep their own group
+    return Groups(
+        members, np.array(comm, dtype=np.int64), of_unit, flags, np.zeros(n), np.zeros((n, 2))
+    )
+
+
+def total_groups(units: Units, groups: Groups) -> None:
+    """Fill in each group's households and household-weighted centre."""
+    n, of_unit = groups.n, groups.of_member
     free = of_unit >= 0
-    households = np.bincount(of_unit[free], weights=units.households[free], minlength=n)
+    groups.households = np.bincount(of_unit[free], weights=units.households[free], minlength=n)
     xy = np.zeros((n, 2))
     wxy = np.maximum(units.households[free], 1e-3)
     np.add.at(xy, of_unit[free], units.xy[free] * wxy[:, None])
     xy /= np.maximum(np.bincount(of_unit[free], weights=wxy, minlength=n), 1e-9)[:, None]
-    return Groups(members, np.array(comm, dtype=np.int64), of_unit, flags, households, xy)
+    groups.xy = xy
 
 
 def draw_clusters(units: Units, groups: Groups, params: Params) -> Partitioned:
@@ -120,6 +133,34 @@ def draw_clusters(units: Units, groups: Groups, params: Params) -> Partitioned:
     return Partitioned(members, np.array(group, dtype=np.int64), _label(members, units.n, -1))
 
 
+def _share_cells(units: Units, groups: Groups, group_adj: list[dict[int, float]]) -> None:
+    """Groups holding parts of one building touch where that building's other groups do."""
+    for p in np.flatnonzero(units.part_of >= 0).tolist():
+        gp = int(groups.of_member[p])
+        gb = int(groups.of_member[units.of_piece[units.part_of[p]]])
+        if gp < 0 or gb < 0 or gp == gb:
+            continue
+        tie = sum(group_adj[gb].values()) or 1.0
+        for q, length in list(group_adj[gb].items()) + [(gb, tie)]:
+            if q != gp:
+                group_adj[gp][q] = max(group_adj[gp].get(q, 0.0), length)
+                group_adj[q][gp] = group_adj[gp][q]
+
+
+def _share_frozen_cells(pieces: Pieces, n_groups: int, group_adj: list[dict]) -> None:
+    """Locked groups holding parts of one building touch what its cell's locked group does."""
+    for p, f in zip(*pieces.frozen_pairs.tolist(), strict=True):
+        owner = int(pieces.frozen[p])
+        if owner == f:
+            continue
+        a, b = n_groups + f, n_groups + owner
+        tie = sum(group_adj[b].values()) or 1.0
+        for q, length in list(group_adj[b].items()) + [(b, tie)]:
+            if q != a:
+                group_adj[a][q] = max(group_adj[a].get(q, 0.0), length)
+                group_adj[q][a] = group_adj[a][q]
+
+
 def draw_grids(
     pieces: Pieces, comms: Communities, units: Units, groups: Groups, params: Params
 ) -> Grids:
@@ -132,10 +173,14 @@ def draw_grids(
         np.where(units.of_piece >= 0, groups.of_member[np.maximum(units.of_piece, 0)], -1),
     )
     group_adj = aggregate(pieces.adj, piece_group, n_groups + n_frozen)
-    frozen_hh = np.bincount(pf[pf >= 0], weights=pieces.households[pf >= 0], minlength=n_frozen)
+    _share_cells(units, groups, group_adj)
+    _share_frozen_cells(pieces, n_groups, group_adj)
+    frozen_hh = pieces.frozen_households
+    if frozen_hh is None:
+        frozen_hh = np.bincount(pf[pf >= 0], weights=pieces.households[pf >= 0], minlength=n_frozen)
     frozen_comm = np.zeros(n_frozen, dtype=np.int64)
-    for p in np.flatnonzero(pf >= 0).tolist():
-        frozen_comm[pf[p]] = comms.of_piece[p] if comms.is_imported else 0
+    for p, f in zip(*pieces.frozen_pairs.tolist(), strict=True):
+        frozen_comm[f] = comms.of_piece[p] if comms.is_imported else 0
     frozen_xy = shapely.get_coordinates(shapely.point_on_surface(pieces.frozen_polys))
     node_hh = np.concatenate([groups.households, frozen_hh])
     node_xy = np.vstack([groups.xy, frozen_xy.reshape(-1, 2)])

@@ -26,10 +26,20 @@ from typing import TypeVar
 import numpy as np
 import shapely
 
+from gis.delineate import cells as C
 from gis.delineate.codes import COMMUNITY_BAND_M, Codes, draw_codes, rank
 from gis.delineate.communities import Communities, find_communities
-from gis.delineate.groups import Grids, Groups, Partitioned, draw_clusters, draw_grids, draw_groups
+from gis.delineate.groups import (
+    Grids,
+    Groups,
+    Partitioned,
+    draw_clusters,
+    draw_grids,
+    draw_groups,
+    total_groups,
+)
 from gis.delineate.model import Inputs, Level, Params, Result
+from gis.delineate.parts import realise
 from gis.delineate.pieces import COVERAGE, Pieces, draw_pieces, tessellate
 from gis.delineate.quality import quality
 from gis.delineate.units import Units, draw_units, drop_empty_communities
@@ -49,6 +59,7 @@ class Polygons:
     frozen: np.ndarray  # locked groups' land
     grid: np.ndarray
     community: np.ndarray
+    group_plan: np.ndarray  # groups without the cells of buildings they hold only a part of
 
 
 def union_by(geoms: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
@@ -66,6 +77,26 @@ def union_by(geoms: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _with_shared_cells(
+    grid_plan: np.ndarray, pieces: Pieces, units: Units, groups: Groups, grids: Grids
+) -> np.ndarray:
+    """Grids with the cells of divided buildings whose first part lies in another grid."""
+    extra: dict[int, list] = {}
+    for p in np.flatnonzero(units.part_of >= 0).tolist():
+        g, base = groups.of_member[p], units.of_piece[units.part_of[p]]
+        gb = groups.of_member[base]
+        if g < 0 or gb < 0 or grids.of_member[g] == grids.of_member[gb]:
+            continue
+        extra.setdefault(int(grids.of_member[g]), []).append(pieces.geom[units.part_of[p]])
+    if not extra:
+        return grid_plan
+    out = grid_plan.copy()
+    for k, cells in extra.items():
+        mine = cells if shapely.is_empty(out[k]) else [out[k], *cells]
+        out[k] = mine[0] if len(mine) == 1 else shapely.union_all(mine, grid_size=C.GRID_M)
+    return out
+
+
 def draw_polygons(
     inputs: Inputs,
     pieces: Pieces,
@@ -77,15 +108,29 @@ def draw_polygons(
 ) -> Polygons:
     """Union the pieces level by level: units, clusters, groups, grids, communities."""
     unit = union_by(pieces.geom, units.of_piece, units.n)
+    plan_unit = unit.copy()
+    further = np.flatnonzero(units.part_of >= 0)
+    unit[further] = pieces.geom[units.part_of[further]]  # a part: its building's whole cell
+    plan_unit[further] = shapely.Polygon()
     cluster = union_by(unit, clusters.of_member, clusters.n)
     group = union_by(cluster, clusters.parent, groups.n)
+    group_plan = group
+    if len(further):
+        group_plan = group.copy()
+        has = clusters.of_member >= 0
+        unit_group = np.where(has, clusters.parent[np.maximum(clusters.of_member, 0)], -1)
+        for g in np.unique(unit_group[further]).tolist():
+            mine = plan_unit[unit_group == g]
+            mine = mine[~shapely.is_empty(mine)]
+            group_plan[g] = shapely.coverage_union_all(mine) if len(mine) else shapely.Polygon()
     frozen = union_by(pieces.geom, pieces.frozen, len(pieces.frozen_polys))
-    grid = union_by(np.concatenate([group, frozen]), grids.of_member, grids.n)
+    grid_plan = union_by(np.concatenate([group_plan, frozen]), grids.of_member, grids.n)
+    grid = _with_shared_cells(grid_plan, pieces, units, groups, grids)
     if inputs.communities:
         community = np.array([g for _, g in inputs.communities], dtype=object)
     else:
-        community = union_by(grid, grids.parent, comms.n)
-    return Polygons(unit, cluster, group, frozen, grid, community)
+        community = union_by(grid_plan, grids.parent, comms.n)
+    return Polygons(unit, cluster, group, frozen, grid, community, group_plan)
 
 
 def _levels(
@@ -168,6 +213,26 @@ def _assemble(
     )
 
 
+def _register_of(inputs: Inputs, pieces: Pieces, units: Units) -> dict[int, np.ndarray]:
+    """Per divided building's cell, its register's households per dwelling (floor order)."""
+    if not inputs.dwellings:
+        return {}
+    out = {}
+    for p in units.parts:
+        b = int(pieces.inside[p])
+        if b in inputs.dwellings:
+            out[p] = inputs.dwellings[b]
+    return out
+
+
+def _parts_of(pieces: Pieces, units: Units) -> dict[int, list[tuple[int, float]]]:
+    """Per divided building (index in the inputs), its parts' (unit, households) in order."""
+    return {
+        int(pieces.inside[p]): [(int(u), float(units.households[u])) for u in us]
+        for p, us in units.parts.items()
+    }
+
+
 def delineate(
     inputs: Inputs,
     params: Params | None = None,
@@ -176,7 +241,8 @@ def delineate(
 ) -> Result:
     """Draw every level for the study area of ``inputs``.
 
-    ``frozen`` holds (code, outline in metres) of locked groups: the land inside them is
+    ``frozen`` holds (code, outline in metres[, households]) of locked groups (with the
+    groups that share a divided building with them): the land inside them is
     left alone (their buildings keep their units), the rest is drawn around them, and new
     groups take codes the locked ones do not use.
     """
@@ -199,6 +265,8 @@ def delineate(
     t["units"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     groups = draw_groups(units, comms, params)
+    realise(units, groups.of_member, _register_of(inputs, pieces, units))
+    total_groups(units, groups)
     clusters = draw_clusters(units, groups, params)
     grids = draw_grids(pieces, comms, units, groups, params)
     t["partition"] = time.perf_counter() - t0
@@ -208,9 +276,11 @@ def delineate(
     community_codes = comms.codes or [
         f"P{c + 1:02d}" for c in rank(polys.community, COMMUNITY_BAND_M)
     ]
-    codes = draw_codes(units, clusters, groups, grids, comms.n, [code for code, _ in frozen])
+    codes = draw_codes(units, clusters, groups, grids, comms.n, [f[0] for f in frozen])
     levels = _levels(units, clusters, groups, grids, polys, codes, community_codes)
     result = _assemble(pieces, units, len(inputs.footprints), levels, grids, polys.frozen)
+    result.parts = _parts_of(pieces, units)
+    result.group_plan = polys.group_plan
     result.timings = t
     result.quality = quality(result, units.blocks, units.major, params)
     return result

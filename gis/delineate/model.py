@@ -48,6 +48,9 @@ class Inputs:
     street_lines: np.ndarray
     highways: np.ndarray
     communities: list[tuple[str, object]] | None = None  # (code, polygon) when imported
+    # per building index with a house register, households per dwelling in floor order
+    # (buildings not listed: one household per dwelling, as dwelling_estimate makes them)
+    dwellings: dict[int, np.ndarray] | None = None
 
 
 @dataclass
@@ -87,3 +90,6 @@ class Result:
     coverage: tuple  # (key, cells per building, land pieces): what ``reuse`` takes back
     land_hash: list[str]  # per land piece, the hash of its block
     coverage_reused: bool  # the noded pieces came from ``reuse``
+    # per divided building (index in the inputs), its parts' (unit, households), floor order
+    parts: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+    group_plan: np.ndarray | None = None  # groups without cells they hold only a part of

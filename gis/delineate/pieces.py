@@ -35,6 +35,8 @@ class Pieces:
     xy: np.ndarray  # a point inside each piece
     frozen: np.ndarray  # per piece, the locked group it lies in (-1: none)
     frozen_polys: np.ndarray
+    frozen_pairs: np.ndarray  # (piece, locked group) for every piece within a locked group
+    frozen_households: np.ndarray | None  # per locked group, as stored (None: from pieces)
     adj: list[dict[int, float]]  # neighbours and shared edge lengths
     free_adj: list[dict[int, float]]  # the same without locked land
     majors: np.ndarray  # major-road blocks
@@ -87,13 +89,24 @@ def _major_of_blocks(blocks: np.ndarray, majors: np.ndarray) -> np.ndarray:
     return block_major
 
 
-def _frozen_of(raw: np.ndarray, frozen_polys: np.ndarray) -> np.ndarray:
-    """Return per piece the locked group it lies within (-1: none)."""
+def _frozen_of(raw: np.ndarray, frozen_polys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return per piece the locked group it lies within (-1: none), and every such pair.
+
+    A divided building's cell lies within each locked group holding one of its parts.
+    """
     out = np.full(len(raw), -1, dtype=np.int64)
+    pairs = np.zeros((2, 0), dtype=np.int64)
     if len(frozen_polys):
-        pi, fi = STRtree(frozen_polys).query(shapely.point_on_surface(raw), predicate="within")
-        out[pi] = fi
-    return out
+        pairs = STRtree(frozen_polys).query(shapely.point_on_surface(raw), predicate="within")
+        out[pairs[0]] = pairs[1]
+    return out, pairs
+
+
+def _frozen_households(frozen: list, piece_frozen: np.ndarray, raw: np.ndarray):
+    """The locked groups' households when given as (code, outline, households)."""
+    if not frozen or len(frozen[0]) < 3:
+        return None
+    return np.array([f[2] for f in frozen], dtype=float)
 
 
 def tessellate(inputs: Inputs, reuse: dict | None) -> tuple[C.Tessellation, object]:
@@ -129,8 +142,8 @@ def draw_pieces(
     majors = C.polygonize_within(inputs.street_lines[is_major], area)
     block_major = _major_of_blocks(tess.blocks, majors)
     adj = shared_edges(geom)
-    frozen_polys = np.array([g for _, g in frozen], dtype=object)
-    piece_frozen = _frozen_of(raw, frozen_polys)
+    frozen_polys = np.array([f[1] for f in frozen], dtype=object)
+    piece_frozen, frozen_pairs = _frozen_of(raw, frozen_polys)
     return Pieces(
         tess=tess,
         geom=geom,
@@ -143,6 +156,8 @@ def draw_pieces(
         xy=shapely.get_coordinates(shapely.point_on_surface(raw)),
         frozen=piece_frozen,
         frozen_polys=frozen_polys,
+        frozen_pairs=frozen_pairs,
+        frozen_households=_frozen_households(frozen, piece_frozen, raw),
         adj=adj,
         # the rest of the run does not see frozen land: it is nobody's neighbour
         free_adj=without_frozen(adj, piece_frozen) if len(frozen_polys) else adj,

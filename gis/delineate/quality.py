@@ -1,7 +1,7 @@
 """The run's quality report (see docs/delineation.md for each figure).
 
-Household figures are over residential groups: oversize single buildings and groups of
-buildings without households are counted apart.
+Household figures are over every group that holds households, divided towers included;
+groups of buildings without households are counted apart.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import shapely
 
 from gis.delineate import cells as C
 from gis.delineate.model import Params, Result
+from gis.delineate.parts import WALKUP_MAX
 
 
 def _cv(x: np.ndarray) -> float:
@@ -22,12 +23,20 @@ def _flagged(flags: list[list[str]], flag: str) -> np.ndarray:
 
 
 def _households(r: Result, params: Params) -> dict:
+    """Band figures over every group that holds households, towers and small blocks included.
+
+    Groups holding every home of a major-road block smaller than the band (``small_block``)
+    can be nothing else: they count, and the report also gives the figures without them.
+    """
     g = r.groups
     oversize, empty = _flagged(g.flags, "oversize"), _flagged(g.flags, "no_households")
     small_block = _flagged(g.flags, "small_block")
-    hh = g.households[~oversize & ~empty]
-    splittable = g.households[~oversize & ~empty & ~small_block]
+    has = (g.households > 0) & ~empty
+    hh = g.households[has]
+    splittable = g.households[has & ~small_block]
     in_band = (hh >= params.group_min) & (hh <= params.group_max)
+    below_not_small = has & ~small_block & (g.households < params.group_min)
+    parts = [len(p) for p in r.parts.values()]
     return {
         "households": float(g.households.sum()),
         "group_households": {
@@ -40,10 +49,19 @@ def _households(r: Result, params: Params) -> dict:
         "band": [params.group_min, params.group_max],
         "oversize_groups": int(oversize.sum()),
         "groups_without_households": int(empty.sum()),
-        # below the band because their whole piece of a major-road block holds fewer homes:
-        # no partition can help these; the CV without them shows what the partition achieves
         "small_block_groups": int(small_block.sum()),
         "cv_without_small_blocks": _cv(splittable),
+        "share_in_band_without_small_blocks": float(
+            ((splittable >= params.group_min) & (splittable <= params.group_max)).mean()
+        )
+        if len(splittable)
+        else 1.0,
+        "below_band_not_small_block": int(below_not_small.sum()),
+        "divided_buildings": len(parts),
+        "building_parts": int(sum(parts)),
+        "divided_walkups": int(
+            sum(1 for ps in r.parts.values() if sum(h for _, h in ps) <= WALKUP_MAX)
+        ),
     }
 
 
@@ -67,7 +85,9 @@ def _tiling(r: Result) -> dict:
     g = r.groups
     gaps, overlaps = [], []
     for c in range(len(r.communities.code)):
-        mine = np.concatenate([g.geom[g.parent == c], r.frozen_geom[r.frozen_comm == c]])
+        plan = g.geom if r.group_plan is None else r.group_plan
+        # a divided building's cell is in each group holding a part: counted once, in plan
+        mine = np.concatenate([plan[g.parent == c], r.frozen_geom[r.frozen_comm == c]])
         union = shapely.union_all(mine, grid_size=C.GRID_M)
         comm = r.communities.geom[c]
         overlaps.append(float(shapely.area(mine).sum() - shapely.area(union)))

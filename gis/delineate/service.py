@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gis.crs import metric_epsg_for, to_metric
-from gis.delineate import runs, store
+from gis.delineate import part_store, runs, store
 from gis.delineate.hierarchy import COVERAGE, Inputs, Params, Result, delineate
 from gis.errors import InvalidInput, NotFound
 
@@ -56,6 +56,7 @@ def _load(conn: Connection) -> tuple[Inputs, int, dict, list[int]]:
         street_lines=to_metric(lines, epsg) if len(lines) else np.array([]),
         highways=np.array([r[0] for r in streets], dtype=object),
         communities=comm,
+        dwellings=part_store.load_registers(conn, ids),
     )
     return inputs, epsg, _load_reuse(conn, ids, epsg), comm_ids
 
@@ -129,17 +130,15 @@ def run_on(
             f"no community {community!r}; run without --community first to propose them, "
             "or import community boundaries"
         )
-    locked = conn.execute(
-        sa.text(
-            "SELECT g.id, g.code, ST_AsBinary(g.geom) FROM residents_group g "
-            "WHERE g.is_locked ORDER BY g.id"
-        )
-    ).all()
+    # locked groups, with the groups sharing a divided building with them
+    locked = conn.execute(part_store.HELD_GROUPS).all()
     frozen = []
     if locked:
         polys = to_metric(shapely.from_wkb([bytes(r[2]) for r in locked]), epsg)
         # a hair inside, so that only land well within the locked outline is held back
-        frozen = [(r[1], g) for r, g in zip(locked, shapely.buffer(polys, -0.05), strict=True)]
+        frozen = [
+            (r[1], g, r[3]) for r, g in zip(locked, shapely.buffer(polys, -0.05), strict=True)
+        ]
     before = _membership(conn)
     step("building cells and drawing the levels", 0.15)
     result = delineate(inputs, params, reuse, frozen)
@@ -158,18 +157,20 @@ def run_on(
     return report
 
 
-def _membership(conn: Connection) -> dict[int, tuple[tuple, int]]:
-    """building id -> ((community code, group code), households) as now stored."""
+def _membership(conn: Connection) -> dict[tuple[int, int], tuple[tuple, int]]:
+    """(building id, part number or 0) -> ((community code, group code), households)."""
     rows = conn.execute(
         sa.text(
-            "SELECT b.id, cm.code, g.code, b.households FROM building b "
-            "JOIN unit u ON u.id = b.unit_id "
+            "SELECT b.id, coalesce(p.part_no, 0), cm.code, g.code, "
+            "coalesce(p.households, b.households) FROM building b "
+            "LEFT JOIN building_part p ON p.building_id = b.id "
+            "JOIN unit u ON u.id = coalesce(p.unit_id, b.unit_id) "
             "JOIN building_cluster c ON c.id = u.building_cluster_id "
             "JOIN residents_group g ON g.id = c.residents_group_id "
             "JOIN community cm ON cm.id = g.community_id"
         )
     ).all()
-    return {r[0]: ((r[1], r[2]), r[3]) for r in rows}
+    return {(r[0], r[1]): ((r[2], r[3]), r[4]) for r in rows}
 
 
 def _write(
@@ -188,11 +189,12 @@ def _write(
     comm_ids = comm_ids or store.write_communities(conn, r, epsg)
     codes = list(r.communities.code)
     target = store.Target(comm_ids, codes, [i for i, c in enumerate(codes) if only in (None, c)])
-    ended = store.end_leaders_and_clear(conn, target)
+    ended = store.end_leaders_and_clear(conn, target, locked_ids)
     grid_id = store.write_grids(conn, r, epsg, target)
     g_ids = store.write_groups(conn, r, epsg, target, grid_id, locked_ids)
     c_ids = store.write_clusters(conn, r, epsg, g_ids)
     u_ids = store.write_units(conn, r, epsg, c_ids)
+    part_store.write_parts(conn, inputs, r, u_ids)
     store.write_land(conn, r, epsg, u_ids)
     store.update_buildings(conn, inputs, r, comm_ids, u_ids)
     run_id = runs.record_run(conn, params, only, r)
@@ -201,12 +203,24 @@ def _write(
     return report
 
 
+# a divided building's floors per group, up from the ground: "1–9:03|10–18:04" ('' if whole)
+PARTS_OF_BUILDING = (
+    "coalesce((SELECT string_agg(p.floor_min || '–' || p.floor_max || ':' || pg.code, '|' "
+    "ORDER BY p.part_no) FROM building_part p JOIN unit pu ON pu.id = p.unit_id "
+    "JOIN building_cluster pc ON pc.id = pu.building_cluster_id "
+    "JOIN residents_group pg ON pg.id = pc.residents_group_id "
+    "WHERE p.building_id = b.id), '')"
+)
+
+
 def map_frames(conn: Connection, community: str | None, limit: int) -> tuple:
     """(groups, buildings) of one community (or all) as GeoDataFrames for the groups map.
 
-    Each group carries the band of the run that drew it (``band_min``, ``band_max``) and its
-    class against that band (``band_class``: in_band, small, large, oversize,
-    no_households); ``groups.attrs["band"]`` is the band when every group shares one.
+    A building divided by floors carries ``parts`` ("1–9:03|10–18:04": floors and group,
+    up from the ground; '' when whole). Each group carries the band of the run that drew
+    it (``band_min``, ``band_max``) and its class against that band (``band_class``:
+    in_band, small, large, oversize, no_households); ``groups.attrs["band"]`` is the band
+    when every group shares one.
     """
     import geopandas as gpd
 
@@ -228,7 +242,8 @@ def map_frames(conn: Connection, community: str | None, limit: int) -> tuple:
     buildings = gpd.read_postgis(
         sa.text(
             "SELECT b.id, b.name, b.households, u.id AS unit_id, u.code AS unit, "
-            "c.id AS cluster_id, c.code AS cluster, g.id AS group_id, g.code AS grp, b.geom "
+            "c.id AS cluster_id, c.code AS cluster, g.id AS group_id, g.code AS grp, "
+            f"{PARTS_OF_BUILDING} AS parts, b.geom "
             "FROM building b JOIN unit u ON u.id = b.unit_id "
             "JOIN building_cluster c ON c.id = u.building_cluster_id "
             "JOIN residents_group g ON g.id = c.residents_group_id "

@@ -71,9 +71,10 @@ def write_communities(conn: Connection, r: Result, epsg: int) -> list[int]:
     ]
 
 
-def end_leaders_and_clear(conn: Connection, target: Target) -> int:
+def end_leaders_and_clear(conn: Connection, target: Target, held: list[int]) -> int:
     """End the terms of leaders of areas about to be redrawn, delete those areas.
 
+    ``held``: groups kept as they are (locked, or sharing a divided building with one).
     Terms are kept as history, so no current leader ever points at an area that no longer
     exists. Returns how many terms ended.
     """
@@ -82,7 +83,7 @@ def end_leaders_and_clear(conn: Connection, target: Target) -> int:
         sa.text(
             """
             WITH g AS (SELECT id FROM residents_group
-                        WHERE community_id = ANY(:c) AND NOT is_locked),
+                        WHERE community_id = ANY(:c) AND id <> ALL(CAST(:held AS bigint[]))),
                  c AS (SELECT id FROM building_cluster WHERE residents_group_id IN
                          (SELECT id FROM g)),
                  u AS (SELECT id FROM unit WHERE building_cluster_id IN (SELECT id FROM c)),
@@ -93,11 +94,14 @@ def end_leaders_and_clear(conn: Connection, target: Target) -> int:
              WHERE la.level = gone.level AND la.area_id = gone.id AND la.ended_at IS NULL
             """
         ),
-        {"c": ids},
+        {"c": ids, "held": held},
     ).rowcount
     conn.execute(
-        sa.text("DELETE FROM residents_group WHERE community_id = ANY(:c) AND NOT is_locked"),
-        {"c": ids},
+        sa.text(
+            "DELETE FROM residents_group WHERE community_id = ANY(:c) "
+            "AND id <> ALL(CAST(:held AS bigint[]))"
+        ),
+        {"c": ids, "held": held},
     )
     conn.execute(
         sa.text("DELETE FROM grid WHERE community_id = ANY(:c) AND source_file = :sf"),

@@ -31,6 +31,10 @@ class Units:
     frozen: np.ndarray  # locked group (-1: none)
     blocks: list[set[int]]  # street blocks its buildings lie in
     adj: list[dict[int, float]]  # neighbours, through land between them too
+    piece: np.ndarray  # its one cell with households (a building or part of one), else -1
+    part_of: np.ndarray  # the cell it shares when it is a further part of a building, else -1
+    parts: dict[int, list[int]]  # per divided building's cell, the units of its parts
+    piece_adj: list[dict[int, float]]  # the pieces' own neighbours (what a part touches)
 
 
 def draw_units(pieces: Pieces, comms: Communities, params: Params) -> Units:
@@ -57,10 +61,23 @@ def draw_units(pieces: Pieces, comms: Communities, params: Params) -> Units:
         frozen=_per_unit(of_cell, pieces.frozen[:n_b], n_units, -1),
         blocks=blocks,
         adj=[],
+        piece=_single_piece(of_cell, hh, n_units),
+        part_of=np.full(n_units, -1, dtype=np.int64),
+        parts={},
+        piece_adj=pieces.free_adj,
     )
     _join_land(pieces, comms, units)
     units.adj = aggregate(pieces.free_adj, of_piece, n_units)  # empty blocks link neighbours
     return units
+
+
+def _single_piece(of_cell: np.ndarray, households: np.ndarray, n: int) -> np.ndarray:
+    """Per unit its one cell with households (sheds without any may be with it), else -1."""
+    out = np.full(n, -1, dtype=np.int64)
+    homes = households > 0
+    alone = np.bincount(of_cell[homes], minlength=n)[of_cell] == 1
+    out[of_cell[alone & homes]] = np.flatnonzero(alone & homes)
+    return out
 
 
 def _per_unit(of_cell: np.ndarray, values: np.ndarray, n: int, fill: int) -> np.ndarray:

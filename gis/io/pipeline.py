@@ -150,6 +150,10 @@ def import_file(
         with _database_lost(), engine.begin() as conn:
             _lock_source(conn, source_file)
             report.counts = tables.import_table(conn, path, wanted)
+            # a register replaces a divided building's dwellings: only its groups change
+            from gis.delineate.part_store import redivide_stale
+
+            redivide_stale(conn)
             _log_run(conn, report, path, fmt)
         report.seconds = time.perf_counter() - t0
         return report

@@ -156,3 +156,30 @@ def test_a_run_at_another_target_sets_the_band_of_move_warnings(client, engine) 
     page = client.get(f"/map/groups?community={code}")
     assert page.status_code == 200
     assert "40–60 户" in page.text and "少于 40 户" in page.text and "80–120" not in page.text
+
+
+def test_a_divided_building_lists_its_floors_per_group(client, engine) -> None:
+    assert client.post("/api/delineation/runs", json={}).status_code == 201
+    with engine.connect() as conn:
+        tower, households = conn.execute(
+            sa.text(
+                "SELECT b.id, b.households FROM building b WHERE b.id IN "
+                "(SELECT building_id FROM building_part) ORDER BY b.households DESC LIMIT 1"
+            )
+        ).one()
+        whole = conn.scalar(
+            sa.text(
+                "SELECT id FROM building WHERE households > 0 AND id NOT IN "
+                "(SELECT building_id FROM building_part) ORDER BY id LIMIT 1"
+            )
+        )
+    body = client.get(f"/api/delineation/buildings/{tower}/parts").json()
+    parts = body["parts"]
+    assert body["divided"] and len(parts) >= households // 100
+    assert [p["part_no"] for p in parts] == list(range(1, len(parts) + 1))
+    assert sum(p["households"] for p in parts) == households
+    assert all(a["floor_max"] <= b["floor_min"] for a, b in zip(parts[:-1], parts[1:], strict=True))
+    assert len({p["group_id"] for p in parts}) == len(parts)
+    one = client.get(f"/api/delineation/buildings/{whole}/parts").json()
+    assert not one["divided"] and len(one["parts"]) == 1 and one["parts"][0]["part_no"] == 0
+    assert client.get("/api/delineation/buildings/999999999/parts").status_code == 404

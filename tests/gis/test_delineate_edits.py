@@ -138,8 +138,11 @@ def test_locked_group_survives_a_rerun_with_other_targets(delineated) -> None:
     with delineated.begin() as conn:
         group, code, community = conn.execute(
             sa.text(
-                "SELECT id, code, community_id FROM residents_group "
-                "WHERE households BETWEEN 80 AND 120 ORDER BY id LIMIT 1"
+                "SELECT id, code, community_id FROM residents_group g "
+                "WHERE households BETWEEN 80 AND 120 AND NOT EXISTS (SELECT 1 FROM "
+                "building_part p JOIN unit u ON u.id = p.unit_id JOIN building_cluster c "
+                "ON c.id = u.building_cluster_id WHERE c.residents_group_id = g.id) "
+                "ORDER BY id LIMIT 1"
             )
         ).one()
         members = set(

@@ -1,17 +1,16 @@
-"""Delineation of the bundled Nanjing data meets the published quality figures.
+"""Delineation of the bundled Nanjing data meets the goals of issue 14.
 
-bench/README.md (measured 2026-12-01) gives for Nanjing: 91.5 % of groups within 80–120
-households and a CV of 0.1183, towers (oversize single buildings) apart; no group in more
-than one piece; no gap or overlap. The figures checked here are the quality report the run
-itself returns (docs/delineation.md, "Quality report"), with a little tolerance, and the
-stored groups are checked against the 80–120 band written out here.
-
-The band is a target, not a cap: 8.5 % of the published groups are outside it, a few of
-them above 120 households without being a tower (up to 138 on 2026-12-01).
+Counting every group that holds households, divided towers included: at least 95 % within
+80–120 households and a CV of at most 0.08, only groups holding every home of a major-road
+block under 80 (flagged ``small_block``) below the band; no group in more than one piece;
+no gap or overlap. The figures are recomputed here from the stored groups, with the band
+written out, and compared with the report the run returns (docs/delineation.md).
 """
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import sqlalchemy as sa
 
 from gis.delineate.service import run
@@ -19,42 +18,39 @@ from gis.io.pipeline import import_file
 from tests.conftest import NANJING
 
 BAND = (80.0, 120.0)  # docs/delineation.md: ~100 households, band 80–120
-MIN_SHARE_IN_BAND = 0.90  # published 0.915
-MAX_CV = 0.125  # published 0.1183
-# Outside the band a household costs the partition 30× more: no group but a tower ends far
-# above it (138 households at most on 2026-12-01; 144 when the partition's upper bound was
-# moved to 140, with the share in band and the CV still within the figures above).
-MAX_NON_TOWER = 140
+MIN_SHARE_IN_BAND = 0.95  # issue 14
+MAX_CV = 0.08  # issue 14, small-block groups apart
+# Outside the band a household costs the partition 30× more, and a building on a group's
+# edge can be divided: no group ends far above it (131 at most on 2026-12-01).
+MAX_GROUP = 140
 
 
-def test_nanjing_delineation_meets_the_published_quality(engine) -> None:
+def test_nanjing_delineation_meets_the_goals(engine) -> None:
     import_file(engine, NANJING)
     q = run(engine).quality
     assert q["band"] == list(BAND)
-    assert q["share_in_band"] >= MIN_SHARE_IN_BAND, q
-    assert q["group_households"]["cv"] <= MAX_CV, q
-    assert q["group_households"]["max"] <= MAX_NON_TOWER, q  # towers apart
     assert q["non_contiguous_groups"] == 0, q
     assert q["groups_crossing_major_roads"] == 0, q
     assert q["gap_m2"] < 1.0 and q["overlap_m2"] < 1.0, q
+    assert q["oversize_groups"] == 0 and q["divided_walkups"] == 0, q
     with engine.connect() as conn:
         groups = conn.execute(
             sa.text(
-                "SELECT g.code, g.households, g.flags, count(DISTINCT u.id) AS units, "
-                "max(u.households) AS unit_max, ST_NumGeometries(g.geom) AS parts "
-                "FROM residents_group g "
-                "JOIN building_cluster c ON c.residents_group_id = g.id "
-                "JOIN unit u ON u.building_cluster_id = c.id "
-                "JOIN building b ON b.unit_id = u.id GROUP BY g.id"
+                "SELECT g.code, g.households, g.flags, ST_NumGeometries(g.geom) AS pieces "
+                "FROM residents_group g"
             )
         ).all()
+        towers = conn.scalar(sa.text("SELECT count(*) FROM building WHERE households > 120"))
     assert len(groups) == q["groups"]
-    # a unit above the band (a tower) is a group of its own, flagged oversize; no other group
-    oversize = [g for g in groups if "oversize" in g.flags]
-    assert len(oversize) == q["oversize_groups"] > 0
-    assert all(g.units == 1 and g.unit_max > BAND[1] for g in oversize), oversize
-    assert all(g.unit_max <= BAND[1] for g in groups if "oversize" not in g.flags)
-    assert all(g.parts == 1 for g in groups)
-    housing = [g for g in groups if g.households > 0 and "oversize" not in g.flags]
-    in_band = sum(BAND[0] <= g.households <= BAND[1] for g in housing) / len(housing)
-    assert in_band == q["share_in_band"]
+    assert towers > 50  # the data has towers; none is a group of its own any more
+    assert all(g.pieces == 1 for g in groups)
+    housing = [g for g in groups if g.households > 0]
+    hh = np.array([g.households for g in housing], dtype=float)
+    small = np.array(["small_block" in g.flags for g in housing])
+    in_band = ((hh >= BAND[0]) & (hh <= BAND[1])).mean()
+    cv = hh[~small].std() / hh[~small].mean()
+    assert in_band == pytest.approx(q["share_in_band"]) and in_band >= MIN_SHARE_IN_BAND
+    assert cv == pytest.approx(q["cv_without_small_blocks"]) and cv <= MAX_CV
+    assert q["group_households"]["cv"] == pytest.approx(hh.std() / hh.mean())
+    assert not ((hh < BAND[0]) & ~small).sum() > 0.01 * len(hh)
+    assert hh.max() <= MAX_GROUP

@@ -101,7 +101,7 @@ def test_groups_page_draws_every_group_offline(browser, groups_server, engine, v
         ).one()
     assert tuple(drawn) == tuple(expected)
     assert outside == [] and errors == []
-    assert "OpenStreetMap contributors" in page.inner_text(".leaflet-control-attribution")
+    assert "OpenStreetMap contributors, ODbL" in page.inner_text(".leaflet-control-attribution")
     assert "居民小组" in page.inner_text("#ga-bar")
     context.close()
 
@@ -324,4 +324,53 @@ def test_login_never_sends_you_elsewhere(browser, groups_server, next_) -> None:
     page.locator("input[name=password]").fill(PASSWORD)
     page.locator("button[type=submit]").tap()
     page.wait_for_url(f"{groups_server}/app/leaders", timeout=15000)  # an admin's home
+    context.close()
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)
+
+
+def test_the_groups_page_in_english(browser, groups_server, engine) -> None:
+    """The bar, legend, layer names, card, buttons and messages in English."""
+    with engine.connect() as conn:
+        building, households, unit, cluster, group = conn.execute(
+            sa.text("""
+            SELECT b.id, b.households, u.code, c.code, g.code FROM building b
+              JOIN unit u ON u.id = b.unit_id
+              JOIN building_cluster c ON c.id = u.building_cluster_id
+              JOIN residents_group g ON g.id = c.residents_group_id
+             WHERE b.name IS NULL AND b.households > 0 ORDER BY b.id LIMIT 1""")
+        ).one()
+        point = _centre(conn, building)
+    context, page, outside, errors = _open(browser, groups_server)
+    context.add_cookies([{"name": "ga_lang", "value": "en", "url": groups_server}])
+    page.goto(f"{groups_server}/map/groups", wait_until="networkidle")
+    assert page.inner_text("#ga-bar h1") == "Residents' groups · every community"
+    legend = page.inner_text("#ga-legend")
+    assert "Households per group" in legend and "households" in legend
+    layers = page.locator(".leaflet-control-layers").text_content() or ""
+    assert "Residents' groups" in layers and "Walk network" in layers
+    x, y = zoom_to(page, *point)
+    page.touchscreen.tap(x, y)
+    page.locator("#ga-panel").wait_for(state="visible", timeout=5000)
+    card = page.inner_text("#ga-card")
+    assert f"Building {building}" in card and f"{households} households" in card
+    assert f"Unit {unit} · cluster {cluster} · group {group}" in card
+    buttons = page.locator("#ga-panel button").all_inner_texts()
+    assert buttons[:3] == [
+        "Move this building to…",
+        "Move its whole unit to…",
+        "Move its whole cluster to…",
+    ]
+    page.locator("#ga-move-cluster").tap()
+    assert (
+        page.inner_text("#ga-message") == "Tap any building of the residents' group it should join"
+    )
+    shown = " ".join(
+        [page.inner_text("#ga-bar"), legend, layers, card, " ".join(buttons),
+         page.inner_text("#ga-message")]
+    )  # fmt: skip
+    assert not _has_cjk(shown), shown
+    assert outside == [] and errors == []
     context.close()

@@ -12,14 +12,13 @@
   const lockButton = document.getElementById("ga-lock");
   const state = { selected: null, layer: null, mode: null, busy: false };
   const groups = new Map();
+  // the page's texts in the user's language (gis/messages/groups.toml), given by the server
   const textNode = document.getElementById("ga-groups-texts");
-  const allTexts = textNode ? JSON.parse(textNode.textContent || "{}") : {};
-  const lang = (window.GA && GA.lang) || "zh";
-  const texts = allTexts[lang] || allTexts.zh || {};
+  const texts = textNode ? JSON.parse(textNode.textContent || "{}") : {};
   const SELECTED = { color: "#000000", weight: 4 };
 
   function tx(key, params) {
-    let s = texts["leaders.groups_" + key];
+    let s = texts["groups." + key];
     if (s == null) return key;
     for (const [k, v] of Object.entries(params || {})) s = s.split("{" + k + "}").join(String(v));
     return s;
@@ -49,12 +48,23 @@
 
   function showCard(p) {
     const g = groups.get(p.group_id);
-    const locked = g && g.locked === "已锁定";
+    const locked = Boolean(g && g.is_locked);
+    // the property values are HTML-escaped on the server (layers/groups.py): text() again
     card.innerHTML =
-      `<b>${text(p.name) || "楼栋 " + text(p.id)}</b> · ${text(p.households)} 户<br>` +
-      `单元 ${text(p.unit)} · 楼群 ${text(p.cluster)} · 小组 ${text(p.grp)}` +
-      (locked ? " · 已锁定" : "");
-    lockButton.textContent = locked ? "解锁小组" : "锁定小组";
+      `<b>${text(p.name) || text(tx("unnamed", { id: p.id }))}</b> · ` +
+      `${text(tx("households", { n: p.households }))}<br>` +
+      text(tx("path", { unit: p.unit, cluster: p.cluster, group: p.grp })) +
+      (locked ? " · " + text(tx("locked")) : "") +
+      // a building divided by floors: which floors belong to which group ("1–9:03|10–18:04"),
+      // on one wrapped line so that the card stays short
+      (p.parts
+        ? "<br>" +
+          String(p.parts)
+            .split("|")
+            .map((s) => text(tx("floors", { floors: s.split(":")[0], group: s.split(":")[1] })))
+            .join(" · ")
+        : "");
+    lockButton.textContent = locked ? tx("unlock") : tx("lock");
     panel.hidden = false;
   }
 
@@ -157,10 +167,10 @@
   lockButton.addEventListener("click", async () => {
     if (!state.selected || state.busy) return;
     const g = groups.get(state.selected.group_id);
-    const lock = !(g && g.locked === "已锁定");
+    const lock = !(g && g.is_locked);
     done(
       await send("PUT", `/api/delineation/groups/${state.selected.group_id}/lock`, { locked: lock }),
-      lock ? "已锁定：重新划分时保留此小组" : "已解锁"
+      lock ? tx("locked_done") : tx("unlocked_done")
     );
   });
 })();

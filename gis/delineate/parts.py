@@ -1,0 +1,263 @@
+"""Building parts: a building divided by floors when whole buildings cannot make groups.
+
+A building is divided only when it must be:
+
+* it holds more than the band's upper bound (a tower): as many parts of exactly the target
+  as fit, each a residents' group of its own, and the remainder (its top floors) stays a
+  member that the partition puts with the neighbouring buildings; a tower alone in its
+  block is cut into the number of equal parts closest to the target instead;
+* a group is still outside the band after the partition (whole buildings too lumpy): a
+  building on its edge gives a part (whole dwellings) to the neighbouring group, so that
+  both end in the band. A building of ``WALKUP_MAX`` households or fewer is never divided
+  this way, and dividing a building not yet divided costs more than giving another part of
+  one that is: low-rise compounds stay whole, and a building's parts go to few groups;
+* then groups more than ``FINE_TUNE`` from the target are evened out the same way, without
+  dividing any low-rise building.
+
+Each part is a unit of its own (``Units``: the building's first unit keeps its cell and the
+land joined to it; the others share the cell, ``part_of``). Parts are sizes here, ordered
+by group so that each group holds one run of floors (``realise``); which dwellings each
+holds is cut by ``part_store``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gis.delineate.model import Params
+from gis.delineate.refine import Cost
+from gis.delineate.units import Units
+
+WALKUP_MAX = 36  # households: a walk-up this size is divided only when alone in its block
+NEW_DIVISION_COST = 50.0  # in squared households: dividing one more building
+LOW_RISE_COST = 400.0  # and more when it is low-rise (up to twice WALKUP_MAX households)
+NEW_PART_COST = 50.0  # and one more part of a building already divided
+FINE_TUNE = 0.05  # in band but further than this from the target: evened out with parts
+
+
+def equal_sizes(total: int, k: int) -> list[int]:
+    """Return ``k`` integers as equal as can be, adding up to ``total``."""
+    base, extra = divmod(int(total), k)
+    return [base + (1 if i < extra else 0) for i in range(k)]
+
+
+def max_parts(households: float, params: Params) -> int:
+    """The most parts a building is cut into: its whole groups, and one on either side."""
+    return int(households // params.group_households) + 2
+
+
+def add_part(units: Units, unit: int, households: float) -> int:
+    """Give ``households`` of single-building ``unit`` to a new unit of the same building."""
+    piece = int(units.piece[unit])
+    new = units.n
+    units.n += 1
+    units.households = np.append(units.households, households)
+    units.households[unit] -= households
+    units.xy = np.vstack([units.xy, units.xy[unit]])
+    for name in ("major", "comm", "frozen", "piece"):
+        setattr(units, name, np.append(getattr(units, name), getattr(units, name)[unit]))
+    units.part_of = np.append(units.part_of, piece)
+    units.blocks.append(set(units.blocks[unit]))
+    siblings = units.parts.setdefault(piece, [unit])
+    # what the cell itself touches (the land joined to the first unit stays with it)
+    around: dict[int, float] = {}
+    for q, length in units.piece_adj[piece].items():
+        v = int(units.of_piece[q])
+        if v >= 0 and v not in siblings:
+            around[v] = around.get(v, 0.0) + length
+    units.adj.append(around)
+    for v, length in around.items():
+        units.adj[v][new] = length
+    # the parts of a building share its whole cell: the strongest tie there is
+    tie = sum(around.values()) or 1.0
+    for s in siblings:
+        units.adj[s][new] = tie
+        units.adj[new][s] = tie
+    siblings.append(new)
+    return new
+
+
+def divide_towers(
+    units: Units, nodes: list[int], params: Params
+) -> tuple[list[list[int]], list[int]]:
+    """Divide the units of ``nodes`` above the band; return (groups made, members left)."""
+    target = params.group_households
+    node_set = set(nodes)
+    made: list[list[int]] = []
+    rest = []
+    for u in nodes:
+        total = int(round(units.households[u]))
+        if total <= params.group_max or units.piece[u] < 0:
+            rest.append(u)
+            continue
+        alone = not any(v in node_set for v in units.adj[u])
+        if alone:
+            k = min(
+                (max(1, total // target), total // target + 1),
+                key=lambda k: abs(total / k - target),
+            )
+            sizes = equal_sizes(total, k)
+            made.append([u])
+            made.extend([add_part(units, u, s)] for s in sizes[1:])
+            continue
+        full, remainder = divmod(total, target)
+        made.extend([add_part(units, u, target)] for _ in range(full - (remainder == 0)))
+        if remainder == 0:
+            made.append([u])  # what is left of it is one target exactly
+        else:
+            rest.append(u)
+    return made, rest
+
+
+class _Balancer:
+    """Moves parts of buildings between neighbouring groups of one major-road block.
+
+    Every step lowers the partition's own cost (``refine.Cost``: squared deviation from
+    the target, heavier outside the band) by more than the cost of the division it makes,
+    so the steps end.
+    """
+
+    def __init__(self, units: Units, groups: list[list[int]], whole: set[frozenset], params):
+        self.units, self.groups, self.params = units, groups, params
+        self.cost = Cost(params.group_households, params.band)
+        self.skip = {i for i, g in enumerate(groups) if frozenset(g) in whole}
+        self.group_of = {u: i for i, g in enumerate(groups) for u in g}
+        self.size = [float(units.households[g].sum()) for g in groups]
+        self.is_fine_tuning = False  # then: in band but off target, no new division
+
+    def is_bad(self, i: int) -> bool:
+        s = self.size[i]
+        if s == 0 or i in self.skip and s < self.cost.lo:
+            return False  # no homes, or all the homes of a small block
+        if self.is_fine_tuning:
+            return abs(s - self.cost.target) > FINE_TUNE * self.cost.target
+        return not self.cost.is_in_band(s)
+
+    def _cost_of_giving(self, d: int, to: int) -> float | None:
+        """What giving part of unit ``d`` to group ``to`` costs; None when it may not.
+
+        Growing a part the group already holds is free; a new part of a divided building
+        costs ``NEW_PART_COST`` (and a building is cut into no more parts than
+        ``max_parts``), a first division more; evening out (``is_fine_tuning``) never
+        divides a low-rise building not yet divided.
+        """
+        u = self.units
+        if u.piece[d] < 0:
+            return None  # several small buildings together: not divided
+        piece = int(u.piece[d])
+        siblings = u.parts.get(piece, [])
+        if any(self.group_of.get(s) == to for s in siblings):
+            return 0.0
+        whole = sum(u.households[s] for s in siblings) if siblings else u.households[d]
+        if siblings:
+            return NEW_PART_COST if len(siblings) < max_parts(whole, self.params) else None
+        if whole <= WALKUP_MAX or self.is_fine_tuning and whole <= 2 * WALKUP_MAX:
+            return None
+        return NEW_DIVISION_COST + (LOW_RISE_COST if whole <= 2 * WALKUP_MAX else 0.0)
+
+    def _touches(self, donor: int, group: int) -> bool:
+        """Whether the donor's cell itself (not land joined to it) touches ``group``."""
+        u = self.units
+        for q in u.piece_adj[int(u.piece[donor])]:
+            holders = u.parts.get(q, [int(u.of_piece[q])])
+            if any(self.group_of.get(h) == group for h in holders):
+                return True
+        return False
+
+    def _best_for_pair(self, a: int, b: int, m: int, v: int, best: tuple) -> tuple:
+        """The best of moving households from v (in b) to a, or from m (in a) to b."""
+        sa, sb, c = self.size[a], self.size[b], self.cost
+        now = c(sa) + c(sb)
+        wanted = {round((sb - sa) / 2), np.ceil(c.lo - sa), np.floor(c.hi - sa)}
+        wanted |= {np.ceil(sb - c.hi), np.floor(sb - c.lo)}
+        for x in wanted:
+            donor, give = (v, x) if x > 0 else (m, -x)
+            to = a if x > 0 else b
+            extra = self._cost_of_giving(donor, to) if give > 0 else None
+            if extra is None or not self._touches(donor, to):
+                continue
+            give = min(give, self.units.households[donor] - 1)
+            if give <= 0:
+                continue
+            x = give if donor == v else -give
+            gain = now - c(sa + x) - c(sb - x) - extra
+            if gain > max(best[0], c.min_gain):
+                best = (gain, donor, a if donor == v else b, give)
+        return best
+
+    def _fix(self, a: int) -> bool:
+        if not self.is_bad(a):
+            return False
+        best: tuple = (0.0, -1, -1, 0.0)
+        for m in self.groups[a]:
+            for v in self.units.adj[m]:
+                b = self.group_of.get(v)
+                if b is not None and b != a:
+                    best = self._best_for_pair(a, b, m, v, best)
+        if best[1] < 0:
+            return False
+        self._give(best[1], best[2], best[3])
+        return True
+
+    def run(self) -> None:
+        """Put groups in band, dividing where it must; then even out with parts already cut."""
+        target = self.params.group_households
+        for self.is_fine_tuning in (False, True):
+            for _ in range(4 * len(self.groups)):
+                bad = sorted(
+                    (i for i in range(len(self.groups)) if self.is_bad(i)),
+                    key=lambda i: -abs(self.size[i] - target),
+                )
+                if not any(self._fix(a) for a in bad):
+                    break
+
+    def _give(self, donor: int, to: int, give: float) -> None:
+        u = self.units
+        src = self.group_of[donor]
+        piece = int(u.piece[donor])
+        there = [s for s in u.parts.get(piece, []) if self.group_of.get(s) == to]
+        if there:  # the group already holds a part of this building: that part grows
+            u.households[there[0]] += give
+            u.households[donor] -= give
+        else:
+            new = add_part(u, donor, give)
+            self.groups[to].append(new)
+            self.group_of[new] = to
+        self.size[src] -= give
+        self.size[to] += give
+
+
+def balance(units: Units, groups: list[list[int]], whole: set[frozenset], params: Params) -> None:
+    """Divide buildings on groups' edges until every group is in band, where that can be."""
+    _Balancer(units, groups, whole, params).run()
+
+
+def realise(units: Units, group_of_unit: np.ndarray, dwellings: dict[int, np.ndarray]) -> None:
+    """Order each divided building's parts by group and fit them to whole dwellings.
+
+    ``dwellings`` holds, per piece with a house register, the households of its dwellings
+    in floor order (every other dwelling holds 1 household): a part ends where a dwelling
+    does, so a size that falls inside a dwelling of several households moves to its end.
+    """
+    for piece, parts in units.parts.items():
+        parts.sort(key=lambda p: (group_of_unit[p], p))
+        seq = dwellings.get(piece)
+        if seq is None:
+            continue
+        units.households[parts] = fit_to_dwellings(units.households[parts], seq)
+
+
+def fit_to_dwellings(sizes: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Return ``sizes`` moved to dwelling ends (``seq``: households per dwelling, in order).
+
+    Every part keeps at least one dwelling when there are enough of them.
+    """
+    ends = np.cumsum(np.asarray(seq, dtype=float))
+    n, k = len(ends), len(sizes)
+    idx = np.searchsorted(ends, np.cumsum(sizes) - 0.5).tolist()
+    for i in range(k):
+        low = idx[i - 1] + 1 if i else 0
+        idx[i] = min(max(idx[i], low), n - k + i)
+    idx[-1] = n - 1
+    cut = ends[np.maximum(idx, 0)]
+    return np.diff(np.concatenate([[0.0], cut]))
