@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import make_url as _sa_make_url
 
 __all__ = ["make_url"]
 
@@ -18,6 +19,21 @@ from gis.errors import DatabaseUnavailable
 from gis.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_MULTI_HOST = re.compile(
+    r"^(?P<scheme>[^:/]+://)(?P<user>[^@/]*@)?(?P<hosts>[^/?@]*,[^/?@]*)(?P<rest>[/?].*)?$"
+)
+
+
+def make_url(url: str | URL) -> URL:
+    """SQLAlchemy's ``make_url``, also for libpq's multi-host form (``@h1:p1,h2:p2/db``,
+    as ``gridatlas db ha`` prints it), which SQLAlchemy reads as ``?host=h1:p1&host=h2:p2``."""
+    if isinstance(url, str) and (m := _MULTI_HOST.match(url)):
+        rest = m["rest"] or "/"
+        path, _, query = rest.partition("?")
+        hosts = "&".join(f"host={h.strip()}" for h in m["hosts"].split(",") if h.strip())
+        url = f"{m['scheme']}{m['user'] or ''}{path}?{hosts}" + (f"&{query}" if query else "")
+    return _sa_make_url(url)
 
 
 def resolve_url(settings: Settings, *, start_local: bool = True) -> str:
@@ -93,6 +109,7 @@ def alembic_config(url: str) -> Config:  # noqa: F821 - alembic is imported lazi
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    url = make_url(url).render_as_string(hide_password=False)  # a multi-host URL too
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
