@@ -181,9 +181,10 @@ def test_a_grid_worker_sees_only_their_grid(browser, site: Site, viewport) -> No
     assert page.locator(".leaflet-control-scale-line").count() == 1
     assert page.locator(".leaflet-control-layers").count() == 1
     assert page.locator("#ga-legend").is_visible()
-    assert page.inner_text("#ga-today h2") == "今日巡查（即将上线）"
+    assert page.inner_text("#ga-today h2") == "今日工作"  # today's work: on the patrol page
+    assert page.locator("#ga-today a.gd-today-go").get_attribute("href") == "/app/patrol"
     for sel in (".leaflet-control-locate a", ".leaflet-control-layers-toggle", "#gd-go", "#gd-q",
-                ".leaflet-control-zoom-in"):  # fmt: skip
+                ".leaflet-control-zoom-in", ".gd-today-go"):  # fmt: skip
         box = page.locator(sel).first.bounding_box()
         assert box and box["width"] >= 44 and box["height"] >= 44, sel
     # tap a building: one card, no tooltip or popup over it
