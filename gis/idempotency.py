@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis.audit import Who, audit
-from gis.errors import InvalidInput
+from gis.errors import Conflict, InvalidInput
 
 
 def run_once(
@@ -36,50 +36,59 @@ def run_once(
     digest = hashlib.sha256(
         json.dumps(request, sort_keys=True, default=str, ensure_ascii=False).encode()
     ).hexdigest()
-    claimed = conn.scalar(
-        sa.text(
-            "INSERT INTO idempotency_key (user_id, key, request_hash) VALUES (:u, :k, :h) "
-            "ON CONFLICT DO NOTHING RETURNING 1"
-        ),
-        {"u": user.id, "k": key, "h": digest},
-    )
-    if not claimed:
-        row = conn.execute(
+    # The claim and the record it stands for are one savepoint: a refused ``create`` leaves
+    # no claim behind, even where a route turns the error into an answer and the request's
+    # transaction commits (Open311 answers errors in the spec's shape).
+    with conn.begin_nested():
+        claimed = conn.scalar(
             sa.text(
-                "SELECT request_hash, status_code, response FROM idempotency_key "
+                "INSERT INTO idempotency_key (user_id, key, request_hash) VALUES (:u, :k, :h) "
+                "ON CONFLICT DO NOTHING RETURNING 1"
+            ),
+            {"u": user.id, "k": key, "h": digest},
+        )
+        if not claimed:
+            row = conn.execute(
+                sa.text(
+                    "SELECT request_hash, status_code, response FROM idempotency_key "
+                    "WHERE user_id = :u AND key = :k"
+                ),
+                {"u": user.id, "k": key},
+            ).one()
+            if row.request_hash != digest:
+                raise InvalidInput(
+                    "this Idempotency-Key was used for a different request; use a new key "
+                    "for a new record"
+                )
+            if row.status_code is None:  # claimed by a request that never finished
+                raise Conflict(
+                    "a request with this Idempotency-Key did not finish; send it again with "
+                    "a new key"
+                )
+            # a replay answers with what the first request wrote: a read, audited like one
+            rid = row.response.get("id") if isinstance(row.response, dict) else None
+            audit(conn, user, "replay", str(request.get("path", ""))[:200], [rid] if rid else [])
+            return row.status_code, row.response, True
+        conn.execute(
+            sa.text(
+                "DELETE FROM idempotency_key WHERE user_id = :u "
+                "AND created_at < now() - interval '1 day'"
+            ),
+            {"u": user.id},
+        )
+        body = create()
+        conn.execute(
+            sa.text(
+                "UPDATE idempotency_key SET status_code = :s, response = CAST(:r AS jsonb) "
                 "WHERE user_id = :u AND key = :k"
             ),
-            {"u": user.id, "k": key},
-        ).one()
-        if row.request_hash != digest:
-            raise InvalidInput(
-                "this Idempotency-Key was used for a different request; use a new key "
-                "for a new record"
-            )
-        # a replay answers with what the first request wrote: a read, audited like one
-        rid = row.response.get("id") if isinstance(row.response, dict) else None
-        audit(conn, user, "replay", str(request.get("path", ""))[:200], [rid] if rid else [])
-        return row.status_code, row.response, True
-    conn.execute(
-        sa.text(
-            "DELETE FROM idempotency_key WHERE user_id = :u "
-            "AND created_at < now() - interval '1 day'"
-        ),
-        {"u": user.id},
-    )
-    body = create()
-    conn.execute(
-        sa.text(
-            "UPDATE idempotency_key SET status_code = :s, response = CAST(:r AS jsonb) "
-            "WHERE user_id = :u AND key = :k"
-        ),
-        {
-            "s": status_code,
-            "r": json.dumps(body, ensure_ascii=False, default=str),
-            "u": user.id,
-            "k": key,
-        },
-    )
+            {
+                "s": status_code,
+                "r": json.dumps(body, ensure_ascii=False, default=str),
+                "u": user.id,
+                "k": key,
+            },
+        )
     return status_code, body, False
 
 

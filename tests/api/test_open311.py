@@ -174,3 +174,20 @@ def test_a_post_retried_with_its_idempotency_key_creates_one_problem(o311) -> No
                                data={**form, "description": "另一处"}, headers=headers)  # fmt: skip
     assert other.status_code == 400 and other.json()[0]["code"] == 400
     assert len(client.get("worker_a1", "/api/problems").json()) == len(mine)
+
+
+def test_a_refused_post_leaves_no_key_behind_and_its_retry_is_refused_again(o311) -> None:
+    # Found by the stateful fuzz: Open311 answers errors in the spec's shape, so the request's
+    # transaction commits; the key's claim was kept without an answer, and the retry crashed.
+    client, _, (lon, lat) = o311
+    token = client.as_("worker_a1")["Authorization"].split(" ", 1)[1]
+    form = {"api_key": token, "service_code": "lift", "lat": str(lat), "long": str(lon),
+            "description": "电梯\x00停运"}  # fmt: skip
+    headers = {**FORM, "Idempotency-Key": "o311-refused-1"}
+    sent = [client.client.post("/open311/v2/requests.json", data=form, headers=headers)
+            for _ in range(2)]  # fmt: skip
+    assert [r.status_code for r in sent] == [400, 400]
+    assert all(r.json()[0]["code"] == 400 for r in sent)
+    again = {**form, "description": "电梯停运了"}
+    fixed = client.client.post("/open311/v2/requests.json", data=again, headers=headers)
+    assert fixed.status_code == 201  # the key was not used up by the refused attempts
