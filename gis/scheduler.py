@@ -34,11 +34,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gis import db, permissions
+from gis import db, permissions, tiles
 from gis.audit import Who
 from gis.errors import InvalidInput
 from gis.patrol.escalate import escalate_overdue
-from gis.settings import Settings
+from gis.settings import Settings, get_settings
 
 log = logging.getLogger("gridatlas.scheduler")
 
@@ -71,9 +71,15 @@ def _escalate(conn: Connection, now: dt.datetime) -> JobResult:
     )
 
 
+def _compact_tiles(conn: Connection, now: dt.datetime) -> JobResult:
+    """Keep the tile cache bounded: outdated entries out, the newest ``tile_cache_tiles``."""
+    keep = get_settings().tile_cache_tiles
+    return JobResult([], {"outdated_tiles_dropped": tiles.compact_cache(conn, keep)})
+
+
 # Reminders, coverage and weekly summaries are computed when read: escalation is the only
-# job that changes rows on its own.
-JOBS: tuple[Job, ...] = (Job("escalate", _escalate),)
+# job that changes what people see; the tile cache's upkeep changes nothing visible.
+JOBS: tuple[Job, ...] = (Job("escalate", _escalate), Job("tile_cache", _compact_tiles))
 
 LOCK = sa.text("SELECT pg_try_advisory_xact_lock(hashtext('gridatlas.job.' || :job))")
 RECENT = sa.text(

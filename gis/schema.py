@@ -776,3 +776,30 @@ committee_rating = sa.Table(
     sa.Column("computed_by", sa.BigInteger, _fk("app_user", "SET NULL")),
     sa.Index("committee_rating_community_idx", "community_id", "computed_at"),
 )
+
+# --- 0016: the vector tile cache (issue 12), invalidated by generation -------------------
+
+tile_cache = sa.Table(
+    "tile_cache",
+    metadata,
+    sa.Column("layer", sa.Text, primary_key=True),
+    sa.Column("z", sa.SmallInteger, primary_key=True),
+    sa.Column("x", sa.Integer, primary_key=True),
+    sa.Column("y", sa.Integer, primary_key=True),
+    sa.Column("gcj02", sa.Boolean, primary_key=True),
+    sa.Column("scope_key", sa.Text, primary_key=True),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    sa.Column("data", BYTEA, nullable=False),
+    sa.Column("gz", BYTEA),
+    sa.Column("etag", sa.Text, nullable=False),
+    sa.Column("made_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Index("tile_cache_made_at_idx", "made_at"),
+)
+
+tile_invalidation = sa.Table(
+    "tile_invalidation",
+    metadata,
+    _id(),
+    sa.Column("n", sa.BigInteger, nullable=False, server_default=sa.text("1")),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+)

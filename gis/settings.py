@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         description="how long a browser may reuse a vector tile (Cache-Control: private) "
         "before asking again with its ETag",
     )
+    tile_cache_tiles: int = Field(
+        20000,
+        ge=0,
+        description="vector tiles kept in the database's tile cache (the most recently "
+        "made; 0 keeps none); an entry whose data has changed is never served",
+    )
 
     @property
     def secret_key_file(self) -> Path:

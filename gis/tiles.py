@@ -17,10 +17,19 @@ For a Gaode basemap (GCJ-02) each feature is moved by the GCJ-02 offset at its c
 about 1.5 m per km, so a building (tens of metres) lands within centimetres of its exact
 shifted position and a community of 1–2 km within 1–3 m at its edges: below a pixel at the
 zooms where such an area fills the screen.
+
+Made tiles are kept in ``tile_cache`` (migration 0016) per layer, address, GCJ-02 or not,
+and scope key (admins one key; others their role and scope rows), with the *generation* of
+the data they were cut from: a statement-level trigger on every source table adds to the
+generation, and an entry is served only while its generation is the current one, so an
+edit, an import or a re-run delineation is on the map at the next request. The migration
+explains why no change can be missed. A transaction that has written itself bypasses the
+cache.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import math
 from dataclasses import dataclass
@@ -253,8 +262,10 @@ def get_layer(layer: str) -> TileLayer:
     return TILE_LAYERS[layer]
 
 
-def tile(conn: Connection, layer: str, z: int, x: int, y: int, *, gcj02: bool = False) -> bytes:
-    """One tile of ``layer`` as MVT bytes (empty when nothing visible lies in it)."""
+def make_tile(
+    conn: Connection, layer: str, z: int, x: int, y: int, *, gcj02: bool = False
+) -> bytes:
+    """One tile of ``layer`` as MVT bytes, cut now (empty when nothing visible lies in it)."""
     get_layer(layer)
     check_tile(z, x, y)
     # The planner prices ST_AsMVTGeom high enough to JIT-compile every tile query, which
@@ -267,6 +278,93 @@ def tile(conn: Connection, layer: str, z: int, x: int, y: int, *, gcj02: bool = 
 def etag_of(data: bytes) -> str:
     """A strong ETag of a tile: its content's hash (same bytes, same tag, for every user)."""
     return '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
+
+
+# Level 1 gives within 5 % of level 6's size for MVT at a quarter of the time: on a dense
+# tile (140 kB, 4,000 footprints) level 6 costs more than cutting the tile.
+GZIP_LEVEL = 1
+GZIP_ABOVE = 1024  # bytes: smaller tiles go as they are (GZipMiddleware's own threshold)
+
+
+def gzipped(data: bytes) -> bytes | None:
+    """The tile gzipped, or None when it is too small to be worth it."""
+    if len(data) < GZIP_ABOVE:
+        return None
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """What to send of a tile: its bytes (gzipped or not), and the ETag of its plain bytes."""
+
+    body: bytes
+    etag: str
+    is_gzipped: bool = False
+    from_cache: bool = False
+
+    @property
+    def data(self) -> bytes:
+        """The plain MVT bytes."""
+        return gzip.decompress(self.body) if self.is_gzipped else self.body
+
+
+_STATE = sa.text("SELECT scope_key, generation FROM ga_tile_state()")
+_KEY = "layer = :layer AND z = :z AND x = :x AND y = :y AND gcj02 = :gcj02 AND scope_key = :key"
+_FRESH = f"FROM tile_cache WHERE {_KEY} AND generation = :gen"
+# only the bytes that will be sent: a dense tile is 100-200 kB, and bytea travels as hex
+_LOOKUP_PLAIN = sa.text(f"SELECT data AS body, false AS is_gzipped, etag {_FRESH}")
+_LOOKUP_GZIP = sa.text(
+    f"SELECT coalesce(gz, data) AS body, gz IS NOT NULL AS is_gzipped, etag {_FRESH}"
+)
+_STORE = sa.text(
+    "INSERT INTO tile_cache (layer, z, x, y, gcj02, scope_key, generation, data, gz, etag) "
+    "VALUES (:layer, :z, :x, :y, :gcj02, :key, :gen, :data, :gz, :etag) "
+    "ON CONFLICT (layer, z, x, y, gcj02, scope_key) DO UPDATE SET "
+    "generation = excluded.generation, data = excluded.data, gz = excluded.gz, "
+    "etag = excluded.etag, made_at = now() WHERE tile_cache.generation < excluded.generation"
+)
+
+
+def tile(
+    conn: Connection,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    gcj02: bool = False,
+    cache: bool = True,
+    accepts_gzip: bool = False,
+) -> Tile:
+    """One tile of ``layer`` for the user of ``conn``: from the cache while its data is
+    unchanged, else cut (and, with ``cache``, kept; empty tiles are not kept). Gzipped
+    when the client ``accepts_gzip`` and the tile is worth it.
+
+    The generation is read before the tile is cut, in an earlier snapshot (see 0016).
+    """
+    get_layer(layer)
+    check_tile(z, x, y)
+    state = conn.execute(_STATE).one() if cache else None
+    key = None
+    if state is not None and state.scope_key is not None:
+        key = {"layer": layer, "z": z, "x": x, "y": y, "gcj02": gcj02,
+               "key": state.scope_key, "gen": state.generation}  # fmt: skip
+        hit = conn.execute(_LOOKUP_GZIP if accepts_gzip else _LOOKUP_PLAIN, key).first()
+        if hit is not None:
+            return Tile(bytes(hit.body), hit.etag, hit.is_gzipped, from_cache=True)
+    data = make_tile(conn, layer, z, x, y, gcj02=gcj02)
+    etag, gz = etag_of(data), gzipped(data)
+    if key is not None and data:
+        conn.execute(_STORE, {**key, "data": data, "gz": gz, "etag": etag})
+    if accepts_gzip and gz is not None:
+        return Tile(gz, etag, is_gzipped=True)
+    return Tile(data, etag)
+
+
+def compact_cache(conn: Connection, keep: int) -> int:
+    """Fold the invalidations, drop entries of past generations and the oldest beyond
+    ``keep``; the number of outdated entries dropped (the scheduler runs it)."""
+    return int(conn.scalar(sa.text("SELECT ga_tile_compact(:keep)"), {"keep": keep}) or 0)
 
 
 def scope_buildings(conn: Connection) -> tuple[int, tuple[float, float, float, float] | None]:

@@ -8,15 +8,16 @@ tablet where another user logs in does not reuse the first user's tiles. After t
 browser asks again with ``If-None-Match``: the ETag is the hash of the tile's bytes, and an
 unchanged tile is answered ``304`` with no body.
 
-Compression: a tile is sent gzipped at level 1 when the client accepts gzip (the app's
-GZipMiddleware passes an answer that has its encoding already). Level 1 gives within 5 %
-of level 6's size for MVT, at a quarter of the time: on a dense tile (140 kB, 4,000
-footprints) level 6 costs more than the query itself.
+Compression: a tile is sent gzipped (``gis.tiles.gzipped``, level 1) when the client
+accepts gzip (the app's GZipMiddleware passes an answer that has its encoding already); a
+cached tile keeps its gzipped bytes.
+
+Server side, tiles are cached in the database until their data changes (``gis.tiles``);
+``GRIDATLAS_TILE_CACHE_TILES`` bounds how many (0: none).
 """
 
 from __future__ import annotations
 
-import gzip
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Response
@@ -29,8 +30,6 @@ from gis import tiles
 router = APIRouter(prefix="/api/tiles", tags=["tiles"])
 
 TileLayerName = Literal["buildings", "walk_edges", "communities", "grids", "residents_groups"]
-GZIP_LEVEL = 1
-GZIP_ABOVE = 1024  # bytes: smaller tiles go as they are (GZipMiddleware's own threshold)
 Z = Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM, description="zoom")]
 XY = Annotated[int, Path(ge=0, le=2**tiles.MAX_ZOOM - 1)]
 
@@ -65,11 +64,14 @@ def get_tile(
     accept_encoding: Annotated[str | None, Header()] = None,
 ) -> Response:
     choice = basemap_of(settings)
-    data = tiles.tile(conn, layer, z, x, y, gcj02=bool(choice and choice.is_gcj02))
-    plain = tiles.etag_of(data)
+    made = tiles.tile(
+        conn, layer, z, x, y,
+        gcj02=bool(choice and choice.is_gcj02), cache=settings.tile_cache_tiles > 0,
+        accepts_gzip="gzip" in (accept_encoding or ""),
+    )  # fmt: skip
+    plain = made.etag
     # A strong tag names one representation: the gzipped bytes get a tag of their own.
-    gzipped = len(data) >= GZIP_ABOVE and "gzip" in (accept_encoding or "")
-    etag = plain[:-1] + '.gz"' if gzipped else plain
+    etag = plain[:-1] + '.gz"' if made.is_gzipped else plain
     headers = {
         "ETag": etag,
         "Cache-Control": f"private, max-age={settings.tile_max_age_s}",
@@ -77,7 +79,6 @@ def get_tile(
     }
     if _matches(if_none_match, etag) or _matches(if_none_match, plain):
         return Response(status_code=304, headers=headers)
-    if gzipped:
-        data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+    if made.is_gzipped:
         headers["Content-Encoding"] = "gzip"
-    return Response(content=data, media_type=tiles.MEDIA_TYPE, headers=headers)
+    return Response(content=made.body, media_type=tiles.MEDIA_TYPE, headers=headers)

@@ -489,3 +489,143 @@ def test_footprints_are_where_st_asmvtgeom_puts_them(api) -> None:
         same += box == tuple(want[i][:4])
         assert _area(rings[0]) > 0, i  # an exterior ring: positive area in tile coordinates
     assert same >= 0.99 * len(got)
+
+
+# --- the server's tile cache (gis/tiles.py, migration 0016) ---------------------------------
+
+
+def _cache_rows(url: str) -> list[tuple]:
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT layer, z, x, y, scope_key, generation FROM tile_cache ORDER BY 1")
+        ).all()
+    eng.dispose()
+    return [tuple(r) for r in rows]
+
+
+def test_a_cached_tile_is_served_until_its_data_changes(api) -> None:
+    client, info, url = api
+    building = info.buildings["a1"][0]
+    lon, lat = _centroid(url, "building", building)
+    address = tile_of(lon, lat, 16)
+    first = client.get("admin", _path("buildings", *address))
+    assert first.status_code == 200 and building in _ids(client, "admin", "buildings", *address)
+    assert [r[:5] for r in _cache_rows(url)] == [("buildings", *address, "admin")]
+    again = client.get("admin", _path("buildings", *address))
+    assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.begin() as conn:  # about 4 km east: the cached tile is out of date
+        conn.execute(
+            sa.text("UPDATE building SET geom = ST_Translate(geom, 0.045, 0) WHERE id = :i"),
+            {"i": building},
+        )
+    eng.dispose()
+    assert building not in _ids(client, "admin", "buildings", *address)
+    assert building in _ids(client, "admin", "buildings", *tile_of(lon + 0.045, lat, 16))
+
+
+def test_household_counts_in_a_cached_tile_follow_the_register(api) -> None:
+    client, info, url = api
+    building = info.buildings["a1"][0]
+    address = tile_of(*_centroid(url, "building", building), 16)
+    before = _ids(client, "admin", "buildings", *address)[building]["households"]
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE building SET households = households + 7 WHERE id = :i"),
+            {"i": building},
+        )
+    eng.dispose()
+    assert _ids(client, "admin", "buildings", *address)[building]["households"] == before + 7
+
+
+def test_cached_tiles_never_cross_scopes(api) -> None:
+    """Worker a1's tile is cut to grid a1: the admin's cached tile of the same address is
+    not theirs, and theirs is not the admin's."""
+    client, info, url = api
+    address = tile_of(*_centroid(url, "building", info.buildings["a1"][0]), 14)
+    admin = _ids(client, "admin", "buildings", *address)
+    worker = _ids(client, "worker_a1", "buildings", *address)
+    assert set(worker) < set(admin)
+    assert set(_ids(client, "worker_a1", "buildings", *address)) == set(worker)
+    assert set(_ids(client, "admin", "buildings", *address)) == set(admin)
+    keys = {r[4] for r in _cache_rows(url)}
+    assert len(keys) == 2 and "admin" in keys
+
+
+def test_a_tile_cut_from_an_old_snapshot_is_not_served_after_the_change(api) -> None:
+    """A request that read the generation before a change committed keeps a tile of the
+    old data under the old generation: the next request must not be given it."""
+    from gis import accounts, tiles
+
+    client, info, url = api
+    building = info.buildings["a1"][0]
+    lon, lat = _centroid(url, "building", building)
+    address = tile_of(lon, lat, 16)
+    token = client.as_("admin")["Authorization"].split()[1]
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as slow, eng.connect() as writer:
+        slow.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        assert accounts.session_user(slow, token) is not None  # the snapshot is taken here
+        with writer.begin():
+            writer.execute(
+                sa.text("UPDATE building SET geom = ST_Translate(geom, 0.045, 0) WHERE id = :i"),
+                {"i": building},
+            )
+        old = tiles.tile(slow, "buildings", *address)  # cut from the old data, and kept
+        slow.commit()
+    eng.dispose()
+    assert not old.from_cache and _cache_rows(url)
+    assert building in {f["id"] for f in decode(old.data)["buildings"]}
+    assert building not in _ids(client, "admin", "buildings", *address)
+
+
+def test_a_transaction_that_wrote_neither_reads_nor_fills_the_cache(api) -> None:
+    from gis import accounts, tiles
+
+    client, info, url = api
+    building = info.buildings["a1"][0]
+    address = tile_of(*_centroid(url, "building", building), 16)
+    token = client.as_("admin")["Authorization"].split()[1]
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.connect() as conn:
+        assert accounts.session_user(conn, token) is not None
+        conn.execute(  # moved away, in this transaction only
+            sa.text("UPDATE building SET geom = ST_Translate(geom, 0.045, 0) WHERE id = :i"),
+            {"i": building},
+        )
+        gone = tiles.tile(conn, "buildings", *address)
+        conn.rollback()  # the move never happened
+    eng.dispose()
+    assert building not in {f["id"] for f in decode(gone.data).get("buildings", [])}
+    assert _cache_rows(url) == []
+    assert building in _ids(client, "admin", "buildings", *address)
+
+
+def test_compaction_keeps_the_generation_and_drops_outdated_entries(api) -> None:
+    from gis import tiles
+
+    client, info, url = api
+    building = info.buildings["a1"][0]
+    address = tile_of(*_centroid(url, "building", building), 16)
+    _ids(client, "admin", "buildings", *address)
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE building SET households = households WHERE id = :i"),
+                     {"i": building})  # fmt: skip
+        generation = conn.scalar(sa.text("SELECT generation FROM ga_tile_state()"))
+    _ids(client, "worker_a1", "buildings", *address)  # made under the new generation
+    with eng.begin() as conn:
+        assert tiles.compact_cache(conn, keep=100) == 1  # the admin's, of the old generation
+    with eng.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM tile_invalidation")) == 1
+        assert conn.scalar(sa.text("SELECT generation FROM ga_tile_state()")) == generation
+    eng.dispose()
+    assert [r[4] for r in _cache_rows(url)] == [r[4] for r in _cache_rows(url) if r[4] != "admin"]
+    assert len(_cache_rows(url)) == 1
+    before = client.get("worker_a1", _path("buildings", *address))
+    assert before.status_code == 200
+    with db.create_engine(url, poolclass=sa.NullPool).begin() as conn:
+        tiles.compact_cache(conn, keep=0)
+    assert _cache_rows(url) == []

@@ -148,7 +148,10 @@ def test_admins_see_the_passes_and_others_are_refused(api) -> None:  # noqa: F81
         eng.dispose()
     runs = client.get("admin", "/api/patrol/jobs")
     assert runs.status_code == 200, runs.text
-    [run] = runs.json()
+    by_job = {r["job"]: r for r in runs.json()}
+    assert sorted(by_job) == ["escalate", "tile_cache"] and len(runs.json()) == 2
+    assert by_job["tile_cache"]["is_ok"] and by_job["tile_cache"]["changed_ids"] == []
+    run = by_job["escalate"]
     assert (run["job"], run["is_ok"], run["escalated"], run["overdue"]) == ("escalate", True, 1, 1)
     assert run["changed_ids"] == [late] and run["clock"] == NOW.isoformat()
     assert client.get("staff_a", "/api/patrol/jobs").status_code == 403
