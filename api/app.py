@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import errors, headers, openapi_links, shell
+from api import errors, headers, openapi_links, reads, shell
 from api.params import refuse_unknown_query
 from api.routes import auth as auth_routes
 from api.routes import delineation as delineation_routes
@@ -39,7 +39,7 @@ from api.routes import reports_staff as report_staff_routes
 from api.routes import sheets as sheet_routes
 from api.routes import subject as subject_routes
 from api.routes import tiles as tile_routes
-from gis import db, scheduler
+from gis import db, replica, scheduler
 from gis.errors import DatabaseUnavailable
 from gis.pgcluster import LocalCluster
 from gis.security import Keys
@@ -79,6 +79,15 @@ def _app_role_url(settings: Settings, keys: Keys) -> str:
         return db.app_role_url_unchecked(owner, keys.db_password())
 
 
+def _read_engine(settings: Settings, keys: Keys) -> sa.Engine | None:
+    """The replica's engine, as the app's role (replicated from the primary), or None."""
+    owner = replica.resolve_replica_url(settings)
+    if owner is None:
+        return None
+    url = db.app_role_url_unchecked(owner, keys.db_password())
+    return db.create_engine(url, pool_size=THREADS // 2, max_overflow=8, pool_timeout=5)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the database engine is created at start-up, not at import."""
     settings = settings or get_settings()
@@ -102,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if not (settings.app_database_url or settings.database_url):
             db.follow_local_cluster(app.state.engine, LocalCluster(settings.pg_dir))
+        app.state.read_engine = _read_engine(settings, app.state.keys)
         app.state.scheduler = scheduler.start_for(settings)  # None when jobs_every_min is 0
         try:
             yield
@@ -109,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.scheduler is not None:
                 await to_thread.run_sync(app.state.scheduler.stop)  # after a pass in progress
             app.state.engine.dispose()
+            if app.state.read_engine is not None:
+                app.state.read_engine.dispose()
 
     app = FastAPI(
         title="Grid Atlas",
@@ -125,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi_links.install(app)
     shell.install(app)
     headers.install(app)
+    reads.install(app)
     # Compressed answers: a cold tablet page goes from 0.86 to 0.21 MB (bench/pages.py).
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.include_router(layer_routes.router)

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.deps import Conn
+from api.reads import ReadConn
 from gis import accounts, permissions
 from gis.errors import Forbidden, NotAuthenticated
 
@@ -50,6 +51,8 @@ CSRF_HEADER = "x-requested-with"  # pages send "gridatlas"; a form on another si
 def current_user(request: Request, conn: Conn) -> Principal:
     """The request's user, set as the transaction's ``ga.user_id``; 401 without a login.
 
+    (``current_reader`` is the same on a route's ``ReadConn``, see api/reads.py.)
+
     A change sent with the cookie alone must also carry ``X-Requested-With: gridatlas``: a
     page of another site (even a sibling subdomain, which SameSite does not stop) can post
     a form with the cookie but cannot add a header without our consent (CORS).
@@ -71,6 +74,14 @@ def current_user(request: Request, conn: Conn) -> Principal:
 
 
 User = Annotated[Principal, Depends(current_user)]
+
+
+def current_reader(request: Request, conn: ReadConn) -> Principal:
+    """``current_user`` on the connection of a route that only reads (maybe the replica)."""
+    return current_user(request, conn)
+
+
+ReadUser = Annotated[Principal, Depends(current_reader)]
 
 
 def need(permission: str):

@@ -14,6 +14,7 @@ from cli import ha as ha_cmd
 from cli import keys as keys_cmd
 from cli import patrol as patrol_cmd
 from cli import people as people_cmd
+from cli import replica as replica_cmd
 from cli.common import fail, open_engine
 from gis.errors import GridAtlasError, InvalidInput
 from gis.settings import PROJECT_ROOT, get_settings
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(db_cmd.app, name="db")
 db_cmd.app.add_typer(ha_cmd.app, name="ha")
+db_cmd.app.add_typer(replica_cmd.app, name="replica")
 app.add_typer(people_cmd.users, name="user")
 app.add_typer(people_cmd.people, name="people")
 app.command("keygen")(people_cmd.keygen)

@@ -33,7 +33,14 @@ def audit(
     ids: list[int],
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Append one audit row (in the caller's transaction)."""
+    """Append one audit row (in the caller's transaction).
+
+    A read served by the replica writes its row on the primary, in the request's
+    primary-side transaction (``api.reads.PrimaryWrites``), committed before the answer.
+    """
+    writes = conn.info.get("ga_primary_writes")
+    if writes is not None:
+        conn = writes.connection(conn.info.get("ga_session"))
     conn.execute(
         sa.text(
             "INSERT INTO audit_log (user_id, action, subject, subject_ids, detail) "
@@ -57,7 +64,9 @@ def audit_now(
     lookup by number that was refused is still on record.
     """
     token = conn.info.get("ga_session")
-    with conn.engine.connect() as other, other.begin():
+    writes = conn.info.get("ga_primary_writes")  # a replica read: its primary's engine
+    engine = writes.engine if writes is not None else conn.engine
+    with engine.connect() as other, other.begin():
         if token:
             other.execute(sa.text("SELECT set_config('ga.session', :t, true)"), {"t": token})
         audit(other, user, action, subject, ids, detail)
@@ -78,8 +87,14 @@ def spend_lookup(conn: Connection, user: Who, via: str, field: str) -> None:
         sa.text("SELECT ga_recent_actions(:a, :m)"), {"a": LOOKUP, "m": LOOKUP_WINDOW_MIN}
     )
     if used is not None and used >= budget:
-        audit_now(conn, user, LOOKUP, "resident", [], {"via": via, "field": field,
-                                                       "outcome": "refused: over budget"})
+        audit_now(
+            conn,
+            user,
+            LOOKUP,
+            "resident",
+            [],
+            {"via": via, "field": field, "outcome": "refused: over budget"},
+        )
         raise TooManyRequests(
             f"too many look-ups by ID or phone number ({budget} in {LOOKUP_WINDOW_MIN} min); "
             f"wait {LOOKUP_WINDOW_MIN} min (查询次数过多，请 {LOOKUP_WINDOW_MIN} 分钟后再试)",
@@ -91,5 +106,3 @@ def spend_lookup(conn: Connection, user: Who, via: str, field: str) -> None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
-
-

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         description="URL the API connects with (a role that owns no table); unset: the "
         "gridatlas_app role on the same server, its password derived from the secret key",
     )
+    replica_url: str | None = Field(
+        None,
+        description="owner URL of a streaming-replication standby the API sends reads to; "
+        "unset: the local replica (`gridatlas db replica up`) when it runs, else none",
+    )
     session_hours: float = Field(12.0, description="how long a login token lasts")
     cookie_secure: bool = Field(False, description="mark the session cookie Secure (HTTPS)")
     # `gridatlas serve` behind a reverse proxy (docs/operations.md): the public pages' rate

@@ -308,7 +308,7 @@ class Tile:
         return gzip.decompress(self.body) if self.is_gzipped else self.body
 
 
-_STATE = sa.text("SELECT scope_key, generation FROM ga_tile_state()")
+_STATE = sa.text("SELECT scope_key, generation, can_store FROM ga_tile_state()")
 _KEY = "layer = :layer AND z = :z AND x = :x AND y = :y AND gcj02 = :gcj02 AND scope_key = :key"
 _FRESH = f"FROM tile_cache WHERE {_KEY} AND generation = :gen"
 # only the bytes that will be sent: a dense tile is 100-200 kB, and bytea travels as hex
@@ -354,7 +354,7 @@ def tile(
             return Tile(bytes(hit.body), hit.etag, hit.is_gzipped, from_cache=True)
     data = make_tile(conn, layer, z, x, y, gcj02=gcj02)
     etag, gz = etag_of(data), gzipped(data)
-    if key is not None and data:
+    if key is not None and data and state.can_store:
         conn.execute(_STORE, {**key, "data": data, "gz": gz, "etag": etag})
     if accepts_gzip and gz is not None:
         return Tile(gz, etag, is_gzipped=True)

@@ -22,9 +22,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Response
 
-from api.auth import User
+from api.auth import ReadUser
 from api.basemap import basemap_of
-from api.deps import AppSettings, Conn
+from api.deps import AppSettings
+from api.reads import ReadConn
 from gis import tiles
 
 router = APIRouter(prefix="/api/tiles", tags=["tiles"])
@@ -57,8 +58,8 @@ def get_tile(
     z: Z,
     x: XY,
     y: XY,
-    conn: Conn,
-    user: User,
+    conn: ReadConn,
+    user: ReadUser,
     settings: AppSettings,
     if_none_match: Annotated[str | None, Header()] = None,
     accept_encoding: Annotated[str | None, Header()] = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import sqlalchemy as sa
 
-from gis import db
+from gis import db, i18n
 from tests.api.conftest import password
 from tests.conftest import serve_app
 
@@ -83,11 +83,45 @@ def test_a_commit_that_fails_is_never_acknowledged(people):
         _login(client, "staff_a")
         r = client.post(
             "/api/ledgers/special_groups",
-            json={"resident_id": info.residents["a1"][0], "category": "other",
-                  "notes": "不应保存"},
+            json={"resident_id": info.residents["a1"][0], "category": "other", "notes": "不应保存"},
         )
         assert r.status_code == 503, r.text
-        assert int(r.headers["retry-after"]) > 0 and "nothing was stored" in r.json()["detail"]
+        # the server refused the COMMIT, so it rolled back: "nothing was stored" is true here
+        assert int(r.headers["retry-after"]) > 0
+        assert "nothing of it was stored" in r.json()["detail"]
+        assert r.json()["message"] == i18n.t("commit.refused", "zh")
     with owner.connect() as conn:
         assert conn.scalar(count) == before
+    owner.dispose()
+
+
+def test_a_commit_cut_off_says_it_may_or_may_not_have_been_stored(people):
+    # The backend ends while it commits (as when the server or the network goes away): the
+    # client cannot know whether the commit record reached the disk, and must not be told
+    # "nothing was stored" (it may be there; a retry without its key would store it twice).
+    url, info = people
+    owner = db.create_engine(url, poolclass=sa.NullPool)
+    with owner.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION end_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); "
+                "RETURN NULL; END $$"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE CONSTRAINT TRIGGER end_at_commit AFTER INSERT ON special_group "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION end_at_commit()"
+            )
+        )
+    with serve_app(url) as base, httpx.Client(base_url=base, timeout=30) as client:
+        _login(client, "staff_a")
+        body = {"resident_id": info.residents["a1"][0], "category": "other", "notes": "未知"}
+        r = client.post("/api/ledgers/special_groups", json=body)
+        assert r.status_code == 503, r.text
+        assert "may or may not" in r.json()["detail"]
+        assert "nothing" not in r.json()["detail"]
+        assert r.json()["message"] == i18n.t("commit.unconfirmed", "zh")
+        assert client.get("/api/health").status_code == 200  # the pool let the dead one go
     owner.dispose()

@@ -89,10 +89,12 @@ def upgrade() -> None:
             f"OR TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION ga_tile_invalidate()"
         )
     # The scope key and the generation, or a NULL key: no user, or this transaction has
-    # written (an xid is assigned), so the cache is neither read nor filled.
+    # written (an xid is assigned), so the cache is neither read nor filled. A replica
+    # (in recovery) reads the cache the primary filled but cannot add to it.
     op.execute(
         f"""
-        CREATE FUNCTION ga_tile_state(OUT scope_key text, OUT generation bigint)
+        CREATE FUNCTION ga_tile_state(OUT scope_key text, OUT generation bigint,
+                                      OUT can_store boolean)
         LANGUAGE sql STABLE {DEFINER} AS $$
           SELECT CASE
                    WHEN pg_current_xact_id_if_assigned() IS NOT NULL OR u.id IS NULL THEN NULL
@@ -102,7 +104,8 @@ def upgrade() -> None:
                                             ORDER BY s.level, s.area_id)
                             FROM app_user_scope s WHERE s.user_id = u.id), ''))
                  END,
-                 (SELECT coalesce(sum(n), 0)::bigint FROM tile_invalidation)
+                 (SELECT coalesce(sum(n), 0)::bigint FROM tile_invalidation),
+                 NOT pg_is_in_recovery()
             FROM (SELECT 1) one
             LEFT JOIN app_user u ON u.id = ga_user() AND u.is_active
         $$
