@@ -8,6 +8,17 @@ never by rewriting the finished HTML (which would bless an injected script too).
 Text of ours or of imported files goes into the page as template *values*, never as template
 source: ``branca.element.Element(text)`` compiles ``text`` as Jinja, so a community code
 ``{{ … }}`` would run on the server. Use ``Fragment`` for ready-made markup.
+
+Branca itself does exactly that with every Folium element: ``MacroElement.render`` puts the
+*output* of an element's macros (a GeoJson layer's script with its features, a popup's or a
+tooltip's text) into the page as ``Element(output)``, which is compiled and rendered again
+when the page is. A building named ``{{ 7*7 }}`` then showed as ``49``, and a name written
+to reach Python's objects through Jinja would have run code on the server. Importing this
+module replaces that method (:func:`_render_macros`, and Folium's ``Popup.render``, which
+does the same): the output goes in as a ``Fragment``,
+rendered once, never compiled. Every map module imports this one (``layers/__init__.py``
+too), and ``tests/test_layers_no_template_injection.py`` checks it on every kind of
+element our pages use.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 import folium
-from branca.element import Element, Figure
+from branca.element import Element, Figure, MacroElement
 from folium.template import Template
 
 
@@ -28,6 +39,37 @@ class Fragment(Element):
         super().__init__()
         self._name = "Fragment"
         self.markup = markup
+
+
+def _render_macros(self: MacroElement, **kwargs: Any) -> None:
+    """``MacroElement.render`` with the macros' output kept as text (see the module's text)."""
+    figure = self.get_root()
+    if not isinstance(figure, Figure):
+        raise TypeError("a map element can only be rendered inside a page (Figure)")
+    macros = self._template.module.__dict__
+    for part in ("header", "html", "script"):
+        macro = macros.get(part)
+        if macro is not None:
+            getattr(figure, part).add_child(
+                Fragment(str(macro(self, kwargs))), name=self.get_name()
+            )
+    for element in self._children.values():
+        element.render(**kwargs)
+
+
+def _render_popup(self: folium.Popup, **kwargs: Any) -> None:
+    """``folium.Popup.render``, which does the same with its own template: kept as text."""
+    for child in self._children.values():
+        child.render(**kwargs)
+    figure = self.get_root()
+    if not isinstance(figure, Figure):
+        raise TypeError("a popup can only be rendered inside a page (Figure)")
+    text = Fragment(self._template.render(this=self, kwargs=kwargs))
+    figure.script.add_child(text, name=self.get_name())
+
+
+MacroElement.render = _render_macros  # type: ignore[method-assign]
+folium.Popup.render = _render_popup  # type: ignore[method-assign]
 
 
 class Page(Figure):
