@@ -41,6 +41,7 @@ def status_for(err: errors.GridAtlasError) -> int:
 
 log = logging.getLogger("gridatlas.api")
 LANG_COOKIE = "ga_lang"
+OPEN311_PREFIX = "/open311/"
 
 
 def request_lang(request: Request) -> str:
@@ -60,11 +61,16 @@ def _answer(
     """``detail``: the English reason (API clients, logs); ``message``: what a person sees,
     in their language, from the catalogue (gis/messages.toml)."""
     lang = request_lang(request)
-    if key and key in i18n.catalogue():
+    has_key = bool(key and key in i18n.catalogue())
+    if has_key:
         message = i18n.t(key, lang, **(params or {}))
     else:
         message = i18n.t(f"error.{error}" if f"error.{error}" in i18n.catalogue()
                          else "error.GridAtlasError", lang)  # fmt: skip
+    if is_open311(request):
+        # a refusal of its own words, else the English reason (the old general sentence
+        # would tell an API client nothing)
+        return open311_error(status, message if has_key else detail, headers)
     if is_page(request):
         return HTMLResponse(error_page(message, lang), status_code=status, headers=headers)
     return JSONResponse(
@@ -72,6 +78,23 @@ def _answer(
         status_code=status,
         headers=headers,
     )
+
+
+def is_open311(request: Request) -> bool:
+    """An Open311 GeoReport address (api/routes/open311.py): an API, never a page."""
+    return request.url.path.startswith(OPEN311_PREFIX)
+
+
+def open311_error(
+    status: int, description: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An error in the GeoReport v2 shape: a list of one code and description. Answered
+    here, by the app's handlers, so that the request's transaction is rolled back as for
+    any other refusal (``api.deps.get_conn``); 422 is the spec's 400, "bad request"."""
+    status = 400 if status == 422 else status
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return JSONResponse([{"code": status, "description": description}], status, headers)
 
 
 def is_page(request: Request) -> bool:
@@ -87,10 +110,10 @@ def error_page(message: str, lang: str) -> str:
     return (
         f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<title>{escape(i18n.t("app.name", lang))}</title>'
+        f"<title>{escape(i18n.t('app.name', lang))}</title>"
         '<link rel="stylesheet" href="/static/app/map.css"></head>'
         '<body class="ga-login-page"><div class="ga-login-card ga-error-card">'
-        f'<h1>{escape(i18n.t("app.name", lang))}</h1>'
+        f"<h1>{escape(i18n.t('app.name', lang))}</h1>"
         f'<p id="ga-error-message">{escape(message)}</p>'
         f'<p><a href="/">{escape(back)}</a></p></div></body></html>'
     )
@@ -102,10 +125,12 @@ def _install_validation(app: FastAPI) -> None:
         # FastAPI's own list of what is wrong stays in ``detail`` (API clients read it); a
         # person sees one sentence in their language naming the fields.
         problems = jsonable_encoder(err.errors())
-        fields = ", ".join(
-            dict.fromkeys(str(p["loc"][-1]) for p in problems if p.get("loc"))
-        ) or "?"
+        fields = (
+            ", ".join(dict.fromkeys(str(p["loc"][-1]) for p in problems if p.get("loc"))) or "?"
+        )
         lang = request_lang(request)
+        if is_open311(request):
+            return open311_error(400, f"missing or malformed: {fields}")
         if is_page(request):
             return HTMLResponse(
                 error_page(i18n.t("error.RequestInvalid", lang, fields=fields), lang),

@@ -113,9 +113,7 @@ community = _area(
     "community",
     sa.Column("subdistrict_id", sa.BigInteger, _fk("subdistrict", "RESTRICT")),
     sa.Column("housing_type", sa.Text),
-    sa.Index("community_subdistrict_id_idx", "subdistrict_id"),
-    # 0005 indexes the same column a second time.
-    sa.Index("community_subdistrict_id_idx2", "subdistrict_id"),
+    sa.Index("community_subdistrict_id_idx", "subdistrict_id"),  # 0005's second one: gone (0014)
     sa.Index("community_code_key", "code", unique=True),
 )
 grid = _area(

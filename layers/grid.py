@@ -2,6 +2,9 @@
 and room for today's patrol list. No database here: the route hands in the scoped frames
 (``gis.gridview``) and the texts in the user's language.
 
+The layers come as GeoJSON FeatureCollections (built by PostGIS), not GeoDataFrames: a
+round trip through geopandas and back to GeoJSON was most of the page's time.
+
 A tap on a building opens one card (``web/static/app/grid.js`` fills it from the API); the
 buildings layer has no tooltip or popup of its own, so nothing opens on top of the card.
 Property values are data for the script (set with ``textContent``), never markup.
@@ -9,13 +12,16 @@ Property values are data for the script (set with ``textContent``), never markup
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
+from typing import Any
 
 import folium
-import geopandas as gpd
+from folium.map import Layer
+from folium.template import Template
 
 from layers.assets import APP_PREFIX, add_stylesheet
-from layers.furniture import LocateMe, MetricScale
+from layers.furniture import LocateMe, MetricScale, json_for_script
 from layers.page import Fragment, Map
 from layers.site import HOUSEHOLD_COLOURS, STREET_WEIGHT, Attribution
 
@@ -23,8 +29,6 @@ DEFAULT_VIEW = ([32.04, 118.78], 14)  # Nanjing, when the user has no building a
 GRID_COLOUR = "#1f3a5f"
 FACILITY_COLOUR = "#2b8a3e"
 SEARCH_COLOUR = "#d6336c"
-
-
 
 
 def household_colour(n: int) -> str:
@@ -36,26 +40,75 @@ def household_colour(n: int) -> str:
     return colour
 
 
-def _grids_layer(grids: gpd.GeoDataFrame, name: str) -> folium.GeoJson:
-    return folium.GeoJson(
-        grids[["id", "code", "label", "geom"]].set_index("id", drop=False),
-        name=name,
-        style_function=lambda f: {
-            "color": GRID_COLOUR,
-            "weight": 3,
-            "dashArray": "6 4",
-            "fill": False,
-        },
+class _Features(Layer):
+    """A GeoJSON layer whose features travel as data: a ``<script type="application/json">``
+    block that the layer's script parses, each feature carrying its Leaflet style.
+
+    Not ``folium.GeoJson``: that writes the features into the page script, which branca
+    compiles as a Jinja template before rendering it — most of the page's time for a
+    community's streets, and a ``{{ … }}`` in a street or building name would be evaluated
+    on the server. Here the data is a template *value* (``Fragment``), never template source.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.geoJson(
+            JSON.parse(document.getElementById({{ this.data_id|tojson }}).textContent),
+            {
+                style: function (f) { return f.properties.style; },
+                {%- if this.marker %}
+                pointToLayer: function (f, latlng) {
+                    return L.circleMarker(latlng, {{ this.marker|tojson }});
+                },
+                {%- endif %}
+            }
+        );
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        collection: dict[str, Any],
+        name: str,
+        style: Callable[[dict[str, Any]], dict[str, Any]],
+        marker: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=True)
+        self._name = "Features"
+        self.data_id = f"ga-data-{self.get_name()}"
+        self.marker = marker
+        features = [
+            {**f, "properties": {**f["properties"], "style": style(f)}}
+            for f in collection["features"]
+        ]
+        self.data = {"type": "FeatureCollection", "features": features}
+
+    def render(self, **kwargs: Any) -> None:
+        self.get_root().html.add_child(
+            Fragment(
+                f'<script type="application/json" id="{self.data_id}">'
+                f"{json_for_script(self.data)}</script>"
+            ),
+            name=self.data_id,
+        )
+        super().render(**kwargs)
+
+
+def _grids_layer(grids: dict[str, Any], name: str) -> _Features:
+    return _Features(
+        grids,
+        name,
+        lambda f: {"color": GRID_COLOUR, "weight": 3, "dashArray": "6 4", "fill": False},
     )
 
 
-def _streets_layer(edges: gpd.GeoDataFrame, name: str) -> folium.GeoJson:
-    gdf = edges[["highway", "length_m", "geom"]].copy()
-    gdf["highway"] = gdf["highway"].fillna("").astype(str)
-    return folium.GeoJson(
-        gdf,
-        name=name,
-        style_function=lambda f: {
+def _streets_layer(edges: dict[str, Any], name: str) -> _Features:
+    return _Features(
+        edges,
+        name,
+        lambda f: {
             "color": "#8aa1c1",
             "weight": STREET_WEIGHT.get(f["properties"]["highway"], 1.2),
             "opacity": 0.9,
@@ -63,35 +116,28 @@ def _streets_layer(edges: gpd.GeoDataFrame, name: str) -> folium.GeoJson:
     )
 
 
-def _facilities_layer(
-    facilities: gpd.GeoDataFrame, labels: dict[str, str], name: str
-) -> folium.GeoJson:
-    gdf = facilities[["id", "name", "categories", "geom"]].copy()
-    gdf["geom"] = gdf.geometry.representative_point()
-    gdf["name"] = gdf["name"].fillna("").astype(str)
-    gdf["facility"] = [
-        "、".join(labels.get(c, c) for c in cats or ()) for cats in gdf["categories"]
-    ]
-    gdf = gdf.drop(columns=["categories"]).set_geometry("geom")
-    return folium.GeoJson(
-        gdf,
-        name=name,
-        marker=folium.CircleMarker(radius=7, fill=True, fill_opacity=0.9, weight=2),
-        style_function=lambda f: {"color": "#ffffff", "fillColor": FACILITY_COLOUR},
+def _facilities_layer(facilities: dict[str, Any], labels: dict[str, str], name: str) -> _Features:
+    features = []
+    for f in facilities["features"]:
+        p = dict(f["properties"])
+        cats = p.pop("categories", None) or ()
+        p["facility"] = "、".join(labels.get(c, c) for c in cats)
+        features.append({**f, "properties": p})
+    return _Features(
+        {"type": "FeatureCollection", "features": features},
+        name,
+        lambda f: {"color": "#ffffff", "fillColor": FACILITY_COLOUR},
+        marker={"radius": 7, "fill": True, "fillOpacity": 0.9, "weight": 2},
     )
 
 
-def _buildings_layer(buildings: gpd.GeoDataFrame, name: str) -> folium.GeoJson:
-    gdf = buildings[["id", "code", "label", "households", "grid_id", "geom"]].copy()
-    gdf["code"] = gdf["code"].fillna("").astype(str)
-    gdf["label"] = gdf["label"].fillna("").astype(str)
-    gdf["households"] = gdf["households"].fillna(0).astype(int)
-    gdf["building_id"] = gdf["id"]  # what grid.js looks for
-    return folium.GeoJson(
-        gdf.set_index("id", drop=False),
-        name=name,
-        # no tooltip, no popup: a tap opens the one card (grid.js)
-        style_function=lambda f: {
+def _buildings_layer(buildings: dict[str, Any], name: str) -> _Features:
+    # properties: id, building_id (what grid.js looks for), code, label, households, grid_id;
+    # no tooltip, no popup: a tap opens the one card (grid.js)
+    return _Features(
+        buildings,
+        name,
+        lambda f: {
             "fillColor": household_colour(f["properties"]["households"]),
             "color": "#444",
             "weight": 1,
@@ -139,31 +185,36 @@ def _panel(tx: dict[str, str], stats: str, note: str | None) -> str:
 
 
 def grid_map(
-    buildings: gpd.GeoDataFrame,
-    grids: gpd.GeoDataFrame,
-    edges: gpd.GeoDataFrame,
-    facilities: gpd.GeoDataFrame,
+    buildings: dict[str, Any],
+    grids: dict[str, Any],
+    edges: dict[str, Any],
+    facilities: dict[str, Any],
     *,
     texts: dict[str, str],
     facility_labels: dict[str, str],
     total_buildings: int,
+    bounds: tuple[float, float, float, float] | None = None,
 ) -> Map:
     """Return the grid page's map, opened on ``buildings`` (the user's own).
 
-    ``texts`` are the page's texts in the user's language, keyed as in ``[grid]`` of
-    ``gis/messages.toml`` without the prefix (plus ``credit``); they are escaped here.
+    The layers are GeoJSON FeatureCollections (``gis.gridview``); ``bounds`` is the box
+    of the buildings (west, south, east, north). ``texts`` are the page's texts in the
+    user's language, keyed as in ``[grid]`` of ``gis/messages.toml`` without the prefix
+    (plus ``credit``); they are escaped here.
     """
     tx = texts
+    shown = buildings["features"]
     m = Map(tiles=None, control_scale=False, prefer_canvas=False, zoom_control=True)
-    if len(edges):
+    if edges["features"]:
         _streets_layer(edges, tx["layer_streets"]).add_to(m)
-    if len(grids):
+    if grids["features"]:
         _grids_layer(grids, tx["layer_grids"]).add_to(m)
-    if len(facilities):
+    if facilities["features"]:
         _facilities_layer(facilities, facility_labels, tx["layer_facilities"]).add_to(m)
-    if len(buildings):
+    if shown:
         _buildings_layer(buildings, tx["layer_buildings"]).add_to(m)
-        x0, y0, x1, y1 = buildings.total_bounds
+    if shown and bounds:
+        x0, y0, x1, y1 = bounds
         m.fit_bounds([[y0, x0], [y1, x1]], padding=(16, 16))
     else:
         m.location, m.zoom_start = DEFAULT_VIEW
@@ -173,12 +224,12 @@ def grid_map(
     m.add_child(Attribution(tx["credit"]))
     add_stylesheet(m, f"{APP_PREFIX}/map.css")
     add_stylesheet(m, f"{APP_PREFIX}/grid.css")
-    households = int(buildings["households"].fillna(0).sum()) if len(buildings) else 0
-    stats = tx["stats"].format(buildings=len(buildings), households=households)
+    households = sum(int(f["properties"].get("households") or 0) for f in shown)
+    stats = tx["stats"].format(buildings=len(shown), households=households)
     note = (
-        tx["capped"].format(shown=len(buildings), total=total_buildings)
-        if len(buildings) < total_buildings
-        else (tx["empty"] if not len(buildings) else None)
+        tx["capped"].format(shown=len(shown), total=total_buildings)
+        if len(shown) < total_buildings
+        else (tx["empty"] if not shown else None)
     )
     root = m.get_root()
     root.html.add_child(Fragment(_panel(tx, stats, note) + _legend(tx)))

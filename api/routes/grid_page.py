@@ -44,6 +44,7 @@ def grid_page(
         texts=texts,
         facility_labels={c.code: c.label(lang) for c in load_categories()},
         total_buildings=frames.total_buildings,
+        bounds=frames.bounds,
     )
     add_shell(m, shell_for(request, conn, user, ("grid.",)))
     return HTMLResponse(render_offline(m, nonce))

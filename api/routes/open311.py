@@ -8,53 +8,22 @@ carry it as the spec's ``api_key`` form field instead. Errors are the spec's lis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Form, Path, Request
 
 from api.auth import PeopleUser, Principal, current_user
 from api.deps import Conn
-from api.errors import request_lang, status_for
+from api.errors import request_lang
 from api.idempotency import Created
 from api.routes.patrol import Now
-from gis import accounts, i18n, open311
-from gis.errors import GridAtlasError, InvalidInput, NotAuthenticated
+from gis import accounts, open311
+from gis.errors import NotAuthenticated
 from gis.patrol import problems
 
-
-def _error(status: int, description: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse([{"code": status, "description": description}], status, headers)
-
-
-class Open311Route(APIRoute):
-    """Answers errors in the spec's shape (a list of code and description), as JSON even
-    to a browser (these addresses are an API, never a page)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except GridAtlasError as err:
-                status = status_for(err)
-                if isinstance(err, InvalidInput) and status == 422:
-                    status = 400  # the spec's "bad request"
-                text = i18n.t(err.key, request_lang(request), **err.params) if err.key else None
-                return _error(status, text if text and text != err.key else str(err))
-            except RequestValidationError as err:
-                fields = ", ".join(str(e["loc"][-1]) for e in err.errors() if e.get("loc"))
-                return _error(400, f"missing or malformed: {fields or '?'}")
-
-        return route
-
-
-router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
+# Errors are shaped as the spec's list by the app's handlers (api/errors.py, by path), not
+# here: a refusal answered by the route would let get_conn commit what it wrote before.
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
 RequestId = Annotated[int, Path(ge=1, le=2**62)]
 
 

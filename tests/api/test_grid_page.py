@@ -112,3 +112,19 @@ def test_the_page_speaks_english_on_request(api) -> None:
     html = client.get("worker_a1", "/app/grid", headers={"Cookie": "ga_lang=en"}).text
     assert "My grid" in html and "Today&#x27;s patrol" in html
     assert "OpenStreetMap contributors, ODbL" in html
+
+
+def test_names_are_data_never_template_source(api) -> None:
+    # Folium's GeoJson writes its features into a script that branca compiles as Jinja:
+    # a building named "{{ 7*7 }}" came out as "49" (and worse could run on the server).
+    # The layers of this page carry their features as JSON data blocks instead.
+    client, info, url = api
+    eng = db.create_engine(url, poolclass=sa.NullPool)
+    name = "{{ 7*7 }}{% if true %}楼X{% endif %}"
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE building SET name = :n WHERE id = :b"),
+                     {"n": name, "b": info.buildings["a1"][0]})  # fmt: skip
+    eng.dispose()
+    html = client.get("worker_a1", "/app/grid").text
+    assert f'"label": "{name}"' in html
+    assert '"label": "49' not in html and "楼X" not in html.replace(name, "")

@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from api.routes.patrol import clock
-from gis import db
+from gis import db, open311
+from gis.errors import InvalidInput
 
 NOW = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 SERVICE_FIELDS = {"service_code", "service_name", "description", "metadata", "type",
@@ -191,3 +192,45 @@ def test_a_refused_post_leaves_no_key_behind_and_its_retry_is_refused_again(o311
     again = {**form, "description": "电梯停运了"}
     fixed = client.client.post("/open311/v2/requests.json", data=again, headers=headers)
     assert fixed.status_code == 201  # the key was not used up by the refused attempts
+
+
+def test_a_refused_request_rolls_back_what_it_wrote_before_refusing(o311, api, monkeypatch) -> None:
+    # A refusal after the problem row was written (here: the answer cannot be shaped) must
+    # leave nothing: Open311 errors are shaped by the app's handlers, so get_conn rolls the
+    # request's transaction back as for any other refusal (it used to commit it).
+    client, _, (lon, lat) = o311
+    token = client.as_("worker_a1")["Authorization"].split(" ", 1)[1]
+    eng = db.create_engine(api[2], poolclass=sa.NullPool)
+    count = sa.text("SELECT count(*) FROM problem WHERE description = :d")
+
+    def refuse(problem, lang):
+        assert problem["id"]  # the problem and its event were written
+        raise InvalidInput("refused after writing", key="patrol.deadline")
+
+    monkeypatch.setattr(open311, "post_answer", refuse)
+    r = _post(client, token, lon, lat, description="写了又拒绝")
+    assert r.status_code == 400, r.text
+    (err,) = r.json()
+    assert err["code"] == 400 and err["description"]
+    with eng.connect() as conn:
+        assert conn.scalar(count, {"d": "写了又拒绝"}) == 0
+        assert conn.scalar(sa.text("SELECT count(*) FROM problem_event e JOIN problem p ON "
+                                   "p.id = e.problem_id WHERE p.description = :d"),
+                           {"d": "写了又拒绝"}) == 0  # fmt: skip
+    monkeypatch.undo()
+    ok = _post(client, token, lon, lat, description="写了又拒绝")
+    assert ok.status_code == 201, ok.text
+    with eng.connect() as conn:
+        assert conn.scalar(count, {"d": "写了又拒绝"}) == 1  # the check sees committed rows
+    eng.dispose()
+
+
+def test_errors_keep_the_spec_shape_for_browsers_and_unknown_addresses(o311) -> None:
+    client, _, _ = o311
+    page = client.client.get("/open311/v2/services/033.json", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("application/json")
+    assert page.json()[0]["code"] == 404
+    nowhere = client.client.get("/open311/v2/nowhere.json")
+    assert nowhere.status_code == 404 and nowhere.json()[0]["code"] == 404
+    anon = client.client.get("/open311/v2/requests.json")
+    assert anon.status_code == 401 and anon.headers["www-authenticate"] == "Bearer"

@@ -218,16 +218,22 @@ def test_visit_frequencies_give_the_reminders_at_a_fixed_clock(fixed) -> None:
     assert "王阿姨".encode() not in bytes(raw)
     listed = api.get("worker_a1", "/api/visits", params={"resident_id": rid}).json()
     assert listed[0]["note"] == "王阿姨身体尚好"
-    wrong = api.post("worker_a1", "/api/visits",
-                     json={"resident_id": info.residents["a2"][0], "category": category})
+    wrong = api.post(
+        "worker_a1",
+        "/api/visits",
+        json={"resident_id": info.residents["a2"][0], "category": category},
+    )
     assert wrong.status_code == 404
 
 
 def test_unseen_buildings_are_those_of_the_worker_area_not_checked_in_lately(fixed) -> None:
     api, info, eng = fixed
     seen = info.buildings["a1"][0]
-    api.post("worker_a1", "/api/patrol/checkins",
-             json={"building_id": seen, "at": (NOW - dt.timedelta(days=1)).isoformat()})
+    api.post(
+        "worker_a1",
+        "/api/patrol/checkins",
+        json={"building_id": seen, "at": (NOW - dt.timedelta(days=1)).isoformat()},
+    )
     unseen = {b["building_id"] for b in
               api.get("worker_a1", "/api/me/reminders").json()["buildings_unseen"]}  # fmt: skip
     in_grid = _count(eng, "SELECT count(*) FROM building_path WHERE grid_id = :g", g=info.grid_a1)
@@ -241,13 +247,17 @@ def test_areas_are_drawn_stored_and_assigned_one_worker_at_a_time(fixed) -> None
     assert r.status_code == 201, r.text
     areas = r.json()
     with eng.connect() as conn:
-        members = conn.execute(
-            sa.text(
-                "SELECT ab.building_id FROM patrol_area_building ab JOIN patrol_area a "
-                "ON a.id = ab.area_id WHERE a.grid_id = :g"
-            ),
-            {"g": info.grid_a1},
-        ).scalars().all()
+        members = (
+            conn.execute(
+                sa.text(
+                    "SELECT ab.building_id FROM patrol_area_building ab JOIN patrol_area a "
+                    "ON a.id = ab.area_id WHERE a.grid_id = :g"
+                ),
+                {"g": info.grid_a1},
+            )
+            .scalars()
+            .all()
+        )
         in_grid = set(conn.execute(sa.text(
             "SELECT building_id FROM building_path WHERE grid_id = :g"),
             {"g": info.grid_a1}).scalars())  # fmt: skip
@@ -325,3 +335,48 @@ def test_a_batched_sync_is_the_same_as_one_post_per_record(fixed) -> None:
         stored = dict(conn.execute(sa.text("SELECT id, building_id FROM patrol_checkin")).all())
     assert ids == set(stored)
     assert {stored[x["body"]["id"]] for x in results[: len(items)]} == set(a1)
+
+
+def test_the_visits_due_are_every_ledger_entry_in_scope_and_key_persons_not_for_leaders(
+    fixed,
+) -> None:
+    # Compared with the ledgers read as the owner (no row-level security): every special
+    # group and key-person entry of a resident in the worker's grid, none from outside it;
+    # a building leader gets their building's special groups, never its key persons.
+    api, info, eng = fixed
+    leader_building = info.buildings["a1"][0]
+    with eng.begin() as conn:  # a key person inside A1 (the leader's building), one in A2
+        for rid in (
+            conn.scalar(
+                sa.text("SELECT min(id) FROM resident WHERE building_id = :b"),
+                {"b": leader_building},
+            ),  # fmt: skip
+            info.residents["a2"][0],
+        ):
+            conn.execute(
+                sa.text("INSERT INTO key_person (resident_id, category) VALUES (:r, 'other') "
+                        "ON CONFLICT DO NOTHING"), {"r": rid},
+            )  # fmt: skip
+    entries = (
+        "SELECT e.resident_id, e.category FROM (SELECT resident_id, 'special_group:' || "
+        "category AS category FROM special_group UNION ALL SELECT resident_id, "
+        "'key_person:' || category FROM key_person) e JOIN resident r ON r.id = e.resident_id "
+        "JOIN building_path p ON p.building_id = r.building_id WHERE {where}"
+    )
+    with eng.connect() as conn:
+        in_grid = {tuple(r) for r in conn.execute(
+            sa.text(entries.format(where="p.grid_id = :g")), {"g": info.grid_a1})}  # fmt: skip
+        in_building = {tuple(r) for r in conn.execute(
+            sa.text(entries.format(where="r.building_id = :b AND e.category LIKE 'special%'")),
+            {"b": leader_building})}  # fmt: skip
+
+    def due(user: str) -> set[tuple[int, str]]:
+        r = api.get(user, "/api/me/reminders")
+        assert r.status_code == 200, r.text
+        return {(v["resident_id"], v["category"]) for v in r.json()["visits_due"]}
+
+    worker = due("worker_a1")
+    assert worker == in_grid  # nothing visited yet: every entry is due
+    assert any(c.startswith("key_person:") for _, c in worker)
+    assert any(c.startswith("special_group:") for _, c in worker)
+    assert due("leader_a1") == in_building
