@@ -13,7 +13,9 @@ Then, in process (``TestClient``: the app's own role, no network), each run time
 * ``GET /api/dashboard`` (the subdistrict level: every community, as the admin sees them)
   and ``GET /app/reports`` (the page) — server time, the goal ≤ 1 s;
 * ``GET /api/community-reports/{id}/report.pdf`` of the community with residents, as its
-  staff — server time, the goal ≤ 3 s.
+  staff, in Chinese and in English — server time, the goal ≤ 3 s;
+* its norms as staff (read from the rows) and as a planner (counted by ``ga_report_counts``,
+  small counts withheld), and the planner's profile (which also cuts the stats table).
 
 The machine is shared: the load (``uptime``) is printed before and after.
 """
@@ -83,7 +85,11 @@ def _prepare(url: str, city: Path) -> int:
             sa.text("SELECT id FROM building WHERE community_id = :c AND households > 0"),
             {"c": cid})]  # fmt: skip
         generate(conn, keys, seed=1, building_ids=bids)
-        for name, role in (("bench_admin", "admin"), ("bench_staff", "committee_staff")):
+        for name, role in (
+            ("bench_admin", "admin"),
+            ("bench_staff", "committee_staff"),
+            ("bench_planner", "planner"),
+        ):
             uid = conn.scalar(
                 sa.text("INSERT INTO app_user (username, role, password_hash) VALUES "
                         "(:u, :r, :p) RETURNING id"),
@@ -147,6 +153,7 @@ def main() -> None:
             print(f"imported, residents made: {time.perf_counter() - t:.1f} s")
         with TestClient(create_app(Settings(database_url=url))) as client:
             admin, staff = _login(client, "bench_admin"), _login(client, "bench_staff")
+            planner = _login(client, "bench_planner")
             ids = [i["id"] for i in client.get("/api/dashboard", headers=admin).json()["items"]]
             t = time.perf_counter()
             for i in ids:
@@ -159,9 +166,21 @@ def main() -> None:
                   _times(client, "/api/dashboard", admin, args.runs), 1.0)  # fmt: skip
             _show("GET /app/reports (the page)", _times(client, "/app/reports", admin, args.runs),
                   1.0)  # fmt: skip
+            pdf = f"/api/community-reports/{cid}/report.pdf"
             _show(f"GET report.pdf (community {cid}, its staff)",
-                  _times(client, f"/api/community-reports/{cid}/report.pdf", staff, args.runs),
-                  3.0)  # fmt: skip
+                  _times(client, pdf, staff, args.runs), 3.0)  # fmt: skip
+            _show("GET report.pdf?lang=en (the same, English)",
+                  _times(client, f"{pdf}?lang=en", staff, args.runs), 3.0)  # fmt: skip
+            # peers: the norms read from the rows (staff) and counted by ga_report_counts
+            # with the stats table's check (a planner of the same community)
+            norms = f"/api/reports/communities/{cid}/norms"
+            _show("GET norms (staff: from the rows)", _times(client, norms, staff, args.runs),
+                  1.0)  # fmt: skip
+            _show("GET norms (planner: counted, suppressed)",
+                  _times(client, norms, planner, args.runs), 1.0)  # fmt: skip
+            _show("GET profile (planner: + the stats table)",
+                  _times(client, f"/api/reports/communities/{cid}", planner, args.runs),
+                  1.0)  # fmt: skip
     finally:
         if not args.keep:
             _drop(server, url)

@@ -1,5 +1,11 @@
 """The disclosure board's map: the community's outline, its facilities, and the board's
-figures in a panel beside it. Data in (``gis.reports.board.board``), Folium out."""
+figures in a panel beside it. Data in (``gis.reports.board.board``), Folium out.
+
+Layout (``web/static/app/reports_board.css``): the panel is never drawn over the map, so no
+map control can lie under it — beside the map on a landscape screen, below it on a portrait
+one. The legend is a Leaflet control, so Leaflet stacks it with the scale bar instead of
+the page placing it over them; the zoom buttons' titles come from the catalogue.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +15,56 @@ from typing import Any
 
 import folium
 import geopandas as gpd
+from branca.element import MacroElement
+from folium.template import Template
 from shapely import wkb
 
+from gis.categories import load_categories
 from layers.assets import add_stylesheet
 from layers.furniture import MetricScale
 from layers.page import Fragment, Map
 from layers.site import OSM_CREDIT, Attribution
 
-CSS = "/static/app/reports_public.css"
+CSS = ("/static/app/reports_public.css", "/static/app/reports_board.css")
+
+
+class BoardControls(MacroElement):
+    """The zoom buttons with their titles in the page's language, and the legend as a
+    bottom-left control (its text set as text, never as HTML)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function (map) {
+            L.control.zoom({position: "topleft", zoomInTitle: {{ this.zoom_in|tojson }},
+                            zoomOutTitle: {{ this.zoom_out|tojson }}}).addTo(map);
+            var legend = L.control({position: "bottomleft"});
+            legend.onAdd = function () {
+                var div = L.DomUtil.create("div", "ga-legend");
+                div.id = "ga-legend";
+                L.DomUtil.create("span", "ga-dot", div);
+                div.appendChild(document.createTextNode({{ this.legend|tojson }}));
+                return div;
+            };
+            legend.addTo(map);
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, zoom_in: str, zoom_out: str, legend: str) -> None:
+        super().__init__()
+        self._name = "BoardControls"
+        self.zoom_in, self.zoom_out, self.legend = zoom_in, zoom_out, legend
 
 
 def _cell(value: Any, tx: Callable[[str], str]) -> str:
+    if value is None:  # not shown at all (the closed and open-now columns have no total)
+        return escape(tx("board.none"))
     return escape(tx("board.suppressed")) if isinstance(value, str) else f"{value:,}"
 
 
-def panel_html(b: dict[str, Any], tx: Callable[[str], str]) -> str:
-    """The board's figures as HTML (every value escaped; withheld counts named as such)."""
+def panel_html(b: dict[str, Any], tx: Callable[[str], str], switch: str = "") -> str:
+    """The board's figures as HTML (every value escaped; withheld counts named as such);
+    ``switch``: the page's language link (ready-made HTML)."""
     p = b["profile"]
     prof = "".join(
         f"<tr><th>{escape(tx(label))}</th><td>{_cell(p[k]['value'], tx)}</td></tr>"
@@ -55,8 +95,9 @@ def panel_html(b: dict[str, Any], tx: Callable[[str], str]) -> str:
             f" ({escape(r['computed_at'][:10])})"
         )
     return (
-        '<aside class="ga-board" id="ga-board">'
+        '<aside class="ga-board" id="ga-board"><header class="ga-public-head">'
         f"<h1>{escape(tx('board.title'))} · {escape(b['community']['name'] or '')}</h1>"
+        f"{switch}</header>"
         f'<h2>{escape(tx("board.rating"))}</h2><p id="ga-board-rating">{rating}</p>'
         f'<h2>{escape(tx("board.profile"))}</h2><table id="ga-board-profile">{prof}</table>'
         f'<h2>{escape(tx("board.problems"))}</h2><table id="ga-board-problems">'
@@ -66,12 +107,26 @@ def panel_html(b: dict[str, Any], tx: Callable[[str], str]) -> str:
     )
 
 
-def board_map(b: dict[str, Any], tx: Callable[[str], str]) -> Map:
+def _what(facility: dict[str, Any], names: dict[str, str], lang: str) -> str:
+    """What a facility is, in the page's language: its categories' names (``names``, from
+    the mapping file), else its kind as imported."""
+    found = [names[c] for c in facility["categories"] if c in names]
+    return ("、" if lang == "zh" else ", ").join(found) if found else facility["kind"]
+
+
+def board_map(
+    b: dict[str, Any], tx: Callable[[str], str], switch: str = "", lang: str = "zh"
+) -> Map:
     """The board page: outline and facilities on our own map, the figures beside it."""
-    m = Map(tiles=None, control_scale=False, zoom_control=True)
+    m = Map(tiles=None, control_scale=False, zoom_control=False)
+    root = m.get_root()
+    root.html_lang = lang  # type: ignore[attr-defined]
+    root.title = f"{tx('board.title')} · {b['community']['name'] or ''}"  # type: ignore[attr-defined]
+    m.add_child(BoardControls(tx("board.zoom_in"), tx("board.zoom_out"), tx("board.facilities")))
     m.add_child(MetricScale())
     m.add_child(Attribution(OSM_CREDIT))
-    add_stylesheet(m, CSS)
+    for href in CSS:
+        add_stylesheet(m, href)
     if b.get("outline_wkb") is not None:
         outline = gpd.GeoDataFrame(geometry=[wkb.loads(bytes(b["outline_wkb"]))], crs=4326)
         folium.GeoJson(
@@ -84,10 +139,11 @@ def board_map(b: dict[str, Any], tx: Callable[[str], str]) -> Map:
     else:
         m.location, m.zoom_start = [32.04, 118.78], 14
     if b["facilities"]:
+        names = {c.code: c.label(lang) for c in load_categories()}
         fac = gpd.GeoDataFrame(
             {
                 "name": [escape(f["name"] or "") for f in b["facilities"]],
-                "kind": [escape(f["kind"]) for f in b["facilities"]],
+                "kind": [escape(_what(f, names, lang)) for f in b["facilities"]],
             },
             geometry=[wkb.loads(f["wkb"]) for f in b["facilities"]],
             crs=4326,
@@ -100,9 +156,5 @@ def board_map(b: dict[str, Any], tx: Callable[[str], str]) -> Map:
             popup=folium.GeoJsonPopup(fields=["name", "kind"], labels=False),
         ).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
-    legend = (
-        f'<div class="ga-legend" id="ga-legend"><span class="ga-dot"></span>'
-        f"{escape(tx('board.facilities'))}</div>"
-    )
-    m.get_root().html.add_child(Fragment(panel_html(b, tx) + legend))
+    root.html.add_child(Fragment(panel_html(b, tx, switch)))  # type: ignore[attr-defined]
     return m

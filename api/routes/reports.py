@@ -34,7 +34,9 @@ Week = Annotated[
 class Figure(models.Read):
     """One figure: its value and the query or function it came from."""
 
-    value: Any = Field(description="None when it cannot be computed (see note)")
+    value: Any = Field(
+        description='None when it cannot be computed, "suppressed" when withheld (see note)'
+    )
     source: str = Field(description="the query (gis.reports.<module>.<NAME>) or function")
     unit: str | None = None
     note: str | None = None

@@ -14,13 +14,13 @@ import ipaddress
 from html import escape
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from shapely import wkb
 
 from api.deps import Conn
-from api.errors import request_lang
+from api.errors import LANG_COOKIE, request_lang
 from api.headers import Nonce
 from api.routes.patrol import Now
 from gis import i18n
@@ -36,6 +36,11 @@ Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_
 # not a request error naming a field (gis.reports.voice.check_token checks the form).
 PageToken = Annotated[str, Path(max_length=200)]
 CommunityId = Annotated[int, Path(ge=1, le=2**62)]
+# The public pages have no login, so no profile to keep a language in: ``?lang=`` (the
+# pages' 中文/English link, also sent by their script with each answer), else the cookie the
+# link left, else the browser's Accept-Language; Chinese by default.
+Lang = Annotated[str | None, Query(pattern=r"^(zh|en)$", description="zh (default) or en")]
+LANG_MAX_AGE = 365 * 24 * 3600
 STATUS_HTTP = {
     "ok": 201,
     "rate_limited": 429,
@@ -76,8 +81,30 @@ def _addr(request: Request) -> str:
     return str(ip)
 
 
-def _status(request: Request, status: str) -> JSONResponse:
-    lang = request_lang(request)
+def public_lang(request: Request, lang: str | None) -> str:
+    """The language of a public page or answer (see ``Lang``)."""
+    return lang if lang in i18n.LANGS else request_lang(request)
+
+
+def switch_html(lang: str, path: str) -> str:
+    """The 中文/English link of a public page: the same page in the other language."""
+    other = "en" if lang == "zh" else "zh"
+    return (
+        f'<a class="ga-public-lang" id="ga-public-lang" href="{escape(path)}?lang={other}" '
+        f'hreflang="{other}" lang="{"zh-CN" if other == "zh" else "en"}">'
+        f"{escape(i18n.t('app.language', lang))}</a>"
+    )
+
+
+def _remember(response: HTMLResponse, lang: str | None) -> HTMLResponse:
+    """Keep a language picked with the link (the page's own answers ask with ``?lang=``)."""
+    if lang in i18n.LANGS:
+        response.set_cookie(LANG_COOKIE, lang, max_age=LANG_MAX_AGE, path="/", samesite="lax")
+    return response
+
+
+def _status(request: Request, status: str, lang: str | None = None) -> JSONResponse:
+    lang = public_lang(request, lang)
     code = STATUS_HTTP[status]
     body: dict[str, Any] = {"status": status, "message": i18n.t(f"voice.status.{status}", lang)}
     headers = {"Retry-After": "600"} if status == "rate_limited" else None
@@ -88,28 +115,33 @@ def _status(request: Request, status: str) -> JSONResponse:
     "/api/public/sheets/{token}/answer",
     summary="A resident's survey answer (no login; one per code)",
 )
-def post_answer(token: Token, body: Answer, request: Request, conn: Conn) -> JSONResponse:
-    return _status(request, voice.answer(conn, token, body.code, _addr(request), body.scores))
+def post_answer(
+    token: Token, body: Answer, request: Request, conn: Conn, lang: Lang = None
+) -> JSONResponse:
+    status = voice.answer(conn, token, body.code, _addr(request), body.scores)
+    return _status(request, status, lang)
 
 
 @router.post("/api/public/sheets/{token}/problem", summary="A resident's problem report (no login)")
-def post_problem(token: Token, body: Report, request: Request, conn: Conn) -> JSONResponse:
+def post_problem(
+    token: Token, body: Report, request: Request, conn: Conn, lang: Lang = None
+) -> JSONResponse:
     status, _pid = voice.report_problem(
         conn, token, _addr(request), body.category, body.description
     )
     if status != "ok":
-        return _status(request, status)
-    lang = request_lang(request)
+        return _status(request, status, lang)
+    lang = public_lang(request, lang)
     return JSONResponse(
         {"status": "ok", "message": i18n.t("voice.problem_ok", lang)}, status_code=201
     )
 
 
 @router.get("/v/{token}", response_class=HTMLResponse, include_in_schema=False)
-def survey_page(token: PageToken, request: Request, conn: Conn) -> HTMLResponse:
+def survey_page(token: PageToken, request: Request, conn: Conn, lang: Lang = None) -> HTMLResponse:
     """The page a stairwell QR code opens: the survey and the problem report."""
     s = voice.public_sheet(conn, token)
-    lang = request_lang(request)
+    picked, lang = lang, public_lang(request, lang)
 
     def tx(key: str) -> str:
         return escape(i18n.t(key, lang))
@@ -149,9 +181,10 @@ def survey_page(token: PageToken, request: Request, conn: Conn) -> HTMLResponse:
         '<meta charset="utf-8"><meta name="viewport" content="width=device-width, '
         f'initial-scale=1"><title>{tx("voice.title")}</title>'
         '<link rel="stylesheet" href="/static/app/reports_public.css"></head>'
-        f'<body class="ga-public" data-token="{escape(token)}" '
-        f'data-sending="{tx("voice.sending")}">'
-        f"<h1>{tx('voice.title')}</h1>"
+        f'<body class="ga-public" data-token="{escape(token)}" data-lang="{lang}" '
+        f'data-sending="{tx("voice.sending")}" data-failed="{tx("voice.network_error")}">'
+        f'<header class="ga-public-head"><h1>{tx("voice.title")}</h1>'
+        f"{switch_html(lang, request.url.path)}</header>"
         f'<p class="ga-where">{escape(s["community_name"] or "")} · '
         f"{escape(s['building_name'] or '')}</p>"
         f'<p class="ga-hint">{tx("voice.round")}: {escape(s["round_label"])} · '
@@ -160,7 +193,7 @@ def survey_page(token: PageToken, request: Request, conn: Conn) -> HTMLResponse:
         f"{survey}{report}"
         '<script src="/static/app/reports_public.js"></script></body></html>'
     )
-    return HTMLResponse(html)
+    return _remember(HTMLResponse(html), picked)
 
 
 @router.get(
@@ -180,10 +213,15 @@ def get_board(community_id: CommunityId, conn: Conn, now: Now) -> dict[str, Any]
 
 @router.get("/board/{community_id}", response_class=HTMLResponse, include_in_schema=False)
 def board_page(
-    community_id: CommunityId, request: Request, conn: Conn, now: Now, nonce: Nonce
+    community_id: CommunityId,
+    request: Request,
+    conn: Conn,
+    now: Now,
+    nonce: Nonce,
+    lang: Lang = None,
 ) -> HTMLResponse:
     """The affairs disclosure board (居务公开栏) of a community: a map and its figures."""
     b = board_service.board(conn, community_id, now)
-    lang = request_lang(request)
-    m = board_map(b, lambda key: i18n.t(key, lang))
-    return HTMLResponse(render_offline(m, nonce))
+    picked, lang = lang, public_lang(request, lang)
+    m = board_map(b, lambda key: i18n.t(key, lang), switch_html(lang, request.url.path), lang)
+    return _remember(HTMLResponse(render_offline(m, nonce)), picked)

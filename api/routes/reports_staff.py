@@ -11,7 +11,7 @@ import json
 from html import escape
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
@@ -27,6 +27,10 @@ from gis.reports import document, ratings, voice
 router = APIRouter(tags=["reports"])
 
 Id = Annotated[int, Path(ge=1, le=2**62)]
+Lang = Annotated[
+    str | None,
+    Query(pattern=r"^(zh|en)$", description="the printed report's language (default: yours)"),
+]
 
 
 class Rating(models.Read):
@@ -173,17 +177,20 @@ FORMATS = {
 def get_report(
     community_id: Id,
     fmt: Annotated[str, Path(pattern=r"^(html|pdf|xlsx|csv|geojson)$")],
+    request: Request,
     user: User,
     conn: Conn,
     now: Now,
+    lang: Lang = None,
 ) -> Response:
     if fmt == "geojson":
         body = document.buildings_geojson(conn, user, community_id)
         return Response(json.dumps(body, ensure_ascii=False), media_type=FORMATS[fmt])
     report = document.community_report(conn, user, community_id, now)
+    words = lang or request_lang(request)  # the printed report's; the files' are codes
     content: bytes | str = {
-        "html": document.to_html,
-        "pdf": document.to_pdf,
+        "html": lambda r: document.to_html(r, words),
+        "pdf": lambda r: document.to_pdf(r, words),
         "xlsx": document.to_xlsx,
         "csv": document.to_csv,
     }[fmt](report)

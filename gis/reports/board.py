@@ -6,11 +6,12 @@ residents' groups), the facilities (our own map's), problems opened and closed b
 without a user) and the committee's latest published rating.
 
 Small counts are withheld: a problem count from 1 to 4 (``gis.suppression.SMALL``), and then
-its column's total, so that the total minus the shown cells does not give it back — the
-complementary suppression of ``gis.suppression``, for a table whose only sums are the
-totals. :func:`determined_cells` checks any such table by linear algebra: a withheld cell
-is given back when its unit vector lies in the row space of the sums that involve withheld
-cells; the board refuses to show a table for which it finds one.
+enough other cells that none can be worked out — ``gis.suppression.withhold`` itself, audit
+included, on the table as a hierarchy of its relations (``_as_hierarchy``): the opened total
+is the sum of the categories' opened, and each category's opened is its closed plus its open
+now (while every problem is younger than the window). The closed and open-now columns have
+no total, which would add relations no hierarchy holds (a review found counts given back
+through them: closed 2 = opened 9 − open now 7, or two withheld that must both be 1).
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis.errors import NotFound
 from gis.patrol.problems import CATEGORIES
 from gis.reports import profiles
-from gis.suppression import SMALL, WITHHELD
+from gis.suppression import SMALL, WITHHELD, Node, PeopleTable, withhold
 
 COLUMNS = ("opened", "closed", "open_now")
 WINDOW_DAYS = 365
@@ -51,40 +51,48 @@ RATING = """
 SRC = "gis.reports.board"
 
 
-def withhold_table(rows: dict[str, dict[str, int]]) -> dict[str, dict[str, int | str]]:
-    """Rows (category -> column -> count) with small counts withheld, plus a ``total``
-    row; a column with a withheld cell has its total withheld too."""
-    out: dict[str, dict[str, int | str]] = {k: dict(v) for k, v in rows.items()}
-    total: dict[str, int | str] = {}
-    for col in COLUMNS:
-        hidden = [k for k, v in rows.items() if 0 < v[col] < SMALL]
-        for k in hidden:
-            out[k][col] = WITHHELD
-        total[col] = WITHHELD if hidden else sum(v[col] for v in rows.values())
-    out["total"] = total
+def _as_hierarchy(rows: dict[str, dict[str, int]]) -> tuple[PeopleTable, dict[Node, tuple]]:
+    """The table as a hierarchy for ``gis.suppression``, every relation a reader may use
+    in it: the total of problems opened is the sum of the categories' opened, and while
+    every problem is younger than the window, each category's opened is its closed plus its
+    open now. (That is why the closed and open-now columns have no total: with one, the
+    totals' row would be a second relation a hierarchy cannot hold.) Returns the table and
+    each node's cell of the board."""
+    root: Node = (0, 1)  # ids > 0: a negative one is a gap to gis.suppression
+    parent: dict[Node, Node | None] = {root: None}
+    children: dict[Node, list[Node]] = {root: []}
+    counts: dict[Node, int] = {root: sum(v["opened"] for v in rows.values())}
+    cell: dict[Node, tuple] = {root: ("total", "opened")}
+    for i, (k, row) in enumerate(rows.items(), start=1):
+        cat = (1, i)
+        parent[cat], children[root] = root, [*children[root], cat]
+        counts[cat], cell[cat], children[cat] = row["opened"], (k, "opened"), []
+        for j, col in enumerate(("closed", "open_now")):
+            node = (2, 2 * i + j)
+            parent[node] = cat
+            children[cat].append(node)
+            counts[node], cell[node] = row[col], (k, col)
+    table = PeopleTable(parent, children, {"n": {n: c for n, c in counts.items() if c}})
+    return table, cell
+
+
+def withhold_table(rows: dict[str, dict[str, int]]) -> dict[str, dict[str, int | str | None]]:
+    """Rows (category -> column -> count) with small counts withheld, plus a ``total`` row
+    (opened only: None in the other columns), by ``gis.suppression.withhold`` on the table
+    as a hierarchy (``_as_hierarchy``): the same primary and complementary suppression and
+    the same audit as for the people counts."""
+    table, cell = _as_hierarchy(rows)
+    hidden = {cell[node] for node, _what in withhold(table)}
+    out: dict[str, dict[str, int | str | None]] = {
+        k: {c: WITHHELD if (k, c) in hidden else row[c] for c in COLUMNS} for k, row in rows.items()
+    }
+    total = sum(v["opened"] for v in rows.values())
+    out["total"] = {
+        "opened": WITHHELD if ("total", "opened") in hidden else total,
+        "closed": None,
+        "open_now": None,
+    }
     return out
-
-
-def determined_cells(table: dict[str, dict[str, int | str]]) -> list[tuple[str, str]]:
-    """Withheld cells that the shown figures give back (each column: total = Σ rows)."""
-    found = []
-    for col in COLUMNS:
-        cells = [k for k in table if k != "total"]
-        unknown = [k for k in cells if table[k][col] == WITHHELD]
-        total_hidden = table["total"][col] == WITHHELD
-        if not unknown:
-            continue
-        # one equation: Σ unknown (− total when withheld) = known; a cell is determined when
-        # its unit vector lies in the span of that equation's coefficients
-        names = unknown + (["total"] if total_hidden else [])
-        a = np.array([[1.0] * len(unknown) + ([-1.0] if total_hidden else [])])
-        for i, name in enumerate(names):
-            e = np.zeros(len(names))
-            e[i] = 1.0
-            stacked = np.vstack([a, e])
-            if np.linalg.matrix_rank(stacked) == np.linalg.matrix_rank(a):
-                found.append((name, col))
-    return found
 
 
 def board(conn: Connection, community_id: int, now: dt.datetime) -> dict[str, Any]:
@@ -107,8 +115,6 @@ def board(conn: Connection, community_id: int, now: dt.datetime) -> dict[str, An
             "open_now": int(r.open_now),
         }
     table = withhold_table(counts)
-    if determined_cells(table):  # never shown: the method above should make this impossible
-        table = {k: dict.fromkeys(COLUMNS, WITHHELD) for k in table}
     r = conn.execute(sa.text(RATING), {"cid": community_id}).first()
     fac = conn.execute(sa.text(FACILITIES), {"cid": community_id}).all()
 

@@ -29,8 +29,9 @@ from gis.patrol import weekly
 from gis.patrol.checkins import PATROL
 from gis.patrol.overdue import overdue_sql
 from gis.reach.coverage import latest_run
-from gis.reports import norms, profiles
+from gis.reports import counts, norms, profiles
 from gis.reports.figures import Figure, share
+from gis.suppression import WITHHELD
 
 FACILITY_GROUPS = ("five_rooms", "three_stations", "two_boards", "one_school", "one_site")
 WALK_LIMIT_MIN = 10.0  # a ten-minute walk (DOMAIN.md)
@@ -78,10 +79,22 @@ GRIDS = "SELECT id FROM grid WHERE community_id = :cid ORDER BY code, id"
 SRC = "gis.reports.indicators"
 
 
-def _leaders(conn: Connection, user: Who, cid: int, is_partial: bool) -> Figure:
+def _counted_leaders(conn: Connection, cid: int, counted: counts.Counts | None) -> Figure:
+    """Leader coverage for a user who reads no leader row: the areas from the map, the
+    areas with a leader counted by the database (small counts withheld)."""
+    areas = {r.level: int(r.areas) for r in conn.execute(sa.text(LEADERS), {"cid": cid})}
+    led = None if counted is None else counted.get("leaders")
+    value = share(led, sum(areas.values())) if isinstance(led, int) else led
+    return Figure(value, f"{SRC}.LEADERS (areas) + {counts.SOURCE} (leaders)", "share",
+                  counts.note_for(led) or "areas with a current leader, of all",
+                  detail={"areas": areas, "with_leader": led})  # fmt: skip
+
+
+def _leaders(
+    conn: Connection, user: Who, cid: int, is_partial: bool, counted: counts.Counts | None
+) -> Figure:
     if not permissions.may(user, "see_people"):
-        return Figure(None, f"{SRC}.LEADERS", "share",
-                      "planners read no personal rows (leaders are residents)")  # fmt: skip
+        return _counted_leaders(conn, cid, counted)
     rows = {r.level: r for r in conn.execute(sa.text(LEADERS), {"cid": cid})}
     detail = {
         lv: {"areas": int(rows[lv].areas), "with_leader": int(rows[lv].led),
@@ -194,12 +207,41 @@ def _patrol(conn: Connection, user: Who, cid: int, week: str | None, now: dt.dat
     return coverage, week_problems
 
 
-def _problems(conn: Connection, user: Who, cid: int, now: dt.datetime, is_partial: bool):
+def _counted_problems(counted: counts.Counts | None) -> dict[str, Figure]:
+    """The problem figures for a user who reads no problem row, from the database's counts.
+    The closure rate is a share only (both counts shown), without the counts themselves:
+    with the board's public totals they could give a withheld board count back."""
+    src = f"{counts.SOURCE} (problems)"
+    if counted is None:
+        note = counts.note_for(None)
+        return {n: Figure(None, src, u, note) for n, u in
+                (("problems_closure_rate", "share"), ("problems_median_days_to_close", "days"),
+                 ("problems_overdue", "problems"))}  # fmt: skip
+    reported, closed = counted.get("problems_reported"), counted.get("problems_closed")
+    rate = (share(closed, reported) if isinstance(reported, int) and isinstance(closed, int)
+            else WITHHELD)  # fmt: skip
+    median, overdue = counted.get("median_days_to_close"), counted.get("problems_overdue")
+    if closed == 0:
+        median = None  # nothing closed: no median, as for staff (not a withheld one)
+    return {
+        "problems_closure_rate": Figure(rate, src, "share",
+                                        counts.note_for(rate)
+                                        or "closed (verified and crossed off) of all reported"),
+        "problems_median_days_to_close": Figure(
+            median, src, "days", counts.note_for(median)
+            or "from the report to the closing event (at least 5 closed)"),
+        "problems_overdue": Figure(overdue, f"{src} (the rule of gis.patrol.overdue)",
+                                   "problems", counts.note_for(overdue)),
+    }  # fmt: skip
+
+
+def _problems(
+    conn: Connection, user: Who, cid: int, now: dt.datetime, is_partial: bool,
+    counted: counts.Counts | None,
+) -> dict[str, Figure]:  # fmt: skip
     src = f"{SRC}.PROBLEMS"
-    names = ("problems_closure_rate", "problems_median_days_to_close", "problems_overdue")
     if not permissions.may(user, "see_people"):  # problems are read where people are
-        note = "problems are read by the roles that see people, not by planners"
-        return {n: Figure(None, src, None, note) for n in names}
+        return _counted_problems(counted)
     rows = conn.execute(sa.text(PROBLEMS), {"cid": cid, "now": now}).all()
     closed = [r for r in rows if r.status == "closed"]
     days = [(r.closed_at - r.reported_at).total_seconds() / 86400 for r in closed if r.closed_at]
@@ -236,18 +278,21 @@ def community_norms(
         ),  # fmt: skip
     }
     backbone = figs["backbone_people"]["value"]
+    is_counted = isinstance(backbone, int)
     out["backbone"] = Figure(
         backbone, "gis.reports.norms.backbone_check", "people",
-        figs["backbone_people"].get("note"), is_partial and backbone is not None,
-        {} if backbone is None else norms.backbone_check(backbone),
+        figs["backbone_people"].get("note"), figs["backbone_people"]["is_partial"],
+        norms.backbone_check(backbone) if is_counted else {},
     )  # fmt: skip
-    out["leader_coverage"] = _leaders(conn, user, community_id, is_partial)
+    sees_people = permissions.may(user, "see_people")
+    counted = None if sees_people else counts.read(conn, community_id, now)
+    out["leader_coverage"] = _leaders(conn, user, community_id, is_partial, counted)
     run, reach = _reach(conn, community_id)
     out["facility_completeness"] = _facilities(conn, community_id, run, reach)
     out["reach_coverage"] = _reach_coverage(run, reach)
     out["patrol_coverage"], out["problems_this_week"] = _patrol(conn, user, community_id,
                                                                 week, now)  # fmt: skip
-    out.update(_problems(conn, user, community_id, now, is_partial))
+    out.update(_problems(conn, user, community_id, now, is_partial, counted))
     return {
         "community": {"id": prof["id"], "code": prof["code"], "name": prof["name"]},
         "households": households,

@@ -4,8 +4,9 @@ A community is reported to a user who may see it (``gis.areas.visible_sql``: it 
 building of the user's scope; others are a 404, as everywhere in the API). Figures from the
 map (households, buildings, groups, grids) are the whole community's. Figures about people
 (backbone) count the rows the user may read (row-level security): ``is_partial`` says when
-the user does not hold the whole community, and planners, who read no personal rows, get
-none (``value`` None, with a note).
+the user does not hold the whole community. Planners, who read no personal rows, get them
+counted by the database (``gis.reports.counts``), small counts withheld (``"suppressed"``),
+and only for a community they hold whole (else ``value`` None, with a note).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from gis import levels, permissions
 from gis.areas import visible_sql
 from gis.audit import Who
 from gis.errors import NotFound
-from gis.reports import classify
+from gis.reports import classify, counts
 from gis.reports.figures import Figure
+from gis.suppression import WITHHELD
 
 COMMUNITY = levels.level("community")
 # Scope levels a grid worker may be given inside a community (a subdistrict-wide login is
@@ -88,19 +90,34 @@ def _mixes(conn: Connection, ids: list[int], config: classify.Config) -> dict[in
     return {i: (classify.mix_of(by[i], config), registered[i]) for i in ids}
 
 
+def _planner_backbone(conn: Connection, user: Who, ids: list[int]) -> dict[int, Any]:
+    """Backbone people of each community for a user who reads no personal rows."""
+    if permissions.may(user, "see_people"):
+        return {}
+    hidden = counts.stats_withheld_backbone(conn, ids)
+    out: dict[int, Any] = {}
+    for cid in ids:
+        c = counts.read(conn, cid)
+        out[cid] = None if c is None else WITHHELD if cid in hidden else c.get("backbone_people")
+    return out
+
+
 def _profile(
     r: Any, mix: classify.Mix, registered: int, user: Who, tax: classify.Taxonomy,
-    config: classify.Config,
+    config: classify.Config, planner_backbone: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     is_partial = not r.holds_community
-    sees_people = permissions.may(user, "see_people")
-    backbone = Figure(
-        int(r.backbone_people) if sees_people else None,
-        f"{SOURCE} (backbone_people: distinct residents in the backbone ledger)",
-        "people",
-        None if sees_people else "planners read no personal rows: counts via /api/stats",
-        is_partial and sees_people,
-    )
+    if permissions.may(user, "see_people"):
+        backbone = Figure(
+            int(r.backbone_people),
+            f"{SOURCE} (backbone_people: distinct residents in the backbone ledger)",
+            "people",
+            None,
+            is_partial,
+        )
+    else:
+        backbone = Figure(planner_backbone, f"{counts.SOURCE} (backbone_people)", "people",
+                          counts.note_for(planner_backbone))  # fmt: skip
     band = classify.household_band(mix.households, config)
     derived = classify.housing_type(mix, tax)
     recorded = r.housing_type
@@ -170,7 +187,9 @@ def profiles(
     rows = conn.execute(sa.text(PROFILES), params).all()
     total = len(rows) if community_id is not None else int(conn.scalar(sa.text(VISIBLE_COUNT)))
     mixes = _mixes(conn, [int(r.id) for r in rows], config)
-    items = [_profile(r, *mixes[int(r.id)], user, tax, config) for r in rows]
+    backbone = _planner_backbone(conn, user, [int(r.id) for r in rows])
+    items = [_profile(r, *mixes[int(r.id)], user, tax, config, backbone.get(int(r.id)))
+             for r in rows]  # fmt: skip
     return {"total": total, "limit": limit, "offset": offset, "taxonomy": tax.code,
             "items": items}  # fmt: skip
 

@@ -128,10 +128,12 @@ def test_a_grid_worker_gets_no_other_communitys_profile(fixed) -> None:
     assert api.get("staff_b", f"/api/reports/communities/{info.community_a}").status_code == 404
 
 
-def test_planners_get_no_people_figures_and_admins_page_every_community(fixed) -> None:
+def test_planners_get_people_figures_counted_and_admins_page_every_community(fixed) -> None:
     api, info, eng = fixed
     planner = api.get("planner_a", f"/api/reports/communities/{info.community_a}").json()
-    assert planner["figures"]["backbone_people"]["value"] is None
+    # counted by the database, not read (tests/api/test_reports_planner_counts.py)
+    assert planner["figures"]["backbone_people"]["source"].startswith("ga_report_counts")
+    assert planner["figures"]["backbone_people"]["value"] is not None
     assert planner["figures"]["households"]["value"] == _households(eng, info.community_a)
     total = _one(eng, "SELECT count(*) FROM community")
     first = api.get("admin", "/api/reports/communities?limit=5").json()
@@ -324,9 +326,12 @@ def test_problems_and_patrol_figures_recomputed(fixed) -> None:
     assert cov["detail"]["buildings_checked"] == 2
     assert cov["value"] == round(2 / grid_buildings, 4)
     assert f["problems_this_week"]["value"] == 2  # reported on or after Monday
-    # a planner reads no problems and no patrol log: no figure, a note instead
+    # a planner reads no problem and no patrol log: problems are counted by the database
+    # (small counts withheld), patrol figures are none, with a note
     p = api.get("planner_a", f"/api/reports/communities/{cid}/norms").json()["figures"]
-    assert p["problems_overdue"]["value"] is None and p["patrol_coverage"]["value"] is None
+    overdue = f["problems_overdue"]["value"]
+    assert p["problems_overdue"]["value"] == ("suppressed" if 0 < overdue < 5 else overdue)
+    assert p["patrol_coverage"]["value"] is None and p["patrol_coverage"]["note"]
 
 
 def test_classification_table_and_the_seed_reference(fixed) -> None:

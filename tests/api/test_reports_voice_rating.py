@@ -9,6 +9,8 @@ and shows nothing personal.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import random
 import tomllib
 
 import pytest
@@ -282,9 +284,11 @@ def test_the_board_withholds_small_counts_and_shows_no_person(fixed) -> None:
     b = r.json()
     rows = b["problems"]["rows"]
     assert rows["parking"]["opened"] == WITHHELD and rows["parking"]["open_now"] == WITHHELD
-    assert rows["environment"]["opened"] == 6 and rows["lift"]["opened"] == 0
-    assert rows["total"]["opened"] == WITHHELD  # else total − shown gives parking back
-    assert board.determined_cells(rows) == []
+    # the total stays shown: the smallest other category is withheld with parking instead,
+    # else the total minus the shown cells would give parking back
+    assert rows["environment"]["opened"] == WITHHELD and rows["lift"]["opened"] == 0
+    assert rows["total"]["opened"] == 9
+    assert _pinned(rows) == []
     assert b["rating"]["stars"] in range(1, 6)
     page = public.get(f"/board/{cid}")
     assert page.status_code == 200 and 'id="ga-board"' in page.text
@@ -297,9 +301,92 @@ def test_the_board_withholds_small_counts_and_shows_no_person(fixed) -> None:
     assert public.get("/board/999999999").status_code == 404
 
 
-def test_determined_cells_finds_a_lone_withheld_cell() -> None:
-    table = {"a": {c: 3 for c in board.COLUMNS}, "b": {c: 9 for c in board.COLUMNS}}
-    shown = board.withhold_table(table)
-    assert board.determined_cells(shown) == []
-    shown["total"]["opened"] = 12  # a total left visible gives the cell back
-    assert board.determined_cells(shown) == [("a", "opened")]
+def _pinned(rows: dict) -> list[tuple[str, str]]:
+    """Withheld cells a reader can work out from the shown ones (computed here, not by the
+    app): in a column with a shown total, ``k`` withheld categories (each at least 1, zeros
+    are shown) share the rest ``R`` = total − shown; one alone is R, and all are 1 if R = k."""
+    found = []
+    for col in board.COLUMNS:
+        hidden = [k for k in rows if k != "total" and rows[k][col] == WITHHELD]
+        total = rows["total"][col]
+        if not hidden or total in (WITHHELD, None):  # None: the column has no total
+            continue
+        rest = total - sum(v[col] for k, v in rows.items() if k != "total" and k not in hidden)
+        if len(hidden) == 1 or rest == len(hidden):
+            found += [(k, col) for k in hidden]
+    return found
+
+
+def test_the_board_table_is_withheld_by_gis_suppression() -> None:
+    def row(closed: int, still: int) -> dict[str, int]:
+        return {"opened": closed + still, "closed": closed, "open_now": still}
+
+    # one small count among large ones: a second cell is withheld, the total stays shown
+    shown = board.withhold_table({"a": row(0, 3), "b": row(0, 9), "c": row(0, 12)})
+    assert shown["a"]["opened"] == WITHHELD and shown["b"]["opened"] == WITHHELD
+    assert shown["c"]["opened"] == 12 and shown["total"]["opened"] == 24
+    assert shown["total"]["closed"] is None and shown["total"]["open_now"] is None
+    # two ones beside a five: withheld together they would still be 1 and 1 (7 − 5 = 2, each
+    # at least 1); gis.suppression's audit withholds more
+    shown = board.withhold_table({"a": row(0, 1), "b": row(0, 1), "c": row(0, 5)})
+    assert shown["a"]["opened"] == shown["b"]["opened"] == WITHHELD
+    assert WITHHELD in (shown["c"]["opened"], shown["total"]["opened"])
+    # the review's case: closed 2 beside opened 9 and open now 7 would be 9 − 7
+    shown = board.withhold_table({"a": row(2, 7), "b": row(6, 6)})
+    assert shown["a"]["closed"] == WITHHELD and shown["a"]["open_now"] == WITHHELD
+    assert shown["a"]["opened"] == 9 and shown["b"] == row(6, 6)
+    # zeros stay shown
+    shown = board.withhold_table({"a": row(0, 2), "b": row(0, 0)})
+    assert shown["b"] == row(0, 0) and shown["a"]["closed"] == 0
+
+
+def _readings(shown: dict, limit: int) -> dict[tuple[str, str], set[int]]:
+    """Every value each withheld cell can take, found here by trying them all: the shown
+    cells exact, a withheld one at least 1 (zeros are shown), each shown total the sum of its
+    column, and opened = closed + open now in each row (every problem younger than the
+    window: what a reader may assume). Not the app's method: a brute force."""
+    cats = [k for k in shown if k != "total"]
+    unknown = [(k, c) for k in cats for c in ("closed", "open_now") if shown[k][c] == WITHHELD]
+    found: dict[tuple[str, str], set[int]] = {x: set() for x in unknown}
+    for values in itertools.product(range(1, limit + 1), repeat=len(unknown)):
+        cell = dict(zip(unknown, values, strict=True))
+        get = {(k, c): cell.get((k, c), shown[k][c]) for k in cats for c in ("closed", "open_now")}
+        opened = {k: get[(k, "closed")] + get[(k, "open_now")] for k in cats}
+        if any(shown[k]["opened"] not in (WITHHELD, opened[k]) for k in cats):
+            continue
+        if any(opened[k] == 0 and shown[k]["opened"] == WITHHELD for k in cats):
+            continue  # a withheld opened is at least 1
+        sums = {"opened": sum(opened.values()),
+                **{c: sum(get[(k, c)] for k in cats) for c in ("closed", "open_now")}}  # fmt: skip
+        if any(shown["total"][c] not in (WITHHELD, None, sums[c]) for c in board.COLUMNS):
+            continue
+        for x, v in cell.items():
+            found[x].add(v)
+        for k in cats:
+            if shown[k]["opened"] == WITHHELD:
+                found.setdefault((k, "opened"), set()).add(opened[k])
+    return found
+
+
+def test_no_withheld_board_count_can_be_worked_out_by_rows_or_columns() -> None:
+    rng = random.Random(15)
+    tables = [  # the review's case first: closed 2 between opened 9 and open now 7
+        {
+            "a": {"opened": 9, "closed": 2, "open_now": 7},
+            "b": {"opened": 12, "closed": 6, "open_now": 6},
+        },  # fmt: skip
+    ]
+    for _ in range(25):
+        t = {}
+        for k in "abc":
+            closed, still = rng.choice([0, 0, 1, 2, 5]), rng.choice([0, 1, 2, 5, 6])
+            t[k] = {"opened": closed + still, "closed": closed, "open_now": still}
+        tables.append(t)
+    for t in tables:
+        shown = board.withhold_table(t)
+        for k, row in t.items():  # what is shown is true; small counts are never shown
+            for c, v in row.items():
+                assert shown[k][c] == WITHHELD or (shown[k][c] == v and not 0 < v < 5)
+        readings = _readings(shown, limit=max(v["opened"] for v in t.values()) + 1)
+        pinned = {x: v for x, v in readings.items() if len(v) == 1 and 0 < min(v) < 5}
+        assert pinned == {}, (t, shown)

@@ -28,16 +28,22 @@
     });
   }
 
+  // Layout: the title on the first line, the legend (when there are several series) on its
+  // own line below it, the bars below both, so the three never overlap whatever the width.
+  // Every chart counts whole things (households, problems, committees): ticks are integers.
+  var TITLE_H = 32, LEGEND_H = 28;  // each with its padding (5 px above and below)
+
   function bars(id, title, names, series, onClick) {
     var c = chart(id);
+    var many = series.length > 1;
     c.off("click");
     c.setOption({
-      title: {text: title, textStyle: {fontSize: 14}},
+      title: {text: title, left: 0, top: 0, textStyle: {fontSize: 14, lineHeight: 18}},
       tooltip: {trigger: "axis"},
-      legend: {top: 24},
-      grid: {top: 60, bottom: 80, left: 50, right: 20},
+      legend: {show: many, type: "scroll", left: 0, right: 0, top: TITLE_H, height: LEGEND_H},
+      grid: {top: TITLE_H + (many ? LEGEND_H : 0) + 16, bottom: 80, left: 50, right: 20},
       xAxis: {type: "category", data: names, axisLabel: {rotate: 40}},
-      yAxis: {type: "value"},
+      yAxis: {type: "value", minInterval: 1},
       series: series.map(function (s) { return {type: "bar", name: s.name, data: s.data}; })
     }, true);
     if (onClick) { c.on("click", function (p) { onClick(p.dataIndex); }); }
@@ -67,7 +73,7 @@
            names, [{name: GA.t("dashboard.households"),
                     data: items.map(function (it) { return it.households; })}], drill);
     }
-    bars("ga-chart-problems", GA.t("dashboard.problems_open"), names, problems, drill);
+    bars("ga-chart-problems", GA.t("dashboard.problems"), names, problems, drill);
     if (data.level === "subdistrict") {
       stars.hidden = false;
       var counts = [5, 4, 3, 2, 1].map(function (s) {

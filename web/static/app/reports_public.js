@@ -3,6 +3,8 @@
   "use strict";
   var body = document.body;
   var token = body.dataset.token;
+  // the page's language (its 中文/English link): the answers' messages come in it too
+  var lang = "?lang=" + encodeURIComponent(body.dataset.lang || "zh");
   var notice = document.getElementById("ga-public-notice");
 
   function show(text, isError) {
@@ -24,7 +26,7 @@
         show(res.data.message || "", !res.ok);
         if (res.ok) { form.reset(); }
       })
-      .catch(function () { show("—", true); })
+      .catch(function () { show(body.dataset.failed, true); })
       .then(function () { button.disabled = false; });
   }
 
@@ -37,7 +39,7 @@
         var picked = survey.querySelector("input[name=" + q + "]:checked");
         scores[q] = picked ? parseInt(picked.value, 10) : 0;
       });
-      send(survey, "/api/public/sheets/" + encodeURIComponent(token) + "/answer",
+      send(survey, "/api/public/sheets/" + encodeURIComponent(token) + "/answer" + lang,
            {code: survey.querySelector("#ga-code").value.trim().toUpperCase(), scores: scores});
     });
   }
@@ -45,7 +47,7 @@
   if (problem) {  // not on a sheet whose round is over
     problem.addEventListener("submit", function (ev) {
       ev.preventDefault();
-      send(problem, "/api/public/sheets/" + encodeURIComponent(token) + "/problem",
+      send(problem, "/api/public/sheets/" + encodeURIComponent(token) + "/problem" + lang,
            {category: problem.querySelector("select").value,
             description: problem.querySelector("textarea").value});
     });
