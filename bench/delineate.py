@@ -19,8 +19,10 @@ Everything runs in memory (no database), on the same buildings and streets, in o
   households, centroid coordinates as the attributes, 5 constructions and 2 annealing runs.
 
 Times are medians over ``--repeat`` runs; only the named call is timed (building the peers'
-inputs is not). Each data set prints one table and the goals of the issue, each marked met or
-not met from the figures measured in this run.
+inputs is not). Ours is also given in CPU seconds (``time.process_time``), per data set and
+per 5,000 buildings: on a loaded machine wall times swing, CPU time hardly does. Each data
+set prints one table and the goals of the issue, each marked met or not met from the figures
+measured in this run.
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class Measured:
     ours_stored: Result | None = None
     t_full: float = 0.0
     t_stored: float = 0.0
+    cpu_full: float = 0.0  # time.process_time of the call (the load hardly changes it)
+    cpu_stored: float = 0.0
     t_cells: float = 0.0
     t_part_poly_stored: float = 0.0
     t_momepy: float | None = None
@@ -274,18 +278,20 @@ def run_ours(case: Case, repeat: int, m: Measured) -> list[Row]:
     """Ours from scratch, then from the stored cells of the first call."""
     full: list[Result] = []
     stored: list[Result] = []
-    t_full, t_stored = [], []
+    t_full, t_stored, cpu_full, cpu_stored = [], [], [], []
     try:
         for _ in range(repeat):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             full.append(delineate(case.inputs))
             t_full.append(time.perf_counter() - t)
+            cpu_full.append(time.process_time() - c)
         # what a re-run stores and gets back: the cells per block and the noded coverage
         reuse = {**full[0].block_cells, COVERAGE: full[0].coverage}
         for _ in range(repeat):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             stored.append(delineate(case.inputs, reuse=reuse))
             t_stored.append(time.perf_counter() - t)
+            cpu_stored.append(time.process_time() - c)
     except Exception as err:  # reported in the table like a peer's failure
         failed = _reason(err)
         return [
@@ -294,6 +300,7 @@ def run_ours(case: Case, repeat: int, m: Measured) -> list[Row]:
         ]
     m.ours_full, m.ours_stored = full[-1], stored[-1]
     m.t_full, m.t_stored = statistics.median(t_full), statistics.median(t_stored)
+    m.cpu_full, m.cpu_stored = statistics.median(cpu_full), statistics.median(cpu_stored)
     m.t_cells = statistics.median(r.timings["cells"] for r in full)
     m.t_part_poly_stored = statistics.median(
         r.timings["units"] + r.timings["partition"] + r.timings["polygons"] for r in stored
@@ -480,6 +487,7 @@ def print_goals(m: Measured) -> None:
     q = m.ours_stored.quality
     per_5000 = m.t_part_poly_stored * 5000 / m.buildings
     call_per_5000 = m.t_stored * 5000 / m.buildings
+    cpu_per_5000 = m.cpu_stored * 5000 / m.buildings
 
     def mark(ok: bool | None) -> str:
         return "-      " if ok is None else "met    " if ok else "NOT met"
@@ -493,15 +501,23 @@ def print_goals(m: Measured) -> None:
             f"{q['share_in_band']:.1%} of {q['groups'] - q['groups_without_households']}",
         ),
         (
+            cv_all <= 0.08,
+            "CV ≤ 0.08 over every group with households",
+            f"{cv_all:.4f}; floors the major roads leave: small-block groups as they are and "
+            f"every other group at the mean {q['cv_floor_small_blocks']:.4f}, every group at "
+            f"its major-road block piece's mean {q['cv_floor_pieces']:.4f}",
+        ),
+        (
             q["cv_without_small_blocks"] <= 0.08,
-            "CV ≤ 0.08 (groups holding every home of a major-road block under 80 apart)",
-            f"{q['cv_without_small_blocks']:.4f} ({q['small_block_groups']} such groups; "
-            f"over every group with households {cv_all:.4f})",
+            "CV ≤ 0.08 with the groups holding every home of a major-road block under 80 apart",
+            f"{q['cv_without_small_blocks']:.4f} ({q['small_block_groups']} such groups)",
         ),
         (
             q["below_band_not_small_block"] == 0,
             "only those small-block groups below the band",
-            f"{q['below_band_not_small_block']} other groups below 80",
+            f"{q['below_band_not_small_block']} other groups below 80; "
+            f"{q['no_band_split_groups']} groups of a piece of 120–160 households "
+            "(no split puts it in band)",
         ),
         (
             q["divided_walkups"] == 0,
@@ -527,7 +543,12 @@ def print_goals(m: Measured) -> None:
         (
             per_5000 <= 1.0,
             "≤ 1 s per 5,000 buildings (scaled linearly), partition + polygons, stored cells",
-            f"{per_5000:.3f} s (whole call from stored cells: {call_per_5000:.3f} s)",
+            f"{per_5000:.3f} s wall (whole call from stored cells: {call_per_5000:.3f} s)",
+        ),
+        (
+            cpu_per_5000 <= 1.0,
+            "≤ 1 s of CPU per 5,000 buildings, whole call from stored cells",
+            f"{cpu_per_5000:.3f} s (CPU {m.cpu_stored:.3f} s for {m.buildings:,} buildings)",
         ),
     ]
     if m.t_momepy is not None:
@@ -578,6 +599,12 @@ def run_case(case: Case, args: argparse.Namespace) -> None:
                 m.ours_stored.timings["cells"],
                 m.t_part_poly_stored,
             )
+        )
+        per = 5000 / m.buildings
+        print(
+            f"  ours, whole call: wall {m.t_full:.3f} s, CPU {m.cpu_full:.3f} s from scratch; "
+            f"from stored cells wall {m.t_stored:.3f} s, CPU {m.cpu_stored:.3f} s "
+            f"(per 5,000 buildings: wall {m.t_stored * per:.3f} s, CPU {m.cpu_stored * per:.3f} s)"
         )
     rows.append(run_momepy(case, args.repeat, args.momepy_jobs, m))
 

@@ -87,12 +87,17 @@ def polygonize_within(lines: np.ndarray, area) -> np.ndarray:
     return faces[~shapely.is_empty(faces)]  # a sliver can vanish on the grid
 
 
-def _block_hash(block, footprints: list) -> str:
+def _block_hash(block_wkb: bytes, footprint_wkbs: list[bytes]) -> str:
+    """Hash of a block's outline and its footprints (normalised WKB)."""
     h = hashlib.blake2b(digest_size=12)
-    h.update(shapely.to_wkb(shapely.normalize(block)))
-    for g in footprints:
-        h.update(shapely.to_wkb(shapely.normalize(g)))
+    h.update(block_wkb)
+    for g in footprint_wkbs:
+        h.update(g)
     return h.hexdigest()
+
+
+def _normalised_wkb(geoms: np.ndarray) -> list[bytes]:
+    return list(shapely.to_wkb(shapely.normalize(np.asarray(geoms, dtype=object))))
 
 
 def assign_to_blocks(footprints: np.ndarray, blocks: np.ndarray) -> np.ndarray:
@@ -299,9 +304,10 @@ def tessellate(
     bounds = np.searchsorted(block_of[order], np.arange(-1, len(blocks) + 1))
     cells = np.full(len(footprints), None, dtype=object)
     hashes = []
+    block_wkb, footprint_wkb = _normalised_wkb(blocks), _normalised_wkb(footprints)
     for b in range(len(blocks)):
         members = order[bounds[b + 1] : bounds[b + 2]]
-        h = _block_hash(blocks[b], list(footprints[members]))
+        h = _block_hash(block_wkb[b], [footprint_wkb[i] for i in members.tolist()])
         hashes.append(h)
         if not len(members):
             continue

@@ -6,7 +6,6 @@ wider for larger areas. Edits number clusters and units again with the same rule
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,13 +38,30 @@ def rank(geoms: np.ndarray, band_m: float) -> np.ndarray:
     return out
 
 
-def _numbered(
-    siblings: Iterable[np.ndarray], xy: np.ndarray, band_m: float
-) -> Iterator[tuple[int, int]]:
-    """Yield (area, number from 1) for each set of sibling areas, in reading order."""
-    for ks in siblings:
-        for number, k in enumerate(ks[reading_order(xy[ks], band_m)].tolist(), start=1):
-            yield k, number
+def _numbers(
+    parent: np.ndarray, xy: np.ndarray, band_m: float, tie: np.ndarray | None = None
+) -> np.ndarray:
+    """Per area its number from 1 among its siblings (same ``parent``), in reading order.
+
+    One sort for every parent at once: the same order as ``reading_order`` applied to each
+    set of siblings, ties kept in ``tie`` order (else index order). Areas with a parent
+    below 0 get 0.
+    """
+    out = np.zeros(len(parent), dtype=np.int64)
+    has = np.flatnonzero(parent >= 0)
+    if not len(has):
+        return out
+    par, pts = parent[has], xy[has]
+    top = np.full(int(par.max()) + 1, -np.inf)
+    np.maximum.at(top, par, pts[:, 1])
+    row = np.floor((top[par] - pts[:, 1]) / band_m)
+    keys = [pts[:, 0], row, par] if tie is None else [tie[has], pts[:, 0], row, par]
+    order = np.lexsort(keys)
+    sorted_par = par[order]
+    first = np.r_[0, np.flatnonzero(sorted_par[1:] != sorted_par[:-1]) + 1]
+    start = np.repeat(first, np.diff(np.r_[first, len(order)]))
+    out[has[order]] = np.arange(len(order)) - start + 1
+    return out
 
 
 @dataclass
@@ -83,18 +99,17 @@ def draw_codes(
 ) -> Codes:
     """Code every group, cluster, unit and grid in reading order within its parent."""
     group = _group_codes(groups, grids, n_comm, locked_codes)
-    cluster = [""] * clusters.n
     cxy = np.array([units.xy[m].mean(axis=0) for m in clusters.members]).reshape(-1, 2)
-    by_group = (np.flatnonzero(clusters.parent == g) for g in range(groups.n))
-    for k, number in _numbered(by_group, cxy, CLUSTER_BAND_M):
-        cluster[k] = f"{group[clusters.parent[k]]}-{number}"
-    unit = [""] * units.n
-    by_cluster = (np.array(m) for m in clusters.members)
-    for u, number in _numbered(by_cluster, units.xy, UNIT_BAND_M):
-        unit[u] = f"{cluster[clusters.of_member[u]]}-{number}"
-    grid = [""] * grids.n
+    numbers = _numbers(clusters.parent, cxy, CLUSTER_BAND_M).tolist()
+    cluster = [f"{group[g]}-{k}" for g, k in zip(clusters.parent.tolist(), numbers, strict=True)]
+    position = np.zeros(units.n, dtype=np.int64)  # within its cluster's members: ties
+    for m in clusters.members:
+        position[m] = np.arange(len(m))
+    numbers = _numbers(clusters.of_member, units.xy, UNIT_BAND_M, position).tolist()
+    unit = [
+        f"{cluster[c]}-{k}" if c >= 0 else ""
+        for c, k in zip(clusters.of_member.tolist(), numbers, strict=True)
+    ]
     gxy = np.array([grids.node_xy[m].mean(axis=0) for m in grids.members]).reshape(-1, 2)
-    by_comm = (np.flatnonzero(grids.parent == c) for c in range(n_comm))
-    for k, number in _numbered(by_comm, gxy, GRID_BAND_M):
-        grid[k] = f"G{number}"
+    grid = [f"G{k}" for k in _numbers(grids.parent, gxy, GRID_BAND_M).tolist()]
     return Codes(group, cluster, unit, grid)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -17,9 +17,10 @@ import shapely
 from gis.delineate.communities import LIGHT_ROUNDS, Communities
 from gis.delineate.graph import aggregate, components
 from gis.delineate.model import Params
-from gis.delineate.partition import split
+from gis.delineate.partition import mend_in_rings, split
 from gis.delineate.parts import balance, divide_towers
 from gis.delineate.pieces import Pieces
+from gis.delineate.refine import Cost
 from gis.delineate.units import Units
 
 
@@ -43,6 +44,8 @@ class Groups(Partitioned):
     flags: list[list[str]]
     households: np.ndarray
     xy: np.ndarray
+    # households of each connected piece of a major-road block (what no group crosses)
+    piece_households: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -62,14 +65,41 @@ def _label(members: list[list[int]], n: int, fill: int) -> np.ndarray:
     return out
 
 
-def _group_flags(part: list[int], units: Units, whole: set[frozenset], params: Params) -> list:
+def has_band_split(households: float, params: Params) -> bool:
+    """Whether some number of groups shares ``households`` with every group in band."""
+    k = int(households // params.group_min)
+    return k >= 1 and households <= k * params.group_max
+
+
+def _group_flags(part: list[int], units: Units, piece_hh: dict[int, float], params) -> list:
     total = units.households[part].sum()
     if total == 0:  # offices, schools, a hospital block: held, not balanced
         return ["no_households"]
-    if total < params.group_min and frozenset(part) in whole:
+    piece = next((piece_hh[u] for u in part if u in piece_hh), None)
+    if piece is None or params.group_min <= total <= params.group_max:
+        return []
+    if piece < params.group_min:
         # all the homes of a piece of a major-road block: nothing to add them to
         return ["small_block"]
+    if not has_band_split(piece, params):  # 120-160 households: one group or two, none in band
+        return ["no_band_split"]
     return []
+
+
+def _mend(units: Units, drawn: list[list[int]], whole: set[frozenset], params: Params) -> None:
+    """Groups still out of band are partitioned again with their neighbours (in place).
+
+    Groups holding a part of a divided building, and small blocks, are left as they are.
+    """
+
+    def is_fixed(i: int) -> bool:
+        g = drawn[i]
+        return frozenset(g) in whole or any(
+            units.part_of[u] >= 0 or int(units.piece[u]) in units.parts for u in g
+        )
+
+    cost = Cost(params.group_households, params.band)
+    mend_in_rings(drawn, units.households, units.xy, units.adj, cost, is_fixed)
 
 
 def draw_groups(units: Units, comms: Communities, params: Params) -> Groups:
@@ -81,24 +111,39 @@ def draw_groups(units: Units, comms: Communities, params: Params) -> Groups:
     members: list[list[int]] = []
     flags: list[list[str]] = []
     comm: list[int] = []
+    pieces: list[float] = []
     for c in range(comms.n):
         for m in np.unique(units.major[units.comm == c]).tolist():
             nodes = np.flatnonzero((units.comm == c) & (units.major == m) & (units.frozen < 0))
-            made, rest = divide_towers(units, nodes.tolist(), params)
-            whole = {frozenset(comp) for comp in components(rest, units.adj)}
+            # the connected pieces of the block, towers included: a piece that only a
+            # tower cuts off from the rest is not a small block (it can take its floors)
+            comps = components(nodes.tolist(), units.adj)
+            whole = {frozenset(comp) for comp in comps}
+            piece_of = {u: i for i, comp in enumerate(comps) for u in comp}
+            totals = [float(units.households[comp].sum()) for comp in comps]
+            piece_hh = {u: totals[i] for u, i in piece_of.items()}
+            pieces.extend(totals)
+            made, rest = divide_towers(units, nodes.tolist(), params, piece_of)
             drawn = split(
                 rest, units.households, units.xy, units.adj, params.group_households, params.band
             )
             drawn = made + drawn
             balance(units, drawn, whole, params)
-            for part in drawn:
+            _mend(units, drawn, whole, params)
+            for part in filter(None, drawn):
                 members.append(part)
-                flags.append(_group_flags(part, units, whole, params))
+                flags.append(_group_flags(part, units, piece_hh, params))
             comm.extend([c] * (len(members) - len(comm)))
     n = len(members)
     of_unit = _label(members, units.n, -1)  # frozen units keep their own group
     return Groups(
-        members, np.array(comm, dtype=np.int64), of_unit, flags, np.zeros(n), np.zeros((n, 2))
+        members,
+        np.array(comm, dtype=np.int64),
+        of_unit,
+        flags,
+        np.zeros(n),
+        np.zeros((n, 2)),
+        pieces,
     )
 
 

@@ -26,7 +26,6 @@ from typing import TypeVar
 import numpy as np
 import shapely
 
-from gis.delineate import cells as C
 from gis.delineate.codes import COMMUNITY_BAND_M, Codes, draw_codes, rank
 from gis.delineate.communities import Communities, find_communities
 from gis.delineate.groups import (
@@ -80,20 +79,26 @@ def union_by(geoms: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
 def _with_shared_cells(
     grid_plan: np.ndarray, pieces: Pieces, units: Units, groups: Groups, grids: Grids
 ) -> np.ndarray:
-    """Grids with the cells of divided buildings whose first part lies in another grid."""
-    extra: dict[int, list] = {}
+    """Grids with the cells of divided buildings whose first part lies in another grid.
+
+    Such a cell is not in the grid's plan (it is in its first part's grid), and cells and
+    plans are unions of one noded coverage: the cheap coverage union is exact.
+    """
+    extra: dict[int, set[int]] = {}
     for p in np.flatnonzero(units.part_of >= 0).tolist():
         g, base = groups.of_member[p], units.of_piece[units.part_of[p]]
         gb = groups.of_member[base]
         if g < 0 or gb < 0 or grids.of_member[g] == grids.of_member[gb]:
             continue
-        extra.setdefault(int(grids.of_member[g]), []).append(pieces.geom[units.part_of[p]])
+        extra.setdefault(int(grids.of_member[g]), set()).add(int(units.part_of[p]))
     if not extra:
         return grid_plan
     out = grid_plan.copy()
     for k, cells in extra.items():
-        mine = cells if shapely.is_empty(out[k]) else [out[k], *cells]
-        out[k] = mine[0] if len(mine) == 1 else shapely.union_all(mine, grid_size=C.GRID_M)
+        mine = list(pieces.geom[sorted(cells)])
+        if not shapely.is_empty(out[k]):
+            mine.append(out[k])
+        out[k] = mine[0] if len(mine) == 1 else shapely.coverage_union_all(mine)
     return out
 
 
@@ -282,5 +287,5 @@ def delineate(
     result.parts = _parts_of(pieces, units)
     result.group_plan = polys.group_plan
     result.timings = t
-    result.quality = quality(result, units.blocks, units.major, params)
+    result.quality = quality(result, units.blocks, units.major, params, groups.piece_households)
     return result

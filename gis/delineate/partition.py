@@ -20,6 +20,8 @@ splitting them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from gis.delineate.graph import components
@@ -27,6 +29,8 @@ from gis.delineate.refine import Cost, Parts, improve, moves
 
 MAX_ROUNDS = 8  # rounds of (moves and swaps, then re-splits)
 CHAIN_DEPTH = 6  # parts between two defects that ``_chains`` pairs, at most
+RING_DEPTH = 2  # rings of neighbouring parts a lone defect is partitioned again with
+RING_PARTS = 12  # parts in such a neighbourhood, at most
 
 
 def choose_k(total: float, target: float) -> int:
@@ -86,7 +90,7 @@ def partition(
     lab = labels.tolist()
     repair(lab, wf.tolist(), adj)
     st = Parts.of(lab, wf.tolist(), adj, xy, Cost(target, band))
-    _refine(st, band, MAX_ROUNDS if rounds is None else rounds, chains)
+    _refine(st, MAX_ROUNDS if rounds is None else rounds, chains)
     return np.unique(np.asarray(st.lab), return_inverse=True)[1]
 
 
@@ -126,18 +130,18 @@ def _join_touching(lab: list[int], piece: list[int], p: int, adj: list[dict[int,
     return True
 
 
-def _refine(st: Parts, band: float, rounds: int, chains: bool) -> None:
+def _refine(st: Parts, rounds: int, chains: bool) -> None:
     dirty = None
     for _ in range(rounds):
         moves(st)
         dirty = improve(st, dirty)
         if not dirty:
             break
-    if chains and _chains(st, band):
+    if chains and _chains(st):
         improve(st, None)
 
 
-def _chains(st: Parts, band: float) -> bool:
+def _chains(st: Parts) -> bool:
     """Pair up parts outside the band through the parts between them; True if any changed.
 
     Members of one size (walk-ups of 45 households) leave one part too big or too small
@@ -161,7 +165,8 @@ def _chains(st: Parts, band: float) -> bool:
             if path is None:
                 continue
             now = sum(cost(st.size[p]) for p in path)
-            groups = _recut(st, set().union(*(st.members[p] for p in path)), band)
+            members = set().union(*(st.members[p] for p in path))
+            groups = recut(members, st.w, st.xy, st.adj, cost)
             if groups is not None and sum(cost(st.weight(g)) for g in groups) < now - 1e-6:
                 st.relabel(groups, tuple(path))
                 tried.difference_update(path)
@@ -170,6 +175,53 @@ def _chains(st: Parts, band: float) -> bool:
         if not improved:
             break
     return changed
+
+
+def mend_in_rings(
+    parts: list[list[int]],
+    w: np.ndarray,
+    xy: np.ndarray,
+    adj: list[dict[int, float]],
+    cost: Cost,
+    is_fixed: Callable[[int], bool],
+) -> None:
+    """Partition each part outside the band again with the parts around it, in place.
+
+    What the partition and the balancing of buildings leave is a defect with no other
+    defect near it: a part of 75 walled in by parts of 100 through members whose move
+    would cut their own part in two. It is partitioned again together with its
+    neighbours (then theirs, ``RING_DEPTH`` rings and ``RING_PARTS`` parts at most), with
+    k, k+1 and k-1 parts, and kept only if the cost drops. Parts for which ``is_fixed``
+    holds are never taken in.
+    """
+    of = {m: i for i, p in enumerate(parts) for m in p}
+    for a in sorted(range(len(parts)), key=lambda i: -cost(float(w[parts[i]].sum()))):
+        if is_fixed(a) or not parts[a] or cost.is_in_band(float(w[parts[a]].sum())):
+            continue
+        ring = {a}
+        for _depth in range(RING_DEPTH):
+            near = {of[v] for i in ring for u in parts[i] for v in adj[u] if v in of}
+            wider = ring | {i for i in near if not is_fixed(i)}
+            if len(wider) == len(ring) or len(wider) > RING_PARTS:
+                break
+            ring = wider
+            now = sum(cost(float(w[parts[i]].sum())) for i in ring)
+            cut = recut({m for i in ring for m in parts[i]}, w, xy, adj, cost)
+            if cut is None or len(cut) > len(ring):
+                continue  # more parts than were there: not a fix of this one
+            if sum(cost(float(w[list(g)].sum())) for g in cut) < now - 1e-6:
+                _replace(parts, of, sorted(ring), cut)
+                break
+
+
+def _replace(parts: list[list[int]], of: dict[int, int], old: list[int], new: list) -> None:
+    """Put the sets ``new`` in the places of parts ``old`` (fewer: the rest left empty)."""
+    for i in old:
+        parts[i] = []
+    for i, g in zip(old, new, strict=False):
+        parts[i] = sorted(g)
+        for m in g:
+            of[m] = i
 
 
 def _path_to_defect(st: Parts, a: int, padj: dict[int, set[int]]) -> list[int] | None:
@@ -207,22 +259,24 @@ def _first_defect(
     return None
 
 
-def _recut(st: Parts, members: set[int], band: float) -> list[set[int]] | None:
+def recut(
+    members: set[int], w: Sequence[float], xy: np.ndarray, adj: list[dict[int, float]], cost: Cost
+) -> list[set[int]] | None:
     """The best contiguous partition of ``members`` with about total / target parts."""
     mem = sorted(members)
     local = {m: i for i, m in enumerate(mem)}
-    sub = [{local[v]: L for v, L in st.adj[m].items() if v in local} for m in mem]
-    wl = np.array([st.w[m] for m in mem])
-    target = st.cost.target
+    sub = [{local[v]: L for v, L in adj[m].items() if v in local} for m in mem]
+    wl = np.array([w[m] for m in mem], dtype=float)
+    target = cost.target
     k0 = choose_k(float(wl.sum()), target)
     best, best_cost = None, None
     for k in dict.fromkeys((k0, k0 + 1, max(1, k0 - 1))):
         if k > len(mem):
             continue
         labels = partition(
-            wl, st.xy[mem], sub, k, band, target=target, rounds=MAX_ROUNDS, chains=False
+            wl, xy[mem], sub, k, cost.band, target=target, rounds=MAX_ROUNDS, chains=False
         )
-        c = float(st.cost.vec(np.bincount(labels, weights=wl)).sum())
+        c = float(cost.vec(np.bincount(labels, weights=wl)).sum())
         if best_cost is None or c < best_cost:
             best, best_cost = labels, c
     if best is None:
@@ -260,7 +314,14 @@ def split(
         local = {g: i for i, g in enumerate(comp)}
         sub = [{local[v]: L for v, L in adj[g].items() if v in local} for g in comp]
         labels = partition(
-            wc, xy[idx], sub, k0, band, target=target, rounds=rounds, chains=rounds >= MAX_ROUNDS
+            wc,
+            xy[idx],
+            sub,
+            k0,
+            band,
+            target=target,
+            rounds=rounds,
+            chains=rounds >= MAX_ROUNDS,
         )
         order = np.argsort(labels, kind="stable")
         bounds = np.searchsorted(labels[order], np.arange(labels.max() + 2))

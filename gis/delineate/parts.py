@@ -5,12 +5,16 @@ A building is divided only when it must be:
 * it holds more than the band's upper bound (a tower): as many parts of exactly the target
   as fit, each a residents' group of its own, and the remainder (its top floors) stays a
   member that the partition puts with the neighbouring buildings; a tower alone in its
-  block is cut into the number of equal parts closest to the target instead;
+  block is cut into the number of equal parts closest to the target instead, and a tower
+  whose piece would otherwise leave fewer than the band's lower bound over keeps one part
+  more (``_leave_enough``);
 * a group is still outside the band after the partition (whole buildings too lumpy): a
   building on its edge gives a part (whole dwellings) to the neighbouring group, so that
   both end in the band. A building of ``WALKUP_MAX`` households or fewer is never divided
   this way, and dividing a building not yet divided costs more than giving another part of
-  one that is: low-rise compounds stay whole, and a building's parts go to few groups;
+  one that is: low-rise compounds stay whole, and a building's parts go to few groups.
+  A whole building may also move to the neighbouring group (no division) when its own
+  group stays one piece, and two parts of one building trade households freely;
 * then groups more than ``FINE_TUNE`` from the target are evened out the same way, without
   dividing any low-rise building.
 
@@ -22,8 +26,11 @@ holds is cut by ``part_store``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from gis.delineate.graph import is_connected
 from gis.delineate.model import Params
 from gis.delineate.refine import Cost
 from gis.delineate.units import Units
@@ -78,35 +85,65 @@ def add_part(units: Units, unit: int, households: float) -> int:
 
 
 def divide_towers(
-    units: Units, nodes: list[int], params: Params
+    units: Units, nodes: list[int], params: Params, piece_of: dict[int, int] | None = None
 ) -> tuple[list[list[int]], list[int]]:
-    """Divide the units of ``nodes`` above the band; return (groups made, members left)."""
+    """Divide the units of ``nodes`` above the band; return (groups made, members left).
+
+    ``piece_of`` gives each node its connected piece of the major-road block: when what a
+    piece's towers leave over (their top floors and every other building of the piece)
+    would be too few for a group in band, one tower keeps one part more for it.
+    """
     target = params.group_households
     node_set = set(nodes)
     made: list[list[int]] = []
     rest = []
+    full_of: dict[int, int] = {}
     for u in nodes:
         total = int(round(units.households[u]))
         if total <= params.group_max or units.piece[u] < 0:
             rest.append(u)
             continue
-        alone = not any(v in node_set for v in units.adj[u])
-        if alone:
+        if not any(v in node_set for v in units.adj[u]):  # alone: equal parts
             k = min(
                 (max(1, total // target), total // target + 1),
                 key=lambda k: abs(total / k - target),
             )
-            sizes = equal_sizes(total, k)
             made.append([u])
-            made.extend([add_part(units, u, s)] for s in sizes[1:])
+            made.extend([add_part(units, u, s)] for s in equal_sizes(total, k)[1:])
             continue
-        full, remainder = divmod(total, target)
+        full_of[u] = total // target
+    _leave_enough(units, nodes, full_of, piece_of or {}, params)
+    for u, full in full_of.items():
+        remainder = int(round(units.households[u])) - full * target
         made.extend([add_part(units, u, target)] for _ in range(full - (remainder == 0)))
         if remainder == 0:
             made.append([u])  # what is left of it is one target exactly
         else:
             rest.append(u)
     return made, rest
+
+
+def _leave_enough(
+    units: Units, nodes: list[int], full_of: dict[int, int], piece_of: dict[int, int], params
+) -> None:
+    """Take one whole part back from a tower of each piece that would leave too few over.
+
+    A tower of 148 households next to a house of 10 would give a group of 100 and leave
+    58 that nothing can join; kept whole, the two are shared as evenly as they allow.
+    """
+    left: dict[int, float] = {}
+    for u in nodes:
+        pc = piece_of.get(u, -1)
+        left[pc] = left.get(pc, 0.0) + float(units.households[u])
+    for u, full in full_of.items():
+        pc = piece_of.get(u, -1)
+        left[pc] -= full * params.group_households
+    for pc, households in left.items():
+        if pc < 0 or not 0 < households < params.group_min:
+            continue
+        towers = [u for u in full_of if piece_of.get(u) == pc and full_of[u] > 0]
+        if towers:
+            full_of[max(towers, key=lambda u: (full_of[u], -u))] -= 1
 
 
 class _Balancer:
@@ -124,6 +161,8 @@ class _Balancer:
         self.group_of = {u: i for i, g in enumerate(groups) for u in g}
         self.size = [float(units.households[g].sum()) for g in groups]
         self.is_fine_tuning = False  # then: in band but off target, no new division
+        self.stuck: set[int] = set()  # groups no step can fix until they or a neighbour change
+        self.whole: dict[int, float] = {}  # per building's cell, its households (fixed)
 
     def is_bad(self, i: int) -> bool:
         s = self.size[i]
@@ -148,7 +187,10 @@ class _Balancer:
         siblings = u.parts.get(piece, [])
         if any(self.group_of.get(s) == to for s in siblings):
             return 0.0
-        whole = sum(u.households[s] for s in siblings) if siblings else u.households[d]
+        whole = self.whole.get(piece)
+        if whole is None:
+            whole = float(sum(u.households[s] for s in siblings) if siblings else u.households[d])
+            self.whole[piece] = whole
         if siblings:
             return NEW_PART_COST if len(siblings) < max_parts(whole, self.params) else None
         if whole <= WALKUP_MAX or self.is_fine_tuning and whole <= 2 * WALKUP_MAX:
@@ -156,39 +198,79 @@ class _Balancer:
         return NEW_DIVISION_COST + (LOW_RISE_COST if whole <= 2 * WALKUP_MAX else 0.0)
 
     def _touches(self, donor: int, group: int) -> bool:
-        """Whether the donor's cell itself (not land joined to it) touches ``group``."""
+        """Whether the donor's cell itself (not land joined to it) touches ``group``.
+
+        A group holding a part of the donor's building holds its cell too.
+        """
         u = self.units
-        for q in u.piece_adj[int(u.piece[donor])]:
+        piece = int(u.piece[donor])
+        if any(self.group_of.get(s) == group for s in u.parts.get(piece, ())):
+            return True
+        for q in u.piece_adj[piece]:
             holders = u.parts.get(q, [int(u.of_piece[q])])
             if any(self.group_of.get(h) == group for h in holders):
                 return True
         return False
 
-    def _best_for_pair(self, a: int, b: int, m: int, v: int, best: tuple) -> tuple:
-        """The best of moving households from v (in b) to a, or from m (in a) to b."""
+    def _is_movable(self, unit: int, group: int) -> bool:
+        """Whether ``unit`` may leave ``group`` whole: not a divided building's, and
+        ``group`` stays one piece without it."""
+        u = self.units
+        if u.part_of[unit] >= 0 or int(u.piece[unit]) in u.parts:
+            return False
+        return is_connected(set(self.groups[group]), u.adj, without=unit)
+
+    def _best_whole(self, a: int, b: int, m: int, v: int, best: tuple) -> tuple:
+        """The better of moving unit v (in b) whole to a, or unit m (in a) whole to b.
+
+        The partition's own moves came before any building was divided; a part can give
+        a group the link that lets a whole building move (or lose the one that did not).
+        """
         sa, sb, c = self.size[a], self.size[b], self.cost
         now = c(sa) + c(sb)
-        wanted = {round((sb - sa) / 2), np.ceil(c.lo - sa), np.floor(c.hi - sa)}
-        wanted |= {np.ceil(sb - c.hi), np.floor(sb - c.lo)}
+        for unit, src, to in ((v, b, a), (m, a, b)):
+            w = float(self.units.households[unit])
+            x = w if to == a else -w
+            gain = now - c(sa + x) - c(sb - x)
+            if gain > max(best[0], c.min_gain) and self._is_movable(unit, src):
+                best = (gain, unit, to, w, True)
+        return best
+
+    def _best_for_pair(self, a: int, b: int, m: int, v: int, best: tuple) -> tuple:
+        """The best of moving households from v (in b) to a, or from m (in a) to b."""
+        best = self._best_whole(a, b, m, v, best)
+        sa, sb, c = self.size[a], self.size[b], self.cost
+        now = c(sa) + c(sb)
+        wanted = {round((sb - sa) / 2), math.ceil(c.lo - sa), math.floor(c.hi - sa)}
+        wanted |= {math.ceil(sb - c.hi), math.floor(sb - c.lo)}
+        extras: dict[int, float | None] = {}  # per donor, what giving costs (None: it may not)
         for x in wanted:
-            donor, give = (v, x) if x > 0 else (m, -x)
-            to = a if x > 0 else b
-            extra = self._cost_of_giving(donor, to) if give > 0 else None
-            if extra is None or not self._touches(donor, to):
+            if x == 0:
                 continue
-            give = min(give, self.units.households[donor] - 1)
+            donor, to = (v, a) if x > 0 else (m, b)
+            if donor not in extras:
+                extra = self._cost_of_giving(donor, to)
+                if extra is not None and (
+                    now - extra <= max(best[0], c.min_gain) or not self._touches(donor, to)
+                ):
+                    extra = None  # not allowed, or no gain could beat the best so far
+                extras[donor] = extra
+            extra = extras[donor]
+            if extra is None:
+                continue
+            give = min(abs(x), self.units.households[donor] - 1)
             if give <= 0:
                 continue
             x = give if donor == v else -give
             gain = now - c(sa + x) - c(sb - x) - extra
             if gain > max(best[0], c.min_gain):
-                best = (gain, donor, a if donor == v else b, give)
+                best = (gain, donor, to, give, False)
         return best
 
     def _fix(self, a: int) -> bool:
         if not self.is_bad(a):
             return False
-        best: tuple = (0.0, -1, -1, 0.0)
+        best: tuple = (0.0, -1, -1, 0.0, False)
         for m in self.groups[a]:
             for v in self.units.adj[m]:
                 b = self.group_of.get(v)
@@ -196,20 +278,47 @@ class _Balancer:
                     best = self._best_for_pair(a, b, m, v, best)
         if best[1] < 0:
             return False
-        self._give(best[1], best[2], best[3])
+        if best[4]:
+            self._move_whole(best[1], best[2])
+        else:
+            self._give(best[1], best[2], best[3])
         return True
 
     def run(self) -> None:
         """Put groups in band, dividing where it must; then even out with parts already cut."""
         target = self.params.group_households
         for self.is_fine_tuning in (False, True):
+            self.stuck.clear()
             for _ in range(4 * len(self.groups)):
                 bad = sorted(
-                    (i for i in range(len(self.groups)) if self.is_bad(i)),
+                    (i for i in range(len(self.groups)) if i not in self.stuck and self.is_bad(i)),
                     key=lambda i: -abs(self.size[i] - target),
                 )
-                if not any(self._fix(a) for a in bad):
+                for a in bad:
+                    if self._fix(a):
+                        break
+                    self.stuck.add(a)
+                else:
                     break
+
+    def _changed(self, *changed: int) -> None:
+        """Groups that changed, and their neighbours, may be fixable again."""
+        u = self.units
+        for g in changed:
+            self.stuck.discard(g)
+            for m in self.groups[g]:
+                for v in u.adj[m]:
+                    self.stuck.discard(self.group_of.get(v, -1))
+
+    def _move_whole(self, unit: int, to: int) -> None:
+        src = self.group_of[unit]
+        w = float(self.units.households[unit])
+        self.groups[src].remove(unit)
+        self.groups[to].append(unit)
+        self.group_of[unit] = to
+        self.size[src] -= w
+        self.size[to] += w
+        self._changed(src, to)
 
     def _give(self, donor: int, to: int, give: float) -> None:
         u = self.units
@@ -225,6 +334,7 @@ class _Balancer:
             self.group_of[new] = to
         self.size[src] -= give
         self.size[to] += give
+        self._changed(src, to)
 
 
 def balance(units: Units, groups: list[list[int]], whole: set[frozenset], params: Params) -> None:

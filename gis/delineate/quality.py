@@ -11,6 +11,7 @@ import shapely
 
 from gis.delineate import cells as C
 from gis.delineate.model import Params, Result
+from gis.delineate.partition import choose_k
 from gis.delineate.parts import WALKUP_MAX
 
 
@@ -36,6 +37,7 @@ def _households(r: Result, params: Params) -> dict:
     splittable = g.households[has & ~small_block]
     in_band = (hh >= params.group_min) & (hh <= params.group_max)
     below_not_small = has & ~small_block & (g.households < params.group_min)
+    no_split = _flagged(g.flags, "no_band_split")
     parts = [len(p) for p in r.parts.values()]
     return {
         "households": float(g.households.sum()),
@@ -57,6 +59,8 @@ def _households(r: Result, params: Params) -> dict:
         if len(splittable)
         else 1.0,
         "below_band_not_small_block": int(below_not_small.sum()),
+        # of a piece of 120-160 households, which no split puts in band (one group or two)
+        "no_band_split_groups": int(no_split.sum()),
         "divided_buildings": len(parts),
         "building_parts": int(sum(parts)),
         "divided_walkups": int(
@@ -88,14 +92,52 @@ def _tiling(r: Result) -> dict:
         plan = g.geom if r.group_plan is None else r.group_plan
         # a divided building's cell is in each group holding a part: counted once, in plan
         mine = np.concatenate([plan[g.parent == c], r.frozen_geom[r.frozen_comm == c]])
-        union = shapely.union_all(mine, grid_size=C.GRID_M)
         comm = r.communities.geom[c]
+        try:  # the pieces are on the 1 cm grid already: a plain overlay is exact and quicker
+            union = shapely.union_all(mine)
+            gap = shapely.difference(comm, union)
+        except shapely.errors.GEOSException:  # robust snap-rounding when it is not
+            union = shapely.union_all(mine, grid_size=C.GRID_M)
+            gap = shapely.difference(comm, union, grid_size=C.GRID_M)
         overlaps.append(float(shapely.area(mine).sum() - shapely.area(union)))
-        gaps.append(float(shapely.area(shapely.difference(comm, union, grid_size=C.GRID_M))))
+        gaps.append(float(shapely.area(gap)))
     return {"gap_m2": round(float(sum(gaps)), 3), "overlap_m2": round(float(sum(overlaps)), 3)}
 
 
-def quality(r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, params: Params) -> dict:
+def _floors(r: Result, params: Params, piece_households: list[float]) -> dict:
+    """Lowest CVs over every group with households that the major roads leave reachable.
+
+    * ``cv_floor_small_blocks``: the small-block groups as they are (they can be nothing
+      else), every other group at exactly the others' mean;
+    * ``cv_floor_pieces``: every group at the mean of its piece of a major-road block
+      (no group crosses a major road, so a piece's households are shared by its groups
+      alone), with the number of groups closest to the target for each piece.
+
+    A goal on the CV below a floor cannot be met without crossing a major road.
+    """
+    g = r.groups
+    has = (g.households > 0) & ~_flagged(g.flags, "no_households")
+    small = _flagged(g.flags, "small_block")[has]
+    hh = g.households[has]
+    others = hh[~small]
+    at_mean = np.full(len(others), others.mean() if len(others) else 0.0)
+    target = params.group_households
+    per_piece = [
+        np.full(k, t / k) for t in piece_households if t > 0 for k in [choose_k(t, target)]
+    ]
+    return {
+        "cv_floor_small_blocks": _cv(np.concatenate([hh[small], at_mean])),
+        "cv_floor_pieces": _cv(np.concatenate(per_piece)) if per_piece else 0.0,
+    }
+
+
+def quality(
+    r: Result,
+    unit_blocks: list[set[int]],
+    unit_major: np.ndarray,
+    params: Params,
+    piece_households: list[float] | None = None,
+) -> dict:
     """Return the run's quality report."""
     return {
         "buildings": int((r.building_unit >= 0).sum()),
@@ -108,4 +150,5 @@ def quality(r: Result, unit_blocks: list[set[int]], unit_major: np.ndarray, para
         "non_contiguous_groups": int((shapely.get_num_geometries(r.groups.geom) > 1).sum()),
         **_crossings(r, unit_blocks, unit_major),
         **_tiling(r),
+        **_floors(r, params, piece_households or []),
     }

@@ -26,14 +26,21 @@ class Cost:
     """Squared deviation from the target, ``BAD_WEIGHT`` times heavier outside the band."""
 
     def __init__(self, target: float, band: float):
-        self.target, self.lo, self.hi = target, target * (1 - band), target * (1 + band)
+        self.target, self.band = target, band
+        self.lo, self.hi = target * (1 - band), target * (1 + band)
         # a re-cut that gains less than this is not worth its time (for 100 households at
         # MIN_GAIN 0.03: (3 households)², nothing a coefficient of variation shows)
         self.min_gain = (MIN_GAIN * target) ** 2
 
     def __call__(self, x: float) -> float:
-        out = self.lo - x if x < self.lo else (x - self.hi if x > self.hi else 0.0)
-        return (x - self.target) * (x - self.target) + BAD_WEIGHT * out * out
+        d = x - self.target
+        if x < self.lo:  # called a million times a run: in band, one product only
+            out = self.lo - x
+        elif x > self.hi:
+            out = x - self.hi
+        else:
+            return d * d
+        return d * d + BAD_WEIGHT * out * out
 
     def vec(self, x: np.ndarray) -> np.ndarray:
         out = np.maximum(np.maximum(self.lo - x, x - self.hi), 0.0)
