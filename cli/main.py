@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli import backup as backup_cmd
+from cli import city as city_cmd
 from cli import db as db_cmd
 from cli import ha as ha_cmd
 from cli import keys as keys_cmd
@@ -32,6 +33,7 @@ app.add_typer(people_cmd.people, name="people")
 app.command("keygen")(people_cmd.keygen)
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(patrol_cmd.app, name="patrol")
+app.add_typer(city_cmd.app, name="city")
 app.command("backup")(backup_cmd.backup)
 app.command("restore")(backup_cmd.restore)
 

@@ -801,3 +801,53 @@ tile_invalidation = sa.Table(
     sa.Column("n", sa.BigInteger, nullable=False, server_default=sa.text("1")),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
 )
+
+# --- 0017: the city build's record and per-community figures (issue 17) -----------------
+
+CLOCK = sa.text("clock_timestamp()")
+
+city_build_unit = sa.Table(
+    "city_build_unit",
+    metadata,
+    sa.Column("build", sa.Text, primary_key=True),
+    sa.Column("stage", sa.Text, primary_key=True),
+    sa.Column("unit", sa.Text, primary_key=True),
+    sa.Column(
+        "finished_at",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=CLOCK,
+    ),
+    sa.Column("seconds", REAL, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("result", JSONB, nullable=False, server_default=EMPTY_JSON),
+    sa.CheckConstraint(
+        "stage IN ('import', 'cells', 'delineate', 'reach', 'reports')",
+        name="city_build_unit_stage_check",
+    ),
+)
+
+city_build_failure = sa.Table(
+    "city_build_failure",
+    metadata,
+    _id(),
+    sa.Column("build", sa.Text, nullable=False),
+    sa.Column("stage", sa.Text, nullable=False),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=CLOCK),
+    sa.Index("city_build_failure_unit_idx", "build", "stage", "unit"),
+)
+
+community_figures = sa.Table(
+    "community_figures",
+    metadata,
+    sa.Column("community_id", sa.BigInteger, _fk("community", "CASCADE"), primary_key=True),
+    sa.Column("figures", JSONB, nullable=False),
+    sa.Column(
+        "computed_at",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=CLOCK,
+    ),
+)

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         "escalation, gis/scheduler.py); 0 turns them off (tests, or cron running `gridatlas "
         "patrol escalate` instead)",
     )
+    dask_scheduler: str | None = Field(
+        None,
+        description="address of an existing Dask scheduler (tcp://host:8786) that "
+        "`gridatlas city build` runs on; unset starts a local cluster, one worker per core",
+    )
     tile_max_age_s: int = Field(
         60,
         description="how long a browser may reuse a vector tile (Cache-Control: private) "
