@@ -1,9 +1,14 @@
-"""The hierarchy as the API serves it: levels, scoped reads, paths, leaders.
+"""The hierarchy as the API serves it: levels, scoped reads, paths (leaders: ``gis.leaders``).
 
 An area is visible to a user when it holds at least one building of the user's scope: a
 grid worker sees their grid, the groups and buildings in it, and the community and
 subdistrict above it — not the neighbouring grid. Admins see everything. GeoJSON is built
 by PostGIS (``gis.geojson``), so a page is one query and no Python loop.
+
+A divided building (``building_part``) is in each area that holds one of its parts: its
+dwellings belong to the unit of their part and the areas above it (``ga_area_members``,
+migration 0013). A user whose scope holds one part sees the building and that part's
+areas, not the areas of its other parts.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gis import geojson, levels, permissions
+from gis import geojson, levels
 from gis.audit import Who, audit
-from gis.errors import Conflict, InvalidInput, NotFound
+from gis.errors import InvalidInput, NotFound
 from gis.levels import Level
 from gis.suppression import SMALL, WITHHELD, read_table, withhold
 
@@ -26,23 +31,40 @@ BY_TABLE: dict[str, Level] = dict(levels.BY_TABLE)
 LEADER_LEVELS = levels.LEADER_TABLES
 
 
+def lives_inside_sql(members: str = "members", alias: str = "r") -> str:
+    """SQL: resident ``alias`` lives in the area whose ``ga_area_members`` rows are the CTE
+    (or subquery) ``members``: in a whole building of it, or in a dwelling of one of its
+    parts (the part a divided building hangs from also holds rooms no part names)."""
+    return (
+        f"EXISTS (SELECT 1 FROM {members} m WHERE m.building_id = {alias}.building_id AND "
+        f"(CASE WHEN m.rooms IS NULL THEN {alias}.room <> ALL(m.other_rooms) "
+        f"ELSE {alias}.room = ANY(m.rooms) END))"
+    )
+
+
 def _leader_level(level: Level) -> str | None:
     return level.table if level.is_leader_level else None
 
 
 # From a set of buildings (``{b}``: a subquery of building ids) up to the ids of one
 # level's areas that hold them: index lookups along the parent keys, not a join of whole
-# tables.
+# tables. A divided building reaches the units of its parts, less those of parts the
+# user's scope does not hold (``ga_scope_parts_out``: empty unless the scope is a unit,
+# cluster, group or grid that holds only some parts of a building).
+_UNITS = (
+    "SELECT x.u FROM (SELECT b.unit_id FROM building b WHERE b.id IN ({b}) UNION ALL "
+    "SELECT p.unit_id FROM building_part p WHERE p.building_id IN ({b})) x(u) "
+    "WHERE x.u NOT IN (SELECT o.unit_id FROM ga_scope_parts_out(ga_user()) o "
+    "WHERE o.unit_id IS NOT NULL)"
+)
 _UP = {
     "building": "SELECT b.id FROM building b WHERE b.id IN ({b})",
-    "unit": "SELECT b.unit_id FROM building b WHERE b.id IN ({b})",
-    "building_cluster": "SELECT u.building_cluster_id FROM building b "
-    "JOIN unit u ON u.id = b.unit_id WHERE b.id IN ({b})",
-    "residents_group": "SELECT c.residents_group_id FROM building b JOIN unit u ON u.id = "
-    "b.unit_id JOIN building_cluster c ON c.id = u.building_cluster_id WHERE b.id IN ({b})",
-    "grid": "SELECT g.grid_id FROM building b JOIN unit u ON u.id = b.unit_id "
-    "JOIN building_cluster c ON c.id = u.building_cluster_id "
-    "JOIN residents_group g ON g.id = c.residents_group_id WHERE b.id IN ({b})",
+    "unit": _UNITS,
+    "building_cluster": f"SELECT u.building_cluster_id FROM unit u WHERE u.id IN ({_UNITS})",
+    "residents_group": "SELECT c.residents_group_id FROM unit u JOIN building_cluster c "
+    f"ON c.id = u.building_cluster_id WHERE u.id IN ({_UNITS})",
+    "grid": "SELECT g.grid_id FROM unit u JOIN building_cluster c ON c.id = u.building_cluster_id "
+    f"JOIN residents_group g ON g.id = c.residents_group_id WHERE u.id IN ({_UNITS})",
     "community": "SELECT b.community_id FROM building b WHERE b.id IN ({b})",
     "subdistrict": "SELECT cm.subdistrict_id FROM building b JOIN community cm "
     "ON cm.id = b.community_id WHERE b.id IN ({b})",
@@ -97,12 +119,39 @@ def _properties(level: Level) -> dict[str, str]:
             levels="t.levels",
             community_id="t.community_id",
         )
+    if level.table in _PARTS_UNDER:
+        props["parts"] = _parts_sql(level.table)
     if _leader_level(level):
         props["leader"] = (
             "CASE WHEN r.id IS NULL THEN NULL ELSE json_build_object("
             "'resident_id', r.id, 'name', r.name, 'since', la.started_at) END"
         )
     return props
+
+
+# Building parts under an area (a divided building's parts: floors, households, unit and
+# group), so that maps draw divided buildings hatched and cards list their floors per group.
+# Keyed by level: how the parts ``p`` under the area ``t`` are found.
+_PARTS_UNDER = {
+    "building": "p.building_id = t.id",
+    "unit": "p.unit_id = t.id",
+    "building_cluster": "pu.building_cluster_id = t.id",
+    "residents_group": "pc.residents_group_id = t.id",
+}
+
+
+def _parts_sql(table: str) -> str:
+    """SQL: a json array of the parts under area ``t`` in floor order (NULL when none)."""
+    return (
+        "(SELECT json_agg(json_build_object('building_id', p.building_id, 'building', "
+        "coalesce(nullif(pb.name, ''), pb.source_id), 'part_no', p.part_no, 'floor_min', "
+        "p.floor_min, 'floor_max', p.floor_max, 'households', p.households, 'unit', pu.code, "
+        "'group', pg.code, 'group_id', pg.id) ORDER BY p.building_id, p.part_no) "
+        "FROM building_part p JOIN building pb ON pb.id = p.building_id "
+        "JOIN unit pu ON pu.id = p.unit_id "
+        "JOIN building_cluster pc ON pc.id = pu.building_cluster_id "
+        f"JOIN residents_group pg ON pg.id = pc.residents_group_id WHERE {_PARTS_UNDER[table]})"
+    )
 
 
 def _features_sql(level: Level, where: str) -> str:
@@ -287,9 +336,6 @@ def dwellings(conn: Connection, building_id: int) -> dict[str, Any]:
     )
 
 
-# --- leaders -----------------------------------------------------------------------------
-
-
 def check_visible(conn: Connection, table: str, area_id: int) -> None:
     """404 unless the area (any level, by table name) holds a building of the user's scope."""
     level = BY_TABLE[table]
@@ -301,136 +347,6 @@ def check_visible(conn: Connection, table: str, area_id: int) -> None:
     )
     if not ok:
         raise NotFound(f"no {table.replace('_', ' ')} {area_id}")
-
-
-def leaders(conn: Connection, user: Who, table: str, area_id: int) -> dict[str, Any]:
-    """The current leader of an area and the ones before (as far as the user may see)."""
-    if table not in LEADER_LEVELS:
-        raise InvalidInput(f"leaders are kept for {', '.join(LEADER_LEVELS)}")
-    check_visible(conn, table, area_id)
-    rows = conn.execute(
-        sa.text(
-            "SELECT la.id, la.resident_id, r.name, la.started_at, la.ended_at, la.lives_inside, "
-            "a.username AS assigned_by FROM leader_assignment la "
-            "JOIN resident r ON r.id = la.resident_id "
-            "LEFT JOIN app_user a ON a.id = la.assigned_by "
-            "WHERE la.level = :l AND la.area_id = :a ORDER BY la.started_at DESC, la.id DESC"
-        ),
-        {"l": table, "a": area_id},
-    ).all()
-    items = [
-        {
-            **dict(r._mapping),
-            "started_at": r.started_at.isoformat(),
-            "ended_at": r.ended_at.isoformat() if r.ended_at else None,
-        }
-        for r in rows
-    ]
-    if items:
-        audit(conn, user, "read", "resident", [i["resident_id"] for i in items], {"as": "leaders"})
-    current = next((i for i in items if i["ended_at"] is None), None)
-    return {"level": table, "area_id": area_id, "current": current, "history": items}
-
-
-def assign_leader(
-    conn: Connection,
-    user: Who,
-    table: str,
-    area_id: int,
-    resident_id: int,
-    replaces: int | None,
-) -> dict[str, Any]:
-    """Make ``resident_id`` the leader; ``replaces`` names the assignment it ends.
-
-    The partial unique index on current leaders decides races: of two people assigning at
-    once, one wins and the other gets a Conflict naming the winner.
-    """
-    permissions.require(user, "assign_leader", "assign leaders")
-    if table not in LEADER_LEVELS:
-        raise InvalidInput(f"leaders are kept for {', '.join(LEADER_LEVELS)}")
-    check_visible(conn, table, area_id)
-    if not conn.scalar(
-        sa.text("SELECT EXISTS (SELECT 1 FROM resident WHERE id = :r)"), {"r": resident_id}
-    ):
-        raise NotFound(f"no resident {resident_id}")
-    column = BY_TABLE[table].path_column
-    inside = bool(
-        conn.scalar(
-            sa.text(
-                f"SELECT EXISTS (SELECT 1 FROM resident r JOIN building_path p "
-                f"ON p.building_id = r.building_id WHERE r.id = :r AND p.{column} = :a)"
-            ),
-            {"r": resident_id, "a": area_id},
-        )
-    )
-    if replaces is not None:
-        ended = conn.scalar(
-            sa.text(
-                "UPDATE leader_assignment SET ended_at = now(), ended_by = :u "
-                "WHERE id = :id AND level = :l AND area_id = :a AND ended_at IS NULL RETURNING id"
-            ),
-            {"u": user.id, "id": replaces, "l": table, "a": area_id},
-        )
-        if ended is None:
-            raise Conflict(
-                f"assignment {replaces} is not the current leader of this {table} any more "
-                "(someone changed it meanwhile); reload and choose again",
-                key="refusal.leader_not_current",
-            )
-    try:
-        with conn.begin_nested():
-            new_id = conn.scalar(
-                sa.text(
-                    "INSERT INTO leader_assignment (level, area_id, resident_id, assigned_by, "
-                    "lives_inside) VALUES (:l, :a, :r, :u, :inside) RETURNING id"
-                ),
-                {"l": table, "a": area_id, "r": resident_id, "u": user.id, "inside": inside},
-            )
-    except sa.exc.IntegrityError:
-        current = conn.execute(
-            sa.text(
-                "SELECT la.id, r.name, la.started_at FROM leader_assignment la "
-                "LEFT JOIN resident r ON r.id = la.resident_id WHERE la.level = :l "
-                "AND la.area_id = :a AND la.ended_at IS NULL"
-            ),
-            {"l": table, "a": area_id},
-        ).first()
-        cid = current.id if current else None
-        raise Conflict(
-            f"this {table} already has a current leader (assignment {cid}); to replace "
-            f"them send replaces={cid}",
-            key="refusal.leader_taken",
-            name=(current.name if current and current.name else "?"),
-            when=(current.started_at.strftime("%Y-%m-%d %H:%M") if current else "?"),
-            assignment_id=cid,
-        ) from None
-    result = leaders(conn, user, table, area_id)
-    result["assignment_id"] = new_id
-    result["warnings"] = (
-        []
-        if inside
-        else [
-            f"resident {resident_id} does not live in this {table.replace('_', ' ')} (不住在本区域)"
-        ]
-    )
-    return result
-
-
-def end_leader(conn: Connection, user: Who, table: str, area_id: int, assignment: int) -> None:
-    permissions.require(user, "assign_leader", "assign leaders")
-    check_visible(conn, table, area_id)
-    ended = conn.scalar(
-        sa.text(
-            "UPDATE leader_assignment SET ended_at = now(), ended_by = :u "
-            "WHERE id = :id AND level = :l AND area_id = :a AND ended_at IS NULL RETURNING id"
-        ),
-        {"u": user.id, "id": assignment, "l": table, "a": area_id},
-    )
-    if ended is None:
-        raise Conflict(
-            f"assignment {assignment} is not the current leader of this {table}",
-            key="refusal.leader_not_current",
-        )
 
 
 def stats(
@@ -484,126 +400,3 @@ def stats(
             for f in page["features"]
         ],
     }
-
-
-# --- leaders: candidates and undo (the leaders page, /app/leaders) -----------------------
-
-CANDIDATE_LIMIT = 30
-# Straight-line metres from a resident's building to the area (0 inside). Walking distance
-# would need the walk graph of the whole city per request (gis/reach builds it in seconds):
-# not cheap enough for a tap, so the answer says which distance it gives.
-DISTANCE_KIND = "straight_line"
-
-
-def leader_candidates(
-    conn: Connection, user: Who, table: str, area_id: int, limit: int = CANDIDATE_LIMIT
-) -> dict[str, Any]:
-    """Who could lead an area: backbone residents living in it first, then the nearest.
-
-    Only residents the user may see (row-level security) and only of the area's community;
-    the nearest by straight-line distance from their building to the area (0 inside).
-    Audited as one list read.
-    """
-    permissions.require(user, "assign_leader", "list leader candidates")
-    if table not in LEADER_LEVELS:
-        raise InvalidInput(f"leaders are kept for {', '.join(LEADER_LEVELS)}")
-    check_visible(conn, table, area_id)
-    column = BY_TABLE[table].path_column  # names are ours, never the caller's text
-    rows = conn.execute(
-        sa.text(
-            f"""
-            WITH area AS (SELECT geom FROM {table} WHERE id = :a),
-            inside AS (SELECT building_id FROM building_path WHERE {column} = :a),
-            community AS (SELECT DISTINCT p.community_id FROM building_path p
-                           WHERE p.{column} = :a),
-            near AS (
-              SELECT b.id, coalesce(nullif(b.name, ''),
-                       nullif(concat(b.addr_street, b.addr_housenumber), ''), b.source_id)
-                       AS building,
-                     b.id IN (SELECT building_id FROM inside) AS lives_inside,
-                     ST_Distance(b.geom::geography, (SELECT geom FROM area)::geography)
-                       AS distance_m
-                FROM building b WHERE b.community_id IN (SELECT community_id FROM community)
-            ),
-            -- the roles once for all (a subquery per resident cost 0.4 ms each under RLS)
-            roles AS (SELECT k.resident_id, array_agg(k.role ORDER BY k.role) AS backbone
-                        FROM backbone k GROUP BY k.resident_id),
-            cand AS (
-              SELECT r.id AS resident_id, r.name, r.building_id, n.building, r.room,
-                     n.lives_inside, round(n.distance_m::numeric, 0)::float AS distance_m,
-                     coalesce(k.backbone, '{{}}') AS backbone
-                FROM resident r JOIN near n ON n.id = r.building_id
-                LEFT JOIN roles k ON k.resident_id = r.id
-               WHERE r.status <> 'registered'  -- registered here but living elsewhere
-            )
-            SELECT c.*, EXISTS (SELECT 1 FROM leader_assignment la WHERE la.level = :l
-                     AND la.area_id = :a AND la.ended_at IS NULL
-                     AND la.resident_id = c.resident_id) AS is_current
-              FROM cand c
-             ORDER BY (c.lives_inside AND cardinality(c.backbone) > 0) DESC, c.distance_m,
-                      cardinality(c.backbone) > 0 DESC, c.building_id, c.room, c.resident_id
-             LIMIT :limit
-            """
-        ),
-        {"a": area_id, "l": table, "limit": limit},
-    ).all()
-    items = [
-        {
-            **dict(r._mapping),
-            "backbone": list(r.backbone),
-            "is_backbone": bool(r.backbone),
-        }
-        for r in rows
-    ]
-    if items:
-        audit(
-            conn, user, "list", "resident", [i["resident_id"] for i in items],
-            {"as": f"leader candidates of {table} {area_id}"},
-        )  # fmt: skip
-    return {
-        "level": table,
-        "area_id": area_id,
-        "distance": DISTANCE_KIND,
-        "items": items,
-    }
-
-
-def undo_leader(
-    conn: Connection, user: Who, table: str, area_id: int, assignment: int
-) -> dict[str, Any]:
-    """Undo an assignment in one transaction: end its term and give the seat back to the
-    leader it replaced (a new term for them), or leave it vacant if it was vacant.
-
-    ``assignment`` must be the current one (else a Conflict: someone changed it since).
-    The replaced term is the one that ended when ``assignment`` started (same transaction).
-    """
-    permissions.require(user, "assign_leader", "assign leaders")
-    if table not in LEADER_LEVELS:
-        raise InvalidInput(f"leaders are kept for {', '.join(LEADER_LEVELS)}")
-    check_visible(conn, table, area_id)
-    current = conn.execute(
-        sa.text(
-            "SELECT id, started_at FROM leader_assignment WHERE id = :id AND level = :l "
-            "AND area_id = :a AND ended_at IS NULL FOR UPDATE"
-        ),
-        {"id": assignment, "l": table, "a": area_id},
-    ).first()
-    if current is None:
-        raise Conflict(
-            f"assignment {assignment} is not the current leader of this {table} any more; "
-            "reload and choose again",
-            key="refusal.leader_not_current",
-        )
-    previous = conn.scalar(
-        sa.text(
-            "SELECT resident_id FROM leader_assignment WHERE level = :l AND area_id = :a "
-            "AND id <> :id AND ended_at = :t ORDER BY id DESC LIMIT 1"
-        ),
-        {"l": table, "a": area_id, "id": assignment, "t": current.started_at},
-    )
-    end_leader(conn, user, table, area_id, assignment)
-    if previous is None:
-        result = leaders(conn, user, table, area_id)
-        return {**result, "assignment_id": None, "restored": False, "warnings": []}
-    result = assign_leader(conn, user, table, area_id, int(previous), None)
-    return {**result, "restored": True}

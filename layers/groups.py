@@ -26,6 +26,11 @@ BAND_COLOURS = {
     "no_households": "#bdbdbd",
 }
 DEFAULT_BAND = (80, 120)  # when the groups carry no band of their own
+# A building divided by floors among groups: striped (an SVG pattern groups-hatch.js adds),
+# its outline dashed. The legend's swatch draws the same stripes in CSS.
+BUILDING_COLOUR = "#636363"
+FLOORS_HATCH = "ga-floors"
+HATCH_SWATCH = f"repeating-linear-gradient(0deg, {BUILDING_COLOUR} 0 3px, #ffffff 3px 6px)"
 
 
 def band_labels(band: tuple[float, float] | None, lang: str = i18n.DEFAULT_LANG) -> dict[str, str]:
@@ -70,16 +75,18 @@ def _buildings_layer(buildings: gpd.GeoDataFrame, lang: str) -> folium.GeoJson:
     return folium.GeoJson(
         b,
         name=i18n.t(TEXTS + "layer_buildings", lang),
-        style_function=lambda f: {
-            "fillColor": "#636363",
-            "color": "#252525",
-            "weight": 0.8,
-            "fillOpacity": 0.55,
-            # divided by floors among groups (parts, gis/delineate/parts.py): dashed
-            **({"dashArray": "4 3"} if f["properties"].get("parts") else {}),
-        },
+        style_function=lambda f: _building_style(bool(f["properties"].get("parts"))),
         # no tooltip: a tap opens the building's card (one card per tap)
     )
+
+
+def _building_style(is_divided: bool) -> dict[str, object]:
+    if not is_divided:
+        return {"fillColor": BUILDING_COLOUR, "color": "#252525", "weight": 0.8,
+                "fillOpacity": 0.55}  # fmt: skip
+    # divided by floors among groups (parts, gis/delineate/parts.py): striped and dashed
+    return {"fillColor": f"url(#{FLOORS_HATCH})", "color": "#252525", "weight": 0.8,
+            "fillOpacity": 0.9, "dashArray": "4 3"}  # fmt: skip
 
 
 def groups_map(
@@ -142,6 +149,9 @@ def groups_map(
         + "<br>".join(
             f'<i style="background:{c}"></i>{escape(labels[k])}' for k, c in BAND_COLOURS.items()
         )
+        + f'<br><i class="ga-floors-swatch" data-pattern="{FLOORS_HATCH}" '
+        f'data-colour="{BUILDING_COLOUR}" style="background:{HATCH_SWATCH}"></i>'
+        + tx("legend_divided")
         + "</div>"
     )
     panel = (
@@ -158,6 +168,11 @@ def groups_map(
     texts = i18n.texts(lang, TEXTS)
     data = f'<script type="application/json" id="ga-groups-texts">{json_for_script(texts)}</script>'
     m.get_root().html.add_child(Fragment(bar + legend + panel + data))
-    m.get_root().html.add_child(Fragment(f'<script src="{APP_PREFIX}/groups.js" defer></script>'))
+    m.get_root().html.add_child(
+        Fragment(
+            f'<script src="{APP_PREFIX}/groups-hatch.js" defer></script>'
+            f'<script src="{APP_PREFIX}/groups.js" defer></script>'
+        )
+    )
     m.get_root().title = title
     return m

@@ -40,6 +40,25 @@ STYLES: dict[str, dict[str, Any]] = {
                 "dashArray": None},
 }  # fmt: skip
 SELECTED = {"color": "#000000", "weight": 5}
+# A building divided by floors among groups, and a unit that is one of its parts: striped
+# in its seat's colour (an SVG pattern per seat state, groups-hatch.js), the card listing
+# the floors per group. Areas above hold parts but are not striped (their card lists them).
+HATCHED_LEVELS = ("building", "unit")
+FLOORS_HATCH = {k: f"ga-floors-{k}" for k in STYLES}  # seat state -> pattern id
+
+
+def is_divided(properties: Mapping[str, Any]) -> bool:
+    """A building divided by floors, or a unit that is a part of one."""
+    return properties.get("level") in HATCHED_LEVELS and bool(properties.get("parts"))
+
+
+def area_style(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The style of an area by its seat (and stripes when it is divided by floors)."""
+    state = seat_state(properties)
+    style = dict(STYLES[state])
+    if is_divided(properties):
+        style.update(fillColor=f"url(#{FLOORS_HATCH[state]})", fillOpacity=0.8)
+    return style
 
 
 def seat_state(properties: Mapping[str, Any]) -> str:
@@ -62,7 +81,7 @@ def _level_layer(level: str, collection: dict[str, Any], name: str) -> folium.Ge
         name=name,
         overlay=False,  # the levels are alternatives: radio buttons in the layer control
         show=level == DEFAULT_LEVEL,
-        style_function=lambda f: dict(STYLES[seat_state(f["properties"])]),
+        style_function=lambda f: area_style(f["properties"]),
     )
 
 
@@ -87,7 +106,7 @@ def _counts_text(texts: Mapping[str, str], n: Mapping[str, int]) -> str:
 def _legend(texts: Mapping[str, str]) -> str:
     items = "".join(
         f'<div><i class="ga-swatch ga-swatch-{k}"></i>{escape(texts[f"leaders.legend_{k}"])}</div>'
-        for k in ("filled", "vacant", "no_seat", "selected")
+        for k in ("filled", "vacant", "no_seat", "selected", "divided")
     )
     return (
         f'<div class="ga-legend ga-lead-legend" id="ga-legend"><b>'
@@ -104,6 +123,8 @@ def _panel(texts: Mapping[str, str], groups_href: str) -> str:
         '<div class="ga-lead-head"><h2 id="ga-lead-title"></h2>'
         f'<button type="button" id="ga-lead-close">{escape(texts["app.close"])}</button></div>'
         '<div id="ga-lead-message" role="status" aria-live="polite"></div>'
+        f'<section id="ga-lead-parts-box" hidden><h3>{tx("parts_title")}</h3>'
+        '<ul class="ga-lead-parts" id="ga-lead-parts"></ul></section>'
         f'<section><h3>{tx("current")}</h3><div id="ga-lead-current"></div></section>'
         '<div class="ga-lead-actions">'
         f'<button type="button" id="ga-lead-save" disabled>{escape(texts["app.save"])}</button>'
@@ -193,6 +214,8 @@ def leaders_map(
         "streets": streets,
         "styles": STYLES,
         "selected": SELECTED,
+        "hatched_levels": list(HATCHED_LEVELS),
+        "floors_hatch": FLOORS_HATCH,
     }
     bar = (
         f'<div class="ga-bar ga-lead-bar" id="ga-bar"><h1>{escape(title)}</h1>'
@@ -205,7 +228,12 @@ def leaders_map(
             "</script>"
         )
     )  # fmt: skip
-    m.get_root().html.add_child(Fragment(f'<script src="{APP_PREFIX}/leaders.js" defer></script>'))
+    m.get_root().html.add_child(
+        Fragment(
+            f'<script src="{APP_PREFIX}/groups-hatch.js" defer></script>'
+            f'<script src="{APP_PREFIX}/leaders.js" defer></script>'
+        )
+    )
     m.get_root().title = title
     return m
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import models
 from api.auth import User
 from api.deps import Conn
-from gis import areas, levels, query
+from gis import areas, leaders, levels, query
 
 router = APIRouter(prefix="/api", tags=["hierarchy"])
 
@@ -102,7 +102,7 @@ def get_dwellings(building_id: AreaId, user: User, conn: Conn) -> dict[str, Any]
     response_model=models.Leaders,
 )
 def get_leaders(level: LeaderLevel, area_id: AreaId, user: User, conn: Conn) -> dict[str, Any]:
-    return areas.leaders(conn, user, level, area_id)
+    return leaders.leaders(conn, user, level, area_id)
 
 
 class Assign(BaseModel):
@@ -122,7 +122,7 @@ class Assign(BaseModel):
 def put_leader(
     level: LeaderLevel, area_id: AreaId, body: Assign, user: User, conn: Conn
 ) -> dict[str, Any]:
-    return areas.assign_leader(conn, user, level, area_id, body.resident_id, body.replaces)
+    return leaders.assign_leader(conn, user, level, area_id, body.resident_id, body.replaces)
 
 
 @router.delete(
@@ -133,8 +133,8 @@ def put_leader(
 def delete_leader(
     level: LeaderLevel, area_id: AreaId, assignment_id: AreaId, user: User, conn: Conn
 ) -> dict[str, Any]:
-    areas.end_leader(conn, user, level, area_id, assignment_id)
-    return areas.leaders(conn, user, level, area_id)
+    leaders.end_leader(conn, user, level, area_id, assignment_id)
+    return leaders.leaders(conn, user, level, area_id)
 
 
 @router.get(
@@ -209,9 +209,9 @@ def get_leader_candidates(
     area_id: AreaId,
     user: User,
     conn: Conn,
-    limit: Annotated[int, Query(ge=1, le=100)] = areas.CANDIDATE_LIMIT,
+    limit: Annotated[int, Query(ge=1, le=100)] = leaders.CANDIDATE_LIMIT,
 ) -> dict[str, Any]:
-    return areas.leader_candidates(conn, user, level, area_id, limit)
+    return leaders.leader_candidates(conn, user, level, area_id, limit)
 
 
 class Undo(BaseModel):
@@ -234,4 +234,4 @@ class LeaderUndo(models.Leaders):
 def post_leader_undo(
     level: LeaderLevel, area_id: AreaId, body: Undo, user: User, conn: Conn
 ) -> dict[str, Any]:
-    return areas.undo_leader(conn, user, level, area_id, body.assignment_id)
+    return leaders.undo_leader(conn, user, level, area_id, body.assignment_id)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis import permissions
+from gis.areas import lives_inside_sql
 from gis.audit import (  # noqa: F401 - re-exported for the ledger modules
     LOOKUP,
     LOOKUP_BUDGET,
@@ -440,11 +441,10 @@ def list_residents(
     if level is not None:
         if level not in AREA_COLUMN or area_id is None:
             raise InvalidInput(f"area level must be one of {', '.join(AREA_COLUMN)}, with an id")
-        where.append(
-            f"r.building_id IN (SELECT building_id FROM building_path WHERE {AREA_COLUMN[level]} "
-            "= :area)"
-        )
-        params["area"] = area_id
+        # by dwelling: a resident of a divided building is in the areas of their part
+        members = "(SELECT * FROM ga_area_members(CAST(:area_level AS text), :area))"
+        where.append(lives_inside_sql(members))
+        params.update(area=area_id, area_level=level)
     if name:
         where.append("r.name LIKE :name")
         params["name"] = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

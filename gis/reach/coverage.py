@@ -84,12 +84,14 @@ def coverage_by_area(conn: Connection, level: str, *, limit_min: float = 10.0) -
     if level not in AREA_LEVELS:
         raise InvalidInput(f"level must be one of {', '.join(AREA_LEVELS)}")
     run, limit_m = latest_run(conn, limit_min)
+    households = "bl.households"
     if level == "residents_group":  # by membership, as delineated (buildings → unit → …)
+        # a divided building counts in the group of each part, with the part's households
         members = """
               FROM residents_group a
-              JOIN building_cluster c ON c.residents_group_id = a.id
-              JOIN unit u ON u.building_cluster_id = c.id
-              JOIN building bl ON bl.unit_id = u.id"""
+              JOIN part_path pp ON pp.residents_group_id = a.id
+              JOIN building bl ON bl.id = pp.building_id"""
+        households = "pp.households"
         name = "(SELECT cm.code FROM community cm WHERE cm.id = a.community_id) || ' 第' "
         name += "|| a.code || '居民小组'"
     else:  # areas drawn by hand: buildings by the point on their footprint
@@ -100,7 +102,7 @@ def coverage_by_area(conn: Connection, level: str, *, limit_min: float = 10.0) -
     rows = conn.execute(
         sa.text(f"""
         WITH b AS (
-            SELECT a.id AS area_id, r.walk_m, bl.households {members}
+            SELECT a.id AS area_id, r.walk_m, {households} AS households {members}
               JOIN building_reach r ON r.building_id = bl.id AND r.run_id = :run
              WHERE bl.households > 0)
         SELECT a.id, a.code, {name} AS name,
@@ -224,21 +226,30 @@ def reach_frames(conn: Connection, category: str, *, limit: int = 6000) -> tuple
 
 
 # --- within the user's scope (the planners' page, /app/reach) ---------------------------
-# Areas hold the scope's buildings by the stored hierarchy (building_path, as the scope
-# itself is computed), so a community's figure is the sum of its grids' and of its buildings
-# in no grid. Limits are minutes at a speed of the caller's choice: stored distances are
-# metres, so the elderly speed (60 m/min) needs no new run.
+# Areas hold the scope's buildings by the stored hierarchy (part_path, as the scope itself
+# is computed), so a community's figure is the sum of its grids' and of its buildings in no
+# grid. A divided building counts each part's households in the grid of that part (``bp``:
+# one row per building or part), and only the parts the scope holds (a worker of one part's
+# grid: not the other parts, ``ga_scope_parts_out``); ``b`` is one row per building.
+# Limits are minutes at a speed of the caller's choice: stored distances are metres, so the
+# elderly speed (60 m/min) needs no new run.
 MAX_DRAWN_FACILITY_M = 2000  # the default cap of a reach run (docs/reach.md)
 SCOPED_LEVELS = {"community": "community_id", "grid": "grid_id"}  # ours, never the caller's
 _SCOPED = """
     WITH scope AS MATERIALIZED (SELECT ga_scope_buildings(ga_user()) AS id),
-    b AS MATERIALIZED (
-        SELECT bl.id, bl.households, p.community_id, p.grid_id,
+    out AS MATERIALIZED (SELECT o.unit_id FROM ga_scope_parts_out(ga_user()) o
+                          WHERE o.unit_id IS NOT NULL),
+    bp AS MATERIALIZED (
+        SELECT bl.id, p.households, p.community_id, p.grid_id,
                (r.walk_m)[array_position(CAST(:cats AS text[]), :cat)] AS walk_m
           FROM building bl
           JOIN building_reach r ON r.building_id = bl.id AND r.run_id = :run
-          JOIN building_path p ON p.building_id = bl.id
-         WHERE bl.households > 0 AND bl.id IN (SELECT id FROM scope))"""
+          JOIN part_path p ON p.building_id = bl.id
+         WHERE bl.households > 0 AND bl.id IN (SELECT id FROM scope)
+           AND (p.part_id IS NULL OR p.unit_id NOT IN (SELECT unit_id FROM out))),
+    b AS MATERIALIZED (
+        SELECT id, sum(households) AS households, min(grid_id) AS grid_id, min(walk_m) AS walk_m
+          FROM bp GROUP BY id)"""
 
 
 def _scoped_params(
@@ -261,6 +272,13 @@ def _scoped_params(
     }
 
 
+def _sums(b: str) -> str:
+    """SQL: households, those covered and those unreachable of the rows ``b``."""
+    return f"""sum({b}.households) AS households,
+        coalesce(sum({b}.households) FILTER (WHERE {b}.walk_m <= :lim), 0) AS covered,
+        coalesce(sum({b}.households) FILTER (WHERE {b}.walk_m = 'NaN'), 0) AS unreachable"""
+
+
 def scoped_coverage(
     conn: Connection,
     category: str,
@@ -271,10 +289,7 @@ def scoped_coverage(
     """Households within ``limit_min`` minutes of ``category`` at ``speed_m_per_min`` (the
     run's by default) in the user's scope: in total, per community and per grid."""
     p = _scoped_params(conn, category, limit_min, speed_m_per_min)
-    sums = """sum(b.households) AS households,
-               coalesce(sum(b.households) FILTER (WHERE b.walk_m <= :lim), 0) AS covered,
-               coalesce(sum(b.households) FILTER (WHERE b.walk_m = 'NaN'), 0) AS unreachable"""
-    total = conn.execute(sa.text(f"{_SCOPED} SELECT {sums} FROM b"), p).one()
+    total = conn.execute(sa.text(f"{_SCOPED} SELECT {_sums('b')} FROM b"), p).one()
     out: dict[str, Any] = {
         "category": p["cat"],
         "limit_min": limit_min,
@@ -287,8 +302,8 @@ def scoped_coverage(
     for level, column in SCOPED_LEVELS.items():
         rows = conn.execute(
             sa.text(f"""{_SCOPED}
-            SELECT a.id, a.code, a.name, {sums}
-              FROM b JOIN {level} a ON a.id = b.{column}
+            SELECT a.id, a.code, a.name, {_sums("bp")}
+              FROM bp JOIN {level} a ON a.id = bp.{column}
              GROUP BY a.id, a.code, a.name ORDER BY a.code, a.id"""),
             p,
         ).all()

@@ -106,11 +106,16 @@ def test_the_other_levels_arrive_after_the_first_drawing(browser, site) -> None:
         button = page.locator(f'.ga-level[data-level="{level}"]')
         assert button.is_enabled()
         assert sum(tab.counts(level)) == with_households, level
-    with owner.connect() as conn:  # the groups holding a building of the staff's community
+    # the groups holding a building of the staff's community, or a part of one (the floors
+    # of a divided tower that are a unit of their own)
+    with owner.connect() as conn:
         groups = conn.scalar(
             sa.text(
-                "SELECT count(DISTINCT residents_group_id) FROM building_path "
-                "WHERE community_id = :c"
+                "SELECT count(DISTINCT c.residents_group_id) FROM (SELECT b.unit_id FROM "
+                "building b WHERE b.community_id = :c UNION SELECT p.unit_id FROM "
+                "building_part p JOIN building b ON b.id = p.building_id "
+                "WHERE b.community_id = :c) x JOIN unit u ON u.id = x.unit_id "
+                "JOIN building_cluster c ON c.id = u.building_cluster_id"
             ),
             {"c": info.community_a},
         )

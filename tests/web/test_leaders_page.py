@@ -318,9 +318,12 @@ def test_level_switch_shows_one_level_with_its_counts(browser, site) -> None:
                 "SELECT count(*) FROM unit u JOIN building_cluster c ON c.id = "
                 "u.building_cluster_id JOIN residents_group g ON g.id = c.residents_group_id "
                 "WHERE g.community_id = :c AND u.households > 0 "
-                # the units staff see: those holding a building of their community
-                "AND EXISTS (SELECT 1 FROM building b WHERE b.unit_id = u.id "
-                "AND b.community_id = :c)"
+                # the units staff see: those holding a building of their community, or a
+                # part of one (a divided tower's floors are a unit of their own)
+                "AND (EXISTS (SELECT 1 FROM building b WHERE b.unit_id = u.id "
+                "AND b.community_id = :c) OR EXISTS (SELECT 1 FROM building_part p "
+                "JOIN building b ON b.id = p.building_id WHERE p.unit_id = u.id "
+                "AND b.community_id = :c))"
             ),
             {"c": info.community_a},
         )

@@ -16,6 +16,12 @@
   const textNode = document.getElementById("ga-groups-texts");
   const texts = textNode ? JSON.parse(textNode.textContent || "{}") : {};
   const SELECTED = { color: "#000000", weight: 4 };
+  // the stripes of buildings divided by floors (layers/groups.py names the pattern and its
+  // colour on the legend's swatch; groups-hatch.js draws it)
+  const swatch = document.querySelector(".ga-floors-swatch");
+  if (swatch && window.GAHatch) {
+    GAHatch.addFloorsHatch(map, { [swatch.dataset.pattern]: swatch.dataset.colour });
+  }
 
   function tx(key, params) {
     let s = texts["groups." + key];

@@ -28,6 +28,8 @@
   const saveButton = $("ga-lead-save");
   const undoButton = $("ga-lead-undo");
   const searchBox = $("ga-lead-search");
+  const partsBox = $("ga-lead-parts-box");
+  const partsList = $("ga-lead-parts");
 
   // level -> its L.GeoJSON layer; holders: level -> what the map and the layer control show
   // for it (the layer itself, or for a level read later the empty feature group made for it)
@@ -69,6 +71,42 @@
     pattern.appendChild(el("rect", { width: "3", height: "8", fill: "#d94801" }));
     defs.appendChild(pattern);
     svg.insertBefore(defs, svg.firstChild);
+    // the stripes of buildings divided by floors, one per seat state in its outline colour
+    if (window.GAHatch) {
+      const stripes = {};
+      for (const [state, id] of Object.entries(data.floors_hatch || {})) {
+        stripes[id] = data.styles[state].color;
+      }
+      GAHatch.addFloorsHatch(map, stripes);
+    }
+  }
+
+  // a building divided by floors among groups, or a unit that is one of its parts
+  function isDivided(p) {
+    return (data.hatched_levels || []).includes(p.level) && Boolean(p.parts && p.parts.length);
+  }
+
+  function areaStyle(p) {
+    const state = seatState(p);
+    const style = Object.assign({}, data.styles[state]);
+    if (isDivided(p)) Object.assign(style, { fillColor: `url(#${data.floors_hatch[state]})`, fillOpacity: 0.8 });
+    return style;
+  }
+
+  // the floors per group of the divided buildings under the area (layers/leaders.py)
+  function showParts(p) {
+    if (!partsList || !partsBox) return; // a page kept from before the list existed
+    partsList.replaceChildren();
+    for (const part of p.parts || []) {
+      const floors = part.floor_min === part.floor_max ? String(part.floor_min) : `${part.floor_min}–${part.floor_max}`;
+      // a building's own card names its floors; an area's names the building of each
+      const key = p.level === "building" ? "leaders.part_floors" : "leaders.part_floors_in";
+      partsList.appendChild(node("li", "", t(key, {
+        building: part.building || "", floors: floors, group: part.group || "",
+        unit: part.unit || "", households: part.households,
+      })));
+    }
+    partsBox.hidden = !(p.parts && p.parts.length);
   }
 
   function seatState(p) {
@@ -77,7 +115,7 @@
   }
 
   function restyle(layer) {
-    const style = Object.assign({}, data.styles[seatState(layer.feature.properties)]);
+    const style = areaStyle(layer.feature.properties);
     if (layer === state.selected) Object.assign(style, data.selected);
     layer.setStyle(style);
     if (layer === state.selected && layer.bringToFront) layer.bringToFront();
@@ -265,6 +303,7 @@
     candidateList.replaceChildren();
     resultList.replaceChildren();
     historyList.replaceChildren();
+    showParts(p);
     searchBox.value = "";
     undoButton.hidden = true;
     panel.hidden = false;
@@ -393,7 +432,7 @@
 
   function makeLayer(level, collection) {
     const layer = L.geoJSON(collection, {
-      style: (f) => Object.assign({}, data.styles[seatState(f.properties)]),
+      style: (f) => areaStyle(f.properties),
     });
     listen(level, layer);
     return layer;
