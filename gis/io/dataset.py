@@ -121,8 +121,13 @@ def finish_buildings(raw: pd.DataFrame, ds: Dataset, settings: Settings) -> pd.D
     df["height_m"] = [hh.parse_number(h) for h in df["height_tag"].tolist()]
     df["is_residential"] = np.array(
         [
-            hh.is_residential(t, tags)
-            for t, tags in zip(df["building_type"].tolist(), df["tags"].tolist(), strict=True)
+            hh.is_residential(t, tags, name if isinstance(name, str) else None)
+            for t, tags, name in zip(
+                df["building_type"].tolist(),
+                df["tags"].tolist(),
+                df["name"].tolist(),
+                strict=True,
+            )
         ],
         bool,
     )

@@ -116,12 +116,30 @@ def resolve_levels(
     return DEFAULT_LEVELS.get(building_type, FALLBACK_LEVELS), "default"
 
 
-def is_residential(building_type: str, tags: dict[str, str]) -> bool:
-    """Return whether a building is housing (see RESIDENTIAL_TYPES)."""
-    if building_type not in RESIDENTIAL_TYPES:
+# Lodging is not housing, whatever building=* says: a hotel's rooms are not households.
+LODGING = frozenset({"hotel", "hostel", "motel", "guest_house", "apartment", "chalet"})
+# Names of lodging (a hotel mapped as building=yes with only its name), in the languages of
+# the extracts we serve; a serviced-apartment block (酒店式公寓) is housing and stays.
+_LODGING_NAME = re.compile(
+    r"酒店|饭店|宾馆|旅馆|旅社|招待所|客栈|青年旅舍|\b(?:hotel|hostel|motel|pousada)\b",
+    re.IGNORECASE,
+)
+_HOUSING_NAME = re.compile(r"公寓|住宅|小区|宿舍|\bapartments?\b", re.IGNORECASE)
+
+
+def is_lodging(tags: dict[str, str], name: str | None = None) -> bool:
+    """A hotel, hostel or the like: by ``tourism=*`` or, for an untyped building, its name."""
+    if tags.get("tourism") in LODGING:
+        return True
+    return bool(name and _LODGING_NAME.search(name) and not _HOUSING_NAME.search(name))
+
+
+def is_residential(building_type: str, tags: dict[str, str], name: str | None = None) -> bool:
+    """Return whether a building is housing (see RESIDENTIAL_TYPES; lodging never is)."""
+    if building_type not in RESIDENTIAL_TYPES or tags.get("tourism") in LODGING:
         return False
     if building_type == "yes":
-        return not any(k in tags for k in NON_RESIDENTIAL_KEYS)
+        return not (any(k in tags for k in NON_RESIDENTIAL_KEYS) or is_lodging(tags, name))
     return True
 
 
