@@ -180,3 +180,72 @@ def _app(var: Path):
     from api.app import create_app
 
     return create_app(Settings(var_dir=var, database_url=None))
+
+
+def _calls(dependant) -> set:
+    found = {dependant.call}
+    for sub in dependant.dependencies:
+        found |= _calls(sub)
+    return found
+
+
+def test_no_route_reads_on_one_server_and_checks_its_user_on_the_other() -> None:
+    """A route that takes ReadConn must take ReadUser (and Conn with User): the user's
+    identity is set on the connection the data is read from, or row-level security would
+    hide everything (or the route would read from one server and audit on neither)."""
+    from fastapi.routing import APIRoute
+
+    from api.app import create_app
+    from api.deps import get_conn
+    from api.reads import get_read_conn
+
+    def routes(items):  # FastAPI keeps included routers as such: their routes inside
+        for item in items:
+            inner = getattr(item, "original_router", None)
+            if inner is not None:
+                yield from routes(inner.routes)
+            elif isinstance(item, APIRoute):
+                yield item
+
+    app = create_app(Settings())
+    mixed, readers = [], []
+    for route in routes(app.routes):
+        calls = _calls(route.dependant)
+        if get_read_conn in calls:
+            readers.append(route.path)
+            if get_conn in calls:
+                mixed.append(route.path)
+    assert readers and not mixed, mixed
+
+
+def test_an_audited_read_on_the_replica_is_recorded_on_the_primary(clusters) -> None:
+    from api.reads import PrimaryWrites
+    from gis.audit import audit
+
+    _, primary = clusters
+    owner = db.create_engine(primary.url(), poolclass=sa.NullPool)
+    reader = db.create_engine(replica.replica_of(primary).url(), poolclass=sa.NullPool)
+
+    class Someone:
+        id, role = 0, "admin"
+
+        def may_reveal(self, field: str) -> bool:
+            return False
+
+    try:
+        with reader.connect() as conn:
+            conn.begin()
+            writes = PrimaryWrites(owner)
+            conn.info["ga_primary_writes"] = writes
+            audit(conn, Someone(), "read", "resident", [424242], {"as": "replica test"})
+            writes.commit()
+            writes.close()
+            conn.rollback()
+        with owner.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT action, subject_ids FROM audit_log WHERE 424242 = ANY(subject_ids)")
+            ).one()
+        assert (row.action, list(row.subject_ids)) == ("read", [424242])
+    finally:
+        owner.dispose()
+        reader.dispose()

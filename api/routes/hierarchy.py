@@ -1,4 +1,8 @@
-"""The hierarchy for logged-in users: areas as GeoJSON, children, paths, leaders."""
+"""The hierarchy for logged-in users: areas as GeoJSON, children, paths, leaders.
+
+The reads (areas, children, paths, dwellings, stats) take ``ReadConn``: with a replica they
+are served by it (api/reads.py); their audit rows still go to the primary.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import models
-from api.auth import User
+from api.auth import ReadUser, User
 from api.deps import Conn
+from api.reads import ReadConn
 from gis import areas, leaders, levels, query
 
 router = APIRouter(prefix="/api", tags=["hierarchy"])
@@ -30,8 +35,8 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 )
 def get_areas(
     level: LevelName,
-    user: User,
-    conn: Conn,
+    user: ReadUser,
+    conn: ReadConn,
     parent_id: Annotated[int | None, Query(ge=1, le=2**62, description="the level above")] = None,
     community_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     bbox: Annotated[
@@ -60,7 +65,7 @@ def get_areas(
     response_model=None,
     responses=models.GEOJSON_FEATURE,
 )
-def get_area(level: LevelName, area_id: AreaId, user: User, conn: Conn) -> dict[str, Any]:
+def get_area(level: LevelName, area_id: AreaId, user: ReadUser, conn: ReadConn) -> dict[str, Any]:
     return areas.feature(conn, user, level, area_id)
 
 
@@ -73,8 +78,8 @@ def get_area(level: LevelName, area_id: AreaId, user: User, conn: Conn) -> dict[
 def get_children(
     level: LevelName,
     area_id: AreaId,
-    user: User,
-    conn: Conn,
+    user: ReadUser,
+    conn: ReadConn,
     limit: Limit = 500,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -82,7 +87,7 @@ def get_children(
 
 
 @router.get("/buildings/{building_id}/path", summary="From a building up to its subdistrict")
-def get_path(building_id: AreaId, user: User, conn: Conn) -> list[dict[str, Any]]:
+def get_path(building_id: AreaId, user: ReadUser, conn: ReadConn) -> list[dict[str, Any]]:
     return areas.path(conn, building_id)
 
 
@@ -92,7 +97,7 @@ def get_path(building_id: AreaId, user: User, conn: Conn) -> list[dict[str, Any]
     response_model=None,
     responses=models.GEOJSON_PAGE,
 )
-def get_dwellings(building_id: AreaId, user: User, conn: Conn) -> dict[str, Any]:
+def get_dwellings(building_id: AreaId, user: ReadUser, conn: ReadConn) -> dict[str, Any]:
     return areas.dwellings(conn, building_id)
 
 
@@ -161,8 +166,8 @@ def get_search(
 )
 def get_stats(
     level: LevelName,
-    user: User,
-    conn: Conn,
+    user: ReadUser,
+    conn: ReadConn,
     parent_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     community_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     limit: Limit = 500,
