@@ -31,20 +31,20 @@ from gis.patrol.areas import (
 # a building asks for is the length of footways and streets inside its cell.
 GRID_BUILDINGS = sa.text(
     """
-    SELECT b.id, b.households,
+    SELECT b.id, bp.households,
            ST_X(p.p) AS lon, ST_Y(p.p) AS lat, c.cell_wkb, c.epsg,
            coalesce((SELECT sum(ST_Length(ST_Intersection(e.geom, c.geom)::geography))
                        FROM walk_edge e
                       WHERE c.geom IS NOT NULL AND e.geom && c.geom
                         AND ST_Intersects(e.geom, c.geom)), 0) AS walk_m
-      FROM building_path bp
+      FROM (SELECT building_id, sum(households)::int AS households FROM part_path
+             WHERE grid_id = :g GROUP BY building_id) bp  -- a divided tower: its parts here
       JOIN building b ON b.id = bp.building_id
       LEFT JOIN building_cell c ON c.building_id = b.id
       CROSS JOIN LATERAL (SELECT coalesce((SELECT e.geom FROM building_entrance e
                                             WHERE e.building_id = b.id
                                             ORDER BY e.rank, e.id LIMIT 1),
                                            ST_PointOnSurface(b.geom)) AS p) p
-     WHERE bp.grid_id = :g
      ORDER BY b.id
     """
 )

@@ -289,8 +289,10 @@ def test_areas_are_drawn_stored_and_assigned_one_worker_at_a_time(fixed) -> None
         b for b in members if b in set(visited) | set(t["unreachable"])
     )
     assert len(visited) + len(t["unreachable"]) == areas[0]["buildings"]
-    assert abs(sum(s["leg_m"] for s in t["stops"]) - t["stops"][-1]["cum_m"]) < 1
-    assert t["length_m"] >= t["stops"][-1]["cum_m"]
+    # an area may be one building (the split balances households and walking): no stop then
+    walked = t["stops"][-1]["cum_m"] if t["stops"] else 0
+    assert abs(sum(s["leg_m"] for s in t["stops"]) - walked) < 1
+    assert t["length_m"] >= walked
     # another area's tour: not the worker's (404, as for none); other communities' staff too
     assert api.get("worker_a1", f"/api/patrol/areas/{areas[1]['id']}/tour").status_code == 404
     assert api.get("staff_b", f"/api/patrol/areas/{area}/tour").status_code == 404

@@ -341,3 +341,27 @@ def test_scoped_coverage_counts_a_worker_s_parts_in_their_grid(api, tower):
     assert {g["id"]: g["households"] for g in staff["grid"]} == {
         g: h for g, h in by_grid.items() if g in {x["id"] for x in staff["grid"]}
     }
+
+
+def test_patrol_areas_take_a_divided_tower_into_each_grid_with_its_parts(tower) -> None:
+    """A tower's upper floors in another grid are patrolled there, weighted by their own
+    households (gis/patrol/area_store.py GRID_BUILDINGS)."""
+    from gis.patrol.area_store import GRID_BUILDINGS
+
+    eng = db.create_engine(tower.url, poolclass=sa.NullPool)
+    try:
+        with eng.connect() as conn:
+            total = conn.scalar(
+                sa.text("SELECT households FROM building WHERE id = :b"), {"b": tower.building}
+            )
+            per_grid = {}
+            for grid in {p["grid_id"] for p in tower.parts}:
+                rows = {r.id: r.households for r in conn.execute(GRID_BUILDINGS, {"g": grid})}
+                per_grid[grid] = rows.get(tower.building)
+    finally:
+        eng.dispose()
+    expected = {}
+    for p in tower.parts:
+        expected[p["grid_id"]] = expected.get(p["grid_id"], 0) + p["households"]
+    assert per_grid == expected and len(per_grid) >= 2
+    assert sum(per_grid.values()) == total
