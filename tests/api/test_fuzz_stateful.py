@@ -51,6 +51,7 @@ PATROL = (
     r"|/open311/v2/.*)$"
 )
 PATROL_ROLES = {"admin": 40, "staff_a": 40, "worker_a1": 40}
+FIRST_STEP = problems.TRANSITIONS["reported"][0]  # where a new problem can go
 
 
 def _rows_only(check):
@@ -179,8 +180,11 @@ def _patrol_bodies(buildings: list[int], visits: list[tuple[int, str]], worker: 
     )  # fmt: skip
     return {
         "POST /api/problems": problem,
+        # any status (most are refused: 409), and half the time the step a new problem can
+        # take, so that every run also moves problems along their flow
         "POST /api/problems/{problem_id}/status": st.fixed_dictionaries(
-            {"to": st.sampled_from(problems.STATUSES)}, optional={"note": notes}
+            {"to": st.just(FIRST_STEP) | st.sampled_from(problems.STATUSES)},
+            optional={"note": notes},
         ),
         "POST /api/patrol/checkins": checkin,
         "POST /api/patrol/checkins/batch": st.fixed_dictionaries(

@@ -106,13 +106,14 @@ class Visit:
 
 
 def _expected(conn, community_id: int | None, category: str, limit_m: float):
-    """Per community and grid: (id, households, covered) straight from the stored run."""
+    """Per community and grid: (id, households, covered) straight from the stored run; a
+    divided tower's households counted in the grid of each part (part_path)."""
     scope = "" if community_id is None else "AND p.community_id = :c"
     base = f"""
-        FROM building b JOIN building_path p ON p.building_id = b.id
+        FROM part_path p JOIN building b ON b.id = p.building_id
         JOIN building_reach_latest r ON r.building_id = b.id AND r.category = :cat
         WHERE b.households > 0 {scope}"""
-    sums = "sum(b.households), coalesce(sum(b.households) FILTER (WHERE r.walk_m <= :lim), 0)"
+    sums = "sum(p.households), coalesce(sum(p.households) FILTER (WHERE r.walk_m <= :lim), 0)"
     params = {"c": community_id, "cat": category, "lim": limit_m}
     out = {}
     for level in ("community_id", "grid_id"):
