@@ -21,6 +21,7 @@ from api.idempotency import HEADER as IDEM
 from api.idempotency import run_once
 from gis import levels
 from gis.errors import InvalidInput
+from gis.fields import field_label
 from gis.ledger import entries, store
 
 router = APIRouter(prefix="/api", tags=["ledgers"])
@@ -83,7 +84,7 @@ def _edits(body: BaseModel, required: tuple[str, ...] = ()) -> dict[str, Any]:
     for key in required:
         if data.get(key) is None and key in data:
             raise InvalidInput(f"{key} cannot be emptied", key="form.required",
-                               field=store.field_label(key))  # fmt: skip
+                               field=field_label(key))  # fmt: skip
     return data
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from gis.audit import Who, audit
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gis.fields import clean_text
 from gis.ledger.store import (
     MAX_PAGE,
     _building_in_scope,
@@ -24,7 +25,6 @@ from gis.ledger.store import (
     _phone_columns,
     _required_text,
     _write,
-    clean_text,
 )
 from gis.security import Keys
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from gis import permissions
 from gis.audit import Who
 from gis.errors import Conflict, Forbidden, InvalidInput, NotFound
-from gis.ledger.store import clean_text
+from gis.fields import clean_text
 from gis.patrol.checkins import PATROL, check_time
 from gis.patrol.overdue import overdue_sql
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from gis import permissions
 from gis.audit import Who, audit
 from gis.errors import InvalidInput, NotFound
-from gis.ledger.store import clean_text
+from gis.fields import clean_text
 from gis.patrol.checkins import PATROL, check_time
 from gis.security import Keys
 

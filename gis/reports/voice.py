@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from gis import permissions
 from gis.audit import Who
 from gis.errors import InvalidInput, NotFound
-from gis.ledger.store import clean_text
+from gis.fields import clean_text
 from gis.patrol.problems import CATEGORIES
 from gis.reports import profiles
 
