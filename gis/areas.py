@@ -145,7 +145,8 @@ def _parts_sql(table: str) -> str:
     return (
         "(SELECT json_agg(json_build_object('building_id', p.building_id, 'building', "
         "coalesce(nullif(pb.name, ''), pb.source_id), 'part_no', p.part_no, 'floor_min', "
-        "p.floor_min, 'floor_max', p.floor_max, 'households', p.households, 'unit', pu.code, "
+        "p.floor_min, 'floor_max', p.floor_max, 'entrance', p.entrance, 'households', "
+        "p.households, 'unit', pu.code, "
         "'group', pg.code, 'group_id', pg.id) ORDER BY p.building_id, p.part_no) "
         "FROM building_part p JOIN building pb ON pb.id = p.building_id "
         "JOIN unit pu ON pu.id = p.unit_id "

@@ -198,6 +198,7 @@ dwelling = sa.Table(
     sa.Column("is_estimated", sa.Boolean, nullable=False, server_default=FALSE),
     sa.Column("source_file", sa.Text),
     sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("entrance", sa.Text),  # 0018: the door (单元门) the register names
     sa.UniqueConstraint("building_id", "room", name="dwelling_building_id_room_key"),
 )
 
@@ -334,6 +335,7 @@ building_entrance = sa.Table(
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("rank", sa.Integer, nullable=False),
     _geom("POINT"),
+    sa.Column("door_no", sa.Integer),  # 0018: doors to homes numbered along the long side
     sa.Index("building_entrance_building_idx", "building_id"),
     _gist("building_entrance"),
 )

@@ -110,7 +110,7 @@ def put_lock(group_id: int, body: LockRequest, conn: Conn, _user: Editor) -> dic
 
 @router.get(
     "/buildings/{building_id}/parts",
-    summary="Which floors of a building belong to which unit and residents' group",
+    summary="Which floors (or entrances) of a building belong to which unit and residents' group",
 )
 def get_parts(building_id: int, conn: Conn, _user: User) -> dict[str, Any]:
     areas.check_visible(conn, "building", building_id)

@@ -230,6 +230,17 @@ def _register_of(inputs: Inputs, pieces: Pieces, units: Units) -> dict[int, np.n
     return out
 
 
+def _doors_of(inputs: Inputs, pieces: Pieces, units: Units) -> dict:
+    """Per divided building's cell, its dwellings by entrance (``Inputs.doors``), if known."""
+    if not inputs.doors:
+        return {}
+    return {
+        p: inputs.doors[int(pieces.inside[p])]
+        for p in units.parts
+        if int(pieces.inside[p]) in inputs.doors
+    }
+
+
 def _parts_of(pieces: Pieces, units: Units) -> dict[int, list[tuple[int, float]]]:
     """Per divided building (index in the inputs), its parts' (unit, households) in order."""
     return {
@@ -270,7 +281,12 @@ def delineate(
     t["units"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     groups = draw_groups(units, comms, params)
-    realise(units, groups.of_member, _register_of(inputs, pieces, units))
+    realise(
+        units,
+        groups.of_member,
+        _register_of(inputs, pieces, units),
+        _doors_of(inputs, pieces, units),
+    )
     total_groups(units, groups)
     clusters = draw_clusters(units, groups, params)
     grids = draw_grids(pieces, comms, units, groups, params)

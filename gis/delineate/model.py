@@ -51,6 +51,9 @@ class Inputs:
     # per building index with a house register, households per dwelling in floor order
     # (buildings not listed: one household per dwelling, as dwelling_estimate makes them)
     dwellings: dict[int, np.ndarray] | None = None
+    # per building index whose dwellings are behind two or more known entrances (单元门),
+    # households per dwelling by entrance then floor, and each one's entrance (0, 1, …)
+    doors: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
 
 
 @dataclass

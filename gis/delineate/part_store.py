@@ -2,7 +2,11 @@
 
 A part's dwellings are a run of the building's dwellings (``dwelling_all``: the register's,
 else the estimated ones) in floor order (``DWELLING_ORDER``), so every part is a contiguous
-range of floors; two parts meet on at most one floor.
+range of floors; two parts meet on at most one floor. Where the building's dwellings are
+behind two or more known entrances (单元门: a register's ``entrance`` column, or numbered
+OSM doors shared out by ``dwelling_estimate``), a part may instead be whole entrances, or
+a range of floors behind one entrance (``parts.fit_parts`` picks the closer fit), and
+``entrance`` names them.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis.delineate.model import Inputs, Result
-from gis.delineate.parts import fit_to_dwellings
+from gis.delineate.parts import ENTRANCE_CUT_COST, fit_parts, fit_to_dwellings
 from gis.errors import Conflict
 
 # floor, then room numbers as numbers when they are (101 < 1001), then as text
 DWELLING_ORDER = "floor, length(room), room"
+# entrances as numbers when they are ("2" < "10"), then as text; NULL (none named) first
+ENTRANCE_KEY = "coalesce(length(entrance), 0), entrance"
 
 
 @dataclass
@@ -30,6 +36,7 @@ class PartRow:
     floor_max: int
     rooms: list[str]
     households: int
+    entrance: str | None = None  # the entrances it holds ("1", "2,3"), when by entrance
 
 
 def load_registers(conn: Connection, ids: np.ndarray) -> dict[int, np.ndarray]:
@@ -44,30 +51,84 @@ def load_registers(conn: Connection, ids: np.ndarray) -> dict[int, np.ndarray]:
     return {index[b]: np.array(h, dtype=float) for b, h in rows if b in index}
 
 
-def cut_dwellings(dwellings: Sequence[tuple], sizes: Sequence[float]) -> list[PartRow]:
-    """Cut (floor, room, households) rows in floor order into parts of ``sizes`` households.
+def _label(dwelling: tuple) -> str | None:
+    return dwelling[3] if len(dwelling) > 3 else None
+
+
+def _entrance_key(label: str | None) -> tuple:
+    return (0, "") if label is None else (len(label), label)
+
+
+def door_order(dwellings: Sequence[tuple]) -> list[int] | None:
+    """Dwellings (floor order) re-ordered by entrance then floor; None under one entrance."""
+    labels = [_label(d) for d in dwellings]
+    if len(set(labels)) < 2:
+        return None
+    return sorted(range(len(dwellings)), key=lambda i: (_entrance_key(labels[i]), i))
+
+
+def load_doors(conn: Connection, ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per building index whose dwellings are behind two or more entrances, the households
+    of its dwellings by entrance then floor, and their entrance numbers (0, 1, …)."""
+    index = {int(b): i for i, b in enumerate(ids.tolist())}
+    rows = conn.execute(
+        sa.text(
+            f"SELECT building_id, array_agg(households ORDER BY {ENTRANCE_KEY}, "
+            f"{DWELLING_ORDER}), array_agg(dense_rank ORDER BY {ENTRANCE_KEY}, "
+            f"{DWELLING_ORDER}) FROM (SELECT *, dense_rank() OVER (PARTITION BY building_id "
+            f"ORDER BY {ENTRANCE_KEY}) FROM dwelling_all WHERE building_id IN (SELECT "
+            "building_id FROM dwelling WHERE entrance IS NOT NULL UNION SELECT building_id "
+            "FROM building_entrance WHERE door_no IS NOT NULL)) d GROUP BY building_id "
+            "HAVING count(DISTINCT coalesce(entrance, '')) >= 2"
+        )
+    ).all()
+    return {
+        index[b]: (np.array(h, dtype=float), np.array(e, dtype=np.int64) - 1)
+        for b, h, e in rows
+        if b in index
+    }
+
+
+def cut_dwellings(
+    dwellings: Sequence[tuple], sizes: Sequence[float], cut_cost: float = 0.0
+) -> list[PartRow]:
+    """Cut (floor, room, households[, entrance]) rows in floor order into parts of ``sizes``.
 
     A dwelling goes to the part in which its first household falls; sizes that do not end
-    on a dwelling (a register changed since) are first moved to dwelling ends.
+    on a dwelling (a register changed since) are first moved to dwelling ends. Behind two
+    or more entrances the parts are whole entrances or floors of one entrance when that
+    fits as closely (``parts.fit_parts``; ``cut_cost`` 0 keeps sizes that fit exactly).
     """
     hh = np.array([d[2] for d in dwellings], dtype=float)
     if len(hh) < len(sizes):
         raise Conflict(
             f"a building of {len(hh)} dwellings cannot hold {len(sizes)} parts; run delineate"
         )
-    sizes = fit_to_dwellings(np.asarray(sizes, dtype=float), hh)
-    starts = np.concatenate([[0.0], np.cumsum(hh)[:-1]])
+    order = door_order(dwellings)
+    by_door = False
+    if order is not None:
+        labels = [_entrance_key(_label(dwellings[i])) for i in order]
+        door = np.cumsum([0] + [int(a != b) for a, b in zip(labels, labels[1:], strict=False)])
+        sizes, by_door = fit_parts(np.asarray(sizes, dtype=float), hh, hh[order], door, cut_cost)
+    else:
+        sizes = fit_to_dwellings(np.asarray(sizes, dtype=float), hh)
+    if not by_door:
+        order = list(range(len(dwellings)))
+    seq = hh[order]
+    starts = np.concatenate([[0.0], np.cumsum(seq)[:-1]])
     of = np.searchsorted(np.cumsum(sizes), starts, side="right")
     out = []
     for k in range(len(sizes)):
-        mine = np.flatnonzero(of == k).tolist()
+        mine = [order[i] for i in np.flatnonzero(of == k).tolist()]
         floors = [int(dwellings[i][0]) for i in mine]
+        entrances = sorted({_label(dwellings[i]) or "" for i in mine}, key=_entrance_key)
         out.append(
             PartRow(
                 min(floors),
                 max(floors),
                 [str(dwellings[i][1]) for i in mine],
                 int(hh[mine].sum()),
+                ",".join(entrances) if by_door else None,
             )
         )
     return out
@@ -76,14 +137,14 @@ def cut_dwellings(dwellings: Sequence[tuple], sizes: Sequence[float]) -> list[Pa
 def _dwellings_of(conn: Connection, building_ids: list[int]) -> dict[int, list[tuple]]:
     rows = conn.execute(
         sa.text(
-            "SELECT building_id, floor, room, households FROM dwelling_all "
+            "SELECT building_id, floor, room, households, entrance FROM dwelling_all "
             f"WHERE building_id = ANY(:ids) ORDER BY building_id, {DWELLING_ORDER}"
         ),
         {"ids": building_ids},
     ).all()
     out: dict[int, list[tuple]] = {b: [] for b in building_ids}
-    for b, floor, room, h in rows:
-        out[b].append((floor, room, h))
+    for b, floor, room, h, entrance in rows:
+        out[b].append((floor, room, h, entrance))
     return out
 
 
@@ -118,7 +179,7 @@ def write_parts(conn: Connection, inputs: Inputs, r: Result, u_ids: list[int | N
 
 _INSERT = sa.text(
     "INSERT INTO building_part (building_id, part_no, unit_id, households, floor_min, "
-    "floor_max, rooms) VALUES (:b, :no, :u, :h, :fmin, :fmax, :rooms)"
+    "floor_max, rooms, entrance) VALUES (:b, :no, :u, :h, :fmin, :fmax, :rooms, :entrance)"
 )
 
 
@@ -131,6 +192,7 @@ def _row(building_id: int, no: int, unit_id: int | None, row: PartRow) -> dict:
         "fmin": row.floor_min,
         "fmax": row.floor_max,
         "rooms": row.rooms,
+        "entrance": row.entrance,
     }
 
 
@@ -178,12 +240,12 @@ def redivide(conn: Connection, building_ids: list[int]) -> dict[int, list[PartRo
     for b, parts in by_building.items():
         total = int(parts[0][4])
         old = np.array([p[3] for p in parts], dtype=float)
-        cut = cut_dwellings(dwellings[b], _scaled(old, total))
+        cut = cut_dwellings(dwellings[b], _scaled(old, total), ENTRANCE_CUT_COST)
         for p, row in zip(parts, cut, strict=True):
             conn.execute(
                 sa.text(
                     "UPDATE building_part SET households = :h, floor_min = :fmin, "
-                    "floor_max = :fmax, rooms = :rooms WHERE id = :id"
+                    "floor_max = :fmax, rooms = :rooms, entrance = :entrance WHERE id = :id"
                 ),
                 {**_row(b, 0, None, row), "id": p[1]},
             )
@@ -258,7 +320,8 @@ def redivide_stale(conn: Connection) -> list[int]:
 
 
 def parts_of(conn: Connection, building_id: int) -> list[dict]:
-    """A building's parts up from the ground: floors, households and the areas holding each.
+    """A building's parts up from the ground: floors (and entrances, when divided by
+    entrance), households and the areas holding each.
 
     An undivided building gives one entry for the whole of it (part 0).
     """
@@ -271,6 +334,7 @@ def parts_of(conn: Connection, building_id: int) -> list[dict]:
                                                WHERE d.building_id = b.id)) AS floor_min,
                        coalesce(p.floor_max, (SELECT max(floor) FROM dwelling_all d
                                                WHERE d.building_id = b.id)) AS floor_max,
+                       p.entrance,
                        coalesce(p.households, b.households) AS households,
                        coalesce(cardinality(p.rooms), (SELECT count(*) FROM dwelling_all d
                                                         WHERE d.building_id = b.id))

@@ -342,19 +342,62 @@ def balance(units: Units, groups: list[list[int]], whole: set[frozenset], params
     _Balancer(units, groups, whole, params).run()
 
 
-def realise(units: Units, group_of_unit: np.ndarray, dwellings: dict[int, np.ndarray]) -> None:
+def realise(
+    units: Units,
+    group_of_unit: np.ndarray,
+    dwellings: dict[int, np.ndarray],
+    doors: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> None:
     """Order each divided building's parts by group and fit them to whole dwellings.
 
     ``dwellings`` holds, per piece with a house register, the households of its dwellings
     in floor order (every other dwelling holds 1 household): a part ends where a dwelling
     does, so a size that falls inside a dwelling of several households moves to its end.
+    ``doors`` holds, per piece whose building has two or more known entrances (单元门), the
+    households of its dwellings ordered by entrance then floor, and the entrance of each:
+    there parts are whole entrances, or floors behind one entrance, when that keeps them
+    about as close to their sizes as floor ranges of the whole building do (``fit_parts``).
     """
+    doors = doors or {}
     for piece, parts in units.parts.items():
         parts.sort(key=lambda p: (group_of_unit[p], p))
         seq = dwellings.get(piece)
-        if seq is None:
-            continue
-        units.households[parts] = fit_to_dwellings(units.households[parts], seq)
+        if piece in doors:
+            door_seq, door = doors[piece]
+            if seq is None:
+                seq = np.ones(len(door_seq))
+            units.households[parts] = fit_parts(
+                units.households[parts], seq, door_seq, door, ENTRANCE_CUT_COST
+            )[0]
+        elif seq is not None:
+            units.households[parts] = fit_to_dwellings(units.households[parts], seq)
+
+
+def fit_parts(
+    sizes: np.ndarray,
+    seq: np.ndarray,
+    door_seq: np.ndarray,
+    door: np.ndarray,
+    cut_cost: float,
+) -> tuple[np.ndarray, bool]:
+    """Parts of about ``sizes`` by entrance or by floors, and whether by entrance.
+
+    ``seq`` is households per dwelling in floor order, ``door_seq`` the same dwellings by
+    entrance then floor with their entrances ``door``. A cut between floors of the whole
+    building splits every entrance (``cut_cost`` for each); entrance-wise parts
+    (``door_cuts``) pay it once where they end inside an entrance. The cheaper wins;
+    entrances on a tie.
+    """
+    sizes = np.asarray(sizes, dtype=float)
+    by_floor = fit_to_dwellings(sizes, seq)
+    doors = len(np.unique(door))
+    floor_cost = float(((by_floor - sizes) ** 2).sum()) + cut_cost * doors * (len(sizes) - 1)
+    by_door = fit_to_doors(sizes, door_seq, door, cut_cost)
+    if by_door is not None:
+        door_cost = float(((by_door[0] - sizes) ** 2).sum()) + cut_cost * by_door[1]
+        if door_cost <= floor_cost:
+            return by_door[0], True
+    return by_floor, False
 
 
 def fit_to_dwellings(sizes: np.ndarray, seq: np.ndarray) -> np.ndarray:
@@ -371,3 +414,82 @@ def fit_to_dwellings(sizes: np.ndarray, seq: np.ndarray) -> np.ndarray:
     idx[-1] = n - 1
     cut = ends[np.maximum(idx, 0)]
     return np.diff(np.concatenate([[0.0], cut]))
+
+
+# In squared households, like the partition's cost: a part that ends inside an entrance
+# (floors of one 单元 split between two groups) costs as much as two neighbouring groups
+# each 7 households further from their size. Whole entrances win when they come that close.
+ENTRANCE_CUT_COST = 100.0
+
+
+def door_cuts(
+    sizes: np.ndarray, seq: np.ndarray, door: np.ndarray, cut_cost: float = 0.0
+) -> list[int] | None:
+    """Where to cut dwellings ordered by entrance then floor into parts of about ``sizes``.
+
+    Each part is either whole entrances (it starts and ends where an entrance does) or a
+    run of dwellings behind one entrance (a range of its floors): never the top floors of
+    one entrance with the next one. Among the cuts that keep to that, the one returned
+    makes the parts' squared differences from ``sizes``, plus ``cut_cost`` for every part
+    that ends inside an entrance, smallest (dynamic programming over dwelling ends). The
+    result is the index after each part's last dwelling (the last is ``len(seq)``), or None
+    when there are fewer dwellings than parts.
+    """
+    seq = np.asarray(seq, dtype=float)
+    door = np.asarray(door)
+    n, k = len(seq), len(sizes)
+    if n < k or k == 0:
+        return None
+    ends = np.concatenate([[0.0], np.cumsum(seq)])  # households before position p
+    bounds = np.concatenate([[0], np.flatnonzero(door[1:] != door[:-1]) + 1, [n]])
+    is_bound = np.zeros(n + 1, dtype=bool)
+    is_bound[bounds] = True
+    penalty = np.where(is_bound, 0.0, cut_cost)
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    back = np.zeros((k, n + 1), dtype=np.int64)
+    for i, size in enumerate(np.asarray(sizes, dtype=float)):
+        new = np.full(n + 1, np.inf)
+        arg = np.zeros(n + 1, dtype=np.int64)
+        # a run of floors behind one entrance: starts and ends within [a, b]
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            p = np.arange(a, b)
+            q = np.arange(a + 1, b + 1)
+            cost = best[p][:, None] + (ends[q][None, :] - ends[p][:, None] - size) ** 2
+            cost[p[:, None] >= q[None, :]] = np.inf
+            j = np.argmin(cost, axis=0)
+            c = cost[j, np.arange(len(q))]
+            better = c < new[q]
+            new[q[better]] = c[better]
+            arg[q[better]] = p[j[better]]
+        # whole entrances: from one entrance's start to a later entrance's end
+        bp = bounds
+        cost = best[bp][:, None] + (ends[bp][None, :] - ends[bp][:, None] - size) ** 2
+        cost[bp[:, None] >= bp[None, :]] = np.inf
+        j = np.argmin(cost, axis=0)
+        c = cost[j, np.arange(len(bp))]
+        better = c < new[bp]
+        new[bp[better]] = c[better]
+        arg[bp[better]] = bp[j[better]]
+        best = new + penalty
+        back[i] = arg
+    if not np.isfinite(best[n]):
+        return None
+    cuts = [n]
+    for i in range(k - 1, 0, -1):
+        cuts.append(int(back[i][cuts[-1]]))
+    return cuts[::-1]
+
+
+def fit_to_doors(
+    sizes: np.ndarray, seq: np.ndarray, door: np.ndarray, cut_cost: float
+) -> tuple[np.ndarray, int] | None:
+    """``sizes`` moved to whole entrances or floors of one entrance (``door_cuts``), and
+    how many parts end inside an entrance."""
+    cuts = door_cuts(sizes, seq, door, cut_cost)
+    if cuts is None:
+        return None
+    door = np.asarray(door)
+    inside = sum(1 for c in cuts[:-1] if door[c - 1] == door[c])
+    ends = np.concatenate([[0.0], np.cumsum(np.asarray(seq, dtype=float))])
+    return np.diff(ends[[0, *cuts]]), inside

@@ -57,6 +57,7 @@ def _load(conn: Connection) -> tuple[Inputs, int, dict, list[int]]:
         highways=np.array([r[0] for r in streets], dtype=object),
         communities=comm,
         dwellings=part_store.load_registers(conn, ids),
+        doors=part_store.load_doors(conn, ids),
     )
     return inputs, epsg, _load_reuse(conn, ids, epsg), comm_ids
 
@@ -203,9 +204,11 @@ def _write(
     return report
 
 
-# a divided building's floors per group, up from the ground: "1–9:03|10–18:04" ('' if whole)
+# a divided building's floors per group, up from the ground: "1–9:03|10–18:04" ('' if whole);
+# a part that is whole entrances or floors behind one adds them: "1–12:03@1,2|1–12:04@3"
 PARTS_OF_BUILDING = (
-    "coalesce((SELECT string_agg(p.floor_min || '–' || p.floor_max || ':' || pg.code, '|' "
+    "coalesce((SELECT string_agg(p.floor_min || '–' || p.floor_max || ':' || pg.code "
+    "|| coalesce('@' || translate(p.entrance, ':|@', '///'), ''), '|' "
     "ORDER BY p.part_no) FROM building_part p JOIN unit pu ON pu.id = p.unit_id "
     "JOIN building_cluster pc ON pc.id = pu.building_cluster_id "
     "JOIN residents_group pg ON pg.id = pc.residents_group_id "

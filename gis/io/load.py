@@ -350,8 +350,47 @@ def _load_entrances(conn: Connection, entrances: pd.DataFrame, source_file: str)
                 "sf": source_file,
             },
         ).rowcount
+        conn.execute(NUMBER_DOORS, {"sf": source_file})
     same = min(added, removed)
     return Counts(added=added - same, unchanged=same, removed=removed - same)
+
+
+# Doors to homes (单元门), numbered 1, 2, … along the building's long side where a building
+# has two or more: the estimated dwellings are shared among them (dwelling_estimate, 0018)
+# and towers are divided by whole entrances where that keeps groups balanced. Stairwell
+# kinds win over bare ``yes``/``main`` doors when a building has both; service, emergency,
+# garage and other doors are never numbered.
+STAIRWELL_DOORS = ("staircase", "home", "residential", "apartments")
+PLAIN_DOORS = ("yes", "main")
+NUMBER_DOORS = sa.text(
+    f"""
+    WITH doors AS (
+        SELECT e.id, e.building_id, e.kind, e.source_id, e.geom,
+               bool_or(e.kind IN {STAIRWELL_DOORS}) OVER (PARTITION BY e.building_id)
+                   AS has_stairwells
+          FROM building_entrance e JOIN building b ON b.id = e.building_id
+         WHERE b.source_file = :sf AND e.kind IN {STAIRWELL_DOORS + PLAIN_DOORS}
+    ), homes AS (
+        SELECT d.*, count(*) OVER (PARTITION BY d.building_id) AS n FROM doors d
+         WHERE d.kind IN {STAIRWELL_DOORS} OR NOT d.has_stairwells
+    ), numbered AS (
+        SELECT h.id, row_number() OVER (PARTITION BY h.building_id
+                                        ORDER BY ST_LineLocatePoint(ax.side, h.geom),
+                                                 h.source_id) AS no
+          FROM homes h JOIN building b ON b.id = h.building_id
+          CROSS JOIN LATERAL (SELECT ST_ExteriorRing(ST_OrientedEnvelope(b.geom)) AS r) env
+          CROSS JOIN LATERAL (
+              SELECT CASE WHEN ST_Distance(ST_PointN(env.r, 1), ST_PointN(env.r, 2))
+                             >= ST_Distance(ST_PointN(env.r, 2), ST_PointN(env.r, 3))
+                          THEN ST_MakeLine(ST_PointN(env.r, 1), ST_PointN(env.r, 2))
+                          ELSE ST_MakeLine(ST_PointN(env.r, 2), ST_PointN(env.r, 3))
+                     END AS side) ax
+         WHERE h.n >= 2
+    )
+    UPDATE building_entrance e SET door_no = numbered.no FROM numbered
+     WHERE numbered.id = e.id
+    """.replace("',)", "')")
+)
 
 
 def check_registered_kept(conn: Connection, source_file: str) -> None:

@@ -3,9 +3,11 @@
 * households table — columns ``building`` (source id such as ``w123``, or ``building_id``,
   the database id) and ``households`` (户数). Overrides the estimate; survives re-imports.
 * house register — columns building, ``room`` (室号) and optionally ``households`` (户数,
-  default 1) and ``floor`` (楼层, default from the room number). The listed buildings'
+  default 1), ``floor`` (楼层, default from the room number) and ``entrance`` (单元 / 单元门,
+  the door the room is behind: "1", "2单元", "A"; optional). The listed buildings'
   dwellings become the register's (no longer estimated); their household count becomes
-  the register's total.
+  the register's total. Where a register names entrances, towers are divided by whole
+  entrances when that keeps groups balanced, else by floors within one entrance.
 
 Every row is checked first; one bad row refuses the whole file, with row and reason.
 """
@@ -32,7 +34,12 @@ HEADINGS = {
     "室号": "room",
     "房号": "room",
     "楼层": "floor",
+    "单元": "entrance",
+    "单元号": "entrance",
+    "单元门": "entrance",
+    "门洞": "entrance",
 }
+MAX_ENTRANCE_CHARS = 20
 ROWS_SHOWN = 10
 MAX_PER_DWELLING = 50  # households sharing one door (collective households included)
 
@@ -150,6 +157,26 @@ def import_table(conn: Connection, path: Path, wanted: set[str]) -> dict[str, Co
     raise InvalidInput(f"{path.name}: a house register needs a 'room' (室号) column")
 
 
+def _entrance_column(df: pd.DataFrame, errors: list[str]) -> list[str | None]:
+    """The register's entrances (单元), trimmed; None where a row names none."""
+    if "entrance" not in df.columns:
+        return [None] * len(df)
+    out: list[str | None] = []
+    for row, raw in df["entrance"].items():
+        text = "" if pd.isna(raw) else str(raw).strip()
+        if len(text) > MAX_ENTRANCE_CHARS:
+            errors.append(
+                f"row {row}: entrance {text[:MAX_ENTRANCE_CHARS]!r}… is longer than "
+                f"{MAX_ENTRANCE_CHARS} characters; give the door's number or short name"
+            )
+        elif "," in text:
+            errors.append(
+                f"row {row}: entrance {text!r} has a comma; name one entrance per room"
+            )
+        out.append(text or None)
+    return out
+
+
 def _check_households_rows(
     conn: Connection, df: pd.DataFrame, building: pd.Series, errors: list[str]
 ) -> None:
@@ -196,6 +223,7 @@ def _import_register(
                     f"row {row}: room {rooms[row]!r} gives floor {f:.0f}; "
                     "add a 'floor' (楼层) column"
                 )
+    entrance = _entrance_column(df, errors)
     dup = pd.DataFrame({"b": building, "r": rooms}).duplicated()
     for row in dup[dup].index:
         errors.append(f"row {row}: room {rooms[row]!r} appears twice for this building")
@@ -204,14 +232,15 @@ def _import_register(
     conn.execute(
         sa.text(
             "CREATE TEMP TABLE stage_register ON COMMIT DROP AS SELECT * FROM unnest("
-            "CAST(:b AS bigint[]), CAST(:f AS int[]), CAST(:r AS text[]), CAST(:h AS int[])) "
-            "AS v(building_id, floor, room, households)"
+            "CAST(:b AS bigint[]), CAST(:f AS int[]), CAST(:r AS text[]), CAST(:h AS int[]), "
+            "CAST(:e AS text[])) AS v(building_id, floor, room, households, entrance)"
         ),
         {
             "b": [int(b) for b in building],
             "f": [int(f) for f in floor],
             "r": list(rooms),
             "h": [int(h) for h in households],
+            "e": entrance,
         },
     )
     ids = sorted({int(b) for b in building})
@@ -225,17 +254,18 @@ def _import_register(
     updated = conn.execute(
         sa.text(
             "UPDATE dwelling d SET floor = s.floor, households = s.households, "
-            "is_estimated = false, source_file = :sf FROM stage_register s "
-            "WHERE s.building_id = d.building_id AND s.room = d.room AND "
-            "(d.floor, d.households, d.is_estimated) "
-            "IS DISTINCT FROM (s.floor, s.households, false)"
+            "entrance = s.entrance, is_estimated = false, source_file = :sf "
+            "FROM stage_register s WHERE s.building_id = d.building_id AND s.room = d.room AND "
+            "(d.floor, d.households, d.entrance, d.is_estimated) "
+            "IS DISTINCT FROM (s.floor, s.households, s.entrance, false)"
         ),
         {"sf": path.name},
     ).rowcount
     added = conn.execute(
         sa.text(
-            "INSERT INTO dwelling (building_id, floor, room, households, is_estimated, "
-            "source_file) SELECT s.building_id, s.floor, s.room, s.households, false, :sf "
+            "INSERT INTO dwelling (building_id, floor, room, households, entrance, is_estimated, "
+            "source_file) SELECT s.building_id, s.floor, s.room, s.households, s.entrance, "
+            "false, :sf "
             "FROM stage_register s WHERE NOT EXISTS (SELECT 1 FROM dwelling d "
             "WHERE d.building_id = s.building_id AND d.room = s.room)"
         ),

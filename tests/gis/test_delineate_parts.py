@@ -124,12 +124,15 @@ def check_parts_add_up_and_are_floor_ranges(conn: Connection) -> int:
     assert bad_parts == 0
     # contiguous: no dwelling of another part strictly inside a part's floors, and the parts
     # follow each other up the building (part k+1 starts where part k ends, or above)
+    # (a part by entrance: the same within the one entrance it holds floors of)
     holes = conn.scalar(
         sa.text(
             """
             SELECT count(*) FROM building_part p JOIN dwelling_all d
               ON d.building_id = p.building_id AND d.floor > p.floor_min
              AND d.floor < p.floor_max AND NOT d.room = ANY(p.rooms)
+             WHERE p.entrance IS NULL
+                OR (p.entrance NOT LIKE '%,%' AND d.entrance = p.entrance)
             """
         )
     )
@@ -137,10 +140,24 @@ def check_parts_add_up_and_are_floor_ranges(conn: Connection) -> int:
         sa.text(
             "SELECT count(*) FROM building_part a JOIN building_part b ON "
             "b.building_id = a.building_id AND b.part_no = a.part_no + 1 "
-            "WHERE b.floor_min < a.floor_max"
+            "WHERE b.floor_min < a.floor_max AND a.entrance IS NULL AND b.entrance IS NULL"
         )
     )
     assert holes == 0 and order == 0
+    # by entrance: the dwellings it names are behind the entrances it names, and a part of
+    # several entrances holds every dwelling behind them (whole entrances)
+    wrong_door = conn.scalar(
+        sa.text(
+            """
+            SELECT count(*) FROM building_part p JOIN dwelling_all d
+              ON d.building_id = p.building_id
+             WHERE p.entrance IS NOT NULL
+               AND (d.room = ANY(p.rooms)) <> (d.entrance = ANY(string_to_array(p.entrance, ',')))
+               AND (p.entrance LIKE '%,%' OR d.room = ANY(p.rooms))
+            """
+        )
+    )
+    assert wrong_door == 0
     return int(conn.scalar(sa.text("SELECT count(DISTINCT building_id) FROM building_part")))
 
 

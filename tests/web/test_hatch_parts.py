@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from gis import security
 from gis.delineate.service import run
+from gis.io.load import NUMBER_DOORS
 from gis.io.pipeline import import_file
 from tests.api.conftest import password
 from tests.conftest import NANJING, serve_app
@@ -21,7 +22,7 @@ from tests.web.helpers import open_page, watch
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # screenshots to look at
 STAFF = "hatch_staff"
 PARTS = """
-    SELECT p.floor_min, p.floor_max, p.households, u.code AS unit, g.code AS grp
+    SELECT p.floor_min, p.floor_max, p.entrance, p.households, u.code AS unit, g.code AS grp
       FROM building_part p JOIN unit u ON u.id = p.unit_id
       JOIN building_cluster c ON c.id = u.building_cluster_id
       JOIN residents_group g ON g.id = c.residents_group_id
@@ -38,21 +39,48 @@ class Site:
     parts: list = field(default_factory=list)
 
 
+LARGEST_DIVIDED = (
+    "SELECT b.id FROM building b WHERE b.id IN (SELECT building_id FROM "
+    "building_part) ORDER BY b.households DESC, b.id LIMIT 1"
+)
+
+
+def _add_doors(engine, doors: int) -> None:
+    """Map ``doors`` stairwell doors (OSM entrance=staircase) on the largest tower."""
+    with engine.begin() as conn:  # not divided yet: the largest building, which will be
+        b = conn.scalar(sa.text("SELECT id FROM building ORDER BY households DESC, id LIMIT 1"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO building_entrance (building_id, source_id, kind, rank, geom) "
+                "SELECT :b, 'n-door-' || i, 'staircase', 2, ST_LineInterpolatePoint("
+                "ST_ExteriorRing(ST_GeometryN(geom, 1)), (i + 0.5) / :n) FROM building, "
+                "generate_series(0, :n - 1) i WHERE id = :b"
+            ),
+            {"b": b, "n": doors},
+        )
+        sf = conn.scalar(sa.text("SELECT source_file FROM building WHERE id = :b"), {"b": b})
+        conn.execute(NUMBER_DOORS, {"sf": sf})
+
+
 @pytest.fixture
 def site(engine, db_url) -> Iterator[Site]:
+    yield from _site(engine, db_url)
+
+
+@pytest.fixture
+def door_site(engine, db_url) -> Iterator[Site]:
+    yield from _site(engine, db_url, doors=4)
+
+
+def _site(engine, db_url, doors: int = 0) -> Iterator[Site]:
     import_file(engine, NANJING)
+    if doors:
+        _add_doors(engine, doors)
     run(engine)
     s = Site()
     with engine.begin() as conn:
         # the largest divided building: its parts lie in two groups or more
-        s.building = int(
-            conn.scalar(
-                sa.text(
-                    "SELECT b.id FROM building b WHERE b.id IN (SELECT building_id FROM "
-                    "building_part) ORDER BY b.households DESC, b.id LIMIT 1"
-                )
-            )
-        )
+        s.building = int(conn.scalar(sa.text(LARGEST_DIVIDED)))
         community_id, s.community = conn.execute(
             sa.text(
                 "SELECT cm.id, cm.code FROM building b JOIN community cm "
@@ -174,5 +202,22 @@ def test_the_leaders_map_stripes_a_divided_building_and_lists_its_floors(
     page.wait_for_function("() => document.querySelectorAll('#ga-lead-parts li').length > 0")
     group_items = page.locator("#ga-lead-parts li").all_inner_texts()
     assert any(any(f"小组 {p.grp}" in i for p in site.parts) for i in group_items)
+    assert visit.outside == [] and visit.errors == []
+    visit.context.close()
+
+
+def test_cards_name_the_entrances_of_a_tower_divided_by_door(browser, door_site: Site) -> None:
+    site = door_site
+    assert all(p.entrance for p in site.parts)  # four doors mapped: parts by entrance
+    visit = open_page(browser, site.base, STAFF, f"/map/groups?community={site.community}")
+    page = visit.page
+    fill, tag, _stripes = page.evaluate(FILL, [site.building, "unit_id"])
+    assert fill == "url(#ga-floors)" and tag == "pattern"
+    _tap(page, *site.centre)
+    page.locator("#ga-panel").wait_for(state="visible", timeout=5000)
+    page.screenshot(path=str(ARTIFACTS / "hatch-groups-doors.png"))
+    card = page.inner_text("#ga-card")
+    for p in site.parts:
+        assert f"单元门 {p.entrance}（{p.floor_min}–{p.floor_max} 层）→ 小组 {p.grp}" in card, card
     assert visit.outside == [] and visit.errors == []
     visit.context.close()

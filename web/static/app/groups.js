@@ -62,12 +62,19 @@
       text(tx("path", { unit: p.unit, cluster: p.cluster, group: p.grp })) +
       (locked ? " · " + text(tx("locked")) : "") +
       // a building divided by floors: which floors belong to which group ("1–9:03|10–18:04"),
-      // on one wrapped line so that the card stays short
+      // or by entrance ("1–12:03@1,2": entrances 1 and 2), on one wrapped line so that the
+      // card stays short
       (p.parts
         ? "<br>" +
           String(p.parts)
             .split("|")
-            .map((s) => text(tx("floors", { floors: s.split(":")[0], group: s.split(":")[1] })))
+            .map((s) => {
+              const [floors, rest] = s.split(":");
+              const [group, entrance] = (rest || "").split("@");
+              return entrance
+                ? text(tx("floors_entrance", { floors: floors, group: group, entrance: entrance }))
+                : text(tx("floors", { floors: floors, group: group }));
+            })
             .join(" · ")
         : "");
     lockButton.textContent = locked ? tx("unlock") : tx("lock");

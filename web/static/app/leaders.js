@@ -100,9 +100,12 @@
     for (const part of p.parts || []) {
       const floors = part.floor_min === part.floor_max ? String(part.floor_min) : `${part.floor_min}–${part.floor_max}`;
       // a building's own card names its floors; an area's names the building of each
-      const key = p.level === "building" ? "leaders.part_floors" : "leaders.part_floors_in";
+      // a part that is whole entrances (单元门), or floors behind one, names its entrances
+      const kind = part.entrance ? "entrance" : "floors";
+      const key = p.level === "building" ? `leaders.part_${kind}` : `leaders.part_${kind}_in`;
       partsList.appendChild(node("li", "", t(key, {
         building: part.building || "", floors: floors, group: part.group || "",
+        entrance: part.entrance || "",
         unit: part.unit || "", households: part.households,
       })));
     }
