@@ -253,6 +253,9 @@ def _set_up_login_role(conn: sa.Connection, role: str, password: str, app_url: s
             f"DATABASE %I TO {role}', current_database()); END $$"
         )
     )
+    # The role's settings for the request path (JIT off: migration 0020), at every start.
+    if conn.scalar(sa.text("SELECT to_regprocedure('ga_app_role_settings(text)') IS NOT NULL")):
+        conn.execute(sa.text("SELECT ga_app_role_settings(:r)"), {"r": role})
 
 
 def _can_log_in(url: str) -> bool:

@@ -21,6 +21,7 @@ from gis.areas import BY_TABLE as LEVELS_BY_TABLE
 from gis.areas import visible_sql
 from gis.audit import Who, audit
 from gis.facilities import visible_sql as facility_visible_sql
+from gis.ledger.store import name_prefix_sql, scope_prefilter
 
 _ALIASES = {
     "community": "t",
@@ -195,12 +196,14 @@ def search(conn: Connection, user: Who, q: str, limit: int = LIMIT) -> dict[str,
             hit["facility_kind"] = hit.pop("code")
         hits.append(hit)
     if permissions.may(user, "see_people") and 1 <= len(q) <= 20 and not addr.road:
+        # as the ledger's list: index conditions the residents' policy lets through
+        by_name, params = name_prefix_sql(q)
         rows = conn.execute(
             sa.text(
                 "SELECT r.id, r.name, r.building_id, r.room FROM resident r "
-                "WHERE r.name LIKE :p ORDER BY r.name, r.id LIMIT :n"
+                f"WHERE {scope_prefilter(user)} AND {by_name} ORDER BY r.name, r.id LIMIT :n"
             ),
-            {"p": f"{pattern}%", "n": limit},
+            {**params, "n": limit},
         ).all()
         hits.extend(
             {"kind": "resident", "id": r.id, "label": r.name, "building_id": r.building_id,

@@ -341,14 +341,21 @@ def get_resident(
 
 def categories_of(conn: Connection, ids: list[int]) -> dict[int, dict[str, list[str]]]:
     """Special-group, key-person and backbone categories per resident (as the user may see)."""
+    # One resident at a time (a lateral join): the three tables' policy, "EXISTS (SELECT 1
+    # FROM resident r WHERE r.id = resident_id)", is then a primary-key probe per row found.
+    # Given the whole array at once the planner made it a hashed subplan over every
+    # resident in the user's scope (a sequential scan of resident under its policy, 50 ms
+    # each for special_group and backbone on a page of 500 in Nanjing's largest grid).
     rows = conn.execute(
         sa.text(
+            "SELECT x.resident_id, x.kind, x.c FROM unnest(CAST(:ids AS bigint[])) AS i(id) "
+            "CROSS JOIN LATERAL ("
             "SELECT resident_id, 'special_groups' AS kind, category AS c FROM special_group "
-            "WHERE resident_id = ANY(:ids) "
+            "WHERE resident_id = i.id "
             "UNION ALL SELECT resident_id, 'key_persons', category FROM key_person "
-            "WHERE resident_id = ANY(:ids) "
+            "WHERE resident_id = i.id "
             "UNION ALL SELECT resident_id, 'backbone', role FROM backbone "
-            "WHERE resident_id = ANY(:ids)"
+            "WHERE resident_id = i.id) x"
         ),
         {"ids": ids},
     )
@@ -369,6 +376,40 @@ AREA_COLUMN = {
 }
 
 
+# The residents' policy (0013) is ``building_id IN (SELECT ga_people_buildings()) AND …``.
+# A policy's sublink stays a hashed SubPlan filter (PostgreSQL never pulls it up into a
+# join), so under row-level security every list read every resident's index entry, twice
+# (count and page). The same set as an array is one InitPlan, and ``building_id = ANY($0)``
+# (int8 equality, leakproof) is an index condition on resident_building_idx: the planner
+# reads the user's buildings only. It admits nothing the policy would not: the policy
+# still filters every row.
+SCOPE_PREFILTER = "r.building_id = ANY(ARRAY(SELECT ga_people_buildings()))"
+
+
+def scope_prefilter(user: Who) -> str:
+    """``SCOPE_PREFILTER`` for a scoped user; "true" for an admin, whose scope is every
+    building (an array of all of them would be one index probe per building of the city)."""
+    return "true" if user.role == "admin" else SCOPE_PREFILTER
+
+
+def name_prefix_sql(prefix: str, column: str = "r.name") -> tuple[str, dict[str, str]]:
+    """SQL and parameters: ``column`` starts with ``prefix``.
+
+    ``LIKE`` is not leakproof, so under row-level security PostgreSQL may not use it as an
+    index condition; the same prefix as a range of ``text_pattern_ops`` comparisons (byte
+    order, leakproof) is one, on resident_name_idx. The ``LIKE`` stays as the exact test.
+    """
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    sql, params = f"{column} LIKE :name_like", {"name_like": pattern}
+    last = ord(prefix[-1]) if prefix else None
+    # the smallest string above every one that starts with the prefix (UTF-8 byte order is
+    # code point order); none to give for the highest code point or next to surrogates
+    if last is not None and last < 0x10FFFF and not 0xD7FF <= last <= 0xDFFF:
+        params.update(name_lo=prefix, name_hi=prefix[:-1] + chr(last + 1))
+        sql = f"{column} ~>=~ :name_lo AND {column} ~<~ :name_hi AND {sql}"
+    return sql, params
+
+
 def list_residents(
     conn: Connection,
     keys: Keys,
@@ -387,17 +428,20 @@ def list_residents(
     """A page of residents in the user's scope, filtered; audited as one 'list' row."""
     reveal = reveal or Reveal()
     reveal.check(user)
-    where, params = ["true"], {"limit": min(limit, MAX_PAGE), "offset": offset}
+    where, params = [scope_prefilter(user)], {"limit": min(limit, MAX_PAGE), "offset": offset}
     if level is not None:
         if level not in AREA_COLUMN or area_id is None:
             raise InvalidInput(f"area level must be one of {', '.join(AREA_COLUMN)}, with an id")
         # by dwelling: a resident of a divided building is in the areas of their part
         members = "(SELECT * FROM ga_area_members(CAST(:area_level AS text), :area))"
+        # the area's buildings as an index condition too (a lives-inside row has one of them)
+        where.append(f"r.building_id = ANY(ARRAY(SELECT m.building_id FROM {members} m))")
         where.append(lives_inside_sql(members))
         params.update(area=area_id, area_level=level)
     if name:
-        where.append("r.name LIKE :name")
-        params["name"] = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        sql, name_params = name_prefix_sql(name)
+        where.append(sql)
+        params.update(name_params)
     for field, value in (("id_number", id_number), ("phone", phone)):
         if value and not user.may_reveal(field):
             # a search by number is a way to test guesses of a number one may not see
