@@ -352,3 +352,18 @@ community_figures = sa.Table(
         server_default=CLOCK,
     ),
 )
+
+# --- 0019: street blocks cached by a hash of what cuts them (issue 14) -------------------
+
+street_block_cache = sa.Table(
+    "street_block_cache",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("epsg", sa.Integer, nullable=False),
+    sa.Column("blocks", sa.Integer, nullable=False),
+    sa.Column("blocks_wkb", BYTEA, nullable=False),
+    sa.Column("footprint_digests", BYTEA, nullable=False),
+    sa.Column("footprint_blocks", BYTEA, nullable=False),
+    sa.Column("made_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.CheckConstraint("blocks >= 0", name="street_block_cache_blocks_check"),
+)

@@ -60,6 +60,23 @@ JITTER_M = 0.0005
 GRID_M = 0.01  # coordinates are snapped to 1 cm so that neighbouring cells share edges
 
 
+# Part of every street-blocks key: change it when ``polygonize_within`` or
+# ``assign_to_blocks`` change what they give, so that blocks cached before are not reused.
+BLOCKS_METHOD = b"street-blocks/1 grid=0.01"
+
+
+@dataclass
+class StreetBlocks:
+    """The street blocks of a study area under the key of what cut them, and which block
+    each footprint lies in (by a digest of the footprint): what a later run can reuse."""
+
+    key: str
+    blocks: np.ndarray
+    footprint_block: dict[bytes, int]  # footprint digest -> its block (-1: outside)
+    reused: bool = False  # the blocks came from an earlier run (no polygonising)
+    changed: bool = True  # differs from what the earlier run left: to be stored
+
+
 @dataclass
 class Tessellation:
     """Blocks and cells of a study area (metric coordinates)."""
@@ -68,6 +85,7 @@ class Tessellation:
     block_hash: list[str]  # per block: hash of its outline and its buildings
     building_block: np.ndarray  # per building: index of its block (-1: outside the area)
     cells: np.ndarray  # per building: its cell (None when outside the area)
+    street_blocks: StreetBlocks | None = None  # the blocks with their key
 
 
 def study_area(footprints: np.ndarray, street_lines: np.ndarray, margin_m: float = 30.0):
@@ -87,6 +105,25 @@ def polygonize_within(lines: np.ndarray, area) -> np.ndarray:
     return faces[~shapely.is_empty(faces)]  # a sliver can vanish on the grid
 
 
+def blocks_key(area, lines: np.ndarray) -> str:
+    """Hash of what ``polygonize_within(lines, area)`` depends on: equal keys, equal blocks.
+
+    The lines are hashed in a canonical order (normalised, sorted), so the same streets read
+    in another order give the same key.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    h.update(BLOCKS_METHOD)
+    h.update(_normalised_wkb(np.array([area], dtype=object))[0])
+    for w in sorted(_normalised_wkb(lines) if len(lines) else []):
+        h.update(w)
+    return h.hexdigest()
+
+
+def footprint_digests(footprint_wkb: list[bytes]) -> list[bytes]:
+    """Per footprint a 16-byte digest of its normalised WKB (what its block is cached by)."""
+    return [hashlib.blake2b(w, digest_size=16).digest() for w in footprint_wkb]
+
+
 def _block_hash(block_wkb: bytes, footprint_wkbs: list[bytes]) -> str:
     """Hash of a block's outline and its footprints (normalised WKB)."""
     h = hashlib.blake2b(digest_size=12)
@@ -104,6 +141,21 @@ def assign_to_blocks(footprints: np.ndarray, blocks: np.ndarray) -> np.ndarray:
     """Return each footprint's block: the one holding most of it (-1 when none)."""
     out = np.full(len(footprints), -1, dtype=np.int64)
     if not len(blocks) or not len(footprints):
+        return out
+    # Most footprints lie wholly inside one block: a containment test against the block
+    # (prepared) settles those; only the others need the areas of their intersections
+    # (and so do footprints inside two overlapping outlines, as before).
+    bi, fi = STRtree(footprints).query(blocks, predicate="contains")
+    once = np.bincount(fi, minlength=len(footprints))[fi] == 1
+    out[fi[once]] = bi[once]
+    rest = np.flatnonzero(out < 0)
+    out[rest] = _largest_share(footprints[rest], blocks)
+    return out
+
+
+def _largest_share(footprints: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    out = np.full(len(footprints), -1, dtype=np.int64)
+    if not len(footprints):
         return out
     tree = STRtree(blocks)
     fi, bi = tree.query(footprints, predicate="intersects")
@@ -292,19 +344,34 @@ def tessellate(
     street_lines: np.ndarray,
     area,
     reuse: dict[str, list] | None = None,
+    stored: StreetBlocks | None = None,
 ) -> Tessellation:
     """Cut ``area`` into street blocks and every block into building cells.
 
     ``reuse`` maps a block hash to cells already computed for it (in the order of that
-    block's footprints); those blocks are not computed again.
+    block's footprints); those blocks are not computed again. ``stored`` holds the street
+    blocks of an earlier run: when its key is this run's, the blocks are taken from it
+    (not polygonised again) and so is the block of every footprint it already placed.
     """
-    blocks = polygonize_within(street_lines, area)
-    block_of = assign_to_blocks(footprints, blocks)
+    key = blocks_key(area, street_lines)
+    footprint_wkb = _normalised_wkb(footprints)
+    digests = footprint_digests(footprint_wkb)
+    reused = stored is not None and stored.key == key
+    if reused:
+        blocks, known = stored.blocks, stored.footprint_block
+    else:
+        blocks, known = polygonize_within(street_lines, area), {}
+    block_of = np.array([known.get(d, -2) for d in digests], dtype=np.int64)
+    unknown = np.flatnonzero(block_of == -2)
+    if len(unknown):
+        block_of[unknown] = assign_to_blocks(footprints[unknown], blocks)
+    placed = dict(zip(digests, block_of.tolist(), strict=True))
+    street_blocks = StreetBlocks(key, blocks, placed, reused, not reused or placed != known)
     order = np.argsort(block_of, kind="stable")
     bounds = np.searchsorted(block_of[order], np.arange(-1, len(blocks) + 1))
     cells = np.full(len(footprints), None, dtype=object)
     hashes = []
-    block_wkb, footprint_wkb = _normalised_wkb(blocks), _normalised_wkb(footprints)
+    block_wkb = _normalised_wkb(blocks)
     for b in range(len(blocks)):
         members = order[bounds[b + 1] : bounds[b + 2]]
         h = _block_hash(block_wkb[b], [footprint_wkb[i] for i in members.tolist()])
@@ -315,4 +382,4 @@ def tessellate(
             cells[members] = reuse[h]
         else:
             cells[members] = cells_of_block(blocks[b], footprints[members])
-    return Tessellation(blocks, hashes, block_of, cells)
+    return Tessellation(blocks, hashes, block_of, cells, street_blocks)

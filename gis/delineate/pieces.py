@@ -18,6 +18,12 @@ from gis.delineate.graph import shared_edges, without_frozen
 from gis.delineate.model import Inputs, Params
 
 COVERAGE = "__coverage__"  # key in ``reuse`` for the noded pieces of an earlier run
+# key in ``reuse`` for the street blocks of an earlier run (``cells.StreetBlocks``);
+# ``tessellate`` leaves there the blocks this run used, for the caller to store
+BLOCKS = "__street_blocks__"
+# key in ``reuse`` for the codes of the communities an earlier run proposed: they are unions
+# of that run's cells already, so the blocks are not cut along them (imported ones are)
+PROPOSED = "__proposed__"
 
 
 @dataclass
@@ -109,11 +115,34 @@ def _frozen_households(frozen: list, piece_frozen: np.ndarray, raw: np.ndarray):
     return np.array([f[2] for f in frozen], dtype=float)
 
 
+def imported_outlines(inputs: Inputs, reuse: dict | None) -> np.ndarray:
+    """The outlines of the communities that were imported (not proposed by a run)."""
+    proposed = (reuse or {}).get(PROPOSED, set())
+    return np.array([g for c, g in inputs.communities or [] if c not in proposed], dtype=object)
+
+
 def tessellate(inputs: Inputs, reuse: dict | None) -> tuple[C.Tessellation, object]:
-    """Return the street blocks and building cells of the study area, and the area."""
+    """Return the street blocks and building cells of the study area, and the area.
+
+    Imported community outlines cut the blocks like streets, so that no cell crosses one
+    and each community is a union of cells even where its boundary does not follow a
+    street. When every community is imported the study area is their union (land outside
+    every community belongs to no area); else it also takes in what they add to the convex
+    hull of buildings and streets.
+    """
     is_bounding = np.isin(inputs.highways, list(C.BOUNDING_HIGHWAYS))
+    lines = inputs.street_lines[is_bounding]
     area = C.study_area(inputs.footprints, inputs.street_lines)
-    tess = C.tessellate(inputs.footprints, inputs.street_lines[is_bounding], area, reuse)
+    outlines = imported_outlines(inputs, reuse)
+    if len(outlines):
+        union = shapely.union_all(outlines)
+        every = len(outlines) == len(inputs.communities or [])
+        area = union if every else shapely.union_all([area, union])
+        lines = np.concatenate([lines, shapely.boundary(outlines)])
+    stored = (reuse or {}).get(BLOCKS)
+    tess = C.tessellate(inputs.footprints, lines, area, reuse, stored)
+    if reuse is not None:
+        reuse[BLOCKS] = tess.street_blocks
     return tess, area
 
 

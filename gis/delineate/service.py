@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from gis.crs import metric_epsg_for, to_metric
 from gis.delineate import part_store, runs, store
 from gis.delineate.hierarchy import COVERAGE, Inputs, Params, Result, delineate
+from gis.delineate.pieces import BLOCKS, PROPOSED
 from gis.errors import InvalidInput, NotFound
 
 
@@ -34,6 +35,7 @@ class RunReport:
     locked_groups: int = 0
     households_changed_group: int = 0
     leaders_ended: int = 0  # terms of leaders of units, clusters, groups that were redrawn
+    street_blocks_reused: bool = False  # the street blocks came from the earlier run's cache
 
 
 def _load(conn: Connection) -> tuple[Inputs, int, dict, list[int]]:
@@ -48,7 +50,7 @@ def _load(conn: Connection) -> tuple[Inputs, int, dict, list[int]]:
     epsg = metric_epsg_for(geoms)
     streets = conn.execute(sa.text("SELECT highway, ST_AsBinary(geom) FROM walk_edge")).all()
     lines = shapely.from_wkb([bytes(r[1]) for r in streets]) if streets else np.array([])
-    comm, comm_ids = _load_communities(conn, epsg)
+    comm, comm_ids, proposed = _load_communities(conn, epsg)
     inputs = Inputs(
         building_ids=ids,
         households=np.array([r[1] for r in rows], dtype=float),
@@ -59,20 +61,31 @@ def _load(conn: Connection) -> tuple[Inputs, int, dict, list[int]]:
         dwellings=part_store.load_registers(conn, ids),
         doors=part_store.load_doors(conn, ids),
     )
-    return inputs, epsg, _load_reuse(conn, ids, epsg), comm_ids
+    reuse = _load_reuse(conn, ids, epsg)
+    reuse[PROPOSED] = proposed
+    blocks = store.read_street_blocks(conn, epsg)
+    if blocks is not None:
+        reuse[BLOCKS] = blocks
+    return inputs, epsg, reuse, comm_ids
 
 
 def _load_communities(
     conn: Connection, epsg: int
-) -> tuple[list[tuple[str, object]] | None, list[int]]:
-    """(code, outline in metres) of every stored community, and their ids (None, [])."""
+) -> tuple[list[tuple[str, object]] | None, list[int], set[str]]:
+    """(code, outline in metres) of every stored community, their ids (None, []), and the
+    codes of those an earlier run proposed (the others were imported)."""
     rows = conn.execute(
-        sa.text("SELECT id, code, ST_AsBinary(geom) FROM community ORDER BY code")
+        sa.text(
+            "SELECT id, code, ST_AsBinary(geom), source_file IS NOT DISTINCT FROM :sf "
+            "FROM community ORDER BY code"
+        ),
+        {"sf": store.PROPOSED},
     ).all()
     if not rows:
-        return None, []
+        return None, [], set()
     polys = to_metric(shapely.from_wkb([bytes(r[2]) for r in rows]), epsg)
-    return [(r[1], g) for r, g in zip(rows, polys, strict=True)], [r[0] for r in rows]
+    proposed = {r[1] for r in rows if r[3]}
+    return [(r[1], g) for r, g in zip(rows, polys, strict=True)], [r[0] for r in rows], proposed
 
 
 def _load_reuse(conn: Connection, ids: np.ndarray, epsg: int) -> dict:
@@ -146,7 +159,10 @@ def run_on(
     step("writing to PostGIS", 0.8)
     reused = sum(1 for h in set(result.block_cells) if h in reuse)
     reuse.pop(COVERAGE, None)
+    blocks = reuse.get(BLOCKS)  # the street blocks this run used (``pieces.tessellate``)
+    store.write_street_blocks(conn, blocks, epsg)
     report = _write(conn, inputs, result, epsg, params, comm_ids, community, [r[0] for r in locked])
+    report.street_blocks_reused = bool(blocks is not None and blocks.reused)
     report.reused_blocks = reused
     report.computed_blocks = len(result.block_cells) - reused
     report.locked_groups = len(locked)

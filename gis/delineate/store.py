@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis.crs import to_wgs84
+from gis.delineate import cells as C
 from gis.delineate.model import Inputs, Result
 from gis.pgcopy import copy_rows, ewkb_4326, to_multi
 
@@ -52,6 +53,48 @@ def write_cells(conn: Connection, inputs: Inputs, r: Result, epsg: int) -> None:
             [shapely.to_wkb(g) for g in r.cells[has_cell]],
             ewkb_4326(to_multi(to_wgs84(r.cells[has_cell], epsg))),
         ],
+    )
+
+
+def read_street_blocks(conn: Connection, epsg: int) -> C.StreetBlocks | None:
+    """The street blocks the latest run stored (in ``epsg``), or None."""
+    row = conn.execute(
+        sa.text(
+            "SELECT key, blocks, blocks_wkb, footprint_digests, footprint_blocks "
+            "FROM street_block_cache WHERE epsg = :e ORDER BY made_at DESC LIMIT 1"
+        ),
+        {"e": epsg},
+    ).first()
+    if row is None:
+        return None
+    blocks = shapely.get_parts(shapely.from_wkb(bytes(row.blocks_wkb)))
+    digests = bytes(row.footprint_digests)
+    placed = np.frombuffer(bytes(row.footprint_blocks), dtype="<i4")
+    if len(blocks) != row.blocks or len(digests) != 16 * len(placed):
+        return None  # not what this code writes: compute the blocks again
+    footprint_block = {digests[16 * i : 16 * i + 16]: int(b) for i, b in enumerate(placed.tolist())}
+    return C.StreetBlocks(row.key, blocks, footprint_block, reused=False, changed=False)
+
+
+def write_street_blocks(conn: Connection, blocks: C.StreetBlocks | None, epsg: int) -> None:
+    """Store the run's street blocks in place of the earlier ones, when they changed."""
+    if blocks is None or not blocks.changed:
+        return
+    conn.execute(sa.text("DELETE FROM street_block_cache"))
+    digests = list(blocks.footprint_block)
+    conn.execute(
+        sa.text(
+            "INSERT INTO street_block_cache (key, epsg, blocks, blocks_wkb, footprint_digests, "
+            "footprint_blocks) VALUES (:k, :e, :n, :b, :d, :p)"
+        ),
+        {
+            "k": blocks.key,
+            "e": epsg,
+            "n": len(blocks.blocks),
+            "b": shapely.to_wkb(shapely.geometrycollections(list(blocks.blocks))),
+            "d": b"".join(digests),
+            "p": np.array([blocks.footprint_block[d] for d in digests], dtype="<i4").tobytes(),
+        },
     )
 
 
