@@ -7,6 +7,7 @@ wider for larger areas. Edits number clusters and units again with the same rule
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import shapely
@@ -89,6 +90,26 @@ def _group_codes(groups: Groups, grids: Grids, n_comm: int, locked_codes: list[s
     return out
 
 
+def _flat(members: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """All members in order, and how many each area has."""
+    count = np.fromiter(map(len, members), np.int64, len(members))
+    flat = np.fromiter(chain.from_iterable(members), np.int64, int(count.sum()))
+    return flat, count
+
+
+def _means(xy: np.ndarray, members: list[list[int]]) -> np.ndarray:
+    """Per area the mean of its members' ``xy`` (added in member order, as numpy's mean
+    of each area's rows does)."""
+    flat, count = _flat(members)
+    area = np.repeat(np.arange(len(members)), count)
+    n = len(members)
+    sums = np.column_stack(
+        [np.bincount(area, weights=xy[flat, i], minlength=n) for i in range(2)]
+    ).reshape(-1, 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / count[:, None]
+
+
 def draw_codes(
     units: Units,
     clusters: Partitioned,
@@ -99,17 +120,17 @@ def draw_codes(
 ) -> Codes:
     """Code every group, cluster, unit and grid in reading order within its parent."""
     group = _group_codes(groups, grids, n_comm, locked_codes)
-    cxy = np.array([units.xy[m].mean(axis=0) for m in clusters.members]).reshape(-1, 2)
+    cxy = _means(units.xy, clusters.members)
     numbers = _numbers(clusters.parent, cxy, CLUSTER_BAND_M).tolist()
     cluster = [f"{group[g]}-{k}" for g, k in zip(clusters.parent.tolist(), numbers, strict=True)]
     position = np.zeros(units.n, dtype=np.int64)  # within its cluster's members: ties
-    for m in clusters.members:
-        position[m] = np.arange(len(m))
+    flat, count = _flat(clusters.members)
+    position[flat] = np.arange(len(flat)) - np.repeat(np.cumsum(count) - count, count)
     numbers = _numbers(clusters.of_member, units.xy, UNIT_BAND_M, position).tolist()
     unit = [
         f"{cluster[c]}-{k}" if c >= 0 else ""
         for c, k in zip(clusters.of_member.tolist(), numbers, strict=True)
     ]
-    gxy = np.array([grids.node_xy[m].mean(axis=0) for m in grids.members]).reshape(-1, 2)
+    gxy = _means(grids.node_xy, grids.members)
     grid = [f"G{k}" for k in _numbers(grids.parent, gxy, GRID_BAND_M).tolist()]
     return Codes(group, cluster, unit, grid)

@@ -8,6 +8,7 @@ set one piece?" and "what are its pieces?" in the delineation goes through ``_re
 from __future__ import annotations
 
 from collections.abc import Collection, Container, Iterable, Sequence
+from itertools import chain
 
 import numpy as np
 import shapely
@@ -119,16 +120,29 @@ def shared_edges(geoms: np.ndarray) -> list[dict[int, float]]:
 
 
 def aggregate(adj: list[dict[int, float]], label: np.ndarray, n: int) -> list[dict[int, float]]:
-    """Return the adjacency between ``n`` sets of members (members labelled -1 left out)."""
+    """Return the adjacency between ``n`` sets of members (members labelled -1 left out).
+
+    Each set's neighbours come in the order their first shared edge is met (member by
+    member, neighbour by neighbour), and the lengths add up in that order.
+    """
     out: list[dict[int, float]] = [{} for _ in range(n)]
-    for i, nb in enumerate(adj):
-        li = label[i]
-        if li < 0:
-            continue
-        for j, length in nb.items():
-            lj = label[j]
-            if lj >= 0 and lj != li:
-                out[li][lj] = out[li].get(lj, 0.0) + length
+    count = np.fromiter(map(len, adj), np.int64, len(adj))
+    total = int(count.sum())
+    if not total:
+        return out
+    label = np.asarray(label, dtype=np.int64)
+    src = np.repeat(np.arange(len(adj)), count)
+    dst = np.fromiter(chain.from_iterable(adj), np.int64, total)
+    length = np.fromiter(chain.from_iterable(nb.values() for nb in adj), float, total)
+    li, lj = label[src], label[dst]
+    keep = (li >= 0) & (lj >= 0) & (li != lj)
+    pair = li[keep] * n + lj[keep]
+    uniq, first, inv = np.unique(pair, return_index=True, return_inverse=True)
+    sums = np.bincount(inv.ravel(), weights=length[keep], minlength=len(uniq))  # in order
+    seen = np.argsort(first, kind="stable")
+    a, b = np.divmod(uniq[seen], n)
+    for x, y, t in zip(a.tolist(), b.tolist(), sums[seen].tolist(), strict=True):
+        out[x][y] = t
     return out
 
 

@@ -124,9 +124,13 @@ def draw_polygons(
         group_plan = group.copy()
         has = clusters.of_member >= 0
         unit_group = np.where(has, clusters.parent[np.maximum(clusters.of_member, 0)], -1)
-        for g in np.unique(unit_group[further]).tolist():
-            mine = plan_unit[unit_group == g]
-            mine = mine[~shapely.is_empty(mine)]
+        wanted = np.unique(unit_group[further])
+        of = np.flatnonzero(np.isin(unit_group, wanted))  # their units, in order
+        of = of[~shapely.is_empty(plan_unit[of])]
+        by = of[np.argsort(unit_group[of], kind="stable")]
+        bounds = np.searchsorted(unit_group[by], np.r_[wanted, wanted[-1] + 1])
+        for i, g in enumerate(wanted.tolist()):
+            mine = plan_unit[by[bounds[i] : bounds[i + 1]]]
             group_plan[g] = shapely.coverage_union_all(mine) if len(mine) else shapely.Polygon()
     frozen = union_by(pieces.geom, pieces.frozen, len(pieces.frozen_polys))
     grid_plan = union_by(np.concatenate([group_plan, frozen]), grids.of_member, grids.n)

@@ -31,6 +31,7 @@ MAX_ROUNDS = 8  # rounds of (moves and swaps, then re-splits)
 CHAIN_DEPTH = 6  # parts between two defects that ``_chains`` pairs, at most
 RING_DEPTH = 2  # rings of neighbouring parts a lone defect is partitioned again with
 RING_PARTS = 12  # parts in such a neighbourhood, at most
+SMALL_BISECT = 32  # members or fewer: bisected in plain Python (the same cuts)
 
 
 def choose_k(total: float, target: float) -> int:
@@ -46,6 +47,10 @@ def _bisect(idx: np.ndarray, xy: np.ndarray, w: np.ndarray, k: int, out: np.ndar
         out[idx] = nxt[0]
         nxt[0] += 1
         return
+    if len(idx) <= SMALL_BISECT:
+        ids = idx.tolist()
+        _bisect_small(list(range(len(ids))), xy[idx].tolist(), w[idx].tolist(), k, ids, out, nxt)
+        return
     pts = xy[idx]
     span = pts.max(axis=0) - pts.min(axis=0)
     axis = int(np.argmax(span))
@@ -60,6 +65,41 @@ def _bisect(idx: np.ndarray, xy: np.ndarray, w: np.ndarray, k: int, out: np.ndar
     cut = min(max(cut, 1), len(order) - 1)
     _bisect(order[:cut], xy, w, k1, out, nxt)
     _bisect(order[cut:], xy, w, k - k1, out, nxt)
+
+
+def _bisect_small(
+    order: list[int], pts: list, w: list[float], k: int, ids: list[int], out: np.ndarray, nxt: list
+) -> None:
+    """``_bisect`` of a few members in plain Python, cut for cut the same.
+
+    ``order`` indexes ``pts``, ``w`` and ``ids`` (the members' numbers in ``out``); the
+    figures are computed as there (sequential sums, the first of equal minima, stable
+    sorts), so the parts are the same.
+    """
+    if k == 1 or len(order) == 1:
+        label = nxt[0]
+        for i in order:
+            out[ids[i]] = label
+        nxt[0] += 1
+        return
+    xs = [pts[i][0] for i in order]
+    ys = [pts[i][1] for i in order]
+    axis = 0 if max(xs) - min(xs) >= max(ys) - min(ys) else 1
+    order = sorted(order, key=lambda i: (pts[i][axis], pts[i][1 - axis]))
+    cum, acc = [], 0.0
+    for i in order:
+        acc += w[i]
+        cum.append(acc)
+    total = cum[-1]
+    k1 = k // 2
+    if total > 0:
+        goal = total * k1 / k
+        cut = min(range(len(order) - 1), key=lambda j: abs(cum[j] - goal)) + 1
+    else:
+        cut = max(1, len(order) * k1 // k)
+    cut = min(max(cut, 1), len(order) - 1)
+    _bisect_small(order[:cut], pts, w, k1, ids, out, nxt)
+    _bisect_small(order[cut:], pts, w, k - k1, ids, out, nxt)
 
 
 def partition(

@@ -55,33 +55,67 @@ def max_parts(households: float, params: Params) -> int:
 
 def add_part(units: Units, unit: int, households: float) -> int:
     """Give ``households`` of single-building ``unit`` to a new unit of the same building."""
-    piece = int(units.piece[unit])
-    new = units.n
-    units.n += 1
-    units.households = np.append(units.households, households)
-    units.households[unit] -= households
-    units.xy = np.vstack([units.xy, units.xy[unit]])
+    return add_parts(units, unit, [households])[0]
+
+
+def add_parts(units: Units, unit: int, sizes: list[float]) -> list[int]:
+    """Give each of ``sizes`` of single-building ``unit`` to a new unit of the same building."""
+    return add_many_parts(units, [(unit, sizes)])[0]
+
+
+def add_many_parts(units: Units, plan: list[tuple[int, list[float]]]) -> list[list[int]]:
+    """For each (unit, sizes) of ``plan`` in turn, ``add_parts``: the new units' numbers.
+
+    The same as one ``add_part`` per size in that order, with the arrays grown once.
+    """
+    units_of = [u for u, sizes in plan for _ in sizes]
+    k = len(units_of)
+    if not k:
+        return [[] for _ in plan]
+    first = units.n
+    units.n += k
+    units.households = np.append(units.households, [h for _, sizes in plan for h in sizes])
+    for u, sizes in plan:
+        for households in sizes:  # one at a time, as one part after the other would
+            units.households[u] -= households
+    idx = np.asarray(units_of, dtype=np.int64)
+    units.xy = np.vstack([units.xy, units.xy[idx]])
     for name in ("major", "comm", "frozen", "piece"):
-        setattr(units, name, np.append(getattr(units, name), getattr(units, name)[unit]))
-    units.part_of = np.append(units.part_of, piece)
-    units.blocks.append(set(units.blocks[unit]))
+        values = getattr(units, name)
+        setattr(units, name, np.append(values, values[idx]))
+    units.part_of = np.append(units.part_of, units.piece[idx])
+    out = []
+    new = first
+    for unit, sizes in plan:
+        out.append(list(range(new, new + len(sizes))))
+        if sizes:
+            _link_parts(units, unit, out[-1])
+        new += len(sizes)
+    return out
+
+
+def _link_parts(units: Units, unit: int, new_ids: list[int]) -> None:
+    """Neighbours of the new parts ``new_ids`` of ``unit``'s building, one after the other."""
+    piece = int(units.piece[unit])
     siblings = units.parts.setdefault(piece, [unit])
-    # what the cell itself touches (the land joined to the first unit stays with it)
+    # what the cell itself touches (the land joined to the first unit stays with it); the
+    # same for every part, as no part is any piece's unit
     around: dict[int, float] = {}
     for q, length in units.piece_adj[piece].items():
         v = int(units.of_piece[q])
         if v >= 0 and v not in siblings:
             around[v] = around.get(v, 0.0) + length
-    units.adj.append(around)
-    for v, length in around.items():
-        units.adj[v][new] = length
     # the parts of a building share its whole cell: the strongest tie there is
     tie = sum(around.values()) or 1.0
-    for s in siblings:
-        units.adj[s][new] = tie
-        units.adj[new][s] = tie
-    siblings.append(new)
-    return new
+    for new in new_ids:
+        units.blocks.append(set(units.blocks[unit]))
+        units.adj.append(dict(around))
+        for v, length in around.items():
+            units.adj[v][new] = length
+        for s in siblings:
+            units.adj[s][new] = tie
+            units.adj[new][s] = tie
+        siblings.append(new)
 
 
 def divide_towers(
@@ -95,7 +129,9 @@ def divide_towers(
     """
     target = params.group_households
     node_set = set(nodes)
-    made: list[list[int]] = []
+    # the groups made, in order: a unit as it is (an int), or the parts of plan[i] (a str)
+    made: list[int | str] = []
+    plan: list[tuple[int, list[float]]] = []  # (tower, sizes of its new parts), in order
     rest = []
     full_of: dict[int, int] = {}
     for u in nodes:
@@ -108,19 +144,29 @@ def divide_towers(
                 (max(1, total // target), total // target + 1),
                 key=lambda k: abs(total / k - target),
             )
-            made.append([u])
-            made.extend([add_part(units, u, s)] for s in equal_sizes(total, k)[1:])
+            made.append(u)
+            made.append(str(len(plan)))
+            # its piece is itself alone: what it keeps does not change ``_leave_enough``
+            plan.append((u, equal_sizes(total, k)[1:]))
             continue
         full_of[u] = total // target
     _leave_enough(units, nodes, full_of, piece_of or {}, params)
     for u, full in full_of.items():
         remainder = int(round(units.households[u])) - full * target
-        made.extend([add_part(units, u, target)] for _ in range(full - (remainder == 0)))
+        made.append(str(len(plan)))
+        plan.append((u, [target] * (full - (remainder == 0))))
         if remainder == 0:
-            made.append([u])  # what is left of it is one target exactly
+            made.append(u)  # what is left of it is one target exactly
         else:
             rest.append(u)
-    return made, rest
+    parts = add_many_parts(units, plan)
+    groups: list[list[int]] = []
+    for entry in made:
+        if isinstance(entry, str):
+            groups.extend([p] for p in parts[int(entry)])
+        else:
+            groups.append([entry])
+    return groups, rest
 
 
 def _leave_enough(
@@ -220,40 +266,71 @@ class _Balancer:
             return False
         return is_connected(set(self.groups[group]), u.adj, without=unit)
 
-    def _best_whole(self, a: int, b: int, m: int, v: int, best: tuple) -> tuple:
+    def _best_whole(
+        self, a: int, b: int, m: int, v: int, best: tuple, memo: dict | None = None
+    ) -> tuple:
         """The better of moving unit v (in b) whole to a, or unit m (in a) whole to b.
 
         The partition's own moves came before any building was divided; a part can give
         a group the link that lets a whole building move (or lose the one that did not).
+        ``memo`` keeps what stays fixed until a step is taken (see ``_fix``).
         """
+        memo = {} if memo is None else memo
         sa, sb, c = self.size[a], self.size[b], self.cost
         now = c(sa) + c(sb)
         for unit, src, to in ((v, b, a), (m, a, b)):
             w = float(self.units.households[unit])
             x = w if to == a else -w
             gain = now - c(sa + x) - c(sb - x)
-            if gain > max(best[0], c.min_gain) and self._is_movable(unit, src):
-                best = (gain, unit, to, w, True)
+            if gain > max(best[0], c.min_gain):
+                key = ("movable", unit, src)
+                if key not in memo:
+                    memo[key] = self._is_movable(unit, src)
+                if memo[key]:
+                    best = (gain, unit, to, w, True)
         return best
 
-    def _best_for_pair(self, a: int, b: int, m: int, v: int, best: tuple) -> tuple:
-        """The best of moving households from v (in b) to a, or from m (in a) to b."""
-        best = self._best_whole(a, b, m, v, best)
+    def _wanted(self, a: int, b: int) -> tuple[float, set[int]]:
+        """The cost of groups a and b now, and the households worth moving between them."""
         sa, sb, c = self.size[a], self.size[b], self.cost
-        now = c(sa) + c(sb)
         wanted = {round((sb - sa) / 2), math.ceil(c.lo - sa), math.floor(c.hi - sa)}
         wanted |= {math.ceil(sb - c.hi), math.floor(sb - c.lo)}
+        return c(sa) + c(sb), wanted
+
+    def _best_for_pair(
+        self, a: int, b: int, m: int, v: int, best: tuple, memo: dict | None = None
+    ) -> tuple:
+        """The best of moving households from v (in b) to a, or from m (in a) to b.
+
+        ``memo`` keeps, for one ``_fix``, what depends only on the groups as they are then
+        (nothing changes until its step is taken): each pair's figures, what giving from
+        a donor to a group costs, whether its cell touches the group.
+        """
+        memo = {} if memo is None else memo
+        best = self._best_whole(a, b, m, v, best, memo)
+        sa, sb, c = self.size[a], self.size[b], self.cost
+        pair = memo.get(b)
+        if pair is None:
+            pair = memo[b] = self._wanted(a, b)
+        now, wanted = pair
         extras: dict[int, float | None] = {}  # per donor, what giving costs (None: it may not)
         for x in wanted:
             if x == 0:
                 continue
             donor, to = (v, a) if x > 0 else (m, b)
             if donor not in extras:
-                extra = self._cost_of_giving(donor, to)
-                if extra is not None and (
-                    now - extra <= max(best[0], c.min_gain) or not self._touches(donor, to)
-                ):
-                    extra = None  # not allowed, or no gain could beat the best so far
+                key = ("give", donor, to)
+                if key not in memo:
+                    memo[key] = self._cost_of_giving(donor, to)
+                extra = memo[key]
+                if extra is not None and now - extra <= max(best[0], c.min_gain):
+                    extra = None  # no gain could beat the best so far
+                if extra is not None:
+                    key = ("touch", donor, to)
+                    if key not in memo:
+                        memo[key] = self._touches(donor, to)
+                    if not memo[key]:
+                        extra = None  # its cell does not touch the group
                 extras[donor] = extra
             extra = extras[donor]
             if extra is None:
@@ -271,11 +348,23 @@ class _Balancer:
         if not self.is_bad(a):
             return False
         best: tuple = (0.0, -1, -1, 0.0, False)
+        memo: dict = {}  # nothing changes until the step is taken
+        group_of, c = self.group_of, self.cost
+        bound: dict[int, float] = {}  # per neighbouring group, the most any step can gain
         for m in self.groups[a]:
             for v in self.units.adj[m]:
-                b = self.group_of.get(v)
-                if b is not None and b != a:
-                    best = self._best_for_pair(a, b, m, v, best)
+                b = group_of.get(v)
+                if b is None or b == a:
+                    continue
+                most = bound.get(b)
+                if most is None:
+                    # the cost is convex: no step between a and b, whole or part, leaves
+                    # them below two halves of their households (a margin for rounding)
+                    sa, sb = self.size[a], self.size[b]
+                    most = bound[b] = c(sa) + c(sb) - 2 * c((sa + sb) / 2) + 1e-6
+                if most <= max(best[0], c.min_gain):
+                    continue  # no step here could beat the best so far
+                best = self._best_for_pair(a, b, m, v, best, memo)
         if best[1] < 0:
             return False
         if best[4]:

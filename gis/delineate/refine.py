@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,12 +17,15 @@ from gis.delineate.graph import is_connected
 
 RESPLIT_SEEDS = 12  # members a re-split grows from, at most
 CUT_CHECKS = 40  # cheapest candidate cuts checked for a connected rest, at most
+SMALL_CUT = 8  # fewer members than this: a cut is searched in plain Python (same result)
 MIN_GAIN = 0.03  # a re-cut must gain (MIN_GAIN x target)² to be worth its time
 BAD_WEIGHT = 30.0  # how much heavier a household outside the band counts
 
 
 class Cost:
     """Squared deviation from the target, ``BAD_WEIGHT`` times heavier outside the band."""
+
+    __slots__ = ("band", "hi", "lo", "min_gain", "target")
 
     def __init__(self, target: float, band: float):
         self.target, self.band = target, band
@@ -115,6 +117,8 @@ def moves(st: Parts) -> None:
         touched = _move(st, u)
         if touched is None:
             touched = _swap(st, u)
+        elif not touched:
+            continue  # inside its part: nothing to move or swap
         for part in touched or ():
             for m in st.members[part]:
                 if m not in queued:
@@ -122,13 +126,16 @@ def moves(st: Parts) -> None:
                     queued.add(m)
 
 
-def _move(st: Parts, u: int) -> tuple[int, int] | None:
-    """Move ``u`` to the neighbouring part where that gains most; return the parts changed."""
+def _move(st: Parts, u: int) -> tuple[int, ...] | None:
+    """Move ``u`` to the neighbouring part where that gains most; return the parts changed.
+
+    None when no move gains; ``()`` when ``u`` has no neighbour in another part.
+    """
     p = st.lab[u]
     others = {st.lab[v] for v in st.adj[u]}
     others.discard(p)
     if not others:
-        return None
+        return ()
     wu, cost = st.w[u], st.cost
     base = cost(st.size[p]) - cost(st.size[p] - wu)
     best, best_gain = -1, 1e-9
@@ -152,12 +159,18 @@ def _swap(st: Parts, u: int) -> tuple[int, int] | None:
     if all(st.lab[v] == p for v in st.adj[u]):
         return None
     sp = st.size[p]
+    cp = cost(sp)
     for v in st.adj[u]:
         q = st.lab[v]
         if q == p:
             continue
         delta, sq = st.w[u] - st.w[v], st.size[q]
-        if delta == 0 or cost(sp) + cost(sq) - cost(sp - delta) - cost(sq + delta) <= 1e-9:
+        if delta == 0 or cp + cost(sq) - cost(sp - delta) - cost(sq + delta) <= 1e-9:
+            continue
+        # quick refusals, exact: v must touch what stays of p, u what stays of q
+        if len(st.members[p]) > 1 and not any(st.lab[x] == p and x != u for x in st.adj[v]):
+            continue
+        if len(st.members[q]) > 1 and not any(st.lab[x] == q and x != v for x in st.adj[u]):
             continue
         new_p = (st.members[p] - {u}) | {v}
         new_q = (st.members[q] - {v}) | {u}
@@ -252,13 +265,9 @@ def _best_regroup(st: Parts, p: int, q: int) -> list[set[int]] | None:
 
 def _best_three(st: Parts, members: set[int], now: float) -> list[set[int]] | None:
     """Three connected sets costing less than ``now``: one grown, the rest cut in two."""
-    total = st.weight(members)
     cost = st.cost
-
-    def first(acc: np.ndarray) -> np.ndarray:  # the rest is assumed cut evenly: a bound
-        return cost.vec(acc) + 2 * cost.vec((total - acc) / 2)
-
-    grown = best_cut(st, members, now, first)
+    # the grown side's cost, and the rest's as if cut evenly in two: a bound
+    grown = best_cut(st, members, now, rest=2)
     if grown is None:
         return None
     a, rest = grown
@@ -290,35 +299,99 @@ def best_cut(
     st: Parts,
     members: set[int],
     now: float,
-    score: Callable[[np.ndarray], np.ndarray] | None = None,
+    rest: int = 1,
 ) -> tuple[set[int], set[int]] | None:
     """The best split of ``members`` into two connected sets, if it costs less than ``now``.
 
     From each seed, members are added nearest first; every prefix is a candidate cut, and
-    the cheapest whose two sides are both connected wins. ``score(grown households)``
-    (vectorised) replaces the cost of the two sides when given.
+    the cheapest whose two sides are both connected wins. With ``rest`` above 1, a cut is
+    scored as the grown side plus the rest cut evenly into ``rest`` sets (a bound for
+    cutting in three).
     """
     mem = list(members)
     n = len(mem)
+    if n < SMALL_CUT:
+        return _best_cut_small(st, mem, members, now, rest)
     pts = st.xy[mem]
     seeds = _seeds(pts)
-    local = {m: i for i, m in enumerate(mem)}
-    nb = [[local[v] for v in st.adj[m] if v in local] for m in mem]
     wl = np.array([st.w[m] for m in mem])
-    total = float(wl.sum())
+    total = float(wl.sum()) if rest == 1 else st.weight(members)
     dist = ((pts[None, seeds, :] - pts[:, None, :]) ** 2).sum(axis=2).T  # seeds x members
     orders = np.argsort(dist, axis=1, kind="stable")[:, : n - 1]
     acc = np.cumsum(wl[orders], axis=1)
-    c = score(acc) if score else st.cost.vec(acc) + st.cost.vec(total - acc)
+    cost = st.cost
+    if rest == 1:
+        c = cost.vec(acc) + cost.vec(total - acc)
+    else:
+        c = cost.vec(acc) + rest * cost.vec((total - acc) / rest)
     si, j = np.nonzero(c < now - 1e-9)
     if not len(si):
         return None
     rank = np.argsort(c[si, j], kind="stable")
     order_lists = orders.tolist()
+    picks = (order_lists[si[r]][: j[r] + 1] for r in rank[:CUT_CHECKS].tolist())
+    return _first_connected(st, mem, members, picks)
+
+
+def _best_cut_small(
+    st: Parts, mem: list[int], members: set[int], now: float, rest: int
+) -> tuple[set[int], set[int]] | None:
+    """``best_cut`` of fewer than ``SMALL_CUT`` members, in plain Python.
+
+    Numpy's overhead is most of a small cut's time. The figures are computed in the same
+    order as there (sequential sums, the same squares, stable sorts), so the cut found is
+    the same, bit for bit.
+    """
+    n = len(mem)
+    xy = st.xy[mem].tolist()
+    wl = [st.w[m] for m in mem]
+    total = sum(wl)
+    lo, hi, target = st.cost.lo, st.cost.hi, st.cost.target
+    limit = now - 1e-9
+    found: list[tuple[float, list[int]]] = []
+    for sx, sy in xy:  # every member is a seed
+        d = [(sx - x) ** 2 + (sy - y) ** 2 for x, y in xy]
+        order = sorted(range(n), key=d.__getitem__)
+        acc = 0.0
+        for j in range(n - 1):
+            acc += wl[order[j]]
+            # Cost(acc) + rest x Cost(the rest / rest), written out (this is the hot loop)
+            e = acc - target
+            c = e * e
+            if acc < lo:
+                o = lo - acc
+                c += BAD_WEIGHT * o * o
+            elif acc > hi:
+                o = acc - hi
+                c += BAD_WEIGHT * o * o
+            x = total - acc if rest == 1 else (total - acc) / rest
+            e = x - target
+            cr = e * e
+            if x < lo:
+                o = lo - x
+                cr += BAD_WEIGHT * o * o
+            elif x > hi:
+                o = x - hi
+                cr += BAD_WEIGHT * o * o
+            c = c + cr if rest == 1 else c + rest * cr
+            if c < limit:
+                found.append((c, order[: j + 1]))
+    if not found:
+        return None
+    found.sort(key=lambda cg: cg[0])  # stable: seed, then size on a tie, as ``best_cut``
+    return _first_connected(st, mem, members, (g for _, g in found[:CUT_CHECKS]))
+
+
+def _first_connected(
+    st: Parts, mem: list[int], members: set[int], picks
+) -> tuple[set[int], set[int]] | None:
+    """The first candidate (local indices into ``mem``) whose two sides are connected."""
+    n = len(mem)
+    local = {m: i for i, m in enumerate(mem)}
+    nb = [[local[v] for v in st.adj[m] if v in local] for m in mem]
     tried: set[tuple[int, ...]] = set()
     everyone = set(range(n))
-    for r in rank[:CUT_CHECKS].tolist():
-        grown_idx = order_lists[si[r]][: j[r] + 1]
+    for grown_idx in picks:
         key = tuple(sorted(grown_idx))
         if key in tried:
             continue
