@@ -102,6 +102,66 @@ def _mend(units: Units, drawn: list[list[int]], whole: set[frozenset], params: P
     mend_in_rings(drawn, units.households, units.xy, units.adj, cost, is_fixed)
 
 
+def _snapshot(units: Units) -> dict:
+    """What ``balance`` changes in ``units`` (it adds parts and moves households)."""
+    return {
+        "n": units.n,
+        "households": units.households.copy(),
+        "xy": units.xy,
+        "major": units.major,
+        "comm": units.comm,
+        "frozen": units.frozen,
+        "piece": units.piece,
+        "part_of": units.part_of,
+        "blocks": list(units.blocks),
+        "adj": [dict(a) for a in units.adj],
+        "parts": {k: list(v) for k, v in units.parts.items()},
+    }
+
+
+def _merge_walled_in(
+    units: Units, drawn: list[list[int]], whole: set[frozenset], params: Params
+) -> None:
+    """A group still below the band joins its smallest neighbour; the block is balanced again.
+
+    Neither the balancer (a part may only go to a group its building's cell touches) nor
+    ``_mend`` (which leaves groups holding parts alone) can reach, say, a group of small
+    houses walled in by the land of a divided building. Joined to a neighbour, with one
+    group fewer, the balancer can share the two out among the groups around them. Kept
+    only when fewer groups are then out of band and the partition's cost drops (in place).
+    """
+    cost = Cost(params.group_households, params.band)
+
+    def size(g: list[int]) -> float:
+        return float(units.households[g].sum())
+
+    def out_of_band() -> int:
+        return sum(1 for g in drawn if g and size(g) > 0 and not cost.is_in_band(size(g)))
+
+    def total() -> float:
+        return sum(cost(size(g)) for g in drawn if g and frozenset(g) not in whole)
+
+    for a in range(len(drawn)):
+        g = drawn[a]
+        if not g or frozenset(g) in whole or not 0 < size(g) < params.group_min:
+            continue
+        of = {u: i for i, grp in enumerate(drawn) for u in grp}
+        near = {of[v] for u in g for v in units.adj[u] if v in of and of[v] != a}
+        if not near or any(frozenset(drawn[b]) in whole for b in near):
+            continue
+        b = min(near, key=lambda i: (size(drawn[i]), i))
+        before, bad = total(), out_of_band()
+        kept, saved = [list(x) for x in drawn], _snapshot(units)
+        drawn[b] = drawn[b] + g
+        drawn[a] = []
+        balance(units, drawn, whole, params)
+        if out_of_band() < bad and total() < before:
+            continue
+        drawn[:] = kept
+        for name, value in saved.items():
+            setattr(units, name, value)
+
+
 def draw_groups(units: Units, comms: Communities, params: Params) -> Groups:
     """Partition the free units of each community and major-road block into groups.
 
@@ -130,6 +190,7 @@ def draw_groups(units: Units, comms: Communities, params: Params) -> Groups:
             drawn = made + drawn
             balance(units, drawn, whole, params)
             _mend(units, drawn, whole, params)
+            _merge_walled_in(units, drawn, whole, params)
             for part in filter(None, drawn):
                 members.append(part)
                 flags.append(_group_flags(part, units, piece_hh, params))

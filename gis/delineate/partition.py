@@ -29,8 +29,8 @@ from gis.delineate.refine import Cost, Parts, improve, moves
 
 MAX_ROUNDS = 8  # rounds of (moves and swaps, then re-splits)
 CHAIN_DEPTH = 6  # parts between two defects that ``_chains`` pairs, at most
-RING_DEPTH = 2  # rings of neighbouring parts a lone defect is partitioned again with
-RING_PARTS = 12  # parts in such a neighbourhood, at most
+RING_DEPTH = 4  # rings of neighbouring parts a lone defect is partitioned again with
+RING_PARTS = 24  # parts in such a neighbourhood, at most
 SMALL_BISECT = 32  # members or fewer: bisected in plain Python (the same cuts)
 
 
