@@ -1,6 +1,6 @@
 """Benchmark: ``gridatlas city build`` stage by stage on a synthetic city (issue 17).
 
-    .venv/bin/python bench/city.py [--buildings 20000] [--seed 1] [--sample 4] [--keep]
+    .venv/bin/python bench/city.py [--buildings 20000] [--seed 1] [--sample 0] [--keep]
 
 A city (``gis.synth.write_city``) is built into a fresh database on the local server, on a
 local Dask cluster of 2 worker processes, with the delineation drawn by one engine run
@@ -10,9 +10,11 @@ sampled every 0.1 s; PostgreSQL's own processes are not counted).
 
 Then the per-community stages on 1 and on 2 workers, as peers in the same run:
 
-* delineation one task per community (``--delineate-by community``) on ``--sample``
-  communities (each task redraws its community in its own transaction), with the
-  projection of that per-community cost to every community, against the one-run figure;
+* delineation one task per community (``--delineate-by community``: each task draws its
+  community alone, ``service.run_community``, in its own transaction) on ``--sample``
+  communities (0, the default: every one), against the one-run figure; and before that
+  one community's delineation in this process through the old entry point (``run_on``
+  with a community: the whole city read and drawn) and the new one, rolled back;
 * the report figures of ``--report-sample`` communities (no shared lock: the Dask side
   alone).
 
@@ -157,10 +159,44 @@ def _peer_line(label: str, one: tuple, two: tuple) -> None:
     )
 
 
+def _one_task(engine, code: str, whole_city: bool) -> tuple[float, float]:
+    """(wall s, CPU s of this process) of one community's delineation, rolled back: the
+    entry point before issue 17's (``run_on``: the whole city read and drawn, one community
+    written) or now (``run_community``: the community alone)."""
+    import time
+
+    from gis.delineate.service import run_community, run_on
+
+    with engine.connect() as conn:
+        tx = conn.begin()
+        w, c = time.perf_counter(), time.process_time()
+        if whole_city:
+            run_on(conn, None, code)
+        else:
+            run_community(conn, None, code)
+        out = time.perf_counter() - w, time.process_time() - c
+        tx.rollback()
+    return out
+
+
+def _print_task_costs(engine, code: str) -> None:
+    before = _one_task(engine, code, whole_city=True)
+    after = _one_task(engine, code, whole_city=False)
+    print(
+        f"\none community's delineation ({code}), in this process, rolled back:\n"
+        f"{'':<40}{'wall s':>10}{'CPU s':>10}\n"
+        f"{'before: run_on(…, community)':<40}{before[0]:>10.2f}{before[1]:>10.2f}\n"
+        f"{'now: run_community':<40}{after[0]:>10.2f}{after[1]:>10.2f}\n"
+        f"{'ratio':<40}{before[0] / after[0]:>9.1f}×{before[1] / max(after[1], 1e-9):>9.1f}×"
+        f"   load {_load1():.1f}"
+    )
+
+
 def _print_peers(engine, url: str, sample: int, report_sample: int, cells_s: float) -> None:
     with engine.connect() as conn:
         codes = list(conn.scalars(sa.text("SELECT code FROM community ORDER BY code")))
-    picked, reported = codes[:sample], codes[: report_sample or len(codes)]
+    _print_task_costs(engine, codes[len(codes) // 2])
+    picked, reported = codes[: sample or len(codes)], codes[: report_sample or len(codes)]
     print(f"\nper-community stages on 1 and 2 workers ({len(codes)} communities)")
     print(f"{'':<40}{'wall: 1 w':>10}{'2 w':>11}{'speedup':>9}{'tasks: 1 w':>12}{'2 w':>8}"
           "   load 1 w / 2 w")  # fmt: skip
@@ -173,9 +209,9 @@ def _print_peers(engine, url: str, sample: int, report_sample: int, cells_s: flo
     every = d1[0] / len(picked) * len(codes)
     print(
         f"\ndelineation of every community: one engine run (cells stage) {cells_s:.1f} s; "
-        f"a task per community, projected from the sample on 1 worker: {every:.0f} s "
-        f"({every / max(cells_s, 1e-9):.0f}× the one run: each task reads and draws the "
-        "whole city under the engine's one lock; docs/scale.md)"
+        f"a task per community (run_community), from the sample on 1 worker: {every:.0f} s "
+        f"on 1 worker, {d2[0] / len(picked) * len(codes):.0f} s on 2 "
+        f"(mean task {d1[1] / len(picked):.2f} s on 1 worker)"
     )
 
 
@@ -183,7 +219,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--buildings", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--sample", type=int, default=4, help="communities delineated one by one")
+    ap.add_argument(
+        "--sample", type=int, default=0, help="communities delineated a task each (0: all)"
+    )
     ap.add_argument(
         "--report-sample", type=int, default=40, help="communities whose figures are timed (0: all)"
     )

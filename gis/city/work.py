@@ -132,10 +132,14 @@ def do_cells(conn: Connection, unit: str, options: dict[str, Any]) -> tuple[dict
 
 
 def do_delineate(conn: Connection, code: str, options: dict[str, Any]) -> tuple[dict, list[str]]:
-    """Draw one community's units, clusters, groups and grids (stored cells reused)."""
-    from gis.delineate.service import run_on
+    """Draw one community's units, clusters, groups and grids (stored cells reused).
 
-    report = run_on(conn, _params(options), code)
+    ``run_community`` reads and draws that community alone under its own lock (the
+    engine's global one shared), so the tasks of different communities run side by side.
+    """
+    from gis.delineate.service import run_community
+
+    report = run_community(conn, _params(options), code)
     groups, households = conn.execute(
         sa.text(
             "SELECT count(*), coalesce(sum(g.households), 0) FROM residents_group g "
@@ -143,7 +147,14 @@ def do_delineate(conn: Connection, code: str, options: dict[str, Any]) -> tuple[
         ),
         {"c": code},
     ).one()
-    return {"run_id": report.run_id, "groups": int(groups), "households": int(households)}, []
+    result = {
+        "run_id": report.run_id,
+        "groups": int(groups),
+        "households": int(households),
+        "blocks_computed": report.computed_blocks,
+        "blocks_reused": report.reused_blocks,
+    }
+    return result, []
 
 
 def do_reach(conn: Connection, unit: str, options: dict[str, Any]) -> tuple[dict, list[str]]:

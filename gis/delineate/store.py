@@ -36,9 +36,21 @@ class Target:
         return [self.comm_ids[i] for i in self.redrawn]
 
 
-def write_cells(conn: Connection, inputs: Inputs, r: Result, epsg: int) -> None:
-    """Replace every building cell (cheap), so that stale blocks disappear."""
-    conn.execute(sa.text("DELETE FROM building_cell"))
+def write_cells(
+    conn: Connection, inputs: Inputs, r: Result, epsg: int, only_these: bool = False
+) -> None:
+    """Replace every building cell (cheap), so that stale blocks disappear.
+
+    ``only_these``: replace the cells of ``inputs``' buildings only (one community drawn
+    alone); every other building keeps its stored cell.
+    """
+    if only_these:
+        conn.execute(
+            sa.text("DELETE FROM building_cell WHERE building_id = ANY(:ids)"),
+            {"ids": inputs.building_ids.tolist()},
+        )
+    else:
+        conn.execute(sa.text("DELETE FROM building_cell"))
     has_cell = np.flatnonzero(r.building_unit >= 0)
     copy_rows(
         conn,
@@ -262,9 +274,15 @@ def write_land(conn: Connection, r: Result, epsg: int, u_ids: list[int | None]) 
 
 
 def update_buildings(
-    conn: Connection, inputs: Inputs, r: Result, comm_ids: list[int], u_ids: list[int | None]
+    conn: Connection,
+    inputs: Inputs,
+    r: Result,
+    comm_ids: list[int],
+    u_ids: list[int | None],
+    totals_of: list[int] | None = None,
 ) -> None:
-    """Point every building written at its unit and community; then total the households."""
+    """Point every building written at its unit and community; then total the households
+    (of every community and grid, or of the communities ``totals_of`` and their grids)."""
     b_unit = [u_ids[int(u)] if u >= 0 else None for u in r.building_unit]
     b_comm = [
         comm_ids[int(r.groups.parent[r.clusters.parent[r.units.parent[u]]])]
@@ -280,12 +298,16 @@ def update_buildings(
         ),
         {"ids": inputs.building_ids.tolist(), "u": b_unit, "c": b_comm},
     )
+    # names are ours (the two tables), never the caller's text
+    where = "" if totals_of is None else "WHERE community_id = ANY(:c) "
     for table in ("community", "grid"):
         conn.execute(
             sa.text(
                 f"UPDATE {table} t SET households = s.h FROM (SELECT {table}_id AS id, "
-                "sum(households)::int AS h FROM residents_group GROUP BY 1) s WHERE t.id = s.id"
-            )
+                f"sum(households)::int AS h FROM residents_group {where}GROUP BY 1) s "
+                "WHERE t.id = s.id"
+            ),
+            {} if totals_of is None else {"c": totals_of},
         )
 
 
