@@ -39,14 +39,30 @@ class PartRow:
     entrance: str | None = None  # the entrances it holds ("1", "2,3"), when by entrance
 
 
-def load_registers(conn: Connection, ids: np.ndarray) -> dict[int, np.ndarray]:
-    """Per building index with a house register, households per dwelling in floor order."""
+def _only(ids: np.ndarray, only_these: bool) -> tuple[str, dict]:
+    """The filter on ``ids`` when they are some of the city's buildings (one community's).
+
+    Without it the queries read every dwelling of the city: right for a whole run (one
+    scan), most of a community run's time when it holds a few hundred buildings.
+    """
+    if not only_these:
+        return "TRUE", {}
+    return "building_id = ANY(:ids)", {"ids": ids.tolist()}
+
+
+def load_registers(
+    conn: Connection, ids: np.ndarray, only_these: bool = False
+) -> dict[int, np.ndarray]:
+    """Per building index with a house register, households per dwelling in floor order
+    (``only_these``: read the buildings ``ids`` only, see ``_only``)."""
     index = {int(b): i for i, b in enumerate(ids.tolist())}
+    where, args = _only(ids, only_these)
     rows = conn.execute(
         sa.text(
             "SELECT building_id, array_agg(households ORDER BY "
-            f"{DWELLING_ORDER}) FROM dwelling GROUP BY building_id"
-        )
+            f"{DWELLING_ORDER}) FROM dwelling WHERE {where} GROUP BY building_id"
+        ),
+        args,
     ).all()
     return {index[b]: np.array(h, dtype=float) for b, h in rows if b in index}
 
@@ -67,20 +83,25 @@ def door_order(dwellings: Sequence[tuple]) -> list[int] | None:
     return sorted(range(len(dwellings)), key=lambda i: (_entrance_key(labels[i]), i))
 
 
-def load_doors(conn: Connection, ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def load_doors(
+    conn: Connection, ids: np.ndarray, only_these: bool = False
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per building index whose dwellings are behind two or more entrances, the households
-    of its dwellings by entrance then floor, and their entrance numbers (0, 1, …)."""
+    of its dwellings by entrance then floor, and their entrance numbers (0, 1, …)
+    (``only_these``: as in ``load_registers``)."""
     index = {int(b): i for i, b in enumerate(ids.tolist())}
+    where, args = _only(ids, only_these)
     rows = conn.execute(
         sa.text(
             f"SELECT building_id, array_agg(households ORDER BY {ENTRANCE_KEY}, "
             f"{DWELLING_ORDER}), array_agg(dense_rank ORDER BY {ENTRANCE_KEY}, "
             f"{DWELLING_ORDER}) FROM (SELECT *, dense_rank() OVER (PARTITION BY building_id "
-            f"ORDER BY {ENTRANCE_KEY}) FROM dwelling_all WHERE building_id IN (SELECT "
+            f"ORDER BY {ENTRANCE_KEY}) FROM dwelling_all WHERE {where} AND building_id IN (SELECT "
             "building_id FROM dwelling WHERE entrance IS NOT NULL UNION SELECT building_id "
             "FROM building_entrance WHERE door_no IS NOT NULL)) d GROUP BY building_id "
             "HAVING count(DISTINCT coalesce(entrance, '')) >= 2"
-        )
+        ),
+        args,
     ).all()
     return {
         index[b]: (np.array(h, dtype=float), np.array(e, dtype=np.int64) - 1)

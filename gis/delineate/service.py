@@ -44,48 +44,6 @@ class RunReport:
     street_blocks_reused: bool = False  # the street blocks came from the earlier run's cache
 
 
-def _registers_of(conn: Connection, ids: np.ndarray) -> dict[int, np.ndarray]:
-    """``part_store.load_registers`` for the buildings ``ids`` only (see ``_doors_of``)."""
-    index = {int(b): i for i, b in enumerate(ids.tolist())}
-    rows = conn.execute(
-        sa.text(
-            "SELECT building_id, array_agg(households ORDER BY "
-            f"{part_store.DWELLING_ORDER}) FROM dwelling WHERE building_id = ANY(:ids) "
-            "GROUP BY building_id"
-        ),
-        {"ids": ids.tolist()},
-    ).all()
-    return {index[b]: np.array(h, dtype=float) for b, h in rows if b in index}
-
-
-def _doors_of(conn: Connection, ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """``part_store.load_doors`` for the buildings ``ids`` only.
-
-    Those two read every dwelling of the city whichever buildings they are given: right
-    for a whole run, and most of a community run's time (0.43 of 0.52 s of SQL at 5,000
-    buildings) when the community has a few hundred. Same queries, filtered.
-    """
-    index = {int(b): i for i, b in enumerate(ids.tolist())}
-    order = f"{part_store.ENTRANCE_KEY}, {part_store.DWELLING_ORDER}"
-    rows = conn.execute(
-        sa.text(
-            f"SELECT building_id, array_agg(households ORDER BY {order}), "
-            f"array_agg(dense_rank ORDER BY {order}) FROM (SELECT *, dense_rank() OVER "
-            f"(PARTITION BY building_id ORDER BY {part_store.ENTRANCE_KEY}) FROM dwelling_all "
-            "WHERE building_id = ANY(:ids) AND building_id IN (SELECT building_id FROM "
-            "dwelling WHERE entrance IS NOT NULL UNION SELECT building_id FROM "
-            "building_entrance WHERE door_no IS NOT NULL)) d GROUP BY building_id "
-            "HAVING count(DISTINCT coalesce(entrance, '')) >= 2"
-        ),
-        {"ids": ids.tolist()},
-    ).all()
-    return {
-        index[b]: (np.array(h, dtype=float), np.array(e, dtype=np.int64) - 1)
-        for b, h, e in rows
-        if b in index
-    }
-
-
 def _inputs(
     conn: Connection, rows: list, streets: list, epsg: int, communities, is_part: bool = False
 ) -> Inputs:
@@ -100,8 +58,8 @@ def _inputs(
         street_lines=to_metric(lines, epsg) if len(lines) else np.array([]),
         highways=np.array([r[0] for r in streets], dtype=object),
         communities=communities,
-        dwellings=(_registers_of if is_part else part_store.load_registers)(conn, ids),
-        doors=(_doors_of if is_part else part_store.load_doors)(conn, ids),
+        dwellings=part_store.load_registers(conn, ids, only_these=is_part),
+        doors=part_store.load_doors(conn, ids, only_these=is_part),
     )
 
 
