@@ -6,13 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import sqlalchemy as sa
 from anyio import to_thread
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import errors, headers, openapi_links, reads, shell
+from api import deps, errors, headers, openapi_links, reads, shell
 from api.params import refuse_unknown_query
 from api.routes import auth as auth_routes
 from api.routes import delineation as delineation_routes
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # is larger than the thread limit, so a request never waits for a connection held
         # by a request that is itself waiting for a thread.
         to_thread.current_default_thread_limiter().total_tokens = THREADS
+        app.state.db_slots = anyio.Semaphore(deps.DB_SLOTS)  # on this event loop
         app.state.engine = db.create_engine(
             url, pool_size=THREADS // 2, max_overflow=THREADS // 2 + 8, pool_timeout=10
         )

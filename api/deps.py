@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
+import anyio
 import sqlalchemy as sa
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.engine import Connection
 
 from gis.errors import CommitFailed
@@ -20,7 +21,40 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_conn(request: Request) -> Iterator[Connection]:
+# Requests holding a database connection at once, per process: fewer than the threads
+# (api.app.THREADS) and than the pool's connections (api.app), so that a request waiting
+# for a connection never holds a thread.
+DB_SLOTS = 28
+
+
+def _slots(app: FastAPI) -> anyio.Semaphore:
+    slots = getattr(app.state, "db_slots", None)
+    if slots is None:  # an app used without its lifespan; made on the event loop's thread
+        slots = app.state.db_slots = anyio.Semaphore(DB_SLOTS)
+    return slots
+
+
+async def db_slot(request: Request) -> AsyncIterator[None]:
+    """Wait, on the event loop, for one of ``DB_SLOTS`` before a connection is taken.
+
+    Without it, under a burst the pool ran dry: the requests holding connections waited
+    for a thread to run their handler, while every thread was taken by a request blocked
+    in the pool's checkout (10 s, then 503) — a standstill with idle CPUs (bench/load.py
+    at 300 req/s: 3 req/s, 365 answers 503, load average 0.5). Waiting here holds no thread.
+    """
+    async with _slots(request.app):
+        yield
+
+
+Slot = Annotated[None, Depends(db_slot, scope="function")]
+
+
+def get_conn(request: Request, _slot: Slot) -> Iterator[Connection]:
+    """The request's connection (see ``transaction``), once a slot is free (``db_slot``)."""
+    yield from transaction(request)
+
+
+def transaction(request: Request) -> Iterator[Connection]:
     """Yield a connection inside a transaction, committed when the handler has returned and
     before its answer is sent (``scope="function"`` below): a commit that fails becomes a
     503 (``commit_failure``), so nothing is acknowledged that is not stored, and every

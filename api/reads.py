@@ -100,13 +100,14 @@ def _replica_connection(request: Request) -> Connection | None:
     return None
 
 
-def get_read_conn(request: Request) -> Iterator[Connection]:
+def get_read_conn(request: Request, _slot: deps.Slot) -> Iterator[Connection]:
     """A connection for a route that only reads: the replica's when it may answer this
-    client (see the module's text), else the primary's, exactly as ``deps.get_conn``."""
+    client (see the module's text), else the primary's, exactly as ``deps.get_conn``
+    (after the same wait for a slot, ``deps.db_slot``)."""
     conn = _replica_connection(request)
     if conn is None:
         request.state.ga_read_from = "primary"
-        yield from deps.get_conn(request)
+        yield from deps.transaction(request)
         return
     request.state.ga_read_from = "replica"
     writes = PrimaryWrites(request.app.state.engine)
