@@ -75,6 +75,31 @@ def is_connected(nodes: Collection[int], adj: Adjacency, without: int | None = N
     return not wanted
 
 
+def _segment_ids(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct segments (end points ``lo``, ``hi`` on the grid) in sorted order.
+
+    What ``np.unique(..., axis=0, return_inverse=True, return_counts=True)`` gives for the
+    rows (lo, hi), without its row-wise sort: each end point is packed into one integer
+    (rows of the bounding box, then columns), which keeps the order, and two keys are
+    sorted instead of four columns.
+    """
+    if not len(lo):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    ends = np.concatenate([lo, hi])
+    low = ends.min(axis=0)
+    rows = int(ends[:, 1].max() - low[1]) + 1
+    pa = (lo[:, 0] - low[0]) * rows + (lo[:, 1] - low[1])
+    pb = (hi[:, 0] - low[0]) * rows + (hi[:, 1] - low[1])
+    order = np.lexsort((pb, pa))
+    sa, sb = pa[order], pb[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1])
+    ids = np.cumsum(starts) - 1
+    seg = np.empty(len(order), dtype=np.int64)
+    seg[order] = ids
+    return seg, np.bincount(ids)
+
+
 def shared_edges(geoms: np.ndarray) -> list[dict[int, float]]:
     """Return per piece its neighbours and the length of edge shared with each.
 
@@ -97,10 +122,7 @@ def shared_edges(geoms: np.ndarray) -> list[dict[int, float]]:
     lo = np.where(swap[:, None], key_b, key_a)
     hi = np.where(swap[:, None], key_a, key_b)
     length = np.hypot(*(b - a).T)
-    _, seg, counts = np.unique(
-        np.column_stack([lo, hi]), axis=0, return_inverse=True, return_counts=True
-    )
-    seg = seg.ravel()
+    seg, counts = _segment_ids(lo, hi)
     shared = counts[seg] == 2
     order = np.lexsort((piece[shared], seg[shared]))
     s_piece, s_len = piece[shared][order], length[shared][order]

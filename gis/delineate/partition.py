@@ -131,7 +131,9 @@ def partition(
     repair(lab, wf.tolist(), adj)
     st = Parts.of(lab, wf.tolist(), adj, xy, Cost(target, band))
     _refine(st, MAX_ROUNDS if rounds is None else rounds, chains)
-    return np.unique(np.asarray(st.lab), return_inverse=True)[1]
+    # the parts numbered in the order of their ids (np.unique's inverse, without its sort)
+    rank = {p: i for i, p in enumerate(sorted(set(st.lab)))}
+    return np.fromiter((rank[p] for p in st.lab), np.int64, n)
 
 
 def repair(lab: list[int], w: list[float], adj: list[dict[int, float]]) -> None:

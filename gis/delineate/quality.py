@@ -100,6 +100,22 @@ def _wider_than_grid(gap) -> float:
     return float(shapely.area(parts[wide]).sum())
 
 
+def _union(mine: np.ndarray):
+    """Union of one community's areas, exact whether or not they overlap.
+
+    Drawn from cells of one noded coverage, they normally form a valid coverage (no
+    overlaps, shared edges vertex for vertex), which GEOS checks in a sweep and unions by
+    merging edges: a third of the cost of a general overlay. Anything else (an overlap, an
+    edge not matched) takes the general overlay, so the overlap figure still sees it.
+    """
+    if len(mine) and bool(shapely.coverage_is_valid(mine)):
+        return shapely.coverage_union_all(mine)
+    try:  # the pieces are on the 1 cm grid already: a plain overlay is exact and quicker
+        return shapely.union_all(mine)
+    except shapely.errors.GEOSException:  # robust snap-rounding when it is not
+        return shapely.union_all(mine, grid_size=C.GRID_M)
+
+
 def _tiling(r: Result) -> dict:
     g = r.groups
     gaps, overlaps = [], []
@@ -108,12 +124,9 @@ def _tiling(r: Result) -> dict:
         # a divided building's cell is in each group holding a part: counted once, in plan
         mine = np.concatenate([plan[g.parent == c], r.frozen_geom[r.frozen_comm == c]])
         comm = r.communities.geom[c]
-        try:  # the pieces are on the 1 cm grid already: a plain overlay is exact and quicker
-            union = shapely.union_all(mine)
-        except shapely.errors.GEOSException:  # robust snap-rounding when it is not
-            union = shapely.union_all(mine, grid_size=C.GRID_M)
+        union = _union(mine)
         gap = shapely.difference(comm, union, grid_size=C.GRID_M)
-        overlaps.append(float(shapely.area(mine).sum() - shapely.area(union)))
+        overlaps.append(max(0.0, float(shapely.area(mine).sum() - shapely.area(union))))
         gaps.append(_wider_than_grid(gap))
     return {"gap_m2": round(float(sum(gaps)), 3), "overlap_m2": round(float(sum(overlaps)), 3)}
 
