@@ -18,8 +18,10 @@ join the unit they share the longest edge with, so every level tiles its communi
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -253,6 +255,24 @@ def _parts_of(pieces: Pieces, units: Units) -> dict[int, list[tuple[int, float]]
     }
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for the duration (restored as it was).
+
+    A delineation makes and drops millions of small sets and lists, none in a cycle; each
+    is freed by its reference count. The collector's full passes over the whole heap still
+    come every so often, each costing as much as half a small run, wherever they happen to
+    land (measured: 0.045 s calls on shanghai-tongji taking 0.070 s now and then).
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def delineate(
     inputs: Inputs,
     params: Params | None = None,
@@ -266,6 +286,13 @@ def delineate(
     left alone (their buildings keep their units), the rest is drawn around them, and new
     groups take codes the locked ones do not use.
     """
+    with _collector_paused():
+        return _delineate(inputs, params, reuse, frozen)
+
+
+def _delineate(
+    inputs: Inputs, params: Params | None, reuse: dict | None, frozen: list | None
+) -> Result:
     params = params or Params()
     frozen = frozen or []
     t: dict[str, float] = {}

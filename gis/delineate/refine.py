@@ -155,30 +155,36 @@ def _move(st: Parts, u: int) -> tuple[int, ...] | None:
 
 def _swap(st: Parts, u: int) -> tuple[int, int] | None:
     """Swap ``u`` with a member of a neighbouring part when that lowers the cost."""
-    p, cost = st.lab[u], st.cost
-    if all(st.lab[v] == p for v in st.adj[u]):
-        return None
-    sp = st.size[p]
+    lab, adj, members, size, cost = st.lab, st.adj, st.members, st.size, st.cost
+    p, wu = lab[u], st.w[u]
+    sp = size[p]
     cp = cost(sp)
-    for v in st.adj[u]:
-        q = st.lab[v]
+    cost_of: dict[int, float] = {}  # per neighbouring part, the cost of its size now
+    for v in adj[u]:
+        q = lab[v]
         if q == p:
             continue
-        delta, sq = st.w[u] - st.w[v], st.size[q]
-        if delta == 0 or cp + cost(sq) - cost(sp - delta) - cost(sq + delta) <= 1e-9:
+        delta = wu - st.w[v]
+        if delta == 0:
+            continue
+        sq = size[q]
+        cq = cost_of.get(q)
+        if cq is None:
+            cq = cost_of[q] = cost(sq)
+        if cp + cq - cost(sp - delta) - cost(sq + delta) <= 1e-9:
             continue
         # quick refusals, exact: v must touch what stays of p, u what stays of q
-        if len(st.members[p]) > 1 and not any(st.lab[x] == p and x != u for x in st.adj[v]):
+        if len(members[p]) > 1 and not any(lab[x] == p and x != u for x in adj[v]):
             continue
-        if len(st.members[q]) > 1 and not any(st.lab[x] == q and x != v for x in st.adj[u]):
+        if len(members[q]) > 1 and not any(lab[x] == q and x != v for x in adj[u]):
             continue
-        new_p = (st.members[p] - {u}) | {v}
-        new_q = (st.members[q] - {v}) | {u}
-        if is_connected(new_p, st.adj) and is_connected(new_q, st.adj):
-            st.members[p], st.members[q] = new_p, new_q
-            st.size[p] -= delta
-            st.size[q] += delta
-            st.lab[u], st.lab[v] = q, p
+        new_p = (members[p] - {u}) | {v}
+        new_q = (members[q] - {v}) | {u}
+        if is_connected(new_p, adj) and is_connected(new_q, adj):
+            members[p], members[q] = new_p, new_q
+            size[p] -= delta
+            size[q] += delta
+            lab[u], lab[v] = q, p
             return p, q
     return None
 
