@@ -526,9 +526,17 @@ def print_goals(m: Measured) -> None:
         (
             q["below_band_not_small_block"] == 0,
             "only those small-block groups below the band",
-            f"{q['below_band_not_small_block']} other groups below 80; "
+            f"{q['below_band_not_small_block']} other groups below 80, of which "
+            f"{q['no_contiguous_split_groups']} proven impossible by the rules (proven: no "
+            "split of the piece into connected groups of whole units — buildings, small ones "
+            "of a street block together — puts every group in band); "
             f"{q['no_band_split_groups']} groups of a piece of 120–160 households "
             "(no split puts it in band)",
+        ),
+        (
+            q["below_band_unexplained"] == 0,
+            "no group below the band but what small blocks, 120–160 pieces and proofs explain",
+            f"{q['below_band_unexplained']} unexplained",
         ),
         (
             q["divided_walkups"] == 0,

@@ -41,6 +41,19 @@ def band_labels(band: tuple[float, float] | None, lang: str = i18n.DEFAULT_LANG)
     return {k: i18n.t(TEXTS + key, lang, lo=f"{lo:g}", hi=f"{hi:g}") for k, key in keys.items()}
 
 
+def group_notes(groups: gpd.GeoDataFrame, lang: str = i18n.DEFAULT_LANG) -> list[str]:
+    """Per group, what its flags explain to the user ('' for none), with its run's band."""
+    flags = groups["flags"].fillna("").astype(str) if "flags" in groups else [""] * len(groups)
+    lo = groups["band_min"] if "band_min" in groups else [DEFAULT_BAND[0]] * len(groups)
+    hi = groups["band_max"] if "band_max" in groups else [DEFAULT_BAND[1]] * len(groups)
+    return [
+        i18n.t(TEXTS + "note_no_contiguous_split", lang, lo=f"{a:g}", hi=f"{b:g}")
+        if "no_contiguous_band_split" in f.split(",")
+        else ""
+        for f, a, b in zip(flags, lo, hi, strict=True)
+    ]
+
+
 def _groups_layer(groups: gpd.GeoDataFrame, lang: str) -> folium.GeoJson:
     g = groups.copy()
     # Tooltips insert property values as HTML: codes come from imported files and edits.
@@ -50,7 +63,13 @@ def _groups_layer(groups: gpd.GeoDataFrame, lang: str) -> folium.GeoJson:
     g["locked"] = g["is_locked"].map(
         {True: i18n.t(TEXTS + "locked", lang), False: i18n.t(TEXTS + "unlocked", lang)}
     )
-    columns = ("community", "group", "households", "grid", "locked")
+    columns = ["community", "group", "households", "grid", "locked"]
+    fields = ["community", "code", "households", "grid", "locked"]
+    notes = group_notes(g, lang)
+    if any(notes):  # a row of its own only on maps with something to say
+        g["note"] = [escape(n) for n in notes]
+        columns.append("note")
+        fields.append("note")
     return folium.GeoJson(
         g.drop(columns=["flags"]),
         name=i18n.t(TEXTS + "layer_groups", lang),
@@ -61,7 +80,7 @@ def _groups_layer(groups: gpd.GeoDataFrame, lang: str) -> folium.GeoJson:
             "fillOpacity": 0.35,
         },
         tooltip=folium.GeoJsonTooltip(
-            fields=["community", "code", "households", "grid", "locked"],
+            fields=fields,
             aliases=[escape(i18n.t(f"{TEXTS}col_{c}", lang)) for c in columns],
         ),
     )

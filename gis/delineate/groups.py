@@ -20,6 +20,7 @@ from gis.delineate.model import Params
 from gis.delineate.partition import mend_in_rings, split
 from gis.delineate.parts import balance, divide_towers
 from gis.delineate.pieces import Pieces
+from gis.delineate.proofs import PieceProofs
 from gis.delineate.refine import Cost
 from gis.delineate.units import Units
 
@@ -71,18 +72,25 @@ def has_band_split(households: float, params: Params) -> bool:
     return k >= 1 and households <= k * params.group_max
 
 
-def _group_flags(part: list[int], units: Units, piece_hh: dict[int, float], params) -> list:
+def _group_flags(
+    part: list[int], units: Units, piece_hh: dict[int, float], params, proofs: PieceProofs
+) -> list:
     total = units.households[part].sum()
     if total == 0:  # offices, schools, a hospital block: held, not balanced
         return ["no_households"]
-    piece = next((piece_hh[u] for u in part if u in piece_hh), None)
-    if piece is None or params.group_min <= total <= params.group_max:
+    first = next((u for u in part if u in piece_hh), None)
+    if first is None or params.group_min <= total <= params.group_max:
         return []
+    piece = piece_hh[first]
     if piece < params.group_min:
         # all the homes of a piece of a major-road block: nothing to add them to
         return ["small_block"]
     if not has_band_split(piece, params):  # 120-160 households: one group or two, none in band
         return ["no_band_split"]
+    if total < params.group_min and proofs.is_infeasible(first):
+        # the piece's buildings may not be divided, and no connected groups of them are all
+        # in band (gis/delineate/proofs.py): the rules' doing, not the partition's
+        return ["no_contiguous_band_split"]
     return []
 
 
@@ -191,9 +199,10 @@ def draw_groups(units: Units, comms: Communities, params: Params) -> Groups:
             balance(units, drawn, whole, params)
             _mend(units, drawn, whole, params)
             _merge_walled_in(units, drawn, whole, params)
+            proofs = PieceProofs(units, comps, piece_of, (params.group_min, params.group_max))
             for part in filter(None, drawn):
                 members.append(part)
-                flags.append(_group_flags(part, units, piece_hh, params))
+                flags.append(_group_flags(part, units, piece_hh, params, proofs))
             comm.extend([c] * (len(members) - len(comm)))
     n = len(members)
     of_unit = _label(members, units.n, -1)  # frozen units keep their own group

@@ -38,6 +38,8 @@ def _households(r: Result, params: Params) -> dict:
     in_band = (hh >= params.group_min) & (hh <= params.group_max)
     below_not_small = has & ~small_block & (g.households < params.group_min)
     no_split = _flagged(g.flags, "no_band_split")
+    # of a piece whose whole buildings make no connected groups all in band (proofs.py)
+    no_contiguous = _flagged(g.flags, "no_contiguous_band_split")
     parts = [len(p) for p in r.parts.values()]
     return {
         "households": float(g.households.sum()),
@@ -61,6 +63,9 @@ def _households(r: Result, params: Params) -> dict:
         "below_band_not_small_block": int(below_not_small.sum()),
         # of a piece of 120-160 households, which no split puts in band (one group or two)
         "no_band_split_groups": int(no_split.sum()),
+        "no_contiguous_split_groups": int(no_contiguous.sum()),
+        # below the band with none of the three reasons: the partition's own failures
+        "below_band_unexplained": int((below_not_small & ~no_split & ~no_contiguous).sum()),
         "divided_buildings": len(parts),
         "building_parts": int(sum(parts)),
         "divided_walkups": int(

@@ -21,6 +21,7 @@ import shapely
 from gis.crs import metric_epsg_for, to_metric
 from gis.delineate.cells import MAJOR_HIGHWAYS
 from gis.delineate.hierarchy import Inputs, Result, delineate
+from gis.delineate.proofs import MAX_GROUPS, group_counts
 from gis.io.osm import read_osm
 from gis.settings import get_settings
 from tests.conftest import NANJING, PORTO, SHANGHAI
@@ -149,3 +150,54 @@ def test_porto_groups_below_the_band_are_only_where_two_groups_could_not_be_cut(
                     todo.append(j)
         total = sum(hh[j] for j in piece)
         assert total < 3 * BAND[0], (g.code[i], hh[i], total, len(piece))
+
+
+def test_groups_below_the_band_on_porto_are_proven_the_rules_doing() -> None:
+    """Porto: every group below 80 outside small blocks is in a piece proven impossible.
+
+    The piece of 237 households (23 walk-ups, none of which may be divided) needs two
+    groups of 117-120; ``proofs`` shows no connected pair exists, so its group of 76 is
+    flagged ``no_contiguous_band_split``. The report still counts it below the band, and
+    counts nothing below the band that no rule explains.
+    """
+    inputs = _inputs(PORTO)
+    r = delineate(inputs)
+    g, q = r.groups, r.quality
+    hh = g.households
+    flagged = np.array(["no_contiguous_band_split" in f for f in g.flags])
+    housing = (hh > 0) & np.array(["no_households" not in f for f in g.flags])
+    small = np.array(["small_block" in f for f in g.flags])
+    below = housing & ~small & (hh < BAND[0])
+    assert below.sum() >= 1  # the piece of 237: still below, not hidden
+    assert (flagged == below).all(), [(g.code[i], hh[i], g.flags[i]) for i in np.flatnonzero(below)]
+    assert q["below_band_not_small_block"] == int(below.sum())
+    assert q["no_contiguous_split_groups"] == int(flagged.sum())
+    assert q["below_band_unexplained"] == 0
+    # each flagged group's piece, found here from the groups' own polygons, holds enough
+    # households for groups in band (else it is no_band_split) and few enough to be proven
+    block = _major_block_of(inputs, shapely.point_on_surface(g.geom))
+    tree = shapely.STRtree(g.geom)
+    for i in np.flatnonzero(flagged).tolist():
+        piece, todo = {i}, [i]
+        while todo:
+            a = todo.pop()
+            for j in tree.query(g.geom[a]).tolist():
+                if j in piece or block[j] != block[i] or not housing[j]:
+                    continue
+                if shapely.length(shapely.intersection(g.geom[a], g.geom[j])) >= 0.01:
+                    piece.add(j)
+                    todo.append(j)
+        counts = group_counts(float(hh[sorted(piece)].sum()), BAND)
+        assert len(counts) and counts[-1] <= MAX_GROUPS, (g.code[i], hh[sorted(piece)])
+
+
+def test_no_group_in_band_carries_the_proof_flag(drawn) -> None:
+    _inputs_, r = drawn
+    g, q = r.groups, r.quality
+    for i, f in enumerate(g.flags):
+        if "no_contiguous_band_split" in f:
+            assert g.households[i] < BAND[0] and "small_block" not in f, (g.code[i], f)
+        in_band = BAND[0] <= g.households[i] <= BAND[1]
+        assert not (in_band and "no_contiguous_band_split" in f), g.code[i]
+    assert q["no_contiguous_split_groups"] == sum("no_contiguous_band_split" in f for f in g.flags)
+    assert q["below_band_unexplained"] == 0
