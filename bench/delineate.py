@@ -528,8 +528,8 @@ def print_goals(m: Measured) -> None:
             "only those small-block groups below the band",
             f"{q['below_band_not_small_block']} other groups below 80, of which "
             f"{q['no_contiguous_split_groups']} proven impossible by the rules (proven: no "
-            "split of the piece into connected groups of whole units — buildings, small ones "
-            "of a street block together — puts every group in band); "
+            "split of the piece into connected groups of whole buildings, the land between "
+            "them to either side, puts every group in band); "
             f"{q['no_band_split_groups']} groups of a piece of 120–160 households "
             "(no split puts it in band)",
         ),

@@ -20,7 +20,7 @@ from gis.delineate.model import Params
 from gis.delineate.partition import mend_in_rings, split
 from gis.delineate.parts import balance, divide_towers
 from gis.delineate.pieces import Pieces
-from gis.delineate.proofs import PieceProofs
+from gis.delineate.proofs import Answer, PieceProofs, band_split, is_indivisible
 from gis.delineate.refine import Cost
 from gis.delineate.units import Units
 
@@ -47,6 +47,9 @@ class Groups(Partitioned):
     xy: np.ndarray
     # households of each connected piece of a major-road block (what no group crosses)
     piece_households: list[float] = field(default_factory=list)
+    # pieces to draw again: a building cell maps to itself (a unit of its own), a piece
+    # of land to the cell whose unit it joins (``proofs.PieceProofs.to_regroup``)
+    regroup: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -170,16 +173,77 @@ def _merge_walled_in(
             setattr(units, name, value)
 
 
+def _solve_exactly(
+    units: Units,
+    drawn: list[list[int]],
+    comps: list[list[int]],
+    piece_of: dict[int, int],
+    params: Params,
+) -> None:
+    """A piece of whole units still holding a group below the band is shared out exactly.
+
+    The partition is a heuristic: in a piece of indivisible units (walk-ups, small
+    buildings together) where it leaves a group below the band, the exact search of
+    ``proofs.band_split`` finds connected groups all in band when there are any (units
+    without households then join a group they touch). Those replace the piece's groups
+    (in place); a piece where the search finds none, or gives up, is left as it was.
+    """
+    band = (params.group_min, params.group_max)
+
+    def piece(g: list[int]) -> int | None:
+        return next((piece_of[u] for u in g if u in piece_of), None)
+
+    wanted = {
+        i
+        for g in drawn
+        if g and 0 < units.households[g].sum() < params.group_min
+        for i in [piece(g)]
+        if i is not None
+    }
+    for i in sorted(wanted):
+        members = comps[i]
+        total = float(units.households[members].sum())
+        if total < params.group_min or not has_band_split(total, params):
+            continue
+        if not all(is_indivisible(units, u) for u in members):
+            continue
+        index = {u: j for j, u in enumerate(members)}
+        adjacency = [[index[v] for v in units.adj[u] if v in index] for u in members]
+        answer, found = band_split(units.households[members].tolist(), adjacency, band)
+        if answer is not Answer.FEASIBLE or found is None:
+            continue
+        label = dict.fromkeys(members, -1)
+        for k, grp in enumerate(found):
+            for j in grp:
+                label[members[j]] = k
+        for _ in range(len(members)):  # units without households join a group they touch
+            left = [u for u in members if label[u] < 0]
+            for u in left:
+                near = [label[v] for v in units.adj[u] if label.get(v, -1) >= 0]
+                if near:
+                    label[u] = near[0]
+            if len(left) == 0 or all(label[u] < 0 for u in left):
+                break
+        if any(lab < 0 for lab in label.values()):
+            continue
+        groups = [[u for u in members if label[u] == k] for k in range(len(found))]
+        drawn[:] = [g for g in drawn if not g or piece(g) != i] + groups
+
+
 def draw_groups(units: Units, comms: Communities, params: Params) -> Groups:
     """Partition the free units of each community and major-road block into groups.
 
     Towers are divided first (``parts.divide_towers``), then the rest is partitioned, then
     buildings on the edges of groups still out of band are divided (``parts.balance``).
+    A group still below the band whose piece's buildings could make groups all in band,
+    were its units drawn otherwise, says how in ``regroup``: the caller draws the units
+    again so and partitions once more.
     """
     members: list[list[int]] = []
     flags: list[list[str]] = []
     comm: list[int] = []
     pieces: list[float] = []
+    regroup: dict[int, int] = {}
     for c in range(comms.n):
         for m in np.unique(units.major[units.comm == c]).tolist():
             nodes = np.flatnonzero((units.comm == c) & (units.major == m) & (units.frozen < 0))
@@ -199,10 +263,15 @@ def draw_groups(units: Units, comms: Communities, params: Params) -> Groups:
             balance(units, drawn, whole, params)
             _mend(units, drawn, whole, params)
             _merge_walled_in(units, drawn, whole, params)
+            _solve_exactly(units, drawn, comps, piece_of, params)
             proofs = PieceProofs(units, comps, piece_of, (params.group_min, params.group_max))
             for part in filter(None, drawn):
                 members.append(part)
                 flags.append(_group_flags(part, units, piece_hh, params, proofs))
+                if not flags[-1] and units.households[part].sum() < params.group_min:
+                    first = next((u for u in part if u in piece_hh), None)
+                    if first is not None:
+                        regroup.update(proofs.to_regroup(first))
             comm.extend([c] * (len(members) - len(comm)))
     n = len(members)
     of_unit = _label(members, units.n, -1)  # frozen units keep their own group
@@ -214,6 +283,7 @@ def draw_groups(units: Units, comms: Communities, params: Params) -> Groups:
         np.zeros(n),
         np.zeros((n, 2)),
         pieces,
+        regroup,
     )
 
 

@@ -306,12 +306,16 @@ def _delineate(
     cut = timed("cells", lambda: tessellate(inputs, reuse))
     pieces = timed("graph", lambda: draw_pieces(inputs, params, cut, reuse, frozen))
     t0 = time.perf_counter()
-    comms = find_communities(inputs, params, pieces)
-    units = draw_units(pieces, comms, params)
-    comms = drop_empty_communities(comms, units)
+    found = find_communities(inputs, params, pieces)
+    units = draw_units(pieces, found, params)
+    comms = drop_empty_communities(found, units)
     t["units"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     groups = draw_groups(units, comms, params)
+    if groups.regroup:  # the units as drawn stood in the way of groups all in band
+        units = draw_units(pieces, found, params, regroup=groups.regroup)
+        comms = drop_empty_communities(found, units)
+        groups = draw_groups(units, comms, params)
     realise(
         units,
         groups.of_member,

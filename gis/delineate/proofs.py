@@ -30,10 +30,13 @@ import math
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
+import numpy as np
+
 from gis.delineate.parts import WALKUP_MAX
 from gis.delineate.units import Units
 
 MAX_MEMBERS = 40  # units of a piece; Porto's proven piece has 23
+MAX_CELLS = 120  # buildings and land pieces of a piece (that piece: 73)
 MAX_GROUPS = 3  # counts of groups tried: ceil(H / max) .. floor(H / min), each at most this
 BUDGET = 20_000  # steps (walks over what remains of the piece) per piece, every count
 TOLERANCE = 1e-6  # households: the band is widened by this, so rounding never proves anything
@@ -91,38 +94,43 @@ class _Search:
             mask &= ~comp
         return out
 
-    def solves(self, rest: int, k: int) -> bool:
-        """Whether ``rest`` is k connected groups in band (members without homes may stay out)."""
+    def solves(self, rest: int, k: int) -> list[int] | None:
+        """k connected groups in band over ``rest`` (bit masks), if there are; else None.
+
+        Members without homes may stay out of every group.
+        """
         homes = [(c, w) for c, w in self._pieces(rest) if c & self.homes]
         if k == 0 or len(homes) > k:
-            return not homes and k == 0
+            return [] if not homes and k == 0 else None
         if len(homes) > 1:
             return self._shares(homes, k)
         piece, weight = homes[0]
         if not k * self.lo <= weight <= k * self.hi:
-            return False
+            return None
         if k == 1:
-            return True
+            return [piece]
         # the group of the piece's first member with households, grown in every way
         first = piece & self.homes & -(piece & self.homes)
         i = first.bit_length() - 1
         low = max(self.lo, weight - (k - 1) * self.hi)
         high = min(self.hi, weight - (k - 1) * self.lo)
         if low > high or self.hh[i] > high:
-            return False
+            return None
         return self._grow(piece, k, first, self.hh[i], self.nbr[i] & piece, 0, low, high)
 
-    def _shares(self, pieces: list[tuple[int, float]], k: int) -> bool:
-        """Whether the pieces take k groups in all, each piece some of them."""
+    def _shares(self, pieces: list[tuple[int, float]], k: int) -> list[int] | None:
+        """The pieces' groups when they take k groups in all, each piece some of them."""
         (piece, weight), others = pieces[0], pieces[1:]
         for kc in group_counts(weight, (self.lo, self.hi)):
-            if (
-                kc <= k - len(others)
-                and self.solves(piece, kc)
-                and (self._shares(others, k - kc) if others else kc == k)
-            ):
-                return True
-        return False
+            if kc > k - len(others):
+                continue
+            mine = self.solves(piece, kc)
+            if mine is None:
+                continue
+            rest = self._shares(others, k - kc) if others else ([] if kc == k else None)
+            if rest is not None:
+                return mine + rest
+        return None
 
     def _may_grow(self, piece: int, k: int, group: int, weight: float, out: int, high: float):
         """Whether the members left ``out`` of ``group`` can still end in the k - 1 others.
@@ -143,11 +151,13 @@ class _Search:
 
     def _grow(
         self, piece: int, k: int, group: int, weight: float, cand: int, out: int, low, high
-    ) -> bool:
-        """Whether ``group`` grown by members of ``cand`` (never of ``out``) to ``low``–``high``
-        households leaves the rest of ``piece`` as k - 1 groups in band."""
-        if weight >= low and self.solves(piece & ~group, k - 1):
-            return True
+    ) -> list[int] | None:
+        """The groups when ``group`` grown by members of ``cand`` (never of ``out``) to
+        ``low``–``high`` households leaves the rest of ``piece`` as k - 1 groups in band."""
+        if weight >= low:
+            rest = self.solves(piece & ~group, k - 1)
+            if rest is not None:
+                return [group, *rest]
         while cand:
             bit = cand & -cand
             cand ^= bit
@@ -157,30 +167,30 @@ class _Search:
                 grown = group | bit
                 if self._may_grow(piece, k, grown, w, out, high):
                     more = (cand | self.nbr[i]) & piece & ~grown & ~out
-                    if self._grow(piece, k, grown, w, more, out, low, high):
-                        return True
+                    found = self._grow(piece, k, grown, w, more, out, low, high)
+                    if found is not None:
+                        return found
             out |= bit  # sets with this member were all grown above
-        return False
+        return None
 
 
-def prove_band_split(
+def band_split(
     households: Sequence[float],
     adjacency: Sequence[Iterable[int]],
     band: tuple[float, float],
     budget: int = BUDGET,
-) -> Answer:
-    """Whether the members can be k connected groups each within ``band``, for some k.
+    max_members: int = MAX_MEMBERS,
+) -> tuple[Answer, list[list[int]] | None]:
+    """``prove_band_split``'s answer, with the groups found (member indices) when feasible.
 
-    ``households`` per member, ``adjacency`` its neighbours (indices of members; others are
-    ignored). Every member is taken as indivisible: the caller checks that
-    (``prove_piece``). Counts k from ``group_counts``; none allowed is infeasible.
+    Members without households may be in no group.
     """
     n = len(households)
     counts = group_counts(float(sum(households)), band)
     if not counts:
-        return Answer.INFEASIBLE
-    if n > MAX_MEMBERS or counts[0] > MAX_GROUPS:
-        return Answer.UNKNOWN
+        return Answer.INFEASIBLE, None
+    if n > max_members or counts[0] > MAX_GROUPS:
+        return Answer.UNKNOWN, None
     # Python ints as bit masks: indices may come as numpy integers, which do not shift far
     nbr = [
         sum(1 << j for j in {int(v) for v in adj} if 0 <= j < n and j != i)
@@ -188,12 +198,32 @@ def prove_band_split(
     ]
     search = _Search(households, nbr, band, budget)
     try:
-        if any(search.solves((1 << n) - 1, k) for k in counts if k <= MAX_GROUPS):
-            return Answer.FEASIBLE
+        for k in counts:
+            if k > MAX_GROUPS:
+                break
+            found = search.solves((1 << n) - 1, k)
+            if found is not None:
+                return Answer.FEASIBLE, [[i for i in range(n) if g >> i & 1] for g in found]
     except _OutOfBudget:
-        return Answer.UNKNOWN
+        return Answer.UNKNOWN, None
     # a count above the bound is not tried: nothing is proven for it
-    return Answer.INFEASIBLE if counts[-1] <= MAX_GROUPS else Answer.UNKNOWN
+    return (Answer.INFEASIBLE if counts[-1] <= MAX_GROUPS else Answer.UNKNOWN), None
+
+
+def prove_band_split(
+    households: Sequence[float],
+    adjacency: Sequence[Iterable[int]],
+    band: tuple[float, float],
+    budget: int = BUDGET,
+    max_members: int = MAX_MEMBERS,
+) -> Answer:
+    """Whether the members can be k connected groups each within ``band``, for some k.
+
+    ``households`` per member, ``adjacency`` its neighbours (indices of members; others are
+    ignored). Every member is taken as indivisible: the caller checks that
+    (``prove_piece``). Counts k from ``group_counts``; none allowed is infeasible.
+    """
+    return band_split(households, adjacency, band, budget, max_members)[0]
 
 
 def is_indivisible(units: Units, unit: int) -> bool:
@@ -224,6 +254,47 @@ def prove_piece(units: Units, members: Sequence[int], band: tuple[float, float])
     return prove_band_split(units.households[members].tolist(), adjacency, band)
 
 
+def prove_buildings(units: Units, members: Sequence[int], band: tuple[float, float]) -> Answer:
+    """``prove_piece`` over the piece's buildings and land instead of its units."""
+    return building_split(units, members, band)[0]
+
+
+def building_split(
+    units: Units, members: Sequence[int], band: tuple[float, float]
+) -> tuple[Answer, list[list[int]] | None]:
+    """``band_split`` over the buildings and land pieces of ``members`` (one piece).
+
+    A unit of several small buildings, and the unit each piece of land joins, are this
+    product's drawing, not a rule: only when whole buildings (walk-ups, never divided), with
+    the land between them given to any group it touches, admit no groups all in band is it
+    the rules' doing. The groups found are of piece indices (``units.of_piece``).
+    """
+    members = list(members)
+    if units.cell_households is None or not all(is_indivisible(units, u) for u in members):
+        return Answer.UNKNOWN, None
+    if len(members) == 1 and units.piece[members[0]] >= 0:
+        return Answer.UNKNOWN, None
+    cells = np.flatnonzero(np.isin(units.of_piece, members)).tolist()
+    if len(cells) > MAX_CELLS:
+        return Answer.UNKNOWN, None
+    hh = units.cell_households[cells]
+    if (hh > WALKUP_MAX).any():  # a building the rules let divide: nothing to prove
+        return Answer.UNKNOWN, None
+    index = {c: i for i, c in enumerate(cells)}
+    adjacency = [[index[v] for v in units.piece_adj[c] if v in index] for c in cells]
+    answer, found = band_split(hh.tolist(), adjacency, band, max_members=MAX_CELLS)
+    return answer, None if found is None else [[cells[i] for i in g] for g in found]
+
+
+def has_several_buildings(units: Units, members: Sequence[int]) -> bool:
+    """Whether a unit of ``members`` holds more than one building with households."""
+    if units.cell_households is None:
+        return False
+    cells = np.flatnonzero(np.isin(units.of_piece, list(members)))
+    homes = cells[(cells < len(units.cell_households)) & (units.cell_households[cells] > 0)]
+    return len(np.unique(units.of_piece[homes])) < len(homes)
+
+
 class PieceProofs:
     """The proofs of the pieces of one major-road block, each made once, when first asked."""
 
@@ -237,12 +308,51 @@ class PieceProofs:
         """``pieces``: the units of each piece; ``piece_of``: per unit, its piece."""
         self.units, self.pieces, self.piece_of, self.band = units, pieces, piece_of, band
         self.answers: dict[int, Answer] = {}
+        self.found: dict[int, list[list[int]] | None] = {}
+
+    def answer(self, unit: int) -> Answer | None:
+        """The piece holding ``unit``: can its whole buildings make groups all in band?"""
+        i = self.piece_of.get(unit)
+        if i is None:
+            return None
+        if i not in self.answers:
+            self.answers[i], self.found[i] = building_split(self.units, self.pieces[i], self.band)
+        return self.answers[i]
 
     def is_infeasible(self, unit: int) -> bool:
         """Whether the piece holding ``unit`` is proven to allow no groups all in band."""
-        i = self.piece_of.get(unit)
-        if i is None:
-            return False
-        if i not in self.answers:
-            self.answers[i] = prove_piece(self.units, self.pieces[i], self.band)
-        return self.answers[i] is Answer.INFEASIBLE
+        return self.answer(unit) is Answer.INFEASIBLE
+
+    def to_regroup(self, unit: int) -> dict[int, int]:
+        """How to draw the units of the piece holding ``unit`` again so that the groups its
+        buildings allow are unions of units: per building cell of the piece, itself (a unit
+        of its own), and per piece of land in a group found, a cell it joins (a building of
+        that group it touches, or land that joined one). Empty when the piece's buildings
+        admit no groups all in band, or when its units already are single buildings whose
+        land allows them (nothing to draw again)."""
+        if self.answer(unit) is not Answer.FEASIBLE:
+            return {}
+        i = self.piece_of[unit]
+        members, units = self.pieces[i], self.units
+        index = {u: j for j, u in enumerate(members)}
+        adjacency = [[index[v] for v in units.adj[u] if v in index] for u in members]
+        if band_split(units.households[members].tolist(), adjacency, self.band)[0] in (
+            Answer.FEASIBLE,
+            Answer.UNKNOWN,
+        ):
+            return {}  # the units as drawn allow it (or it is not known): the search's work
+        hh = units.cell_households
+        out: dict[int, int] = {}
+        for group in self.found[i] or []:
+            homes = [c for c in group if hh[c] > 0]
+            out.update((c, c) for c in homes)
+            mine = set(group)
+            land = [c for c in group if hh[c] <= 0]
+            for _ in range(len(land)):  # land next to a building first, then land beyond it
+                for c in land:
+                    if c not in out:
+                        near = (v for v in units.piece_adj[c] if v in out and v in mine)
+                        joined = next(near, None)
+                        if joined is not None:
+                            out[c] = out[joined]
+        return out

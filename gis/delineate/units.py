@@ -35,12 +35,22 @@ class Units:
     part_of: np.ndarray  # the cell it shares when it is a further part of a building, else -1
     parts: dict[int, list[int]]  # per divided building's cell, the units of its parts
     piece_adj: list[dict[int, float]]  # the pieces' own neighbours (what a part touches)
+    cell_households: np.ndarray | None = None  # per piece, its households (land: 0)
 
 
-def draw_units(pieces: Pieces, comms: Communities, params: Params) -> Units:
-    """Group building cells into units and join empty land to them."""
+def draw_units(
+    pieces: Pieces, comms: Communities, params: Params, regroup: dict[int, int] | None = None
+) -> Units:
+    """Group building cells into units and join empty land to them.
+
+    ``regroup`` (``groups.Groups.regroup``) overrides the drawing for some pieces: a
+    building cell mapped to itself stays a unit of its own, a piece of land mapped to a cell
+    joins that cell's unit.
+    """
+    regroup = regroup or {}
     n_b = pieces.n_cells
-    _, of_cell = np.unique(_merge_small(pieces, comms, params), return_inverse=True)
+    alone = frozenset(c for c, to in regroup.items() if c == to and c < n_b)
+    _, of_cell = np.unique(_merge_small(pieces, comms, params, alone), return_inverse=True)
     n_units = int(of_cell.max()) + 1 if n_b else 0
     of_piece = np.full(len(pieces.geom), -1)
     of_piece[:n_b] = of_cell
@@ -65,8 +75,9 @@ def draw_units(pieces: Pieces, comms: Communities, params: Params) -> Units:
         part_of=np.full(n_units, -1, dtype=np.int64),
         parts={},
         piece_adj=pieces.free_adj,
+        cell_households=pieces.households,
     )
-    _join_land(pieces, comms, units)
+    _join_land(pieces, comms, units, {c: to for c, to in regroup.items() if c >= n_b})
     units.adj = aggregate(pieces.free_adj, of_piece, n_units)  # empty blocks link neighbours
     return units
 
@@ -86,11 +97,14 @@ def _per_unit(of_cell: np.ndarray, values: np.ndarray, n: int, fill: int) -> np.
     return out
 
 
-def _merge_small(pieces: Pieces, comms: Communities, params: Params) -> list[int]:
+def _merge_small(
+    pieces: Pieces, comms: Communities, params: Params, alone: frozenset[int] = frozenset()
+) -> list[int]:
     """Return per cell the cell whose unit it joins (itself when it stays alone).
 
     Smallest first, a cell under the minimum joins the smallest unit next to it in the same
     block and community (the longest shared edge among equals) that stays under the cap.
+    Cells in ``alone`` neither join nor are joined.
     """
     n_b = pieces.n_cells
     owner = list(range(n_b))
@@ -98,11 +112,11 @@ def _merge_small(pieces: Pieces, comms: Communities, params: Params) -> list[int
     size = pieces.households[:n_b].copy()
     for i in np.argsort(size, kind="stable").tolist():
         ri = owner[i]
-        if size[ri] >= params.unit_min_households or pieces.frozen[i] >= 0:
+        if size[ri] >= params.unit_min_households or pieces.frozen[i] >= 0 or i in alone:
             continue
         options = []
         for j, length in pieces.free_adj[i].items():
-            if j < n_b and _may_join(pieces, comms, params, i, j, owner, size):
+            if j < n_b and j not in alone and _may_join(pieces, comms, params, i, j, owner, size):
                 options.append((size[owner[j]], -length, owner[j]))
         if options:
             rj = min(options)[2]
@@ -144,9 +158,18 @@ def _assign_until_stable(pending: list[int], assign: Callable[[int], bool]) -> l
     return pending
 
 
-def _join_land(pieces: Pieces, comms: Communities, units: Units) -> None:
-    """Give every land piece outside locked groups a unit (``units.of_piece``)."""
+def _join_land(
+    pieces: Pieces, comms: Communities, units: Units, given: dict[int, int] | None = None
+) -> None:
+    """Give every land piece outside locked groups a unit (``units.of_piece``).
+
+    Land in ``given`` joins the unit of the cell it maps to (in the order given: a cell of
+    land it maps to has its unit by then).
+    """
     of_piece, comm, adj = units.of_piece, comms.of_piece, pieces.free_adj
+    for p, to in (given or {}).items():
+        if of_piece[to] >= 0 and pieces.frozen[p] < 0:
+            of_piece[p] = of_piece[to]
 
     def by_longest_edge(p: int) -> bool:  # same community; same major block first
         best, best_key = -1, None
@@ -168,7 +191,7 @@ def _join_land(pieces: Pieces, comms: Communities, units: Units) -> None:
         return bool(near)
 
     n_b = pieces.n_cells
-    pending = [p for p in range(n_b, len(pieces.geom)) if pieces.frozen[p] < 0]
+    pending = [p for p in range(n_b, len(pieces.geom)) if pieces.frozen[p] < 0 and of_piece[p] < 0]
     pending = _assign_until_stable(pending, by_longest_edge)
     # Left: land whose neighbours with a unit are all in another community. It joins the
     # neighbour it shares most edge with anyway (a polygon must stay one piece), repeating

@@ -21,7 +21,6 @@ import shapely
 from gis.crs import metric_epsg_for, to_metric
 from gis.delineate.cells import MAJOR_HIGHWAYS
 from gis.delineate.hierarchy import Inputs, Result, delineate
-from gis.delineate.proofs import MAX_GROUPS, group_counts
 from gis.io.osm import read_osm
 from gis.settings import get_settings
 from tests.conftest import NANJING, PORTO, SHANGHAI
@@ -152,43 +151,29 @@ def test_porto_groups_below_the_band_are_only_where_two_groups_could_not_be_cut(
         assert total < 3 * BAND[0], (g.code[i], hh[i], total, len(piece))
 
 
-def test_groups_below_the_band_on_porto_are_proven_the_rules_doing() -> None:
-    """Porto: every group below 80 outside small blocks is in a piece proven impossible.
+def test_porto_has_no_group_below_the_band_outside_small_blocks() -> None:
+    """Porto: the piece of 237 households (23 walk-ups, none of which may be divided) is
+    two groups in band, not three with one of 76.
 
-    The piece of 237 households (23 walk-ups, none of which may be divided) needs two
-    groups of 117-120; ``proofs`` shows no connected pair exists, so its group of 76 is
-    flagged ``no_contiguous_band_split``. The report still counts it below the band, and
-    counts nothing below the band that no rule explains.
+    Over its units as first drawn (small houses joined into units, land joined to the unit
+    it shares most edge with) no two connected groups of 117-120 exist; over its buildings,
+    with the land between them given to either side, they do. ``proofs`` finds such groups,
+    the units of that piece are drawn again after them (``units.draw_units(regroup=...)``),
+    and the exact search shares the piece out (``groups._solve_exactly``). Before, the group
+    of 76 stayed, flagged as impossible: true of the units, not of the rules.
     """
     inputs = _inputs(PORTO)
     r = delineate(inputs)
     g, q = r.groups, r.quality
     hh = g.households
-    flagged = np.array(["no_contiguous_band_split" in f for f in g.flags])
     housing = (hh > 0) & np.array(["no_households" not in f for f in g.flags])
     small = np.array(["small_block" in f for f in g.flags])
     below = housing & ~small & (hh < BAND[0])
-    assert below.sum() >= 1  # the piece of 237: still below, not hidden
-    assert (flagged == below).all(), [(g.code[i], hh[i], g.flags[i]) for i in np.flatnonzero(below)]
-    assert q["below_band_not_small_block"] == int(below.sum())
-    assert q["no_contiguous_split_groups"] == int(flagged.sum())
-    assert q["below_band_unexplained"] == 0
-    # each flagged group's piece, found here from the groups' own polygons, holds enough
-    # households for groups in band (else it is no_band_split) and few enough to be proven
-    block = _major_block_of(inputs, shapely.point_on_surface(g.geom))
-    tree = shapely.STRtree(g.geom)
-    for i in np.flatnonzero(flagged).tolist():
-        piece, todo = {i}, [i]
-        while todo:
-            a = todo.pop()
-            for j in tree.query(g.geom[a]).tolist():
-                if j in piece or block[j] != block[i] or not housing[j]:
-                    continue
-                if shapely.length(shapely.intersection(g.geom[a], g.geom[j])) >= 0.01:
-                    piece.add(j)
-                    todo.append(j)
-        counts = group_counts(float(hh[sorted(piece)].sum()), BAND)
-        assert len(counts) and counts[-1] <= MAX_GROUPS, (g.code[i], hh[sorted(piece)])
+    assert not below.any(), [(g.code[i], hh[i], g.flags[i]) for i in np.flatnonzero(below)]
+    assert q["below_band_not_small_block"] == 0 and q["below_band_unexplained"] == 0
+    assert q["non_contiguous_groups"] == 0 and q["groups_crossing_major_roads"] == 0
+    assert q["gap_m2"] == 0 and q["overlap_m2"] == 0
+    assert q["divided_walkups"] == 0
 
 
 def test_no_group_in_band_carries_the_proof_flag(drawn) -> None:

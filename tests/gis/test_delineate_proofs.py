@@ -20,8 +20,10 @@ from gis.delineate.proofs import (
     MAX_MEMBERS,
     Answer,
     PieceProofs,
+    band_split,
     group_counts,
     prove_band_split,
+    prove_buildings,
     prove_piece,
 )
 from gis.delineate.units import Units
@@ -129,7 +131,29 @@ def _units(households: list[float], adj: list[list[int]], piece: list[int]) -> U
         part_of=np.full(n, -1, dtype=np.int64),
         parts={},
         piece_adj=[dict.fromkeys(a, 1.0) for a in adj],
+        cell_households=np.array(households, dtype=float),  # a unit is one building here
     )
+
+
+def _units_of_cells(cell_hh: list[float], cell_adj: list[list[int]], of_cell: list[int]) -> Units:
+    """Units made of building cells (``of_cell``: per cell its unit), as draw_units makes them."""
+    of = np.array(of_cell)
+    n = int(of.max()) + 1
+    hh = np.bincount(of, weights=cell_hh, minlength=n)
+    adj = [set() for _ in range(n)]
+    for c, near in enumerate(cell_adj):
+        adj[of[c]].update(int(of[d]) for d in near if of[d] != of[c])
+    homes = np.array(cell_hh) > 0
+    count = np.bincount(of[homes], minlength=n)
+    piece = np.full(n, -1, dtype=np.int64)
+    for c in np.flatnonzero(homes):
+        if count[of[c]] == 1:
+            piece[of[c]] = c
+    units = _units(hh.tolist(), [sorted(a) for a in adj], piece.tolist())
+    units.of_piece = of
+    units.piece_adj = [dict.fromkeys(a, 1.0) for a in cell_adj]
+    units.cell_households = np.array(cell_hh, dtype=float)
+    return units
 
 
 def test_a_piece_is_proven_only_when_no_building_in_it_could_be_divided() -> None:
@@ -155,9 +179,11 @@ def test_a_piece_is_proven_only_when_no_building_in_it_could_be_divided() -> Non
 
 
 def test_each_piece_is_proven_once_and_only_when_asked() -> None:
-    star = [[1, 2, 3, 4, 5], [0], [0], [0], [0], [0], [7], [6]]
-    # the second piece: two units of several small buildings each (``piece`` -1)
-    units = _units([10.0] + [30.0] * 5 + [50.0, 50.0], star, [0, 1, 2, 3, 4, 5, -1, -1])
+    # cells 0-5: a courtyard of 10 and five walk-ups of 30 (a star), units of one building;
+    # cells 6-9: a row of four houses of 25, two units of two houses each
+    cell_hh = [10.0] + [30.0] * 5 + [25.0] * 4
+    cell_adj = [[1, 2, 3, 4, 5], [0], [0], [0], [0], [0], [7], [6, 8], [7, 9], [8]]
+    units = _units_of_cells(cell_hh, cell_adj, [0, 1, 2, 3, 4, 5, 6, 6, 7, 7])
     pieces = [[0, 1, 2, 3, 4, 5], [6, 7]]
     proofs = PieceProofs(units, pieces, {u: i for i, p in enumerate(pieces) for u in p}, BAND)
     assert proofs.answers == {}
@@ -166,6 +192,29 @@ def test_each_piece_is_proven_once_and_only_when_asked() -> None:
     assert not proofs.is_infeasible(6)  # 100 households: one group in band
     assert proofs.answers[1] is Answer.FEASIBLE
     assert not proofs.is_infeasible(99)  # a part added later: in no piece
+
+
+def test_small_buildings_joined_in_units_are_not_the_rules() -> None:
+    # a row of walk-ups of 30, 25, 25, 30, 20, 30 households (160: two groups of 80-120).
+    # As units {0,1} {2,3} {4,5} (55, 55, 50) no two connected groups are in band; house by
+    # house, 80 + 80 are.
+    cell_hh = [30.0, 25.0, 25.0, 30.0, 20.0, 30.0]
+    row = [[1], [0, 2], [1, 3], [2, 4], [3, 5], [4]]
+    units = _units_of_cells(cell_hh, row, [0, 0, 1, 1, 2, 2])
+    assert prove_piece(units, [0, 1, 2], BAND) is Answer.INFEASIBLE  # over the units
+    assert prove_buildings(units, [0, 1, 2], BAND) is Answer.FEASIBLE  # over the buildings
+    proofs = PieceProofs(units, [[0, 1, 2]], {0: 0, 1: 0, 2: 0}, BAND)
+    assert not proofs.is_infeasible(1)  # so the group below the band is not flagged
+    # drawn again house by house: each house a unit of its own
+    assert proofs.to_regroup(1) == {c: c for c in range(6)}
+    # the groups found are connected and in band
+    answer, groups = band_split(cell_hh, row, BAND)
+    assert answer is Answer.FEASIBLE
+    assert sorted(sorted(g) for g in groups) == [[0, 1, 2], [3, 4, 5]]
+    # already one house a unit: nothing to draw again
+    single = _units_of_cells(cell_hh, row, [0, 1, 2, 3, 4, 5])
+    assert PieceProofs(single, [list(range(6))], {u: 0 for u in range(6)}, BAND)\
+        .to_regroup(0) == {}  # fmt: skip
 
 
 # ---- random small graphs against plain enumeration ----
@@ -242,12 +291,18 @@ def test_the_search_agrees_with_every_partition_of_small_graphs(seed: int) -> No
         hh = [rng.choice([0, 1, 2, 3, 5, 8, 13, 21, 27, 36]) for _ in range(n)]
         scale = max(1, sum(hh)) / (band[1] * rng.uniform(0.9, 3.0))
         hh = [round(h / scale) for h in hh]
-        got = prove_band_split(hh, adj, band, budget=10**7)
+        got, groups = band_split(hh, adj, band, budget=10**7)
         if got is Answer.UNKNOWN:  # four groups or more allowed: not tried
             assert group_counts(sum(hh), band)[-1] > MAX_GROUPS
             continue
         nbr = [sum(1 << j for j in a) for a in adj]
         assert (got is Answer.FEASIBLE) == _by_subsets(hh, nbr, band), (hh, adj, band)
+        if got is Answer.FEASIBLE:  # the groups it found are such a partition
+            masks = [sum(1 << i for i in g) for g in groups]
+            assert all(_mask_connected(m, nbr) for m in masks)
+            assert all(band[0] <= _weight(m, hh) <= band[1] for m in masks)
+            assert sum(bin(m).count("1") for m in masks) == bin(sum(masks)).count("1")
+            assert all(any(m >> i & 1 for m in masks) for i in range(n) if hh[i] > 0)
         seen[got] += 1
     assert min(seen.values()) >= 10, seen  # both answers are checked, not only one
 
