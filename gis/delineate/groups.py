@@ -20,7 +20,7 @@ from gis.delineate.model import Params
 from gis.delineate.partition import mend_in_rings, split
 from gis.delineate.parts import balance, divide_towers
 from gis.delineate.pieces import Pieces
-from gis.delineate.proofs import Answer, PieceProofs, band_split, is_indivisible
+from gis.delineate.proofs import Answer, PieceProofs, is_indivisible, unit_split
 from gis.delineate.refine import Cost
 from gis.delineate.units import Units
 
@@ -207,15 +207,13 @@ def _solve_exactly(
             continue
         if not all(is_indivisible(units, u) for u in members):
             continue
-        index = {u: j for j, u in enumerate(members)}
-        adjacency = [[index[v] for v in units.adj[u] if v in index] for u in members]
-        answer, found = band_split(units.households[members].tolist(), adjacency, band)
+        answer, found = unit_split(units, members, band)
         if answer is not Answer.FEASIBLE or found is None:
             continue
         label = dict.fromkeys(members, -1)
         for k, grp in enumerate(found):
-            for j in grp:
-                label[members[j]] = k
+            for u in grp:
+                label[u] = k
         for _ in range(len(members)):  # units without households join a group they touch
             left = [u for u in members if label[u] < 0]
             for u in left:

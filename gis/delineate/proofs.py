@@ -249,9 +249,19 @@ def prove_piece(units: Units, members: Sequence[int], band: tuple[float, float])
         return Answer.UNKNOWN
     if not all(is_indivisible(units, u) for u in members):
         return Answer.UNKNOWN
+    return unit_split(units, members, band)[0]
+
+
+def unit_split(
+    units: Units, members: Sequence[int], band: tuple[float, float]
+) -> tuple[Answer, list[list[int]] | None]:
+    """``band_split`` over ``members`` of ``units`` as they are drawn (``units.adj``); the
+    groups found are of units. The caller checks that the units are indivisible."""
+    members = list(members)
     index = {u: i for i, u in enumerate(members)}
     adjacency = [[index[v] for v in units.adj[u] if v in index] for u in members]
-    return prove_band_split(units.households[members].tolist(), adjacency, band)
+    answer, found = band_split(units.households[members].tolist(), adjacency, band)
+    return answer, None if found is None else [[members[i] for i in g] for g in found]
 
 
 def prove_buildings(units: Units, members: Sequence[int], band: tuple[float, float]) -> Answer:
@@ -334,12 +344,7 @@ class PieceProofs:
             return {}
         i = self.piece_of[unit]
         members, units = self.pieces[i], self.units
-        index = {u: j for j, u in enumerate(members)}
-        adjacency = [[index[v] for v in units.adj[u] if v in index] for u in members]
-        if band_split(units.households[members].tolist(), adjacency, self.band)[0] in (
-            Answer.FEASIBLE,
-            Answer.UNKNOWN,
-        ):
+        if unit_split(units, members, self.band)[0] in (Answer.FEASIBLE, Answer.UNKNOWN):
             return {}  # the units as drawn allow it (or it is not known): the search's work
         hh = units.cell_households
         out: dict[int, int] = {}
