@@ -7,7 +7,7 @@ set one piece?" and "what are its pieces?" in the delineation goes through ``_re
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container, Iterable, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Sequence
 from itertools import chain
 
 import numpy as np
@@ -174,3 +174,15 @@ def without_frozen(adj: list[dict[int, float]], frozen: np.ndarray) -> list[dict
         {} if frozen[i] >= 0 else {j: L for j, L in nb.items() if frozen[j] < 0}
         for i, nb in enumerate(adj)
     ]
+
+
+def assign_until_stable(pending: list[int], assign: Callable[[int], bool]) -> list[int]:
+    """Pass over ``pending`` while passes assign some; return what is left."""
+    for _ in range(len(pending) + 1):
+        if not pending:
+            break
+        still = [p for p in pending if not assign(p)]
+        if len(still) == len(pending):
+            break
+        pending = still
+    return pending

@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 
 from gis.delineate.communities import LIGHT_ROUNDS, Communities
-from gis.delineate.graph import aggregate, components
+from gis.delineate.graph import aggregate, assign_until_stable, components
 from gis.delineate.model import Params
 from gis.delineate.partition import mend_in_rings, split
 from gis.delineate.parts import balance, divide_towers
@@ -193,14 +193,8 @@ def _solve_exactly(
     def piece(g: list[int]) -> int | None:
         return next((piece_of[u] for u in g if u in piece_of), None)
 
-    wanted = {
-        i
-        for g in drawn
-        if g and 0 < units.households[g].sum() < params.group_min
-        for i in [piece(g)]
-        if i is not None
-    }
-    for i in sorted(wanted):
+    below = [g for g in drawn if g and 0 < units.households[g].sum() < params.group_min]
+    for i in sorted({piece(g) for g in below} - {None}):
         members = comps[i]
         total = float(units.households[members].sum())
         if total < params.group_min or not has_band_split(total, params):
@@ -214,16 +208,14 @@ def _solve_exactly(
         for k, grp in enumerate(found):
             for u in grp:
                 label[u] = k
-        for _ in range(len(members)):  # units without households join a group they touch
-            left = [u for u in members if label[u] < 0]
-            for u in left:
-                near = [label[v] for v in units.adj[u] if label.get(v, -1) >= 0]
-                if near:
-                    label[u] = near[0]
-            if len(left) == 0 or all(label[u] < 0 for u in left):
-                break
-        if any(lab < 0 for lab in label.values()):
-            continue
+
+        def join(u: int, label: dict[int, int] = label) -> bool:  # units without households
+            k = next((label[v] for v in units.adj[u] if label.get(v, -1) >= 0), -1)
+            label[u] = k
+            return k >= 0
+
+        if assign_until_stable([u for u in members if label[u] < 0], join):
+            continue  # a unit touching no group: left as it was
         groups = [[u for u in members if label[u] == k] for k in range(len(found))]
         drawn[:] = [g for g in drawn if not g or piece(g) != i] + groups
 

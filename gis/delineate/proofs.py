@@ -32,6 +32,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from gis.delineate.graph import assign_until_stable
 from gis.delineate.parts import WALKUP_MAX
 from gis.delineate.units import Units
 
@@ -296,15 +297,6 @@ def building_split(
     return answer, None if found is None else [[cells[i] for i in g] for g in found]
 
 
-def has_several_buildings(units: Units, members: Sequence[int]) -> bool:
-    """Whether a unit of ``members`` holds more than one building with households."""
-    if units.cell_households is None:
-        return False
-    cells = np.flatnonzero(np.isin(units.of_piece, list(members)))
-    homes = cells[(cells < len(units.cell_households)) & (units.cell_households[cells] > 0)]
-    return len(np.unique(units.of_piece[homes])) < len(homes)
-
-
 class PieceProofs:
     """The proofs of the pieces of one major-road block, each made once, when first asked."""
 
@@ -352,12 +344,12 @@ class PieceProofs:
             homes = [c for c in group if hh[c] > 0]
             out.update((c, c) for c in homes)
             mine = set(group)
-            land = [c for c in group if hh[c] <= 0]
-            for _ in range(len(land)):  # land next to a building first, then land beyond it
-                for c in land:
-                    if c not in out:
-                        near = (v for v in units.piece_adj[c] if v in out and v in mine)
-                        joined = next(near, None)
-                        if joined is not None:
-                            out[c] = out[joined]
+
+            def join(c: int, mine: set[int] = mine) -> bool:  # land next to what joined
+                joined = next((v for v in units.piece_adj[c] if v in out and v in mine), None)
+                if joined is not None:
+                    out[c] = out[joined]
+                return joined is not None
+
+            assign_until_stable([c for c in group if hh[c] <= 0], join)
         return out

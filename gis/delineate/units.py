@@ -7,13 +7,12 @@ buildings then joins the unit it shares the longest edge with, so units tile the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from gis.delineate.communities import Communities
-from gis.delineate.graph import aggregate
+from gis.delineate.graph import aggregate, assign_until_stable
 from gis.delineate.model import Params
 from gis.delineate.pieces import Pieces
 
@@ -146,18 +145,6 @@ def _may_join(
     return not (pieces.households[i] > 0 and size[ri] + size[rj] > params.unit_cap)
 
 
-def _assign_until_stable(pending: list[int], assign: Callable[[int], bool]) -> list[int]:
-    """Pass over ``pending`` while passes assign some; return what is left."""
-    for _ in range(len(pending) + 1):
-        if not pending:
-            break
-        still = [p for p in pending if not assign(p)]
-        if len(still) == len(pending):
-            break
-        pending = still
-    return pending
-
-
 def _join_land(
     pieces: Pieces, comms: Communities, units: Units, given: dict[int, int] | None = None
 ) -> None:
@@ -192,11 +179,11 @@ def _join_land(
 
     n_b = pieces.n_cells
     pending = [p for p in range(n_b, len(pieces.geom)) if pieces.frozen[p] < 0 and of_piece[p] < 0]
-    pending = _assign_until_stable(pending, by_longest_edge)
+    pending = assign_until_stable(pending, by_longest_edge)
     # Left: land whose neighbours with a unit are all in another community. It joins the
     # neighbour it shares most edge with anyway (a polygon must stay one piece), repeating
     # for chains; only land touching no unit at all (an island) takes the nearest unit.
-    pending = _assign_until_stable(pending, by_any_neighbour)
+    pending = assign_until_stable(pending, by_any_neighbour)
     free_units = np.flatnonzero(units.frozen < 0)
     for p in pending:
         if len(free_units):
